@@ -1,0 +1,54 @@
+// ergon enqueue TYPE [JSON] — start a job; prints its id.
+#include <iostream>
+
+#include "common.h"
+
+namespace ergon::cli {
+
+void register_enqueue(CLI::App& app, Globals& g) {
+  auto* cmd = app.add_subcommand("enqueue", "start a job; prints the new job's id");
+  struct Args {
+    std::string type;
+    std::string data = "{}";
+    std::string delay;
+    std::string run_at;
+    int max_attempts = 0;
+    std::string queue = "default";
+    int priority = 0;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("type", args->type, "job type")->required();
+  cmd->add_option("json", args->data, "job data as JSON (default {})");
+  cmd->add_option("--delay", args->delay, "run after this long (90s, 5m, hh:mm:ss)");
+  cmd->add_option("--run-at", args->run_at, "run at this ISO-8601 instant");
+  cmd->add_option("--max-attempts", args->max_attempts, "attempts before the job fails")
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--queue", args->queue, "queue name");
+  cmd->add_option("--priority", args->priority, "lower runs first (default 0)");
+  cmd->callback([&g, args] {
+    JobOptions o;
+    o.queue = args->queue;
+    o.priority = args->priority;
+    if (args->max_attempts > 0) o.max_attempts = args->max_attempts;
+    if (!args->delay.empty() && !args->run_at.empty()) {
+      throw CLI::ValidationError("--delay and --run-at", "give one of them, not both");
+    }
+    if (!args->delay.empty()) o.delay = parse_cli_duration(args->delay);
+    if (!args->run_at.empty()) {
+      auto t = parse_timestamp(args->run_at);
+      if (!t) {
+        throw CLI::ValidationError("--run-at", "'" + args->run_at +
+                                                   "' is not an ISO-8601 instant, e.g. "
+                                                   "2026-12-01T08:00:00Z");
+      }
+      o.run_at = *t;
+    }
+    if (!nlohmann::json::accept(args->data)) {
+      throw Error(ErrorCode::kInvalidArgument, "job data is not valid JSON: " + args->data);
+    }
+    JobRunner runner(open_existing(database_url(g)));
+    std::cout << runner.start_job_raw(args->type, args->data, o).to_string() << "\n";
+  });
+}
+
+}  // namespace ergon::cli

@@ -1,0 +1,119 @@
+// ergon jobs list | show — inspect jobs.
+#include <iostream>
+
+#include "common.h"
+
+namespace ergon::cli {
+namespace {
+
+nlohmann::json to_json(const JobRecord& r) {
+  auto opt_time = [](const std::optional<TimePoint>& t) {
+    return t ? nlohmann::json(format_timestamp(*t)) : nlohmann::json(nullptr);
+  };
+  auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  nlohmann::json data = nlohmann::json::parse(r.job_data, nullptr, false);
+  return {{"id", r.id.to_string()},
+          {"job_type", r.job_type},
+          {"job_data", data.is_discarded() ? nlohmann::json(r.job_data) : data},
+          {"status", to_string(r.status)},
+          {"created_at", format_timestamp(r.created_at)},
+          {"started_at", opt_time(r.started_at)},
+          {"completed_at", opt_time(r.completed_at)},
+          {"error_message", opt(r.error_message)},
+          {"progress_message", opt(r.progress_message)},
+          {"progress_percent", opt(r.progress_percent)},
+          {"queue", r.queue},
+          {"priority", r.priority},
+          {"run_at", format_timestamp(r.run_at)},
+          {"attempt", r.attempt},
+          {"max_attempts", opt(r.max_attempts)},
+          {"worker_id", opt(r.worker_id)},
+          {"heartbeat_at", opt_time(r.heartbeat_at)}};
+}
+
+// One line per job; long fields are cut so the table stays readable.
+std::string cut(std::string s, std::size_t n) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return s.size() <= n ? s : s.substr(0, n - 3) + "...";
+}
+
+}  // namespace
+
+void register_jobs(CLI::App& app, Globals& g) {
+  auto* jobs = app.add_subcommand("jobs", "inspect jobs");
+  jobs->require_subcommand(1);
+
+  struct ListArgs {
+    std::string status, type;
+    int limit = 50;
+    bool json = false;
+  };
+  auto la = std::make_shared<ListArgs>();
+  auto* list = jobs->add_subcommand("list", "list jobs, newest first");
+  list->add_option("--status", la->status, "Pending, Running, Completed, Failed or Cancelled");
+  list->add_option("--type", la->type, "job type");
+  list->add_option("--limit", la->limit, "at most this many (1-10000)")
+      ->check(CLI::Range(1, 10000));
+  list->add_flag("--json", la->json, "print JSON");
+  list->callback([&g, la] {
+    JobFilter f;
+    f.limit = la->limit;
+    if (!la->status.empty()) {
+      f.status = parse_job_status(la->status);
+      if (!f.status) {
+        throw CLI::ValidationError("--status", "'" + la->status +
+                                                   "' is not one of Pending, Running, "
+                                                   "Completed, Failed, Cancelled");
+      }
+    }
+    if (!la->type.empty()) f.job_type = la->type;
+    JobRunner runner(open_existing(database_url(g)));
+    auto rows = runner.list_jobs(f);
+    if (la->json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& r : rows) out.push_back(to_json(r));
+      std::cout << out.dump(2) << "\n";
+      return;
+    }
+    std::printf("%-36s  %-20s  %-9s  %7s  %8s  %-20s  %s\n", "ID", "TYPE", "STATUS", "ATTEMPT",
+                "PROGRESS", "CREATED", "ERROR");
+    for (const auto& r : rows) {
+      std::string progress = r.progress_percent ? std::to_string(*r.progress_percent) + "%" : "-";
+      std::printf("%-36s  %-20s  %-9s  %7d  %8s  %-20s  %s\n", r.id.to_string().c_str(),
+                  cut(r.job_type, 20).c_str(), std::string(to_string(r.status)).c_str(),
+                  r.attempt, progress.c_str(), short_time(r.created_at).c_str(),
+                  cut(r.error_message.value_or(""), 60).c_str());
+    }
+  });
+
+  struct ShowArgs {
+    std::string id;
+    bool json = false;
+  };
+  auto sa = std::make_shared<ShowArgs>();
+  auto* show = jobs->add_subcommand("show", "show one job");
+  show->add_option("id", sa->id, "job id")->required();
+  show->add_flag("--json", sa->json, "print JSON");
+  show->callback([&g, sa] {
+    auto id = JobId::parse(sa->id);
+    if (!id) throw Error(ErrorCode::kInvalidArgument, "not a job id: '" + sa->id + "'");
+    JobRunner runner(open_existing(database_url(g)));
+    auto r = runner.get_job(*id);
+    if (!r) throw Error(ErrorCode::kNotFound, "no job with id " + sa->id);
+    nlohmann::json j = to_json(*r);
+    if (sa->json) {
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    for (const auto& [key, value] : j.items()) {
+      std::string v = value.is_string() ? value.get<std::string>()
+                      : value.is_null() ? "-"
+                                        : value.dump();
+      std::printf("%-17s %s\n", (key + ":").c_str(), v.c_str());
+    }
+  });
+}
+
+}  // namespace ergon::cli

@@ -1,0 +1,23 @@
+// ergon migrate — create or upgrade the schema.
+#include <iostream>
+
+#include "common.h"
+
+namespace ergon::cli {
+
+void register_migrate(CLI::App& app, Globals& g) {
+  auto* cmd = app.add_subcommand("migrate", "create or upgrade the database schema");
+  cmd->callback([&g] {
+    StoreOptions o;
+    o.migrate = false;  // migrate explicitly below, to report what was applied
+    auto store = open_store(database_url(g), o);
+    auto applied = migrate(*store);
+    if (applied.empty()) {
+      std::cout << "schema is up to date\n";
+    } else {
+      for (int v : applied) std::cout << "applied migration " << v << "\n";
+    }
+  });
+}
+
+}  // namespace ergon::cli

@@ -1,0 +1,40 @@
+// ergon — the command-line tool: migrate the schema, run a worker whose handlers are external
+// commands, enqueue and inspect jobs, and run the embedded demo. One file per command.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "common.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ergon: durable background jobs and cron"};
+  app.require_subcommand(1);
+  app.fallthrough();  // --db may come before or after the command
+  ergon::cli::Globals g;
+  app.add_option("--db", g.db, "database URL (sqlite:PATH); default: $ERGON_DATABASE_URL");
+  app.add_flag("-v,--verbose", g.verbose, "log debug messages");
+  app.set_version_flag("--version", "ergon 0.1.0");
+
+  ergon::cli::register_demo(app, g);
+  ergon::cli::register_migrate(app, g);
+  ergon::cli::register_worker(app, g);
+  ergon::cli::register_enqueue(app, g);
+  ergon::cli::register_jobs(app, g);
+
+  spdlog::set_level(spdlog::level::warn);
+  app.parse_complete_callback([&] {
+    if (g.verbose) spdlog::set_level(spdlog::level::debug);
+  });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ergon::Error& e) {
+    std::cerr << "ergon: " << e.what() << "\n";
+    return e.code() == ergon::ErrorCode::kNotFound ? 3 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "ergon: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

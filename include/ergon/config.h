@@ -1,0 +1,60 @@
+// ergon/config.h — reading the JSON configuration file.
+//
+//   {
+//     "Database": "sqlite:jobs.db",
+//     "JobsWorker": {
+//       "MaxConcurrentJobs": 8,
+//       "PollingInterval": "00:00:01",
+//       "ScheduledJobsCheckInterval": "00:01:00",
+//       "OrphanedJobsCheckInterval": "00:05:00",
+//       "OrphanedJobThreshold": "00:30:00",
+//       "ShutdownTimeout": "00:00:30",
+//       "RetryBaseDelay": "00:00:01", "RetryMaxDelay": "01:00:00",
+//       "DefaultMaxAttempts": 10, "ProgressInterval": "00:00:00.250", "WorkerName": "resizer-1"
+//     },
+//     "Handlers": {
+//       "resize": { "command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
+//                   "env": {"LANG": "C"}, "workingDirectory": "/srv", "maxAttempts": 3 }
+//     }
+//   }
+//
+// Durations are .NET TimeSpan strings as in the original appsettings.json: "hh:mm:ss",
+// "hh:mm:ss.fff" or "d.hh:mm:ss". Unknown keys are errors (a typo must not be ignored).
+// Values are plain aggregates; copy them freely.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ergon/options.h"
+
+namespace ergon {
+
+struct CommandHandlerConfig {
+  std::vector<std::string> command;  // argv; argv[0] is looked up in PATH if it has no '/'
+  std::optional<Duration> timeout;   // the process group is killed when it runs longer
+  std::map<std::string, std::string> env;
+  std::string working_directory;
+  std::optional<int> max_attempts;
+};
+
+struct Config {
+  std::optional<std::string> database;  // a store URL
+  WorkerOptions worker;
+  std::map<std::string, CommandHandlerConfig> handlers;  // by job type
+};
+
+// Throw Error(kConfig) with the offending key and value in the message.
+Config parse_config(std::string_view json_text);
+Config load_config_file(const std::string& path);
+
+// "hh:mm:ss", "hh:mm:ss.fffffff", "d.hh:mm:ss[.f]", optionally with a leading '-' rejected.
+// Throws Error(kConfig).
+Duration parse_timespan(std::string_view text);
+// The inverse, for messages: "00:01:30", "1.00:00:00", "00:00:00.250".
+std::string format_timespan(Duration d);
+
+}  // namespace ergon

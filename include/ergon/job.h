@@ -1,0 +1,144 @@
+// ergon/job.h — defining job types and their handlers.
+//
+// A job type is a plain struct with a stable name and a JSON mapping:
+//
+//   struct SendEmailJob {
+//     static constexpr std::string_view kJobType = "send_email";  // stored in jobs.job_type
+//     std::string recipient_email, subject, body;
+//   };
+//   NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SendEmailJob, recipient_email, subject, body)
+//
+// The name, not the C++ type, identifies the job in the database, so renaming the struct or
+// moving it to another namespace never strands stored jobs. A handler implements
+// JobHandler<T>::handle(); it reports progress and watches for a stop request through the
+// JobContext, and fails by throwing (any exception: retried with back-off; NonRetryableError:
+// failed at once).
+//
+// Ownership and threads: a HandlerRegistry is filled before a worker starts and is read-only
+// afterwards; the worker calls handlers from several threads at once, so a handler must be
+// safe to call concurrently. A JobContext belongs to one attempt and one thread.
+#pragma once
+
+#include <concepts>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "ergon/error.h"
+#include "ergon/types.h"
+
+namespace ergon {
+
+// What Ergon needs of a job type: a stable name and a JSON mapping (to_json / from_json found
+// by nlohmann, e.g. through NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE).
+template <class T>
+concept JobType = requires {
+  { T::kJobType } -> std::convertible_to<std::string_view>;
+} && requires(const T& job, nlohmann::json& j) {
+  nlohmann::json(job);
+  j.get<T>();
+};
+
+// The handler's view of the attempt it is running.
+class JobContext {
+ public:
+  virtual ~JobContext() = default;
+
+  [[nodiscard]] virtual JobId job_id() const = 0;
+  [[nodiscard]] virtual std::string_view job_type() const = 0;
+  [[nodiscard]] virtual int attempt() const = 0;       // 1 for the first attempt
+  [[nodiscard]] virtual int max_attempts() const = 0;  // after this many, the job fails
+
+  // Requested when the worker shuts down (and, later, on timeout or cancellation).
+  [[nodiscard]] virtual std::stop_token stop_token() const = 0;
+  [[nodiscard]] bool stop_requested() const { return stop_token().stop_requested(); }
+  // Throws JobStopped if a stop was requested.
+  void throw_if_stop_requested() const {
+    if (stop_requested()) throw JobStopped();
+  }
+
+  // Reports progress. `percent` is clamped to 0..100 and `message` cut to 1000 bytes. Writes
+  // are throttled (at most one per 250 ms per job by default); the last report of an attempt
+  // is always written. A failed progress write is logged and never fails the job.
+  virtual void report_progress(std::string_view message, int percent) = 0;
+};
+
+template <JobType T>
+class JobHandler {
+ public:
+  virtual ~JobHandler() = default;
+  virtual void handle(const T& job, JobContext& context) = 0;
+};
+
+// Thrown (internally) when job_data cannot be decoded as the job type: the job fails at once.
+class JobDataError : public NonRetryableError {
+ public:
+  using NonRetryableError::NonRetryableError;
+};
+
+// Per-type settings. Unset values fall back to the worker's defaults.
+struct JobTypeOptions {
+  std::optional<int> max_attempts;
+};
+
+// Maps job type names to handlers. No runtime type names and no reflection: each entry is
+// registered explicitly, and its invoker decodes job_data with the type's JSON mapping.
+class HandlerRegistry {
+ public:
+  // Runs one attempt: decodes `job_data` and calls the handler. Throws what the handler throws,
+  // or JobDataError when job_data does not decode.
+  using Invoker = std::function<void(std::string_view job_data, JobContext& context)>;
+
+  struct Entry {
+    Invoker invoke;
+    JobTypeOptions options;
+  };
+
+  template <JobType T>
+  void add(std::shared_ptr<JobHandler<T>> handler, JobTypeOptions options = {}) {
+    if (!handler) throw Error(ErrorCode::kInvalidArgument, "null handler for job type");
+    add_raw(std::string(T::kJobType),
+            [h = std::move(handler)](std::string_view data, JobContext& ctx) {
+              h->handle(decode<T>(data), ctx);
+            },
+            options);
+  }
+
+  // A handler given as a callable `void(const T&, JobContext&)`.
+  template <JobType T, class F>
+    requires std::invocable<F&, const T&, JobContext&>
+  void add(F fn, JobTypeOptions options = {}) {
+    add_raw(std::string(T::kJobType),
+            [fn = std::move(fn)](std::string_view data, JobContext& ctx) mutable {
+              fn(decode<T>(data), ctx);
+            },
+            options);
+  }
+
+  // A handler that works on the raw JSON text (used for command handlers). Throws
+  // Error(kInvalidArgument) if `job_type` is empty or already registered.
+  void add_raw(std::string job_type, Invoker invoke, JobTypeOptions options = {});
+
+  [[nodiscard]] const Entry* find(std::string_view job_type) const;
+  [[nodiscard]] std::size_t size() const { return entries_.size(); }
+
+  template <JobType T>
+  static T decode(std::string_view job_data) {
+    try {
+      return nlohmann::json::parse(job_data).get<T>();
+    } catch (const nlohmann::json::exception& e) {
+      throw JobDataError("job_data does not decode as '" + std::string(T::kJobType) +
+                         "': " + e.what());
+    }
+  }
+
+ private:
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+}  // namespace ergon

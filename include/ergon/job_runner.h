@@ -1,0 +1,63 @@
+// ergon/job_runner.h — starting jobs and reading their state.
+//
+//   auto store = ergon::open_store("sqlite:jobs.db");
+//   ergon::JobRunner runner(store);
+//   ergon::JobId id = runner.start_job(SendEmailJob{...});
+//
+// start_job commits its own small transaction and wakes the workers of this process at once.
+// The transactional twin start_job(conn, job) writes the job with the caller's connection,
+// inside the caller's open transaction, and never begins, commits or rolls back: the job
+// exists exactly when (and if) the caller commits. Workers in this process find such a job on
+// their next poll (WorkerOptions::polling_interval), or at once if the caller calls notify()
+// after committing.
+//
+// A JobRunner is cheap, holds a shared_ptr to its Store, and is safe to share across threads.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ergon/job.h"
+#include "ergon/options.h"
+#include "ergon/store.h"
+
+struct sqlite3;  // from <sqlite3.h>; only the transactional twin needs it
+
+namespace ergon {
+
+class JobRunner {
+ public:
+  explicit JobRunner(std::shared_ptr<Store> store);
+
+  template <JobType T>
+  JobId start_job(const T& job, const JobOptions& options = {}) {
+    return start_job_raw(T::kJobType, nlohmann::json(job).dump(), options);
+  }
+
+  // Enqueues on `conn`, which must be a connection to the same SQLite database with an open
+  // transaction (BEGIN ... not yet committed). Throws Error(kNoTransaction) otherwise.
+  template <JobType T>
+  JobId start_job(sqlite3* conn, const T& job, const JobOptions& options = {}) {
+    return start_job_raw(conn, T::kJobType, nlohmann::json(job).dump(), options);
+  }
+
+  // The untyped forms, for tools and command handlers. `job_data` must be valid JSON.
+  JobId start_job_raw(std::string_view job_type, std::string_view job_data,
+                      const JobOptions& options = {});
+  JobId start_job_raw(sqlite3* conn, std::string_view job_type, std::string_view job_data,
+                      const JobOptions& options = {});
+
+  // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
+  void notify();
+
+  [[nodiscard]] std::optional<JobRecord> get_job(const JobId& id) const;
+  [[nodiscard]] std::vector<JobRecord> list_jobs(const JobFilter& filter = {}) const;
+
+ private:
+  std::shared_ptr<Store> store_;
+};
+
+}  // namespace ergon

@@ -1,0 +1,73 @@
+// ergon/options.h — options for enqueueing a job and for running a worker.
+//
+// Plain aggregates; copy them freely. The worker's options mirror the original configuration
+// section "JobsWorker" (see ergon/config.h for reading them from a JSON file).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ergon/types.h"
+
+namespace ergon {
+
+struct JobOptions {
+  // When the job becomes due. At most one of run_at and delay may be set; neither: now.
+  std::optional<TimePoint> run_at;
+  std::optional<Duration> delay;
+  // Attempts before the job fails for good. Unset: the handler's setting, else the worker's
+  // DefaultMaxAttempts (10). Must be >= 1.
+  std::optional<int> max_attempts;
+  std::string queue = "default";
+  // Lower runs first; 0 is the default and the most urgent.
+  int priority = 0;
+};
+
+// What happened to a job in a worker; delivered to WorkerOptions::on_event.
+struct JobEvent {
+  enum class Kind {
+    kStarted,         // claimed and handed to a handler
+    kCompleted,       // handler returned
+    kRetryScheduled,  // attempt failed, due again later
+    kFailed,          // failed for good (attempts exhausted, non-retryable, unknown type)
+    kReleased,        // put back to Pending by a graceful stop, without using an attempt
+    kFenced,          // the outcome was refused: the job was no longer this attempt's
+  };
+  Kind kind;
+  JobId id;
+  std::string_view job_type;
+  int attempt = 0;
+  std::string_view error;  // for kRetryScheduled and kFailed
+};
+
+struct WorkerOptions {
+  // Concurrent jobs in this process. 0: 5 x std::thread::hardware_concurrency().
+  int max_concurrent_jobs = 0;
+  // How often an idle worker looks for jobs enqueued by other processes. Jobs enqueued in this
+  // process wake it at once.
+  Duration polling_interval = std::chrono::seconds(1);
+  // Kept from the original configuration; used by the scheduler and rescuer services.
+  Duration scheduled_jobs_check_interval = std::chrono::minutes(1);
+  Duration orphaned_jobs_check_interval = std::chrono::minutes(5);
+  Duration orphaned_job_threshold = std::chrono::minutes(30);
+  // On stop: running handlers get their stop token at once and this long to return; jobs still
+  // running after it go back to Pending.
+  Duration shutdown_timeout = std::chrono::seconds(30);
+  // Retry back-off: base * 2^(attempt-1), capped at max, with "equal jitter" (half fixed,
+  // half random) so that jobs failing together do not retry together.
+  Duration retry_base_delay = std::chrono::seconds(1);
+  Duration retry_max_delay = std::chrono::hours(1);
+  int default_max_attempts = 10;
+  // Minimum time between two progress writes of one job.
+  Duration progress_interval = std::chrono::milliseconds(250);
+  // Identifies this process in jobs.worker_id. Empty: "<hostname>:<pid>". A random suffix is
+  // always added so that two processes never share an id.
+  std::string worker_name;
+  // Called from worker threads after each transition is stored; must be thread-safe and quick.
+  std::function<void(const JobEvent&)> on_event;
+};
+
+}  // namespace ergon

@@ -1,0 +1,69 @@
+// ergon/store.h — opening the database that holds the jobs.
+//
+// A Store is an opaque handle on one database (a SQLite file now; PostgreSQL through the same
+// seam). Open it once per process and share it: JobRunner and JobsWorker both take a
+// std::shared_ptr<Store>. The handle is safe to use from any number of threads. Several
+// processes may open the same database at once.
+//
+// URLs: "sqlite:PATH" (relative or absolute), optionally with parameters
+// "sqlite:PATH?synchronous=normal&busy_timeout_ms=5000". `synchronous` defaults to `full`:
+// a job is durable once start_job returns, even across a power cut.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ergon/clock.h"
+#include "ergon/types.h"
+
+namespace ergon {
+
+class Store;  // defined in src/store/store.h; users only hold pointers
+
+struct StoreOptions {
+  // The time source for everything using this store. Null: the system clock. Not owned.
+  Clock* clock = nullptr;
+  // Create the database (file) if it does not exist. Off: opening a missing database fails.
+  bool create_if_missing = true;
+  // Create or upgrade the schema on open. Off: a missing or outdated schema fails with kSchema.
+  bool migrate = true;
+};
+
+// Throws Error (kInvalidArgument for a malformed URL, kUnsupported for an unknown scheme,
+// kNotFound for a missing database when !create_if_missing, kSchema, kStore).
+std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& options = {});
+
+// Applies every pending migration. Returns the versions applied (empty when up to date).
+std::vector<int> migrate(Store& store);
+
+// One row of the jobs table.
+struct JobRecord {
+  JobId id;
+  std::string job_type;
+  std::string job_data;  // JSON text
+  JobStatus status = JobStatus::kPending;
+  TimePoint created_at;
+  std::optional<TimePoint> started_at;    // start of the latest attempt
+  std::optional<TimePoint> completed_at;  // when it reached a final state
+  std::optional<std::string> error_message;
+  std::optional<std::string> progress_message;
+  std::optional<int> progress_percent;
+  std::string queue;
+  int priority = 0;
+  TimePoint run_at;               // when it is (or was) due
+  int attempt = 0;                // attempts started so far; the fencing token of Running jobs
+  std::optional<int> max_attempts;
+  std::optional<std::string> worker_id;
+  std::optional<TimePoint> heartbeat_at;
+};
+
+struct JobFilter {
+  std::optional<JobStatus> status;
+  std::optional<std::string> job_type;
+  int limit = 50;  // 1..10000
+};
+
+}  // namespace ergon

@@ -1,0 +1,73 @@
+#include "ergon/job_runner.h"
+
+#include "store/store.h"
+
+namespace ergon {
+namespace {
+
+// Validates what start_job was given and turns it into insert params. Nothing is written
+// unless every check passes.
+JobInsertParams make_insert(Store& store, std::string_view job_type, std::string_view job_data,
+                            const JobOptions& o) {
+  if (job_type.empty()) throw Error(ErrorCode::kInvalidArgument, "job type is empty");
+  if (job_type.size() > kMaxJobTypeBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "job type is longer than 200 bytes");
+  }
+  if (!nlohmann::json::accept(job_data)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "job_data of '" + std::string(job_type) + "' is not valid JSON");
+  }
+  if (o.run_at && o.delay) {
+    throw Error(ErrorCode::kInvalidArgument, "give run_at or delay, not both");
+  }
+  if (o.delay && o.delay->count() < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "delay must not be negative");
+  }
+  if (o.max_attempts && *o.max_attempts < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "max_attempts must be at least 1");
+  }
+  if (o.queue.empty() || o.queue.size() > kMaxQueueBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "queue name must be 1 to 100 bytes");
+  }
+  TimePoint now = store.clock().now();
+  JobInsertParams p;
+  p.id = JobId::generate(now);
+  p.job_type = job_type;
+  p.job_data = job_data;
+  p.created_at = now;
+  p.run_at = o.run_at ? *o.run_at : o.delay ? now + *o.delay : now;
+  p.max_attempts = o.max_attempts;
+  p.queue = o.queue;
+  p.priority = o.priority;
+  return p;
+}
+
+}  // namespace
+
+JobRunner::JobRunner(std::shared_ptr<Store> store) : store_(std::move(store)) {
+  if (!store_) throw Error(ErrorCode::kInvalidArgument, "JobRunner needs a store");
+}
+
+JobId JobRunner::start_job_raw(std::string_view job_type, std::string_view job_data,
+                               const JobOptions& options) {
+  JobInsertParams p = make_insert(*store_, job_type, job_data, options);
+  store_->job_insert(p);
+  return p.id;
+}
+
+JobId JobRunner::start_job_raw(sqlite3* conn, std::string_view job_type,
+                               std::string_view job_data, const JobOptions& options) {
+  JobInsertParams p = make_insert(*store_, job_type, job_data, options);
+  store_->job_insert_tx(conn, p);
+  return p.id;
+}
+
+void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
+
+std::optional<JobRecord> JobRunner::get_job(const JobId& id) const { return store_->job_get(id); }
+
+std::vector<JobRecord> JobRunner::list_jobs(const JobFilter& filter) const {
+  return store_->job_list(filter);
+}
+
+}  // namespace ergon

@@ -1,0 +1,26 @@
+#include "ergon/job.h"
+
+namespace ergon {
+
+void HandlerRegistry::add_raw(std::string job_type, Invoker invoke, JobTypeOptions options) {
+  if (job_type.empty()) throw Error(ErrorCode::kInvalidArgument, "job type name is empty");
+  if (!invoke) {
+    throw Error(ErrorCode::kInvalidArgument, "null handler for job type '" + job_type + "'");
+  }
+  if (options.max_attempts && *options.max_attempts < 1) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "max_attempts of job type '" + job_type + "' must be at least 1");
+  }
+  auto [it, inserted] = entries_.try_emplace(job_type, Entry{std::move(invoke), options});
+  if (!inserted) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a handler for job type '" + job_type + "' is already registered");
+  }
+}
+
+const HandlerRegistry::Entry* HandlerRegistry::find(std::string_view job_type) const {
+  auto it = entries_.find(job_type);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+}  // namespace ergon

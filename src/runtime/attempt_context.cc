@@ -1,0 +1,56 @@
+#include "runtime/attempt_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace ergon::runtime {
+
+AttemptContext::AttemptContext(Store& store, const JobRecord& job, std::string_view worker_id,
+                               int max_attempts, std::stop_token stop, Duration progress_interval)
+    : store_(store),
+      id_(job.id),
+      job_type_(job.job_type),
+      worker_id_(worker_id),
+      attempt_(job.attempt),
+      max_attempts_(max_attempts),
+      stop_(std::move(stop)),
+      interval_(progress_interval) {}
+
+void AttemptContext::report_progress(std::string_view message, int percent) {
+  std::lock_guard lock(mu_);
+  unwritten_ = Progress{truncate_utf8(message, kMaxProgressMessageBytes), std::clamp(percent, 0, 100)};
+  TimePoint now = store_.clock().now();
+  if (last_write_ && now - *last_write_ < interval_) return;
+  write_locked(now);
+}
+
+void AttemptContext::flush_if_due() {
+  std::lock_guard lock(mu_);
+  if (!unwritten_) return;
+  TimePoint now = store_.clock().now();
+  if (last_write_ && now - *last_write_ < interval_) return;
+  write_locked(now);
+}
+
+std::optional<Progress> AttemptContext::take_unwritten() {
+  std::lock_guard lock(mu_);
+  return std::exchange(unwritten_, std::nullopt);
+}
+
+void AttemptContext::write_locked(TimePoint now) {
+  last_write_ = now;
+  try {
+    if (!store_.job_progress_update(
+            {id_, attempt_, worker_id_, unwritten_->message, unwritten_->percent})) {
+      spdlog::debug("progress of job {} attempt {} not written: the job is no longer ours",
+                    id_.to_string(), attempt_);
+    }
+    unwritten_.reset();
+  } catch (const std::exception& e) {
+    // Keep the report: it goes out with the next write or with the outcome.
+    spdlog::warn("progress of job {} not written: {}", id_.to_string(), e.what());
+  }
+}
+
+}  // namespace ergon::runtime

@@ -1,0 +1,46 @@
+// open_store(): picks the backend from the URL's scheme.
+#include <algorithm>
+
+#include "ergon/error.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+
+namespace ergon {
+
+void Store::job_insert_tx(sqlite3*, const JobInsertParams&) {
+  throw Error(ErrorCode::kUnsupported, std::string("the ") + std::string(backend()) +
+                                           " store cannot enqueue on a sqlite3 connection");
+}
+
+std::string truncate_utf8(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  // Step back over continuation bytes (10xxxxxx) so the cut lands on a character boundary.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut));
+}
+
+std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& options) {
+  Clock& clock = options.clock ? *options.clock : Clock::system();
+  if (url.starts_with("sqlite:")) {
+    auto store = std::make_shared<sqlite::SqliteStore>(sqlite::parse_sqlite_url(url), clock,
+                                                       options.create_if_missing);
+    if (options.migrate) {
+      store->schema_migrate();
+    } else {
+      store->schema_check();
+    }
+    return store;
+  }
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    throw Error(ErrorCode::kUnsupported,
+                "PostgreSQL URLs are not supported by this build yet; use sqlite:PATH");
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown database URL '" + std::string(url) +
+                  "': expected sqlite:PATH or postgresql://...");
+}
+
+std::vector<int> migrate(Store& store) { return store.schema_migrate(); }
+
+}  // namespace ergon

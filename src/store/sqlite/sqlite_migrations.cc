@@ -1,0 +1,64 @@
+#include "store/sqlite/sqlite_migrations.h"
+
+namespace ergon::sqlite {
+namespace {
+
+// Append new migrations; never edit one that has shipped.
+//
+// Types: the original schema's PostgreSQL types map to SQLite as uuid -> TEXT (canonical
+// 36-character form), jsonb -> TEXT checked by json_valid, timestamptz -> TEXT in ISO-8601 UTC
+// with microseconds ("2026-11-28T19:20:11.123456Z", fixed width so text order is time order),
+// boolean -> INTEGER 0/1.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE jobs (
+  -- the original columns
+  id               TEXT PRIMARY KEY NOT NULL,
+  job_type         TEXT NOT NULL,
+  job_data         TEXT NOT NULL CHECK (json_valid(job_data)),
+  status           TEXT NOT NULL
+                   CHECK (status IN ('Pending', 'Running', 'Completed', 'Failed', 'Cancelled')),
+  created_at       TEXT NOT NULL,
+  started_at       TEXT,
+  completed_at     TEXT,
+  error_message    TEXT,
+  progress_message TEXT,
+  progress_percent INTEGER CHECK (progress_percent BETWEEN 0 AND 100),
+  -- added for queues, scheduling, retries and leases
+  queue            TEXT NOT NULL DEFAULT 'default',
+  priority         INTEGER NOT NULL DEFAULT 0,
+  run_at           TEXT NOT NULL,
+  attempt          INTEGER NOT NULL DEFAULT 0,
+  max_attempts     INTEGER CHECK (max_attempts IS NULL OR max_attempts >= 1),
+  worker_id        TEXT,
+  heartbeat_at     TEXT
+);
+-- Serves the claim query exactly: only Pending rows, in claim order. Finished rows never
+-- enter it, so the claim does not slow down as history grows.
+CREATE INDEX jobs_claim_idx ON jobs (priority, run_at, id) WHERE status = 'Pending';
+-- Listing by status (CLI, dashboard), newest first.
+CREATE INDEX jobs_status_idx ON jobs (status, id);
+
+CREATE TABLE scheduled_jobs (
+  -- the original columns
+  id              TEXT PRIMARY KEY NOT NULL,
+  job_type        TEXT NOT NULL,
+  job_data        TEXT NOT NULL CHECK (json_valid(job_data)),
+  cron_expression TEXT NOT NULL,
+  next_run_time   TEXT NOT NULL,
+  last_run_time   TEXT,
+  is_enabled      INTEGER NOT NULL DEFAULT 1 CHECK (is_enabled IN (0, 1)),
+  -- added: the stable key that add_or_update_scheduled_job updates, and the zone of the
+  -- expression
+  name            TEXT NOT NULL UNIQUE,
+  time_zone       TEXT NOT NULL DEFAULT 'UTC'
+);
+)sql"},
+};
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+int latest_schema_version() { return kMigrations[std::size(kMigrations) - 1].version; }
+
+}  // namespace ergon::sqlite

@@ -1,0 +1,498 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+#include "ergon/error.h"
+#include "store/sqlite/sqlite_migrations.h"
+
+namespace ergon::sqlite {
+namespace {
+
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  // A missing table means the schema was never created on this database.
+  if (msg.find("no such table") != std::string::npos) {
+    throw Error(ErrorCode::kSchema, msg + " (run `ergon migrate`)");
+  }
+  throw Error(ErrorCode::kStore, msg);
+}
+
+std::string text_column(sqlite3_stmt* s, int col) {
+  const auto* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+std::optional<std::string> opt_text(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return text_column(s, col);
+}
+
+std::optional<int> opt_int(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int(s, col);
+}
+
+TimePoint time_column(sqlite3_stmt* s, int col) {
+  auto t = parse_timestamp(text_column(s, col));
+  if (!t) throw Error(ErrorCode::kStore, "malformed timestamp in the database");
+  return *t;
+}
+
+std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return time_column(s, col);
+}
+
+// The column list every read returns, in JobRecord order (see read_job).
+constexpr const char* kJobColumns =
+    "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, "
+    "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "
+    "worker_id, heartbeat_at";
+
+JobRecord read_job(sqlite3_stmt* s) {
+  JobRecord r;
+  auto id = JobId::parse(text_column(s, 0));
+  if (!id) throw Error(ErrorCode::kStore, "malformed job id in the database");
+  r.id = *id;
+  r.job_type = text_column(s, 1);
+  r.job_data = text_column(s, 2);
+  auto status = parse_job_status(text_column(s, 3));
+  if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
+  r.status = *status;
+  r.created_at = time_column(s, 4);
+  r.started_at = opt_time(s, 5);
+  r.completed_at = opt_time(s, 6);
+  r.error_message = opt_text(s, 7);
+  r.progress_message = opt_text(s, 8);
+  r.progress_percent = opt_int(s, 9);
+  r.queue = text_column(s, 10);
+  r.priority = sqlite3_column_int(s, 11);
+  r.run_at = time_column(s, 12);
+  r.attempt = sqlite3_column_int(s, 13);
+  r.max_attempts = opt_int(s, 14);
+  r.worker_id = opt_text(s, 15);
+  r.heartbeat_at = opt_time(s, 16);
+  return r;
+}
+
+}  // namespace
+
+// A prepared statement, reset after every use so that it holds no read lock between calls.
+class SqliteStore::Stmt {
+ public:
+  Stmt(sqlite3* db, std::string_view sql) : db_(db) {
+    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    if (rc != SQLITE_OK) fail(db, rc, "prepare");
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  sqlite3_stmt* get() { return stmt_; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+namespace {
+
+// Binds by position, 1-based, to keep the SQL next to the code readable.
+class Binder {
+ public:
+  Binder(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Binder() { reset(); }
+  // Releases the statement's locks and bindings; the destructor does it too.
+  void reset() {
+    if (s_ == nullptr) return;
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+    s_ = nullptr;
+  }
+  Binder(const Binder&) = delete;
+  Binder& operator=(const Binder&) = delete;
+
+  Binder& text(std::string_view v) {
+    check(sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Binder& text(const std::string& v) { return text(std::string_view(v)); }
+  Binder& text(const char* v) { return text(std::string_view(v)); }
+  Binder& text(const std::optional<std::string>& v) {
+    if (!v) return null();
+    return text(std::string_view(*v));
+  }
+  Binder& time(TimePoint t) { return text(format_timestamp(t)); }
+  Binder& integer(std::int64_t v) {
+    check(sqlite3_bind_int64(s_, ++i_, v));
+    return *this;
+  }
+  Binder& integer(std::optional<int> v) {
+    if (!v) return null();
+    return integer(static_cast<std::int64_t>(*v));
+  }
+  Binder& null() {
+    check(sqlite3_bind_null(s_, ++i_));
+    return *this;
+  }
+  // Steps once; true while a row is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, rc, "sqlite step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  sqlite3_stmt* stmt() { return s_; }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, rc, "sqlite bind");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+  int i_ = 0;
+};
+
+constexpr const char* kInsertSql =
+    "INSERT INTO jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, "
+    "attempt, max_attempts) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?)";
+
+void bind_insert(Binder& b, const JobInsertParams& p) {
+  b.text(p.id.to_string())
+      .text(p.job_type)
+      .text(p.job_data)
+      .time(p.created_at)
+      .text(p.queue)
+      .integer(static_cast<std::int64_t>(p.priority))
+      .time(p.run_at)
+      .integer(p.max_attempts);
+}
+
+}  // namespace
+
+SqliteUrl parse_sqlite_url(std::string_view url) {
+  constexpr std::string_view kScheme = "sqlite:";
+  if (!url.starts_with(kScheme)) {
+    throw Error(ErrorCode::kInvalidArgument, "not a sqlite URL: '" + std::string(url) + "'");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  if (rest.starts_with("//")) rest.remove_prefix(2);  // accept sqlite://PATH too
+  SqliteUrl out;
+  auto q = rest.find('?');
+  out.path = std::string(rest.substr(0, q));
+  if (out.path.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "sqlite URL has no path: '" + std::string(url) + "'");
+  }
+  if (q == std::string_view::npos) return out;
+  std::string_view params = rest.substr(q + 1);
+  while (!params.empty()) {
+    auto amp = params.find('&');
+    std::string_view kv = params.substr(0, amp);
+    params = amp == std::string_view::npos ? std::string_view() : params.substr(amp + 1);
+    auto eq = kv.find('=');
+    std::string key(kv.substr(0, eq));
+    std::string value(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+    if (key == "synchronous") {
+      std::string upper;
+      for (char c : value) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (upper != "OFF" && upper != "NORMAL" && upper != "FULL" && upper != "EXTRA") {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "sqlite URL: synchronous must be off, normal, full or extra, not '" + value +
+                        "'");
+      }
+      out.synchronous = upper;
+    } else if (key == "busy_timeout_ms") {
+      try {
+        std::size_t used = 0;
+        out.busy_timeout_ms = std::stoi(value, &used);
+        if (used != value.size() || out.busy_timeout_ms < 0) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "sqlite URL: busy_timeout_ms must be a non-negative integer, not '" + value +
+                        "'");
+      }
+    } else {
+      throw Error(ErrorCode::kInvalidArgument, "sqlite URL: unknown parameter '" + key + "'");
+    }
+  }
+  return out;
+}
+
+SqliteStore::SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_missing)
+    : Store(clock) {
+  if (!create_if_missing && !std::filesystem::exists(url.path)) {
+    throw Error(ErrorCode::kNotFound, "database file not found: " + url.path);
+  }
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (create_if_missing) flags |= SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(url.path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = "cannot open sqlite database '" + url.path + "': " +
+                      (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw Error(ErrorCode::kStore, msg);
+  }
+  try {
+    std::lock_guard lock(mu_);
+    sqlite3_busy_timeout(db_, url.busy_timeout_ms);
+    sqlite3_extended_result_codes(db_, 1);
+    // WAL lets readers (the CLI, the dashboard) run while a worker writes, and keeps commits
+    // cheap. The setting is persistent in the file; re-asserting it is a no-op.
+    exec("PRAGMA journal_mode=WAL");
+    exec(("PRAGMA synchronous=" + url.synchronous).c_str());
+    exec("PRAGMA foreign_keys=ON");
+  } catch (...) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+SqliteStore::~SqliteStore() {
+  stmts_.clear();
+  sqlite3_close_v2(db_);
+}
+
+void SqliteStore::exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    throw Error(msg.find("no such table") != std::string::npos ? ErrorCode::kSchema
+                                                                : ErrorCode::kStore,
+                std::string("sqlite: ") + msg);
+  }
+}
+
+SqliteStore::Stmt& SqliteStore::prepared(std::string_view sql) {
+  auto it = stmts_.find(sql);
+  if (it == stmts_.end()) {
+    it = stmts_.emplace(std::string(sql), std::make_unique<Stmt>(db_, sql)).first;
+  }
+  return *it->second;
+}
+
+int SqliteStore::schema_version_locked() {
+  Binder b(db_, prepared("SELECT count(*) FROM sqlite_master WHERE type='table' AND "
+                         "name='ergon_schema_migrations'")
+                    .get());
+  b.step();
+  if (sqlite3_column_int(b.stmt(), 0) == 0) return 0;
+  Binder v(db_, prepared("SELECT coalesce(max(version), 0) FROM ergon_schema_migrations").get());
+  v.step();
+  return sqlite3_column_int(v.stmt(), 0);
+}
+
+std::vector<int> SqliteStore::schema_migrate() {
+  std::lock_guard lock(mu_);
+  // BEGIN IMMEDIATE takes the write lock before reading the version, so two processes that
+  // migrate at once serialise here: the second sees the first one's version and does nothing.
+  exec("BEGIN IMMEDIATE");
+  std::vector<int> applied;
+  try {
+    exec(
+        "CREATE TABLE IF NOT EXISTS ergon_schema_migrations ("
+        " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+    int current = schema_version_locked();
+    if (current > latest_schema_version()) {
+      throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(current) +
+                                          " is newer than this build of Ergon (" +
+                                          std::to_string(latest_schema_version()) + ")");
+    }
+    for (const Migration& m : migrations()) {
+      if (m.version <= current) continue;
+      exec(m.sql);
+      Binder b(db_, prepared("INSERT INTO ergon_schema_migrations (version, applied_at) "
+                             "VALUES (?, ?)")
+                        .get());
+      b.integer(static_cast<std::int64_t>(m.version)).time(clock().now()).run();
+      applied.push_back(m.version);
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    // Statements prepared against the old schema must not survive a failed migration.
+    stmts_.clear();
+    throw;
+  }
+  return applied;
+}
+
+void SqliteStore::schema_check() {
+  std::lock_guard lock(mu_);
+  int v = schema_version_locked();
+  if (v == latest_schema_version()) return;
+  if (v == 0) {
+    throw Error(ErrorCode::kSchema, "the database has no Ergon schema; run `ergon migrate`");
+  }
+  if (v < latest_schema_version()) {
+    throw Error(ErrorCode::kSchema, "the database schema is at version " + std::to_string(v) +
+                                        ", this build needs " +
+                                        std::to_string(latest_schema_version()) +
+                                        "; run `ergon migrate`");
+  }
+  throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
+                                      " is newer than this build of Ergon (" +
+                                      std::to_string(latest_schema_version()) + ")");
+}
+
+void SqliteStore::job_insert(const JobInsertParams& p) {
+  {
+    std::lock_guard lock(mu_);
+    // A single autocommit INSERT takes the write lock when it starts, so busy_timeout covers
+    // contention with other processes; no explicit transaction is needed.
+    Binder b(db_, prepared(kInsertSql).get());
+    bind_insert(b, p);
+    b.run();
+  }
+  notifier().notify(p.run_at);
+}
+
+void SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
+  if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
+  // The caller's transaction is theirs: Ergon writes inside it and never commits. Writing on a
+  // connection in autocommit mode would commit at once, which is exactly what the twin must
+  // not do, so refuse it.
+  if (sqlite3_get_autocommit(conn) != 0) {
+    throw Error(ErrorCode::kNoTransaction,
+                "start_job(conn, ...) needs an open transaction on conn (BEGIN first)");
+  }
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(conn, kInsertSql, -1, &s, nullptr);
+  if (rc != SQLITE_OK) fail(conn, rc, "prepare insert on the caller's connection");
+  {
+    Binder b(conn, s);
+    bind_insert(b, p);
+    try {
+      b.run();
+    } catch (...) {
+      sqlite3_finalize(s);
+      throw;
+    }
+  }
+  sqlite3_finalize(s);
+}
+
+std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
+  std::vector<JobRecord> out;
+  if (p.limit <= 0) return out;
+  std::lock_guard lock(mu_);
+  // One statement selects and flips the rows: SQLite runs it under the database's single write
+  // lock, so no other connection (in this or another process) can claim the same rows. The
+  // inner SELECT is served by jobs_claim_idx (partial: Pending rows only), in claim order.
+  static const std::string sql =
+      std::string(
+          "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
+          "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+          "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND run_at <= ?2 "
+          "ORDER BY priority, run_at, id LIMIT ?3) RETURNING ") +
+      kJobColumns;
+  Binder b(db_, prepared(sql).get());
+  b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
+  while (b.step()) out.push_back(read_job(b.stmt()));
+  // RETURNING gives rows in no defined order; hand them out in claim order.
+  std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
+    return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
+  });
+  return out;
+}
+
+bool SqliteStore::job_finish(const JobFinishParams& p) {
+  std::unique_lock lock(mu_);
+  bool final_state = is_final(p.status);
+  // The WHERE clause is the fence: only the attempt that claimed the job may move it on.
+  Binder b(db_, prepared("UPDATE jobs SET status = ?1, "
+                         "completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END, "
+                         "run_at = CASE WHEN ?2 THEN run_at ELSE ?4 END, "
+                         "worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END, "
+                         "heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END, "
+                         "error_message = coalesce(?5, error_message), "
+                         "max_attempts = coalesce(?6, max_attempts), "
+                         "progress_message = CASE WHEN ?7 IS NULL THEN progress_message "
+                         "  ELSE ?7 END, "
+                         "progress_percent = coalesce(?8, progress_percent) "
+                         "WHERE id = ?9 AND attempt = ?10 AND worker_id = ?11 "
+                         "AND status = 'Running'")
+                    .get());
+  std::optional<std::string> error;
+  if (p.error_message) error = truncate_utf8(*p.error_message, kMaxErrorMessageBytes);
+  std::optional<std::string> progress;
+  if (p.progress_message) progress = truncate_utf8(*p.progress_message, kMaxProgressMessageBytes);
+  b.text(to_string(p.status))
+      .integer(static_cast<std::int64_t>(final_state))
+      .time(p.now)
+      .time(p.run_at)
+      .text(error)
+      .integer(p.max_attempts)
+      .text(progress)
+      .integer(p.progress_percent)
+      .text(p.id.to_string())
+      .integer(static_cast<std::int64_t>(p.attempt))
+      .text(p.worker_id);
+  b.run();
+  bool changed = sqlite3_changes(db_) == 1;
+  b.reset();
+  lock.unlock();  // listeners take their own locks; never call them under ours
+  if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
+  return changed;
+}
+
+bool SqliteStore::job_progress_update(const JobProgressParams& p) {
+  std::lock_guard lock(mu_);
+  // Touches only the progress columns, and only of the attempt that reports: a progress write
+  // can never change a job's status, so it can never leave a job stuck.
+  Binder b(db_, prepared("UPDATE jobs SET progress_message = ?1, progress_percent = ?2 "
+                         "WHERE id = ?3 AND attempt = ?4 AND worker_id = ?5 "
+                         "AND status = 'Running'")
+                    .get());
+  b.text(truncate_utf8(p.message, kMaxProgressMessageBytes))
+      .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
+      .text(p.id.to_string())
+      .integer(static_cast<std::int64_t>(p.attempt))
+      .text(p.worker_id);
+  b.run();
+  return sqlite3_changes(db_) == 1;
+}
+
+std::optional<JobRecord> SqliteStore::job_get(const JobId& id) {
+  std::lock_guard lock(mu_);
+  static const std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?";
+  Binder b(db_, prepared(sql).get());
+  b.text(id.to_string());
+  if (!b.step()) return std::nullopt;
+  return read_job(b.stmt());
+}
+
+std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
+  if (f.limit < 1 || f.limit > 10000) {
+    throw Error(ErrorCode::kInvalidArgument, "limit must be between 1 and 10000");
+  }
+  std::lock_guard lock(mu_);
+  // Newest first; ids are UUIDv7, so id order is creation order and the primary key serves it.
+  static const std::string sql = std::string("SELECT ") + kJobColumns +
+                                 " FROM jobs WHERE (?1 IS NULL OR status = ?1) "
+                                 "AND (?2 IS NULL OR job_type = ?2) ORDER BY id DESC LIMIT ?3";
+  Binder b(db_, prepared(sql).get());
+  if (f.status) {
+    b.text(to_string(*f.status));
+  } else {
+    b.null();
+  }
+  b.text(f.job_type).integer(static_cast<std::int64_t>(f.limit));
+  std::vector<JobRecord> out;
+  while (b.step()) out.push_back(read_job(b.stmt()));
+  return out;
+}
+
+}  // namespace ergon::sqlite

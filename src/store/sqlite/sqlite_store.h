@@ -1,0 +1,59 @@
+// store/sqlite/sqlite_store.h — the embedded SQLite backend.
+//
+// One SQLite file in WAL mode, shared safely by several processes on one host: every write
+// transaction takes the write lock up front (BEGIN IMMEDIATE, or a single autocommit write
+// statement), and busy_timeout makes writers queue for it instead of failing. In this process
+// the store uses one connection behind a mutex: SQLite serialises writers anyway, and one
+// connection gives the cheapest statements (prepared once, reused).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/store.h"
+
+namespace ergon::sqlite {
+
+struct SqliteUrl {
+  std::string path;
+  std::string synchronous = "FULL";  // OFF | NORMAL | FULL | EXTRA
+  int busy_timeout_ms = 5000;
+};
+
+// "sqlite:PATH[?synchronous=normal&busy_timeout_ms=N]". Throws Error(kInvalidArgument).
+SqliteUrl parse_sqlite_url(std::string_view url);
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_missing);
+  ~SqliteStore() override;
+
+  std::string_view backend() const override { return "sqlite"; }
+  std::vector<int> schema_migrate() override;
+  // Throws Error(kSchema) unless the schema is at this build's version.
+  void schema_check();
+
+  void job_insert(const JobInsertParams& p) override;
+  void job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
+  std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
+  bool job_finish(const JobFinishParams& p) override;
+  bool job_progress_update(const JobProgressParams& p) override;
+  std::optional<JobRecord> job_get(const JobId& id) override;
+  std::vector<JobRecord> job_list(const JobFilter& filter) override;
+
+ private:
+  class Stmt;
+  Stmt& prepared(std::string_view sql);  // requires mu_
+  void exec(const char* sql);            // requires mu_
+  int schema_version_locked();           // requires mu_
+
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;                                      // guarded by mu_
+  std::map<std::string, std::unique_ptr<Stmt>, std::less<>> stmts_;  // guarded by mu_
+};
+
+}  // namespace ergon::sqlite

@@ -1,0 +1,121 @@
+// store/store.h — the storage seam: what the runner and the worker need of a database.
+//
+// One interface, one backend per database (sqlite/ now, postgres/ next), and one conformance
+// suite (tests/store/) that every backend passes. Methods are named noun-first (job_claim,
+// job_finish) and take one params struct each, so a new field does not change every caller.
+// Every write that a caller may want inside its own transaction has a *_tx twin.
+//
+// Time: "now" always comes from the params (the caller read it from the store's Clock), so a
+// test's FakeClock decides what is due. (The PostgreSQL backend will use the database clock
+// for claims and say so.)
+//
+// Fencing: every transition out of Running is conditional on (id, attempt, worker_id, status
+// = Running). A worker that lost its job (rescued, released, cancelled) cannot overwrite the
+// job's new state: job_finish and job_progress_update return false and change nothing.
+//
+// Thread-safety: a Store is shared by the runner, the producer and every executor thread;
+// implementations must be safe for concurrent use.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ergon/clock.h"
+#include "ergon/store.h"
+#include "transport/notifier.h"
+
+struct sqlite3;
+
+namespace ergon {
+
+struct JobInsertParams {
+  JobId id;
+  std::string_view job_type;
+  std::string_view job_data;  // valid JSON (checked by the caller)
+  TimePoint created_at;
+  TimePoint run_at;
+  std::optional<int> max_attempts;
+  std::string_view queue;
+  int priority = 0;
+};
+
+struct JobClaimParams {
+  std::string_view worker_id;
+  int limit = 1;  // claim at most this many (the worker's free slots)
+  TimePoint now;  // jobs with run_at <= now are due
+};
+
+struct JobFinishParams {
+  JobId id;
+  int attempt = 0;  // the fencing token the job was claimed with
+  std::string_view worker_id;
+  // kCompleted, kFailed, kCancelled (final: completed_at = now), or kPending (retry or release:
+  // due again at run_at).
+  JobStatus status = JobStatus::kCompleted;
+  TimePoint now;
+  TimePoint run_at;                         // kPending only
+  std::optional<std::string> error_message;  // stored when set; kept otherwise
+  std::optional<int> max_attempts;           // stored when set (a release gives back an attempt)
+  // The last progress report of the attempt, if it was not written yet.
+  std::optional<std::string> progress_message;
+  std::optional<int> progress_percent;
+};
+
+struct JobProgressParams {
+  JobId id;
+  int attempt = 0;
+  std::string_view worker_id;
+  std::string_view message;
+  int percent = 0;
+};
+
+class Store {
+ public:
+  explicit Store(Clock& clock) : clock_(clock) {}
+  virtual ~Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  [[nodiscard]] Clock& clock() const { return clock_; }
+  [[nodiscard]] transport::Notifier& notifier() { return notifier_; }
+  [[nodiscard]] virtual std::string_view backend() const = 0;
+
+  // Applies pending migrations; returns the versions applied.
+  virtual std::vector<int> schema_migrate() = 0;
+
+  // Inserts a Pending job in its own transaction, then notifies.
+  virtual void job_insert(const JobInsertParams& p) = 0;
+  // Inserts with the caller's connection inside the caller's open transaction. No notify: the
+  // row is not visible before the caller commits.
+  virtual void job_insert_tx(sqlite3* conn, const JobInsertParams& p);
+
+  // Atomically moves up to p.limit due Pending jobs to Running for p.worker_id, incrementing
+  // their attempt. No job is ever returned by two claims while it stays Running. Ordered by
+  // priority, then run_at, then id.
+  virtual std::vector<JobRecord> job_claim(const JobClaimParams& p) = 0;
+  // Records an attempt's outcome. false: the job was no longer Running for that attempt and
+  // worker (fenced out); nothing changed.
+  [[nodiscard]] virtual bool job_finish(const JobFinishParams& p) = 0;
+  // Writes progress of a Running attempt; false (and no change) if fenced out.
+  [[nodiscard]] virtual bool job_progress_update(const JobProgressParams& p) = 0;
+
+  [[nodiscard]] virtual std::optional<JobRecord> job_get(const JobId& id) = 0;
+  [[nodiscard]] virtual std::vector<JobRecord> job_list(const JobFilter& filter) = 0;
+
+ private:
+  Clock& clock_;
+  transport::Notifier notifier_;
+};
+
+// Limits shared by every backend.
+inline constexpr std::size_t kMaxErrorMessageBytes = 2000;
+inline constexpr std::size_t kMaxProgressMessageBytes = 1000;
+inline constexpr std::size_t kMaxJobTypeBytes = 200;
+inline constexpr std::size_t kMaxQueueBytes = 100;
+
+// Cuts `text` to at most `max_bytes`, never inside a UTF-8 sequence.
+std::string truncate_utf8(std::string_view text, std::size_t max_bytes);
+
+}  // namespace ergon

@@ -9,7 +9,9 @@ void register_migrate(CLI::App& app, Globals& g) {
   auto* cmd = app.add_subcommand("migrate", "create or upgrade the database schema");
   cmd->callback([&g] {
     StoreOptions o;
-    o.migrate = false;  // migrate explicitly below, to report what was applied
+    // Open without touching the schema, then migrate explicitly to report what was applied.
+    o.migrate = false;
+    o.check_schema = false;
     auto store = open_store(database_url(g), o);
     auto applied = migrate(*store);
     if (applied.empty()) {

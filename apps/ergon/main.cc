@@ -25,6 +25,22 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     if (g.verbose) spdlog::set_level(spdlog::level::debug);
   });
+  // CLI11 reports an unknown command as "A subcommand is required"; say what is wrong instead.
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--db") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
+    if (known.empty()) {
+      std::cerr << "ergon: unknown command '" << arg
+                << "' (commands: demo, migrate, worker, enqueue, jobs; see --help)\n";
+      return 1;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

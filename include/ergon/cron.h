@@ -39,6 +39,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace ergon::cron {
@@ -206,8 +207,6 @@ class CronExpression {
 
   // Whether the expression is an "interval" one for the fall-back rule (see above).
   bool is_interval() const noexcept { return (spec_.flags & detail::Spec::kFlagInterval) != 0; }
-
-  const detail::Spec& spec() const noexcept { return spec_; }
 
  private:
   explicit CronExpression(const detail::Spec& spec) : spec_(spec) {}

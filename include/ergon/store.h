@@ -28,8 +28,11 @@ struct StoreOptions {
   Clock* clock = nullptr;
   // Create the database (file) if it does not exist. Off: opening a missing database fails.
   bool create_if_missing = true;
-  // Create or upgrade the schema on open. Off: a missing or outdated schema fails with kSchema.
+  // Create or upgrade the schema on open. Off: a missing or outdated schema fails with kSchema
+  // (unless check_schema is off too: then the schema is not looked at, as `ergon migrate`
+  // needs).
   bool migrate = true;
+  bool check_schema = true;
 };
 
 // Throws Error (kInvalidArgument for a malformed URL, kUnsupported for an unknown scheme,

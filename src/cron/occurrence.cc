@@ -79,53 +79,57 @@ class ZoneSearch {
     return Overlap{local_of(transition), local_of(transition - 1) + 1, transition};
   }
 
-  // The first occurrence instant >= s.
-  std::optional<Instant> next(Instant s) const {
-    Local from = local_of(s);
-    // When s is the very instant a spring-forward gap ends, the local times inside the gap lie
-    // before `from` but fire at s.
-    if (const Local gap_start = local_of(s - 1) + 1; gap_start < from) {
-      const std::optional<Local> l = matcher_.next_local(gap_start);
-      if (l && *l < from) return s;
-    }
-    if (const std::optional<Overlap> overlap = overlap_at(from)) {
+  // The first occurrence at or after `s`, or after it when `after` is set. Like Cronos, an
+  // exclusive search starts one second after the *local* time of `s` (not at the local time of
+  // s + 1 s): from the last second before a spring-forward gap, the times inside the gap are
+  // still ahead and fire when the gap ends, while from the instant the gap ends they are not.
+  std::optional<Instant> next(Instant s, bool after) const {
+    const Local local_from = local_of(s);
+    Local start = after ? local_from + 1 : local_from;
+    if (const std::optional<Overlap> overlap = overlap_at(local_from)) {
       if (s < overlap->transition) {
         // First pass: matches up to the end of the overlap fire now, with the earlier offset.
-        const std::optional<Local> l = matcher_.next_local(from);
+        const std::optional<Local> l = matcher_.next_local(start);
         if (l && *l < overlap->end) return from_tp(zone_.lookup(to_civil(*l)).pre);
-        from = overlap->start;
+        start = overlap->start;
       }
       // Second pass: only interval expressions fire again.
       if (interval_) {
-        const std::optional<Local> l = matcher_.next_local(from);
+        const std::optional<Local> l = matcher_.next_local(start);
         if (l && *l < overlap->end) return from_tp(zone_.lookup(to_civil(*l)).post);
       }
-      from = overlap->end;
+      // The first local time after the overlap is strictly later than s in every case, so it
+      // qualifies even for an exclusive search (Cronos would skip a match exactly there when
+      // the search started exclusively inside the second pass; see docs/cron.md).
+      start = overlap->end;
     }
-    const std::optional<Local> l = matcher_.next_local(from);
+    const std::optional<Local> l = matcher_.next_local(start);
     if (!l) return std::nullopt;
     return map_next(*l);
   }
 
-  // The last occurrence instant <= s.
-  std::optional<Instant> previous(Instant s) const {
-    Local from = local_of(s);
-    if (const std::optional<Overlap> overlap = overlap_at(from)) {
+  // The last occurrence at or before `s`, or before it when `before` is set; the mirror image
+  // of next(), searching back from the local time of `s`.
+  std::optional<Instant> previous(Instant s, bool before) const {
+    const Local local_from = local_of(s);
+    const Local start = before ? local_from - 1 : local_from;
+    if (const std::optional<Overlap> overlap = overlap_at(local_from)) {
+      Local first_pass_start = start;
       if (s >= overlap->transition) {
         // Second pass: interval expressions fire here too.
         if (interval_) {
-          const std::optional<Local> l = matcher_.prev_local(from);
+          const std::optional<Local> l = matcher_.prev_local(start);
           if (l && *l >= overlap->start) return from_tp(zone_.lookup(to_civil(*l)).post);
         }
         // The whole first pass lies before s.
-        from = overlap->end - 1;
+        first_pass_start = overlap->end - 1;
       }
-      const std::optional<Local> l = matcher_.prev_local(from);
+      const std::optional<Local> l = matcher_.prev_local(first_pass_start);
       if (!l) return std::nullopt;
       if (*l >= overlap->start) return from_tp(zone_.lookup(to_civil(*l)).pre);
       return map_previous(*l);
     }
-    const std::optional<Local> l = matcher_.prev_local(from);
+    const std::optional<Local> l = matcher_.prev_local(start);
     if (!l) return std::nullopt;
     return map_previous(*l);
   }
@@ -231,14 +235,14 @@ std::optional<std::chrono::sys_seconds> CronExpression::next_impl(std::chrono::s
                                                                   const TimeZone& tz,
                                                                   bool inclusive) const {
   Instant s = from.time_since_epoch().count();
-  // A sub-second `from` behaves as the next whole second, inclusive (Cronos rounds up).
-  if (fractional || !inclusive) {
-    if (s >= kMaxInstant) return std::nullopt;
-    ++s;
-  }
+  // A sub-second `from` behaves as the next whole second (Cronos rounds up), inclusive or not.
+  bool after = fractional || !inclusive;
   if (s > kMaxInstant) return std::nullopt;
-  s = std::max(s, kMinInstant);
-  const std::optional<Instant> found = ZoneSearch(tz.impl_->zone, spec_).next(s);
+  if (s < kMinInstant) {
+    s = kMinInstant;
+    after = false;
+  }
+  const std::optional<Instant> found = ZoneSearch(tz.impl_->zone, spec_).next(s, after);
   if (!found || *found > kMaxInstant) return std::nullopt;
   return std::chrono::sys_seconds(std::chrono::seconds(*found));
 }
@@ -247,13 +251,13 @@ std::optional<std::chrono::sys_seconds> CronExpression::previous_impl(
     std::chrono::sys_seconds from, bool fractional, const TimeZone& tz, bool inclusive) const {
   Instant s = from.time_since_epoch().count();
   // A sub-second `from` lies after its whole second, which therefore qualifies.
-  if (!fractional && !inclusive) {
-    if (s <= kMinInstant) return std::nullopt;
-    --s;
-  }
+  bool before = !fractional && !inclusive;
   if (s < kMinInstant) return std::nullopt;
-  s = std::min(s, kMaxInstant);
-  const std::optional<Instant> found = ZoneSearch(tz.impl_->zone, spec_).previous(s);
+  if (s > kMaxInstant) {
+    s = kMaxInstant;
+    before = false;
+  }
+  const std::optional<Instant> found = ZoneSearch(tz.impl_->zone, spec_).previous(s, before);
   if (!found || *found < kMinInstant) return std::nullopt;
   return std::chrono::sys_seconds(std::chrono::seconds(*found));
 }

@@ -81,10 +81,13 @@ class JobsWorker::Impl {
 
   void stop() {
     std::vector<std::pair<JobId, Slot>> leftovers;
+    TimePoint deadline;
     {
       std::unique_lock lock(mu_);
       if (stopped_) return;
       stopping_ = true;
+      // The grace period starts now, before any handler hears of the stop.
+      deadline = clock_.now() + opts_.shutdown_timeout;
       // Handlers learn at once that we are shutting down; cooperative ones return early and
       // are released by their executor, the others get shutdown_timeout to finish.
       for (auto& [id, slot] : running_) slot.stop.request_stop();
@@ -94,7 +97,6 @@ class JobsWorker::Impl {
     if (producer_.joinable()) producer_.join();  // no claim happens after this line
     {
       std::unique_lock lock(mu_);
-      TimePoint deadline = clock_.now() + opts_.shutdown_timeout;
       while (!running_.empty() && clock_.now() < deadline) {
         clock_.wait_until(lock, idle_cv_, deadline);
       }
@@ -176,13 +178,17 @@ class JobsWorker::Impl {
   // many were claimed.
   std::size_t claim_round() {
     int free;
+    TimePoint now = clock_.now();
     {
       std::lock_guard lock(mu_);
       free = max_ - static_cast<int>(running_.size());
       wake_ = false;  // a notify from here on means "look again"
+      // This claim sees every job due by `now`, so a remembered due time up to `now` is
+      // served by it. A later one stays remembered.
+      if (next_due_ <= now) next_due_ = TimePoint::max();
     }
     if (free <= 0) return 0;
-    std::vector<JobRecord> jobs = store_->job_claim({worker_id_, free, clock_.now()});
+    std::vector<JobRecord> jobs = store_->job_claim({worker_id_, free, now});
     std::lock_guard lock(mu_);
     for (auto& job : jobs) {
       running_.emplace(job.id, Slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}});
@@ -214,11 +220,11 @@ class JobsWorker::Impl {
       if (!failed && static_cast<int>(claimed) == free) continue;  // there may be more due
       // Idle (or the database failed): sleep until a job of this process is due, a notify
       // arrives, or the polling interval passes.
-      TimePoint now = clock_.now();
-      if (next_due_ <= now) next_due_ = TimePoint::max();
-      TimePoint deadline = std::min(now + opts_.polling_interval, next_due_);
-      while (!stopping_ && !wake_ && clock_.now() < deadline) {
-        clock_.wait_until(lock, cv_, deadline);
+      TimePoint poll_at = clock_.now() + opts_.polling_interval;
+      // next_due_ may move earlier while we sleep (a retry or delayed job of this process).
+      auto deadline = [&] { return std::min(poll_at, next_due_); };
+      while (!stopping_ && !wake_ && clock_.now() < deadline()) {
+        clock_.wait_until(lock, cv_, deadline());
       }
     }
   }

@@ -27,7 +27,7 @@ std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& opti
                                                        options.create_if_missing);
     if (options.migrate) {
       store->schema_migrate();
-    } else {
+    } else if (options.check_schema) {
       store->schema_check();
     }
     return store;

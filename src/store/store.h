@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ergon/clock.h"
+#include "ergon/error.h"
 #include "ergon/store.h"
 #include "transport/notifier.h"
 

@@ -1,0 +1,23 @@
+# The two commands of the README:
+#   make demo   builds and runs the embedded demo (SQLite, no server needed)
+#   make test   builds and runs every test (ASan+UBSan, TSan for concurrency, install check)
+# Both install the Debian packages they need first (as root; otherwise they print the line).
+.PHONY: demo test deps build clean
+
+demo:
+	@scripts/install-deps.sh
+	@cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DERGON_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build/release --target ergon_cli
+	@cd build && ./release/apps/ergon/ergon demo --exit-when-done
+
+test:
+	@scripts/install-deps.sh --test
+	@scripts/test.sh
+
+build:
+	@scripts/install-deps.sh
+	@cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build/release
+
+clean:
+	rm -rf build

@@ -1,0 +1,172 @@
+// The `ergon` binary as a user runs it: real processes, real SQLite files.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+
+namespace ergon::testing {
+namespace {
+
+const std::string kErgon = std::string(ERGON_BINARY_DIR) + "/apps/ergon/ergon";
+
+class CliTest : public ::testing::Test {
+ protected:
+  ProcessResult ergon(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), kErgon);
+    return run_process(args, input, {"ERGON_DATABASE_URL="});
+  }
+  std::string db() { return "sqlite:" + dir_.file("jobs.db"); }
+  std::size_t job_count() {
+    auto r = ergon({"jobs", "list", "--json", "--db", db(), "--limit", "10000"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out).size();
+  }
+  void migrate() {
+    auto r = ergon({"migrate", "--db", db()});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+
+  TempDir dir_;
+};
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+TEST_F(CliTest, MigrateThenEnqueueThenInspect) {
+  auto m = ergon({"migrate", "--db", db()});
+  ASSERT_EQ(m.status, 0) << m.err;
+  EXPECT_EQ(m.out, "applied migration 1\n");
+  EXPECT_EQ(ergon({"migrate", "--db", db()}).out, "schema is up to date\n");
+
+  auto e = ergon({"enqueue", "resize", R"({"image":"a.png"})", "--db", db(), "--delay", "90s",
+                  "--max-attempts", "3"});
+  ASSERT_EQ(e.status, 0) << e.err;
+  std::string id = trim(e.out);
+  ASSERT_EQ(id.size(), 36u);
+
+  auto show = ergon({"jobs", "show", id, "--json", "--db", db()});
+  ASSERT_EQ(show.status, 0) << show.err;
+  auto j = nlohmann::json::parse(show.out);
+  EXPECT_EQ(j["id"], id);
+  EXPECT_EQ(j["job_type"], "resize");
+  EXPECT_EQ(j["job_data"]["image"], "a.png");
+  EXPECT_EQ(j["status"], "Pending");
+  EXPECT_EQ(j["max_attempts"], 3);
+
+  auto text = ergon({"jobs", "show", id, "--db", db()});
+  EXPECT_NE(text.out.find("status:"), std::string::npos);
+  auto list = ergon({"jobs", "list", "--status", "pending", "--type", "resize", "--db", db()});
+  ASSERT_EQ(list.status, 0) << list.err;
+  EXPECT_NE(list.out.find(id), std::string::npos);
+  EXPECT_EQ(job_count(), 1u);
+}
+
+TEST_F(CliTest, DatabaseComesFromTheEnvironmentToo) {
+  migrate();
+  auto r = run_process({kErgon, "enqueue", "t"}, "", {"ERGON_DATABASE_URL=" + db()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(job_count(), 1u);
+}
+
+// Bad input: one clear line on stderr, a non-zero status, and nothing written.
+TEST_F(CliTest, BadInputIsRefusedAndChangesNothing) {
+  migrate();
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  } cases[] = {
+      {{"enqueue", "t", "{not json", "--db", db()}, "not valid JSON"},
+      {{"enqueue", "t", "{}", "--delay", "soon", "--db", db()}, "not a duration"},
+      {{"enqueue", "t", "{}", "--run-at", "yesterday", "--db", db()}, "ISO-8601"},
+      {{"enqueue", "t", "{}", "--max-attempts", "0", "--db", db()}, "max-attempts"},
+      {{"enqueue", "t", "{}", "--delay", "5s", "--run-at", "2026-01-01T00:00:00Z", "--db", db()},
+       "not both"},
+      {{"enqueue", "", "{}", "--db", db()}, "job type is empty"},
+      {{"jobs", "show", "not-an-id", "--db", db()}, "not a job id"},
+      {{"jobs", "show", "01a223a3-f984-716a-98ba-0e08a36a78ed", "--db", db()}, "no job with id"},
+      {{"jobs", "list", "--status", "Done", "--db", db()}, "not one of"},
+      {{"jobs", "list", "--limit", "0", "--db", db()}, "limit"},
+      {{"jobs", "list", "--bogus", "--db", db()}, "--bogus"},
+      {{"jobs", "list", "--db", "sqlite:" + dir_.file("missing.db")}, "not found"},
+      {{"jobs", "list", "--db", "mysql://x"}, "unknown database URL"},
+      {{"jobs", "list"}, "no database"},
+      {{"frobnicate"}, "frobnicate"},
+      {{"worker", "--config", dir_.file("nope.json"), "--db", db()}, "nope.json"},
+  };
+  for (const auto& c : cases) {
+    auto r = ergon(c.args);
+    std::string all = r.out + r.err;
+    EXPECT_NE(r.status, 0) << all;
+    EXPECT_LT(r.status, 128) << "crashed: " << all;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.expect << " | " << all;
+  }
+  EXPECT_EQ(job_count(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("missing.db")));
+}
+
+TEST_F(CliTest, CommandsOtherThanMigrateNeedTheSchema) {
+  { std::ofstream(dir_.file("jobs.db")); }  // an empty file: a valid, empty SQLite database
+  auto r = ergon({"enqueue", "t", "--db", db()});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("ergon migrate"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, WorkerRunsCommandHandlersAndStopsGracefullyOnSigterm) {
+  migrate();
+  std::string ledger = dir_.file("ledger.txt");
+  std::string script = dir_.file("handler.sh");
+  std::ofstream(script) << "#!/bin/sh\necho 'progress 50 half'\ncat >> " << ledger << "\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  std::string config = dir_.file("ergon.json");
+  std::ofstream(config) << R"({"Database": ")" << db()
+                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.050"},
+                              "Handlers": {"note": {"command": [")"
+                        << script << R"("]}}})";
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(ergon({"enqueue", "note", R"({"i":)" + std::to_string(i) + "}", "--db", db()}).status, 0);
+  }
+  // The worker runs in the background; this test waits for the jobs by watching the
+  // database through the CLI, bounded by a deadline.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(kErgon.c_str(), kErgon.c_str(), "worker", "--config", config.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    auto r = ergon({"jobs", "list", "--status", "Completed", "--json", "--db", db()});
+    done = r.status == 0 && nlohmann::json::parse(r.out).size() == 3;
+  }
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto j = nlohmann::json::parse(ergon({"jobs", "list", "--json", "--db", db()}).out);
+  for (const auto& job : j) {
+    EXPECT_EQ(job["status"], "Completed");
+    EXPECT_EQ(job["progress_percent"], 50);
+  }
+  std::ifstream in(ledger);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(content.find(R"({"i":)" + std::to_string(i) + "}"), std::string::npos) << content;
+  }
+}
+
+TEST_F(CliTest, DemoRunsToTheEnd) {
+  auto r = ergon({"demo", "--exit-when-done", "--db", db()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("5 completed, 1 failed"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace ergon::testing

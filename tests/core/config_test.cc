@@ -1,0 +1,115 @@
+#include <gtest/gtest.h>
+
+#include "ergon/config.h"
+#include "ergon/error.h"
+
+namespace ergon {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(TimespanTest, ParsesDotNetTimeSpanStrings) {
+  EXPECT_EQ(parse_timespan("00:01:00"), 1min);
+  EXPECT_EQ(parse_timespan("00:30:00"), 30min);
+  EXPECT_EQ(parse_timespan("1.02:03:04"), 26h + 3min + 4s);
+  EXPECT_EQ(parse_timespan("00:00:00.250"), 250ms);
+  EXPECT_EQ(parse_timespan("00:00:01.5"), 1500ms);
+  EXPECT_EQ(parse_timespan("0:0:5"), 5s);
+}
+
+TEST(TimespanTest, RejectsMalformedDurations) {
+  for (const char* bad : {"", "5", "5s", "00:60:00", "24:00:00", "-00:00:01", "00:00",
+                          "00:00:00.", "00:00:00.12345678", "aa:bb:cc", "00:00:01 "}) {
+    EXPECT_THROW(parse_timespan(bad), Error) << bad;
+  }
+}
+
+TEST(TimespanTest, FormatsForMessages) {
+  EXPECT_EQ(format_timespan(90s), "00:01:30");
+  EXPECT_EQ(format_timespan(250ms), "00:00:00.25");
+  EXPECT_EQ(format_timespan(26h), "1.02:00:00");
+}
+
+TEST(ConfigTest, ReadsTheOriginalJobsWorkerSectionAndHandlers) {
+  Config c = parse_config(R"({
+    "Database": "sqlite:jobs.db",
+    "JobsWorker": {
+      "ScheduledJobsCheckInterval": "00:01:00",
+      "OrphanedJobsCheckInterval": "00:05:00",
+      "OrphanedJobThreshold": "00:30:00",
+      "MaxConcurrentJobs": 3,
+      "DefaultMaxAttempts": 4
+    },
+    "Handlers": {
+      "resize": {"command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
+                 "env": {"LANG": "C"}, "maxAttempts": 2}
+    }
+  })");
+  EXPECT_EQ(c.database, "sqlite:jobs.db");
+  EXPECT_EQ(c.worker.scheduled_jobs_check_interval, 1min);
+  EXPECT_EQ(c.worker.orphaned_jobs_check_interval, 5min);
+  EXPECT_EQ(c.worker.orphaned_job_threshold, 30min);
+  EXPECT_EQ(c.worker.max_concurrent_jobs, 3);
+  EXPECT_EQ(c.worker.default_max_attempts, 4);
+  ASSERT_EQ(c.handlers.count("resize"), 1u);
+  const auto& h = c.handlers.at("resize");
+  EXPECT_EQ(h.command, (std::vector<std::string>{"./resize.sh", "--fast"}));
+  EXPECT_EQ(h.timeout, std::chrono::duration_cast<Duration>(5min));
+  EXPECT_EQ(h.env.at("LANG"), "C");
+  EXPECT_EQ(h.max_attempts, 2);
+}
+
+TEST(ConfigTest, DefaultsMatchTheOriginal) {
+  Config c = parse_config("{}");
+  EXPECT_EQ(c.worker.scheduled_jobs_check_interval, 1min);
+  EXPECT_EQ(c.worker.orphaned_jobs_check_interval, 5min);
+  EXPECT_EQ(c.worker.orphaned_job_threshold, 30min);
+  EXPECT_EQ(c.worker.default_max_attempts, 10);
+  EXPECT_TRUE(c.handlers.empty());
+}
+
+// Each bad configuration names what is wrong.
+TEST(ConfigTest, RejectsBadInputWithTheKeyInTheMessage) {
+  struct Case {
+    const char* json;
+    const char* expect;
+  } cases[] = {
+      {"{", "not valid JSON"},
+      {"[]", "must be a JSON object"},
+      {R"({"JobWorker": {}})", "unknown key 'JobWorker'"},
+      {R"({"JobsWorker": {"MaxConcurrentJob": 3}})", "unknown key 'MaxConcurrentJob'"},
+      {R"({"JobsWorker": {"OrphanedJobThreshold": 30}})", "JobsWorker.OrphanedJobThreshold"},
+      {R"({"JobsWorker": {"OrphanedJobThreshold": "30m"}})", "not a duration"},
+      {R"({"JobsWorker": {"MaxConcurrentJobs": -1}})", "JobsWorker.MaxConcurrentJobs"},
+      {R"({"JobsWorker": {"PollingInterval": "00:00:00"}})", "greater than zero"},
+      {R"({"Handlers": {"x": {}}})", "Handlers.x: missing \"command\""},
+      {R"({"Handlers": {"x": {"command": []}}})", "must not be empty"},
+      {R"({"Handlers": {"x": {"command": [1]}}})", "array of strings"},
+      {R"({"Handlers": {"x": {"command": "a", "timeout": "00:00:00"}}})", "greater than zero"},
+      {R"({"Handlers": {"x": {"command": "a", "env": {"A": 1}}}})", "Handlers.x.env.A"},
+      {R"({"Handlers": {"x": {"command": "a", "retries": 1}}})", "unknown key 'retries'"},
+  };
+  for (const auto& c : cases) {
+    try {
+      parse_config(c.json);
+      ADD_FAILURE() << "accepted: " << c.json;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfig);
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos)
+          << c.json << " -> " << e.what();
+    }
+  }
+}
+
+TEST(ConfigTest, MissingFileIsAClearError) {
+  try {
+    load_config_file("/nonexistent/ergon.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConfig);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/ergon.json"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace ergon

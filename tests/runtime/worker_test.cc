@@ -1,0 +1,332 @@
+// The worker against a real SQLite file, with a FakeClock for everything time-dependent and
+// the worker's on_event hook (through EventCounter) instead of sleeps.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <latch>
+#include <sqlite3.h>
+
+#include "ergon/ergon.h"
+#include "support/test_support.h"
+
+namespace ergon::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Kind = JobEvent::Kind;
+
+struct Work {
+  static constexpr std::string_view kJobType = "work";
+  int n = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Work, n)
+
+// A gate that handlers wait on until the test opens it.
+class Gate {
+ public:
+  void open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerTest() {
+    store_ = open_store(sqlite_url(dir_), {.clock = &clock_});
+    options_.max_concurrent_jobs = 4;
+    // Long enough that a test passing proves the in-process wake-up, not the poll.
+    options_.polling_interval = 1h;
+    options_.retry_base_delay = 10s;
+    options_.on_event = [this](const JobEvent& e) { counter(e.kind).add(); };
+  }
+
+  EventCounter& counter(Kind k) { return events_[static_cast<int>(k)]; }
+  bool wait_for(Kind k, int n) { return counter(k).wait_for(n); }
+
+  std::unique_ptr<JobsWorker> make_worker() {
+    return std::make_unique<JobsWorker>(store_, std::move(handlers_), options_);
+  }
+
+  TempDir dir_;
+  FakeClock clock_{test_epoch()};
+  std::shared_ptr<Store> store_;
+  HandlerRegistry handlers_;
+  WorkerOptions options_;
+  EventCounter events_[6];
+};
+
+TEST_F(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
+  handlers_.add<Work>([](const Work&, JobContext& ctx) { ctx.report_progress("done", 100); });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{1});
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  auto r = runner.get_job(id);
+  EXPECT_EQ(r->status, JobStatus::kCompleted);
+  EXPECT_EQ(r->attempt, 1);
+  EXPECT_EQ(r->completed_at, clock_.now());
+  EXPECT_EQ(r->progress_message, "done");
+  EXPECT_EQ(r->progress_percent, 100);
+  EXPECT_EQ(r->worker_id, worker->worker_id());
+  worker->stop();
+}
+
+TEST_F(WorkerTest, RetriesWithBackoffThenFails) {
+  handlers_.add<Work>([](const Work&, JobContext&) { throw std::runtime_error("boom"); },
+                      JobTypeOptions{.max_attempts = 3});
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{});
+
+  ASSERT_TRUE(wait_for(Kind::kRetryScheduled, 1));
+  auto r = runner.get_job(id);
+  EXPECT_EQ(r->status, JobStatus::kPending);
+  EXPECT_EQ(r->attempt, 1);
+  EXPECT_EQ(r->error_message, "std::runtime_error: boom");
+  // Attempt 1 waits base/2..base (equal jitter).
+  EXPECT_GE(r->run_at - clock_.now(), 5s);
+  EXPECT_LE(r->run_at - clock_.now(), 10s);
+
+  clock_.advance(10s);  // the producer sleeps until the retry is due, then claims it
+  ASSERT_TRUE(wait_for(Kind::kRetryScheduled, 2));
+  r = runner.get_job(id);
+  EXPECT_EQ(r->attempt, 2);
+  EXPECT_GE(r->run_at - clock_.now(), 10s);
+  EXPECT_LE(r->run_at - clock_.now(), 20s);
+
+  clock_.advance(20s);
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  r = runner.get_job(id);
+  EXPECT_EQ(r->status, JobStatus::kFailed);
+  EXPECT_EQ(r->attempt, 3);
+  EXPECT_EQ(r->error_message, "std::runtime_error: boom");
+  EXPECT_TRUE(r->completed_at);
+  worker->stop();
+}
+
+TEST_F(WorkerTest, PerJobMaxAttemptsWinsOverTheHandlers) {
+  handlers_.add<Work>([](const Work&, JobContext&) { throw std::runtime_error("boom"); },
+                      JobTypeOptions{.max_attempts = 5});
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{}, {.max_attempts = 1});
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  EXPECT_EQ(runner.get_job(id)->attempt, 1);
+  EXPECT_EQ(counter(Kind::kRetryScheduled).count(), 0);
+}
+
+TEST_F(WorkerTest, UnknownJobTypeFailsAtOnceWithAClearMessage) {
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job_raw("nobody_handles_this", "{}");
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  auto r = runner.get_job(id);
+  EXPECT_EQ(r->status, JobStatus::kFailed);
+  EXPECT_EQ(r->attempt, 1);
+  EXPECT_EQ(r->error_message, "no handler is registered for job type 'nobody_handles_this'");
+}
+
+TEST_F(WorkerTest, UndecodableJobDataFailsAtOnce) {
+  handlers_.add<Work>([](const Work&, JobContext&) { FAIL() << "must not run"; });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job_raw("work", R"({"n": "not a number"})");
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  auto r = runner.get_job(id);
+  EXPECT_EQ(r->status, JobStatus::kFailed);
+  EXPECT_EQ(r->attempt, 1);
+  EXPECT_NE(r->error_message->find("does not decode as 'work'"), std::string::npos);
+}
+
+TEST_F(WorkerTest, NonRetryableErrorFailsAtOnce) {
+  handlers_.add<Work>(
+      [](const Work&, JobContext&) { throw NonRetryableError("account closed"); });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{});
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  EXPECT_EQ(runner.get_job(id)->error_message, "ergon::NonRetryableError: account closed");
+}
+
+TEST_F(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
+  options_.max_concurrent_jobs = 3;
+  Gate gate;
+  std::atomic<int> now_running{0}, most{0};
+  handlers_.add<Work>([&](const Work&, JobContext&) {
+    int n = ++now_running;
+    int m = most.load();
+    while (n > m && !most.compare_exchange_weak(m, n)) {
+    }
+    gate.wait();
+    --now_running;
+  });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  for (int i = 0; i < 10; ++i) runner.start_job(Work{i});
+  ASSERT_TRUE(wait_for(Kind::kStarted, 3));
+  // Saturated: exactly three claimed, the rest still Pending in the database.
+  EXPECT_EQ(runner.list_jobs({JobStatus::kRunning, std::nullopt, 50}).size(), 3u);
+  EXPECT_EQ(runner.list_jobs({JobStatus::kPending, std::nullopt, 50}).size(), 7u);
+  EXPECT_EQ(worker->running_jobs(), 3u);
+  gate.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 10));
+  EXPECT_EQ(most.load(), 3);
+  worker->stop();
+}
+
+TEST_F(WorkerTest, DelayedJobRunsWhenItsTimeComes) {
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  auto worker = make_worker();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{}, {.delay = 1min});
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);  // not due
+  clock_.advance(59s);
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  clock_.advance(1s);
+  EXPECT_EQ(worker->TEST_claim_once(), 1u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
+}
+
+TEST_F(WorkerTest, StartedWorkerWakesForADelayedJobOfThisProcess) {
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  runner.start_job(Work{}, {.delay = 30s});
+  clock_.advance(30s);  // far less than the 1 h polling interval
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+}
+
+TEST_F(WorkerTest, TransactionalEnqueueRunsAfterCommitAndNotify) {
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  sqlite3* app = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.file("jobs.db").c_str(), &app), SQLITE_OK);
+  sqlite3_busy_timeout(app, 5000);
+  ASSERT_EQ(sqlite3_exec(app, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  JobId id = runner.start_job(app, Work{7});
+  ASSERT_EQ(sqlite3_exec(app, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(app);
+  runner.notify();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
+}
+
+TEST_F(WorkerTest, ProgressIsThrottledAndTheLastReportKept) {
+  handlers_.add<Work>([](const Work&, JobContext& ctx) {
+    // The fake clock does not move: only the first report is written while running, and the
+    // last one goes out with the outcome.
+    for (int p = 0; p <= 100; ++p) ctx.report_progress("step " + std::to_string(p), p);
+  });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{});
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  auto r = runner.get_job(id);
+  EXPECT_EQ(r->progress_message, "step 100");
+  EXPECT_EQ(r->progress_percent, 100);
+}
+
+TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
+  options_.shutdown_timeout = 10s;
+  Gate stubborn_gate;
+  handlers_.add<Work>([&](const Work& w, JobContext& ctx) {
+    if (w.n == 1) {  // cooperative: stops when asked
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      cv.wait(lock, ctx.stop_token(), [] { return false; });
+      ctx.throw_if_stop_requested();
+    } else {  // stubborn: ignores the stop token
+      stubborn_gate.wait();
+    }
+  });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId cooperative = runner.start_job(Work{1});
+  JobId stubborn = runner.start_job(Work{2});
+  ASSERT_TRUE(wait_for(Kind::kStarted, 2));
+
+  std::thread stopper([&] { worker->stop(); });
+  ASSERT_TRUE(wait_for(Kind::kReleased, 1));  // the cooperative one, at once
+  auto c = runner.get_job(cooperative);
+  EXPECT_EQ(c->status, JobStatus::kPending);
+  EXPECT_EQ(runner.get_job(stubborn)->status, JobStatus::kRunning);
+
+  clock_.advance(10s);  // the grace period ends: the stubborn job is given back too
+  ASSERT_TRUE(wait_for(Kind::kReleased, 2));
+  auto s = runner.get_job(stubborn);
+  EXPECT_EQ(s->status, JobStatus::kPending);
+  EXPECT_FALSE(s->worker_id);
+  for (const auto& r : {*c, *s}) {
+    EXPECT_EQ(r.attempt, 1);
+    EXPECT_EQ(r.max_attempts, 11);  // the release gave its attempt back
+    EXPECT_FALSE(r.error_message);
+  }
+
+  stubborn_gate.open();  // the stubborn handler returns late: its outcome is refused
+  stopper.join();
+  EXPECT_EQ(counter(Kind::kFenced).count(), 1);
+  EXPECT_EQ(counter(Kind::kCompleted).count(), 0);
+  EXPECT_EQ(runner.get_job(stubborn)->status, JobStatus::kPending);
+
+  // Another worker picks both up again.
+  handlers_ = HandlerRegistry();
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  auto next = make_worker();
+  next->start();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
+  EXPECT_EQ(runner.get_job(stubborn)->attempt, 2);
+  next->stop();
+}
+
+TEST_F(WorkerTest, StopWithoutStartAndTwiceIsHarmless) {
+  auto worker = make_worker();
+  worker->stop();
+  worker->stop();
+  EXPECT_THROW(worker->start(), Error);
+}
+
+TEST_F(WorkerTest, RejectsBadOptions) {
+  WorkerOptions bad;
+  bad.polling_interval = Duration::zero();
+  EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
+  bad = WorkerOptions();
+  bad.default_max_attempts = 0;
+  EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
+  EXPECT_THROW(JobsWorker(nullptr, HandlerRegistry(), WorkerOptions()), Error);
+}
+
+TEST_F(WorkerTest, DefaultConcurrencyIsFiveTimesTheHardwareThreads) {
+  options_.max_concurrent_jobs = 0;
+  auto worker = make_worker();
+  EXPECT_EQ(worker->max_concurrent_jobs(),
+            5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+}  // namespace
+}  // namespace ergon::testing

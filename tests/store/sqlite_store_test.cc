@@ -1,0 +1,225 @@
+#include <sqlite3.h>
+
+#include <set>
+#include <sstream>
+
+#include "ergon/job_runner.h"
+#include "store/sqlite/sqlite_migrations.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store_conformance.h"
+
+namespace ergon::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance,
+                         ::testing::Values(StoreBackend{
+                             "sqlite",
+                             [](const TempDir& dir, Clock& clock) {
+                               return open_store(sqlite_url(dir), {.clock = &clock});
+                             }}),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+struct Note {
+  static constexpr std::string_view kJobType = "note";
+  std::string text;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Note, text)
+
+// The application's own connection to the same file, for the unit-of-work tests.
+class AppConnection {
+ public:
+  explicit AppConnection(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+    exec("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT)");
+  }
+  ~AppConnection() { sqlite3_close(db_); }
+  void exec(const char* sql) {
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  }
+  sqlite3* get() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  FakeClock clock_{test_epoch()};
+};
+
+TEST_F(SqliteStoreTest, RolledBackTransactionalEnqueueLeavesNoJob) {
+  auto store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  JobRunner runner(store);
+  AppConnection app(dir_.file("jobs.db"));
+  app.exec("BEGIN");
+  app.exec("INSERT INTO orders (item) VALUES ('book')");
+  JobId id = runner.start_job(app.get(), Note{"order placed"});
+  // Not visible to anyone else before the caller commits: Ergon did not commit for it.
+  EXPECT_FALSE(runner.get_job(id));
+  app.exec("ROLLBACK");
+  EXPECT_FALSE(runner.get_job(id));
+  EXPECT_TRUE(runner.list_jobs().empty());
+}
+
+TEST_F(SqliteStoreTest, CommittedTransactionalEnqueueIsAPendingJob) {
+  auto store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  JobRunner runner(store);
+  AppConnection app(dir_.file("jobs.db"));
+  app.exec("BEGIN");
+  app.exec("INSERT INTO orders (item) VALUES ('book')");
+  JobId id = runner.start_job(app.get(), Note{"order placed"});
+  app.exec("COMMIT");
+  auto job = runner.get_job(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->status, JobStatus::kPending);
+  EXPECT_EQ(job->job_data, R"({"text":"order placed"})");
+}
+
+TEST_F(SqliteStoreTest, TransactionalEnqueueRefusesAConnectionWithoutATransaction) {
+  auto store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  JobRunner runner(store);
+  AppConnection app(dir_.file("jobs.db"));
+  try {
+    runner.start_job(app.get(), Note{"x"});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNoTransaction);
+  }
+  EXPECT_TRUE(runner.list_jobs().empty());
+}
+
+TEST_F(SqliteStoreTest, TransactionalEnqueueOnADatabaseWithoutTheSchemaSaysSo) {
+  auto store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  JobRunner runner(store);
+  AppConnection other(dir_.file("other.db"));
+  other.exec("BEGIN");
+  try {
+    runner.start_job(other.get(), Note{"x"});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kSchema);
+  }
+  other.exec("ROLLBACK");
+}
+
+TEST_F(SqliteStoreTest, StartJobRejectsBadInputAndWritesNothing) {
+  auto store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  JobRunner runner(store);
+  EXPECT_THROW(runner.start_job_raw("t", "{not json"), Error);
+  EXPECT_THROW(runner.start_job_raw("", "{}"), Error);
+  EXPECT_THROW(runner.start_job_raw(std::string(300, 't'), "{}"), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.max_attempts = 0}), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.delay = -1s}), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.run_at = clock_.now(), .delay = 1s}), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.queue = ""}), Error);
+  EXPECT_TRUE(runner.list_jobs().empty());
+}
+
+TEST_F(SqliteStoreTest, OpeningAMissingFileWithoutCreateFails) {
+  try {
+    open_store("sqlite:" + dir_.file("missing.db"), {.create_if_missing = false});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("missing.db")));
+}
+
+TEST_F(SqliteStoreTest, OpeningWithoutMigrateNeedsTheSchema) {
+  // An empty SQLite file: no Ergon schema.
+  { AppConnection app(dir_.file("empty.db")); }
+  try {
+    open_store("sqlite:" + dir_.file("empty.db"), {.migrate = false});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kSchema);
+    EXPECT_NE(std::string(e.what()).find("ergon migrate"), std::string::npos);
+  }
+  open_store("sqlite:" + dir_.file("empty.db"));  // migrates
+  EXPECT_NO_THROW(open_store("sqlite:" + dir_.file("empty.db"), {.migrate = false}));
+}
+
+TEST_F(SqliteStoreTest, RefusesASchemaNewerThanThisBuild) {
+  open_store(sqlite_url(dir_));
+  {
+    AppConnection app(dir_.file("jobs.db"));
+    app.exec("INSERT INTO ergon_schema_migrations VALUES (999, 'x')");
+  }
+  try {
+    open_store(sqlite_url(dir_));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kSchema);
+    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos);
+  }
+}
+
+TEST_F(SqliteStoreTest, ParsesUrls) {
+  auto u = sqlite::parse_sqlite_url("sqlite:/tmp/a.db?synchronous=normal&busy_timeout_ms=10");
+  EXPECT_EQ(u.path, "/tmp/a.db");
+  EXPECT_EQ(u.synchronous, "NORMAL");
+  EXPECT_EQ(u.busy_timeout_ms, 10);
+  EXPECT_EQ(sqlite::parse_sqlite_url("sqlite:rel.db").path, "rel.db");
+  EXPECT_EQ(sqlite::parse_sqlite_url("sqlite:rel.db").synchronous, "FULL");
+  for (const char* bad : {"sqlite:", "sqlite:a.db?synchronous=fast", "sqlite:a.db?busy_timeout_ms=x",
+                          "sqlite:a.db?journal=wal", "mysql://x"}) {
+    EXPECT_THROW(sqlite::parse_sqlite_url(bad), Error) << bad;
+  }
+  EXPECT_THROW(open_store("redis://localhost"), Error);
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// Several processes claim from one file at once: each job is handed out exactly once.
+TEST_F(SqliteStoreTest, ClaimsFromSeveralProcessesNeverOverlap) {
+  constexpr int kJobs = 600;
+  auto store = open_store(sqlite_url(dir_));
+  JobRunner runner(store);
+  for (int i = 0; i < kJobs; ++i) runner.start_job(Note{std::to_string(i)});
+  std::vector<std::thread> procs;
+  std::vector<ProcessResult> results(4);
+  for (int p = 0; p < 4; ++p) {
+    procs.emplace_back([&, p] {
+      results[p] = run_process({STORE_HELPER, "claim", sqlite_url(dir_), "proc" + std::to_string(p)});
+    });
+  }
+  for (auto& t : procs) t.join();
+  std::multiset<std::string> all;
+  for (auto& r : results) {
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (auto& l : lines(r.out)) all.insert(l);
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), static_cast<std::size_t>(kJobs));
+}
+
+// Several processes migrate a new file at once: exactly one applies each migration.
+TEST_F(SqliteStoreTest, ConcurrentMigrationsApplyEachVersionOnce) {
+  std::string url = "sqlite:" + dir_.file("fresh.db");
+  { AppConnection app(dir_.file("fresh.db")); }  // the file exists, the schema does not
+  std::vector<std::thread> procs;
+  std::vector<ProcessResult> results(4);
+  for (int p = 0; p < 4; ++p) {
+    procs.emplace_back([&, p] { results[p] = run_process({STORE_HELPER, "migrate", url}); });
+  }
+  for (auto& t : procs) t.join();
+  int applied = 0;
+  for (auto& r : results) {
+    ASSERT_EQ(r.status, 0) << r.err;
+    applied += static_cast<int>(lines(r.out).size());
+  }
+  EXPECT_EQ(applied, static_cast<int>(sqlite::migrations().size()));
+}
+
+}  // namespace
+}  // namespace ergon::testing

@@ -1,0 +1,232 @@
+#include <set>
+#include <thread>
+
+#include "store_conformance.h"
+
+namespace ergon::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+JobInsertParams job(TimePoint now, std::string_view type = "t", int priority = 0,
+                    Duration delay = Duration::zero()) {
+  JobInsertParams p;
+  p.id = JobId::generate(now);
+  p.job_type = type;
+  p.job_data = R"({"n":1})";
+  p.created_at = now;
+  p.run_at = now + delay;
+  p.queue = "default";
+  p.priority = priority;
+  return p;
+}
+
+JobFinishParams outcome(const JobRecord& r, std::string_view worker, JobStatus status,
+                        TimePoint now) {
+  JobFinishParams f;
+  f.id = r.id;
+  f.attempt = r.attempt;
+  f.worker_id = worker;
+  f.status = status;
+  f.now = now;
+  f.run_at = now;
+  return f;
+}
+
+TEST_P(StoreConformance, InsertedJobIsPendingWithTheOriginalColumns) {
+  auto p = job(clock_.now(), "send_email");
+  store_->job_insert(p);
+  auto r = store_->job_get(p.id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->id, p.id);
+  EXPECT_EQ(r->job_type, "send_email");
+  EXPECT_EQ(r->job_data, R"({"n":1})");
+  EXPECT_EQ(r->status, JobStatus::kPending);
+  EXPECT_EQ(r->created_at, clock_.now());
+  EXPECT_FALSE(r->started_at);
+  EXPECT_FALSE(r->completed_at);
+  EXPECT_FALSE(r->error_message);
+  EXPECT_FALSE(r->progress_message);
+  EXPECT_FALSE(r->progress_percent);
+  EXPECT_EQ(r->attempt, 0);
+  EXPECT_FALSE(store_->job_get(JobId::generate(clock_.now())));
+}
+
+TEST_P(StoreConformance, TimestampsKeepMicroseconds) {
+  clock_.advance(123457us);
+  auto p = job(clock_.now());
+  store_->job_insert(p);
+  EXPECT_EQ(store_->job_get(p.id)->created_at, clock_.now());
+}
+
+TEST_P(StoreConformance, ClaimTakesDueJobsInPriorityThenDueOrder) {
+  auto late = job(clock_.now(), "t", 0, -1s);
+  auto early = job(clock_.now(), "t", 0, -2s);
+  auto urgent = job(clock_.now(), "t", -5);
+  auto future = job(clock_.now(), "t", -10, 1h);
+  for (auto* p : {&late, &early, &urgent, &future}) store_->job_insert(*p);
+
+  auto claimed = store_->job_claim({"w1", 10, clock_.now()});
+  ASSERT_EQ(claimed.size(), 3u);
+  EXPECT_EQ(claimed[0].id, urgent.id);
+  EXPECT_EQ(claimed[1].id, early.id);
+  EXPECT_EQ(claimed[2].id, late.id);
+  for (const auto& r : claimed) {
+    EXPECT_EQ(r.status, JobStatus::kRunning);
+    EXPECT_EQ(r.attempt, 1);
+    EXPECT_EQ(r.worker_id, "w1");
+    EXPECT_EQ(r.started_at, clock_.now());
+  }
+  EXPECT_TRUE(store_->job_claim({"w2", 10, clock_.now()}).empty());  // not due yet
+  clock_.advance(1h);
+  auto later = store_->job_claim({"w2", 10, clock_.now()});
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].id, future.id);
+}
+
+TEST_P(StoreConformance, ClaimRespectsTheLimit) {
+  for (int i = 0; i < 5; ++i) store_->job_insert(job(clock_.now()));
+  EXPECT_EQ(store_->job_claim({"w", 2, clock_.now()}).size(), 2u);
+  EXPECT_EQ(store_->job_claim({"w", 0, clock_.now()}).size(), 0u);
+  EXPECT_EQ(store_->job_claim({"w", 10, clock_.now()}).size(), 3u);
+}
+
+TEST_P(StoreConformance, FinishIsFencedByAttemptAndWorker) {
+  auto p = job(clock_.now());
+  store_->job_insert(p);
+  auto r = store_->job_claim({"w1", 1, clock_.now()}).at(0);
+
+  auto stale = outcome(r, "w1", JobStatus::kCompleted, clock_.now());
+  stale.attempt = r.attempt - 1;
+  EXPECT_FALSE(store_->job_finish(stale));
+  EXPECT_FALSE(store_->job_finish(outcome(r, "w2", JobStatus::kCompleted, clock_.now())));
+  EXPECT_EQ(store_->job_get(p.id)->status, JobStatus::kRunning);
+
+  clock_.advance(5s);
+  auto done = outcome(r, "w1", JobStatus::kCompleted, clock_.now());
+  done.progress_message = "done";
+  done.progress_percent = 100;
+  EXPECT_TRUE(store_->job_finish(done));
+  auto after = store_->job_get(p.id);
+  EXPECT_EQ(after->status, JobStatus::kCompleted);
+  EXPECT_EQ(after->completed_at, clock_.now());
+  EXPECT_EQ(after->progress_message, "done");
+  EXPECT_EQ(after->progress_percent, 100);
+  // A second outcome for the same attempt (a duplicate delivery) changes nothing.
+  EXPECT_FALSE(store_->job_finish(outcome(r, "w1", JobStatus::kFailed, clock_.now())));
+  EXPECT_EQ(store_->job_get(p.id)->status, JobStatus::kCompleted);
+}
+
+TEST_P(StoreConformance, RetryReturnsTheJobToPendingUntilItsRunAt) {
+  auto p = job(clock_.now());
+  store_->job_insert(p);
+  auto r = store_->job_claim({"w1", 1, clock_.now()}).at(0);
+  auto retry = outcome(r, "w1", JobStatus::kPending, clock_.now());
+  retry.run_at = clock_.now() + 30s;
+  retry.error_message = "boom";
+  ASSERT_TRUE(store_->job_finish(retry));
+  auto after = store_->job_get(p.id);
+  EXPECT_EQ(after->status, JobStatus::kPending);
+  EXPECT_EQ(after->error_message, "boom");
+  EXPECT_EQ(after->run_at, clock_.now() + 30s);
+  EXPECT_FALSE(after->worker_id);
+  EXPECT_FALSE(after->completed_at);
+
+  EXPECT_TRUE(store_->job_claim({"w1", 1, clock_.now() + 29s}).empty());
+  auto again = store_->job_claim({"w2", 1, clock_.now() + 30s});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 2);
+  EXPECT_FALSE(again[0].progress_message);  // each attempt starts without progress
+}
+
+TEST_P(StoreConformance, ErrorMessagesAreTruncated) {
+  auto p = job(clock_.now());
+  store_->job_insert(p);
+  auto r = store_->job_claim({"w", 1, clock_.now()}).at(0);
+  auto fail = outcome(r, "w", JobStatus::kFailed, clock_.now());
+  fail.error_message = std::string(10000, 'x');
+  ASSERT_TRUE(store_->job_finish(fail));
+  EXPECT_EQ(store_->job_get(p.id)->error_message->size(), kMaxErrorMessageBytes);
+}
+
+TEST_P(StoreConformance, ProgressTouchesOnlyTheRunningAttempt) {
+  auto p = job(clock_.now());
+  store_->job_insert(p);
+  auto r = store_->job_claim({"w", 1, clock_.now()}).at(0);
+  EXPECT_TRUE(store_->job_progress_update({r.id, r.attempt, "w", "half", 50}));
+  EXPECT_FALSE(store_->job_progress_update({r.id, r.attempt + 1, "w", "zombie", 70}));
+  EXPECT_FALSE(store_->job_progress_update({r.id, r.attempt, "other", "zombie", 70}));
+  EXPECT_TRUE(store_->job_progress_update({r.id, r.attempt, "w", "over", 250}));
+  auto after = store_->job_get(p.id);
+  EXPECT_EQ(after->status, JobStatus::kRunning);
+  EXPECT_EQ(after->progress_message, "over");
+  EXPECT_EQ(after->progress_percent, 100);  // clamped
+  ASSERT_TRUE(store_->job_finish(outcome(r, "w", JobStatus::kCompleted, clock_.now())));
+  EXPECT_FALSE(store_->job_progress_update({r.id, r.attempt, "w", "late", 10}));
+  EXPECT_EQ(store_->job_get(p.id)->progress_message, "over");
+}
+
+TEST_P(StoreConformance, ListFiltersByStatusAndTypeNewestFirst) {
+  auto a = job(clock_.now(), "a");
+  clock_.advance(1ms);
+  auto b = job(clock_.now(), "b");
+  clock_.advance(1ms);
+  auto c = job(clock_.now(), "a");
+  for (auto* p : {&a, &b, &c}) store_->job_insert(*p);
+  auto all = store_->job_list({});
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, c.id);
+  EXPECT_EQ(all[2].id, a.id);
+  EXPECT_EQ(store_->job_list({std::nullopt, "a", 50}).size(), 2u);
+  EXPECT_EQ(store_->job_list({JobStatus::kRunning, std::nullopt, 50}).size(), 0u);
+  EXPECT_EQ(store_->job_list({std::nullopt, std::nullopt, 1}).size(), 1u);
+  EXPECT_THROW(store_->job_list({std::nullopt, std::nullopt, 0}), Error);
+}
+
+TEST_P(StoreConformance, MigratingTwiceAppliesNothing) {
+  EXPECT_TRUE(store_->schema_migrate().empty());
+}
+
+TEST_P(StoreConformance, InsertNotifiesWithTheDueTime) {
+  std::vector<TimePoint> seen;
+  int sub = store_->notifier().subscribe([&](TimePoint due) { seen.push_back(due); });
+  store_->job_insert(job(clock_.now(), "t", 0, 10s));
+  store_->notifier().unsubscribe(sub);
+  store_->job_insert(job(clock_.now()));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], clock_.now() + 10s);
+}
+
+// Several connections (as several workers would have) claim from one database at once: every
+// job is handed out exactly once.
+TEST_P(StoreConformance, ConcurrentClaimsNeverHandOutAJobTwice) {
+  constexpr int kJobs = 400;
+  constexpr int kThreads = 4;
+  for (int i = 0; i < kJobs; ++i) store_->job_insert(job(clock_.now()));
+  std::vector<std::shared_ptr<Store>> stores;
+  for (int t = 0; t < kThreads; ++t) stores.push_back(reopen());
+  std::vector<std::vector<JobId>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string worker = "w" + std::to_string(t);
+      for (;;) {
+        auto batch = stores[t]->job_claim({worker, 7, clock_.now()});
+        if (batch.empty()) break;
+        for (auto& r : batch) got[t].push_back(r.id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<JobId> unique;
+  std::size_t total = 0;
+  for (auto& g : got) {
+    total += g.size();
+    unique.insert(g.begin(), g.end());
+  }
+  EXPECT_EQ(total, static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(unique.size(), static_cast<std::size_t>(kJobs));
+}
+
+}  // namespace
+}  // namespace ergon::testing

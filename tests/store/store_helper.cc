@@ -1,0 +1,33 @@
+// A separate process for the multi-process store tests.
+//   store_helper claim URL WORKER   claims until nothing is due; prints one claimed id a line
+//   store_helper migrate URL        migrates; prints the versions it applied
+#include <cstdio>
+#include <string>
+
+#include "store/store.h"
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  std::string mode = argv[1];
+  try {
+    ergon::StoreOptions o;
+    o.migrate = false;
+    o.check_schema = false;
+    auto store = ergon::open_store(argv[2], o);
+    if (mode == "migrate") {
+      for (int v : store->schema_migrate()) std::printf("%d\n", v);
+      return 0;
+    }
+    if (mode == "claim" && argc == 4) {
+      for (;;) {
+        auto batch = store->job_claim({argv[3], 5, store->clock().now()});
+        if (batch.empty()) return 0;
+        for (const auto& r : batch) std::printf("%s\n", r.id.to_string().c_str());
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "store_helper: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

@@ -36,8 +36,8 @@ void exercise(const CronExpression& expression) {
   // The canonical text is a fixed point: parsing it again prints it again.
   const std::string text = expression.to_string();
   ParseOptions again;
-  again.format = std::count(text.begin(), text.end(), ' ') == 5 ? Format::kSeconds
-                                                                 : Format::kStandard;
+  again.format =
+      std::count(text.begin(), text.end(), ' ') == 5 ? Format::kSeconds : Format::kStandard;
   check(CronExpression::parse(text, again).to_string() == text);
 
   static const TimeZone kZones[] = {TimeZone::utc(), TimeZone::load("America/New_York"),

@@ -23,7 +23,7 @@ echo "== TSan build and concurrency tests"
 configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=thread -DCMAKE_CXX_FLAGS="-O1"
 tsan_targets=$(ctest --test-dir build/asan -N -L concurrency | sed -n 's/^ *Test *#[0-9]*: //p')
 # shellcheck disable=SC2086
-cmake --build build/tsan -j "$jobs" --target ergon_cli $tsan_targets
+cmake --build build/tsan -j "$jobs" --target $tsan_targets
 # setarch -R: the TSan runtime of GCC 12 cannot map its shadow memory under the high-entropy
 # address-space randomisation of recent kernels.
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
@@ -33,9 +33,10 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 echo "== find_package(ergon) from an installed copy"
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
-configure build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DERGON_BUILD_TESTS=OFF
-cmake --build build/release -j "$jobs"
-cmake --install build/release --prefix "$prefix/usr" >/dev/null
+configure build/install-check -DCMAKE_BUILD_TYPE=Release -DERGON_BUILD_TESTS=OFF \
+  -DERGON_BUILD_APPS=OFF
+cmake --build build/install-check -j "$jobs"
+cmake --install build/install-check --prefix "$prefix/usr" >/dev/null
 cmake -S examples/send_email -B "$prefix/example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
 cmake --build "$prefix/example" >/dev/null
 (cd "$prefix" && ./example/send_email "sqlite:$prefix/example.db")

@@ -119,13 +119,13 @@ namespace detail {
 
 // The parsed form of an expression; compared structurally by CronExpression::operator==.
 struct Spec {
-  std::uint64_t seconds = 0;        // bits 0..59
-  std::uint64_t minutes = 0;        // bits 0..59
-  std::uint32_t hours = 0;          // bits 0..23
-  std::uint32_t days_of_month = 0;  // bits 1..31
-  std::uint16_t months = 0;         // bits 1..12
-  std::uint8_t days_of_week = 0;    // bits 0..7, Sunday is both 0 and 7
-  std::uint8_t flags = 0;           // kFlag* below
+  std::uint64_t seconds = 0;         // bits 0..59
+  std::uint64_t minutes = 0;         // bits 0..59
+  std::uint32_t hours = 0;           // bits 0..23
+  std::uint32_t days_of_month = 0;   // bits 1..31
+  std::uint16_t months = 0;          // bits 1..12
+  std::uint8_t days_of_week = 0;     // bits 0..7, Sunday is both 0 and 7
+  std::uint8_t flags = 0;            // kFlag* below
   std::uint8_t nth_day_of_week = 0;  // 1..5 with kFlagNthDayOfWeek
   std::uint8_t last_day_offset = 0;  // n of `L-n`
   DayMatch day_match = DayMatch::kAnd;
@@ -161,7 +161,9 @@ class CronExpression {
 
   // The first occurrence at or after `from` (inclusive) or strictly after it (exclusive), or
   // nullopt when there is none up to 9999-12-31T23:59:59Z. A `from` with a sub-second part
-  // behaves as the next whole second, whatever `inclusive` says (as in Cronos).
+  // behaves as the next whole second, whatever `inclusive` says (as in Cronos). As in Cronos the
+  // search starts from the local time of `from`: from the instant a spring-forward gap ends, the
+  // skipped local times that fired at that very instant are behind the search (docs/cron.md).
   template <class Duration>
   std::optional<std::chrono::sys_seconds> next(std::chrono::sys_time<Duration> from,
                                                const TimeZone& tz, bool inclusive = false) const {
@@ -211,18 +213,14 @@ class CronExpression {
  private:
   explicit CronExpression(const detail::Spec& spec) : spec_(spec) {}
 
-  std::optional<std::chrono::sys_seconds> next_impl(std::chrono::sys_seconds from,
-                                                    bool fractional, const TimeZone& tz,
-                                                    bool inclusive) const;
+  std::optional<std::chrono::sys_seconds> next_impl(std::chrono::sys_seconds from, bool fractional,
+                                                    const TimeZone& tz, bool inclusive) const;
   std::optional<std::chrono::sys_seconds> previous_impl(std::chrono::sys_seconds from,
                                                         bool fractional, const TimeZone& tz,
                                                         bool inclusive) const;
-  std::vector<std::chrono::sys_seconds> occurrences_impl(std::chrono::sys_seconds from,
-                                                         bool from_fractional,
-                                                         std::chrono::sys_seconds to,
-                                                         bool to_inclusive, const TimeZone& tz,
-                                                         bool from_inclusive,
-                                                         std::size_t limit) const;
+  std::vector<std::chrono::sys_seconds> occurrences_impl(
+      std::chrono::sys_seconds from, bool from_fractional, std::chrono::sys_seconds to,
+      bool to_inclusive, const TimeZone& tz, bool from_inclusive, std::size_t limit) const;
 
   detail::Spec spec_;
 };

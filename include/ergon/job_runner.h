@@ -24,7 +24,8 @@
 #include "ergon/options.h"
 #include "ergon/store.h"
 
-struct sqlite3;  // from <sqlite3.h>; only the transactional twin needs it
+struct sqlite3;  // from <sqlite3.h>; only the transactional twins need these
+struct pg_conn;  // PGconn from <libpq-fe.h>
 
 namespace ergon {
 
@@ -44,11 +45,33 @@ class JobRunner {
     return start_job_raw(conn, T::kJobType, nlohmann::json(job).dump(), options);
   }
 
+  // Enqueues on `conn`, a libpq connection to the store's PostgreSQL database inside an open
+  // transaction (BEGIN issued, not yet committed). The job and its wake-up become visible when
+  // the caller commits. Throws Error(kNoTransaction) otherwise.
+  template <JobType T>
+  JobId start_job(pg_conn* conn, const T& job, const JobOptions& options = {}) {
+    return start_job_raw(conn, T::kJobType, nlohmann::json(job).dump(), options);
+  }
+
+  // Enqueues many jobs of one type in one transaction (COPY on PostgreSQL).
+  template <JobType T>
+  std::vector<JobId> start_jobs(const std::vector<T>& jobs, const JobOptions& options = {}) {
+    std::vector<std::string> data;
+    data.reserve(jobs.size());
+    for (const auto& j : jobs) data.push_back(nlohmann::json(j).dump());
+    return start_jobs_raw(T::kJobType, data, options);
+  }
+
   // The untyped forms, for tools and command handlers. `job_data` must be valid JSON.
   JobId start_job_raw(std::string_view job_type, std::string_view job_data,
                       const JobOptions& options = {});
   JobId start_job_raw(sqlite3* conn, std::string_view job_type, std::string_view job_data,
                       const JobOptions& options = {});
+  JobId start_job_raw(pg_conn* conn, std::string_view job_type, std::string_view job_data,
+                      const JobOptions& options = {});
+  std::vector<JobId> start_jobs_raw(std::string_view job_type,
+                                    const std::vector<std::string>& job_data,
+                                    const JobOptions& options = {});
 
   // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
   void notify();

@@ -62,6 +62,27 @@ JobId JobRunner::start_job_raw(sqlite3* conn, std::string_view job_type,
   return p.id;
 }
 
+JobId JobRunner::start_job_raw(pg_conn* conn, std::string_view job_type,
+                               std::string_view job_data, const JobOptions& options) {
+  JobInsertParams p = make_insert(*store_, job_type, job_data, options);
+  store_->job_insert_tx(conn, p);
+  return p.id;
+}
+
+std::vector<JobId> JobRunner::start_jobs_raw(std::string_view job_type,
+                                             const std::vector<std::string>& job_data,
+                                             const JobOptions& options) {
+  // Validate every job before writing any: a bad element rejects the whole batch.
+  std::vector<JobInsertParams> params;
+  params.reserve(job_data.size());
+  for (const auto& d : job_data) params.push_back(make_insert(*store_, job_type, d, options));
+  store_->job_insert_many(params);
+  std::vector<JobId> ids;
+  ids.reserve(params.size());
+  for (const auto& p : params) ids.push_back(p.id);
+  return ids;
+}
+
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
 
 std::optional<JobRecord> JobRunner::get_job(const JobId& id) const { return store_->job_get(id); }

@@ -23,9 +23,9 @@ constexpr int days_in_month(std::int64_t y, int m) {
 constexpr std::int64_t days_from_civil(std::int64_t y, int m, int d) {
   y -= m <= 2 ? 1 : 0;
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t yoe = y - era * 400;                               // [0, 399]
+  const std::int64_t yoe = y - era * 400;                                   // [0, 399]
   const std::int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;  // [0, 365]
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;       // [0, 146096]
+  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           // [0, 146096]
   return era * 146097 + doe - 719468;
 }
 
@@ -60,8 +60,8 @@ struct LocalTime {
 };
 
 constexpr std::int64_t to_local_seconds(const LocalTime& t) {
-  return days_from_civil(t.year, t.month, t.day) * kSecondsPerDay + t.hour * 3600 +
-         t.minute * 60 + t.second;
+  return days_from_civil(t.year, t.month, t.day) * kSecondsPerDay + t.hour * 3600 + t.minute * 60 +
+         t.second;
 }
 
 constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) {

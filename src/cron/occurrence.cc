@@ -53,8 +53,8 @@ cctz::civil_second to_civil(Local l) {
 }
 
 Local from_civil(const cctz::civil_second& cs) {
-  return internal::to_local_seconds(LocalTime{cs.year(), cs.month(), cs.day(), cs.hour(),
-                                              cs.minute(), cs.second()});
+  return internal::to_local_seconds(
+      LocalTime{cs.year(), cs.month(), cs.day(), cs.hour(), cs.minute(), cs.second()});
 }
 
 // A repeated (fall-back) period [start, end) in local time, and the transition instant: local
@@ -247,8 +247,10 @@ std::optional<std::chrono::sys_seconds> CronExpression::next_impl(std::chrono::s
   return std::chrono::sys_seconds(std::chrono::seconds(*found));
 }
 
-std::optional<std::chrono::sys_seconds> CronExpression::previous_impl(
-    std::chrono::sys_seconds from, bool fractional, const TimeZone& tz, bool inclusive) const {
+std::optional<std::chrono::sys_seconds> CronExpression::previous_impl(std::chrono::sys_seconds from,
+                                                                      bool fractional,
+                                                                      const TimeZone& tz,
+                                                                      bool inclusive) const {
   Instant s = from.time_since_epoch().count();
   // A sub-second `from` lies after its whole second, which therefore qualifies.
   bool before = !fractional && !inclusive;

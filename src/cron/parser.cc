@@ -236,8 +236,8 @@ class Parser {
     const std::size_t start = pos_;
     const int number = read_number(&info);
     if (number < info.first || number > info.last) {
-      std::string what = "value must be a number between " + std::to_string(info.first) +
-                         " and " + std::to_string(info.last) + " (all inclusive)";
+      std::string what = "value must be a number between " + std::to_string(info.first) + " and " +
+                         std::to_string(info.last) + " (all inclusive)";
       if (info.field == Field::kMonths) what += " or a month name (JAN-DEC)";
       if (info.field == Field::kDaysOfWeek) what += " or a day name (SUN-SAT)";
       fail(info.field, start, what);
@@ -368,10 +368,14 @@ class Parser {
       std::string_view name, plain, jittered;
     };
     constexpr Macro kMacros[] = {
-        {"YEARLY", "0 0 0 1 1 *", "H H H H H *"},  {"ANNUALLY", "0 0 0 1 1 *", "H H H H H *"},
-        {"MONTHLY", "0 0 0 1 * *", "H H H H * *"}, {"WEEKLY", "0 0 0 * * 0", "H H H * * H"},
-        {"DAILY", "0 0 0 * * *", "H H H * * *"},   {"MIDNIGHT", "0 0 0 * * *", "H H H * * *"},
-        {"HOURLY", "0 0 * * * *", "H H * * * *"},  {"EVERY_MINUTE", "0 * * * * *", "H * * * * *"},
+        {"YEARLY", "0 0 0 1 1 *", "H H H H H *"},
+        {"ANNUALLY", "0 0 0 1 1 *", "H H H H H *"},
+        {"MONTHLY", "0 0 0 1 * *", "H H H H * *"},
+        {"WEEKLY", "0 0 0 * * 0", "H H H * * H"},
+        {"DAILY", "0 0 0 * * *", "H H H * * *"},
+        {"MIDNIGHT", "0 0 0 * * *", "H H H * * *"},
+        {"HOURLY", "0 0 * * * *", "H H * * * *"},
+        {"EVERY_MINUTE", "0 * * * * *", "H * * * * *"},
         {"EVERY_SECOND", "* * * * * *", "* * * * * *"},
     };
     const Macro* macro = nullptr;

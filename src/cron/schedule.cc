@@ -61,7 +61,7 @@ int Matcher::designated_day(std::int64_t y, int m, int dim) const {
     if (day < 1) return 0;  // `L-30` in February: no such day
   } else {
     day = first_bit(spec_.days_of_month);  // `nW` holds exactly one day
-    if (day > dim) return 0;                // `31W` in a 30-day month
+    if (day > dim) return 0;               // `31W` in a 30-day month
   }
   if ((spec_.flags & Spec::kFlagNearestWeekday) != 0) day = nearest_weekday(y, m, day, dim);
   return day;

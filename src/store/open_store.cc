@@ -12,6 +12,15 @@ void Store::job_insert_tx(sqlite3*, const JobInsertParams&) {
                                            " store cannot enqueue on a sqlite3 connection");
 }
 
+void Store::job_insert_tx(pg_conn*, const JobInsertParams&) {
+  throw Error(ErrorCode::kUnsupported, std::string("the ") + std::string(backend()) +
+                                           " store cannot enqueue on a PostgreSQL connection");
+}
+
+void Store::job_insert_many(const std::vector<JobInsertParams>& jobs) {
+  for (const auto& p : jobs) job_insert(p);
+}
+
 std::string truncate_utf8(std::string_view text, std::size_t max_bytes) {
   if (text.size() <= max_bytes) return std::string(text);
   std::size_t cut = max_bytes;

@@ -28,6 +28,7 @@
 #include "transport/notifier.h"
 
 struct sqlite3;
+struct pg_conn;  // PGconn of <libpq-fe.h>
 
 namespace ergon {
 
@@ -91,6 +92,10 @@ class Store {
   // Inserts with the caller's connection inside the caller's open transaction. No notify: the
   // row is not visible before the caller commits.
   virtual void job_insert_tx(sqlite3* conn, const JobInsertParams& p);
+  virtual void job_insert_tx(pg_conn* conn, const JobInsertParams& p);
+  // Inserts many jobs in one transaction (one notify for the batch). The default loops over
+  // job_insert inside nothing special; backends override it with a bulk path.
+  virtual void job_insert_many(const std::vector<JobInsertParams>& jobs);
 
   // Atomically moves up to p.limit due Pending jobs to Running for p.worker_id, incrementing
   // their attempt. No job is ever returned by two claims while it stays Running. Ordered by

@@ -77,9 +77,9 @@ std::optional<Stamp> parse_stamp(const std::string& s) {
     pos += 6;
   }
   if (pos != s.size()) return std::nullopt;
-  const std::chrono::sys_days day =
-      std::chrono::year(*y) / std::chrono::month(static_cast<unsigned>(*mo)) /
-      std::chrono::day(static_cast<unsigned>(*d));
+  const std::chrono::sys_days day = std::chrono::year(*y) /
+                                    std::chrono::month(static_cast<unsigned>(*mo)) /
+                                    std::chrono::day(static_cast<unsigned>(*d));
   const TickTime local = TickTime(day) + std::chrono::hours(*h) + std::chrono::minutes(*mi) +
                          std::chrono::seconds(*se) + Ticks(fraction);
   return Stamp{local - offset, offset};
@@ -147,8 +147,7 @@ class SummaryPrinter : public testing::Environment {
               << " listed as wrong\n";
   }
 };
-testing::Environment* const kSummaryPrinter =
-    testing::AddGlobalTestEnvironment(new SummaryPrinter);
+testing::Environment* const kSummaryPrinter = testing::AddGlobalTestEnvironment(new SummaryPrinter);
 
 class CronosConformance : public testing::Test {
  protected:
@@ -214,14 +213,14 @@ std::string check_search(const Json& c, bool forward) {
   }
 
   std::vector<std::pair<std::string, CronExpression>> variants;
-  variants.emplace_back("expr", CronExpression::parse(c.at("expr").get<std::string>(),
-                                                      options_of(c)));
+  variants.emplace_back("expr",
+                        CronExpression::parse(c.at("expr").get<std::string>(), options_of(c)));
   if (c.contains("expr_without_jitter")) {
     ParseOptions plain;
     plain.format = format_of(c, "format_without_jitter");
-    variants.emplace_back("expr_without_jitter",
-                          CronExpression::parse(c.at("expr_without_jitter").get<std::string>(),
-                                                plain));
+    variants.emplace_back(
+        "expr_without_jitter",
+        CronExpression::parse(c.at("expr_without_jitter").get<std::string>(), plain));
     if (!(variants[0].second == variants[1].second)) {
       return "H resolved to '" + variants[0].second.to_string() + "', expected '" +
              variants[1].second.to_string() + "'";
@@ -235,15 +234,14 @@ std::string check_search(const Json& c, bool forward) {
         expected ? std::optional(std::chrono::floor<std::chrono::seconds>(expected->instant))
                  : std::nullopt;
     if (got != want) {
-      return label + ": got " + format_instant(got) + ", expected " + format_instant(want) +
-             " (" + c.at("expected").dump() + ")";
+      return label + ": got " + format_instant(got) + ", expected " + format_instant(want) + " (" +
+             c.at("expected").dump() + ")";
     }
     // The offset written in `expected` is the zone's offset at that instant, except for the
     // prev cases whose note says the upstream test wrote another one.
     const bool offset_as_written =
-        c.contains("note") &&
-        c.at("note").get<std::string>().find("at that instant the zone offset is") !=
-            std::string::npos;
+        c.contains("note") && c.at("note").get<std::string>().find(
+                                  "at that instant the zone offset is") != std::string::npos;
     if (got && !offset_as_written && tz.utc_offset(*got) != expected->offset) {
       return label + ": zone offset at the result is " +
              std::to_string(tz.utc_offset(*got).count()) + "s, expected " +
@@ -253,7 +251,9 @@ std::string check_search(const Json& c, bool forward) {
   return "";
 }
 
-TEST_F(CronosConformance, Next) { run_kind("next", [](const Json& c) { return check_search(c, true); }); }
+TEST_F(CronosConformance, Next) {
+  run_kind("next", [](const Json& c) { return check_search(c, true); });
+}
 
 TEST_F(CronosConformance, Prev) {
   run_kind("prev", [](const Json& c) { return check_search(c, false); });
@@ -294,7 +294,8 @@ TEST_F(CronosConformance, ToString) {
     if (got != want) return "got '" + got + "', expected '" + want + "'";
     // The canonical text parses back to the same expression (the format it needs: 5 fields
     // when the seconds field was left out).
-    const std::size_t fields = static_cast<std::size_t>(std::count(got.begin(), got.end(), ' ')) + 1;
+    const std::size_t fields =
+        static_cast<std::size_t>(std::count(got.begin(), got.end(), ' ')) + 1;
     ParseOptions again;
     again.format = fields == 6 ? Format::kSeconds : Format::kStandard;
     if (!(CronExpression::parse(got, again) ==

@@ -1,5 +1,7 @@
 // Unit and property tests of ergon::cron: parsing, the day-of-month/day-of-week rules, DST
 // handling checked against an independent brute-force model, ranges, jitter and errors.
+#include "ergon/cron.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,8 +15,6 @@
 #include <thread>
 #include <vector>
 
-#include "ergon/cron.h"
-
 namespace ergon::cron {
 namespace {
 
@@ -26,7 +26,8 @@ using std::chrono::sys_days;
 using std::chrono::sys_seconds;
 
 sys_seconds utc(int y, unsigned mo, unsigned d, int h = 0, int mi = 0, int s = 0) {
-  return sys_seconds(sys_days(std::chrono::year(y) / std::chrono::month(mo) / std::chrono::day(d))) +
+  return sys_seconds(
+             sys_days(std::chrono::year(y) / std::chrono::month(mo) / std::chrono::day(d))) +
          hours(h) + minutes(mi) + seconds(s);
 }
 
@@ -193,9 +194,9 @@ TEST(CronInstants, Occurrences) {
   const TimeZone tz = TimeZone::utc();
   const CronExpression quarter = parse("*/15 * * * *");
   const auto from = utc(2024, 5, 1, 10);
-  EXPECT_EQ(quarter.occurrences(from, from + hours(1), tz),
-            (std::vector<sys_seconds>{from, from + minutes(15), from + minutes(30),
-                                      from + minutes(45)}));
+  EXPECT_EQ(
+      quarter.occurrences(from, from + hours(1), tz),
+      (std::vector<sys_seconds>{from, from + minutes(15), from + minutes(30), from + minutes(45)}));
   EXPECT_EQ(quarter.occurrences(from, from + hours(1), tz, false, true).back(), from + hours(1));
   EXPECT_EQ(quarter.occurrences(from, from + days(1), tz, true, false, 3).size(), 3U);
   EXPECT_TRUE(quarter.occurrences(from, from, tz, false, false).empty());
@@ -551,12 +552,10 @@ TEST_P(CronDstProperties, NextAndPreviousMatchTheModel) {
         }
         if (previous != model_previous(*model, t)) {
           ++failures;
-          ADD_FAILURE() << "previous(" << t.time_since_epoch().count()
-                        << ") = " << previous->time_since_epoch().count() << ", model says "
-                        << model_previous(*model, t)
-                               .value_or(sys_seconds{})
-                               .time_since_epoch()
-                               .count();
+          ADD_FAILURE()
+              << "previous(" << t.time_since_epoch().count()
+              << ") = " << previous->time_since_epoch().count() << ", model says "
+              << model_previous(*model, t).value_or(sys_seconds{}).time_since_epoch().count();
         }
       } else {
         // Nothing strictly between t and next(t).
@@ -577,8 +576,8 @@ TEST_P(CronDstProperties, NextAndPreviousMatchTheModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Zones, CronDstProperties,
-                         testing::Values("America/New_York", "Europe/Berlin",
-                                         "Australia/Lord_Howe", "America/Santiago"),
+                         testing::Values("America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
+                                         "America/Santiago"),
                          [](const testing::TestParamInfo<const char*>& param) {
                            std::string name = param.param;
                            std::replace(name.begin(), name.end(), '/', '_');

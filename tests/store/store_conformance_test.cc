@@ -187,6 +187,24 @@ TEST_P(StoreConformance, MigratingTwiceAppliesNothing) {
   EXPECT_TRUE(store_->schema_migrate().empty());
 }
 
+TEST_P(StoreConformance, BulkInsertIsAllOrNothingWithOneNotify) {
+  std::vector<JobInsertParams> batch;
+  for (int i = 0; i < 50; ++i) batch.push_back(job(clock_.now(), "bulk", 0, std::chrono::seconds(i)));
+  int notifies = 0;
+  int sub = store_->notifier().subscribe([&](TimePoint) { ++notifies; });
+  store_->job_insert_many(batch);
+  EXPECT_EQ(notifies, 1);
+  EXPECT_EQ(store_->job_list({std::nullopt, "bulk", 100}).size(), 50u);
+  // A duplicate id in the middle fails the whole batch: nothing of it is stored.
+  std::vector<JobInsertParams> bad;
+  for (int i = 0; i < 5; ++i) bad.push_back(job(clock_.now(), "bad"));
+  bad.push_back(batch[0]);
+  EXPECT_THROW(store_->job_insert_many(bad), Error);
+  EXPECT_EQ(store_->job_list({std::nullopt, "bad", 100}).size(), 0u);
+  EXPECT_EQ(notifies, 1);
+  store_->notifier().unsubscribe(sub);
+}
+
 TEST_P(StoreConformance, InsertNotifiesWithTheDueTime) {
   std::vector<TimePoint> seen;
   int sub = store_->notifier().subscribe([&](TimePoint due) { seen.push_back(due); });

@@ -359,6 +359,28 @@ void SqliteStore::job_insert(const JobInsertParams& p) {
   notifier().notify(p.run_at);
 }
 
+void SqliteStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
+  if (jobs.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& p : jobs) {
+        Binder b(db_, prepared(kInsertSql).get());
+        bind_insert(b, p);
+        b.run();
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  TimePoint earliest = jobs.front().run_at;
+  for (const auto& p : jobs) earliest = std::min(earliest, p.run_at);
+  notifier().notify(earliest);  // one wake-up for the batch
+}
+
 void SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
   if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
   // The caller's transaction is theirs: Ergon writes inside it and never commits. Writing on a

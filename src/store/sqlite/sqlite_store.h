@@ -38,7 +38,9 @@ class SqliteStore final : public Store {
   void schema_check();
 
   void job_insert(const JobInsertParams& p) override;
+  using Store::job_insert_tx;  // the PostgreSQL twin stays visible (and refuses)
   void job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
+  void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
   bool job_finish(const JobFinishParams& p) override;
   bool job_progress_update(const JobProgressParams& p) override;

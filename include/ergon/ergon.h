@@ -6,6 +6,8 @@
 //   ergon/job_runner.h   starting jobs (start_job and its transactional twin)
 //   ergon/jobs_worker.h  running them (JobsWorker)
 //   ergon/options.h      JobOptions, WorkerOptions
+//   ergon/schedule.h     recurring jobs: ScheduleOptions, policies
+//   ergon/cron.h         cron expressions (parse, next, previous) in time zones
 //   ergon/config.h       the JSON configuration file
 //   ergon/clock.h        the injectable clock (FakeClock for tests)
 //   ergon/error.h        the error model
@@ -13,10 +15,12 @@
 
 #include "ergon/clock.h"
 #include "ergon/config.h"
+#include "ergon/cron.h"
 #include "ergon/error.h"
 #include "ergon/job.h"
 #include "ergon/job_runner.h"
 #include "ergon/jobs_worker.h"
 #include "ergon/options.h"
+#include "ergon/schedule.h"
 #include "ergon/store.h"
 #include "ergon/types.h"

@@ -22,6 +22,7 @@
 
 #include "ergon/job.h"
 #include "ergon/options.h"
+#include "ergon/schedule.h"
 #include "ergon/store.h"
 
 struct sqlite3;  // from <sqlite3.h>; only the transactional twins need these
@@ -72,6 +73,30 @@ class JobRunner {
   std::vector<JobId> start_jobs_raw(std::string_view job_type,
                                     const std::vector<std::string>& job_data,
                                     const JobOptions& options = {});
+
+  // Recurring jobs (see ergon/schedule.h). Adds the schedule `options.name` (default: the job
+  // type) or updates it: expression, payload, zone and policies. An unchanged expression and
+  // zone keep the stored next_run_time, so re-registering at every start-up neither skips nor
+  // repeats a slot; a changed one is due at its first slot after now. An operator's
+  // enable/disable is kept. Throws Error(kInvalidArgument) for a bad expression or zone, with
+  // the parser's message. Returns the schedule's name.
+  template <JobType T>
+  std::string add_or_update_scheduled_job(const T& job, std::string_view cron_expression,
+                                          ScheduleOptions options = {}) {
+    return add_or_update_scheduled_job_raw(T::kJobType, nlohmann::json(job).dump(),
+                                           cron_expression, std::move(options));
+  }
+  std::string add_or_update_scheduled_job_raw(std::string_view job_type, std::string_view job_data,
+                                              std::string_view cron_expression,
+                                              ScheduleOptions options = {});
+  // false if no schedule has that name.
+  bool remove_scheduled_job(std::string_view name);
+  bool set_scheduled_job_enabled(std::string_view name, bool enabled);
+  // Enqueues the schedule's job now, outside its slots; next_run_time is not touched.
+  // Throws Error(kNotFound).
+  JobId trigger_scheduled_job(std::string_view name);
+  [[nodiscard]] std::vector<ScheduleRecord> list_scheduled_jobs() const;
+  [[nodiscard]] std::optional<ScheduleRecord> get_scheduled_job(std::string_view name) const;
 
   // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
   void notify();

@@ -63,6 +63,11 @@ struct WorkerOptions {
   int default_max_attempts = 10;
   // Minimum time between two progress writes of one job.
   Duration progress_interval = std::chrono::milliseconds(250);
+  // Run the scheduler service (recurring jobs) in this worker. Any number of workers may run
+  // it: each slot still fires once.
+  bool run_scheduler = true;
+  // A slot of a schedule with MisfirePolicy::kSkip is still run if seen within this period.
+  Duration misfire_grace = std::chrono::minutes(1);
   // Identifies this process in jobs.worker_id. Empty: "<hostname>:<pid>". A random suffix is
   // always added so that two processes never share an id.
   std::string worker_name;

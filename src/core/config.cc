@@ -49,6 +49,13 @@ int get_int(const json& obj, const std::string& where, const char* key, int fall
   return static_cast<int>(v);
 }
 
+bool get_bool(const json& obj, const std::string& where, const char* key, bool fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return fallback;
+  if (!it->is_boolean()) bad(where + "." + key, "must be true or false");
+  return it->get<bool>();
+}
+
 std::string get_string(const json& obj, const std::string& where, const char* key) {
   auto it = obj.find(key);
   if (it == obj.end()) return {};
@@ -62,7 +69,7 @@ WorkerOptions parse_worker(const json& j) {
              {"MaxConcurrentJobs", "PollingInterval", "ScheduledJobsCheckInterval",
               "OrphanedJobsCheckInterval", "OrphanedJobThreshold", "ShutdownTimeout",
               "RetryBaseDelay", "RetryMaxDelay", "DefaultMaxAttempts", "ProgressInterval",
-              "WorkerName"});
+              "WorkerName", "RunScheduler", "MisfireGracePeriod"});
   WorkerOptions o;
   o.max_concurrent_jobs = get_int(j, w, "MaxConcurrentJobs", 0, 0, 10000);
   o.polling_interval = get_timespan(j, w, "PollingInterval", o.polling_interval);
@@ -77,6 +84,8 @@ WorkerOptions parse_worker(const json& j) {
   o.default_max_attempts = get_int(j, w, "DefaultMaxAttempts", 10, 1, 1000000);
   o.progress_interval = get_timespan(j, w, "ProgressInterval", o.progress_interval);
   o.worker_name = get_string(j, w, "WorkerName");
+  o.run_scheduler = get_bool(j, w, "RunScheduler", o.run_scheduler);
+  o.misfire_grace = get_timespan(j, w, "MisfireGracePeriod", o.misfire_grace);
   if (o.polling_interval.count() == 0) bad(w + ".PollingInterval", "must be greater than zero");
   return o;
 }

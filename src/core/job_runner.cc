@@ -1,5 +1,7 @@
 #include "ergon/job_runner.h"
 
+#include "ergon/cron.h"
+#include "runtime/scheduler.h"
 #include "store/store.h"
 
 namespace ergon {
@@ -81,6 +83,74 @@ std::vector<JobId> JobRunner::start_jobs_raw(std::string_view job_type,
   ids.reserve(params.size());
   for (const auto& p : params) ids.push_back(p.id);
   return ids;
+}
+
+std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type,
+                                                       std::string_view job_data,
+                                                       std::string_view cron_expression,
+                                                       ScheduleOptions o) {
+  JobOptions job_options;
+  job_options.queue = o.queue;
+  job_options.priority = o.priority;
+  job_options.max_attempts = o.max_attempts;
+  // The same checks as a one-off job, on the job the schedule will enqueue.
+  JobInsertParams checked = make_insert(*store_, job_type, job_data, job_options);
+  ScheduleRecord r;
+  r.name = o.name.empty() ? std::string(job_type) : o.name;
+  if (r.name.size() > kMaxJobTypeBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "schedule name is longer than 200 bytes");
+  }
+  if (o.misfire_limit < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "misfire_limit must be at least 1");
+  }
+  r.id = checked.id;
+  r.job_type = job_type;
+  r.job_data = job_data;
+  r.cron_expression = std::string(cron_expression);
+  r.with_seconds = o.with_seconds;
+  r.time_zone = o.time_zone;
+  try {
+    r.next_run_time =
+        runtime::first_slot_after(r.cron_expression, r.with_seconds, r.time_zone, checked.created_at);
+  } catch (const cron::CronError& e) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "schedule '" + r.name + "': " + std::string(e.what()));
+  }
+  r.is_enabled = true;
+  r.misfire = o.misfire;
+  r.misfire_limit = o.misfire_limit;
+  r.overlap = o.overlap;
+  r.queue = o.queue;
+  r.priority = o.priority;
+  r.max_attempts = o.max_attempts;
+  store_->schedule_upsert({r});
+  return r.name;
+}
+
+bool JobRunner::remove_scheduled_job(std::string_view name) {
+  return store_->schedule_remove(name);
+}
+
+bool JobRunner::set_scheduled_job_enabled(std::string_view name, bool enabled) {
+  return store_->schedule_set_enabled(name, enabled);
+}
+
+JobId JobRunner::trigger_scheduled_job(std::string_view name) {
+  auto s = store_->schedule_get(name);
+  if (!s) throw Error(ErrorCode::kNotFound, "no schedule named '" + std::string(name) + "'");
+  JobOptions o;
+  o.queue = s->queue;
+  o.priority = s->priority;
+  o.max_attempts = s->max_attempts;
+  return start_job_raw(s->job_type, s->job_data, o);
+}
+
+std::vector<ScheduleRecord> JobRunner::list_scheduled_jobs() const {
+  return store_->schedule_list();
+}
+
+std::optional<ScheduleRecord> JobRunner::get_scheduled_job(std::string_view name) const {
+  return store_->schedule_get(name);
 }
 
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }

@@ -16,6 +16,7 @@
 
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
+#include "runtime/scheduler.h"
 #include "store/store.h"
 
 namespace ergon {
@@ -76,6 +77,12 @@ class JobsWorker::Impl {
     }
     start_pool_locked();
     producer_ = std::thread([this] { produce(); });
+    if (opts_.run_scheduler) {
+      scheduler_ = std::make_unique<runtime::Scheduler>(
+          *store_, runtime::SchedulerOptions{opts_.scheduled_jobs_check_interval,
+                                             opts_.misfire_grace});
+      scheduler_->start();
+    }
     spdlog::info("worker {} started: {} slots, {} job types", worker_id_, max_, handlers_.size());
   }
 
@@ -94,6 +101,7 @@ class JobsWorker::Impl {
       cv_.notify_all();
       pool_cv_.notify_all();
     }
+    if (scheduler_) scheduler_->stop();
     if (producer_.joinable()) producer_.join();  // no claim happens after this line
     {
       std::unique_lock lock(mu_);
@@ -418,6 +426,7 @@ class JobsWorker::Impl {
   std::vector<std::thread> pool_;
   std::thread producer_;
   std::thread flusher_;
+  std::unique_ptr<runtime::Scheduler> scheduler_;
 };
 
 JobsWorker::JobsWorker(std::shared_ptr<Store> store, HandlerRegistry handlers,

@@ -21,6 +21,22 @@ void Store::job_insert_many(const std::vector<JobInsertParams>& jobs) {
   for (const auto& p : jobs) job_insert(p);
 }
 
+namespace {
+[[noreturn]] void no_schedules(const Store& s) {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(s.backend()) + " store does not support recurring jobs yet");
+}
+}  // namespace
+
+void Store::schedule_upsert(const ScheduleUpsertParams&) { no_schedules(*this); }
+bool Store::schedule_remove(std::string_view) { no_schedules(*this); }
+bool Store::schedule_set_enabled(std::string_view, bool) { no_schedules(*this); }
+std::optional<ScheduleRecord> Store::schedule_get(std::string_view) { no_schedules(*this); }
+std::vector<ScheduleRecord> Store::schedule_list() { no_schedules(*this); }
+std::vector<ScheduleRecord> Store::schedule_due(TimePoint, int) { no_schedules(*this); }
+std::optional<TimePoint> Store::schedule_next_due() { no_schedules(*this); }
+ScheduleFireResult Store::schedule_fire(const ScheduleFireParams&) { no_schedules(*this); }
+
 std::string truncate_utf8(std::string_view text, std::size_t max_bytes) {
   if (text.size() <= max_bytes) return std::string(text);
   std::size_t cut = max_bytes;

@@ -24,6 +24,7 @@
 
 #include "ergon/clock.h"
 #include "ergon/error.h"
+#include "ergon/schedule.h"
 #include "ergon/store.h"
 #include "transport/notifier.h"
 
@@ -73,6 +74,33 @@ struct JobProgressParams {
   int percent = 0;
 };
 
+struct ScheduleUpsertParams {
+  ScheduleRecord schedule;  // id used on insert only; last_* ignored
+  // Keep the stored next_run_time when the expression, its format and the zone are unchanged
+  // (a restart that re-registers its schedules must neither skip nor repeat a slot); otherwise
+  // store schedule.next_run_time. is_enabled is written on insert only: an operator's
+  // enable/disable survives the application re-registering the schedule.
+};
+
+// Fires one slot of one schedule, atomically: advances next_run_time from `expected_next` to
+// `new_next` and inserts `jobs` in the same transaction, only if next_run_time still equals
+// `expected_next` and the schedule is enabled. Any number of schedulers can race on a slot:
+// exactly one wins.
+struct ScheduleFireParams {
+  std::string_view name;
+  TimePoint expected_next;
+  TimePoint new_next;
+  TimePoint last_run_time;              // the slot fired (the latest one when several)
+  std::vector<JobInsertParams> jobs;    // none when the misfire policy skips the slot
+  bool skip_if_previous_running = false;  // overlap policy: skip while the last job runs
+};
+
+enum class ScheduleFireResult {
+  kFired,            // advanced; jobs inserted
+  kSkippedOverlap,   // advanced; no job, the previous run was still Pending/Running
+  kLost,             // another scheduler fired the slot first, or the schedule changed
+};
+
 class Store {
  public:
   explicit Store(Clock& clock) : clock_(clock) {}
@@ -82,6 +110,9 @@ class Store {
 
   [[nodiscard]] Clock& clock() const { return clock_; }
   [[nodiscard]] transport::Notifier& notifier() { return notifier_; }
+  // Told when a schedule changes (added, updated, enabled), with its next_run_time, so that a
+  // sleeping scheduler in this process can wake earlier.
+  [[nodiscard]] transport::Notifier& schedule_notifier() { return schedule_notifier_; }
   [[nodiscard]] virtual std::string_view backend() const = 0;
 
   // Applies pending migrations; returns the versions applied.
@@ -110,9 +141,22 @@ class Store {
   [[nodiscard]] virtual std::optional<JobRecord> job_get(const JobId& id) = 0;
   [[nodiscard]] virtual std::vector<JobRecord> job_list(const JobFilter& filter) = 0;
 
+  // Recurring jobs. Backends without them throw Error(kUnsupported) (the defaults below).
+  virtual void schedule_upsert(const ScheduleUpsertParams& p);
+  [[nodiscard]] virtual bool schedule_remove(std::string_view name);
+  [[nodiscard]] virtual bool schedule_set_enabled(std::string_view name, bool enabled);
+  [[nodiscard]] virtual std::optional<ScheduleRecord> schedule_get(std::string_view name);
+  [[nodiscard]] virtual std::vector<ScheduleRecord> schedule_list();
+  // Enabled schedules with next_run_time <= now, earliest first, at most `limit`.
+  [[nodiscard]] virtual std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit);
+  // The earliest next_run_time of an enabled schedule.
+  [[nodiscard]] virtual std::optional<TimePoint> schedule_next_due();
+  [[nodiscard]] virtual ScheduleFireResult schedule_fire(const ScheduleFireParams& p);
+
  private:
   Clock& clock_;
   transport::Notifier notifier_;
+  transport::Notifier schedule_notifier_;
 };
 
 // Limits shared by every backend.

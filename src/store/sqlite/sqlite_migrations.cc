@@ -54,6 +54,25 @@ CREATE TABLE scheduled_jobs (
   time_zone       TEXT NOT NULL DEFAULT 'UTC'
 );
 )sql"},
+    {2, R"sql(
+-- Recurring jobs: the expression's format, the misfire and overlap policies, the options of the
+-- jobs a schedule enqueues, and the job its last slot enqueued (for the overlap check).
+ALTER TABLE scheduled_jobs ADD COLUMN with_seconds INTEGER NOT NULL DEFAULT 0
+  CHECK (with_seconds IN (0, 1));
+ALTER TABLE scheduled_jobs ADD COLUMN misfire_policy TEXT NOT NULL DEFAULT 'run_once'
+  CHECK (misfire_policy IN ('run_once', 'skip', 'run_all'));
+ALTER TABLE scheduled_jobs ADD COLUMN misfire_limit INTEGER NOT NULL DEFAULT 10
+  CHECK (misfire_limit >= 1);
+ALTER TABLE scheduled_jobs ADD COLUMN overlap_policy TEXT NOT NULL DEFAULT 'allow'
+  CHECK (overlap_policy IN ('allow', 'skip'));
+ALTER TABLE scheduled_jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE scheduled_jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE scheduled_jobs ADD COLUMN max_attempts INTEGER
+  CHECK (max_attempts IS NULL OR max_attempts >= 1);
+ALTER TABLE scheduled_jobs ADD COLUMN last_job_id TEXT;
+-- The scheduler's question: which enabled schedules are due, earliest first.
+CREATE INDEX scheduled_jobs_due_idx ON scheduled_jobs (next_run_time) WHERE is_enabled = 1;
+)sql"},
 };
 
 }  // namespace

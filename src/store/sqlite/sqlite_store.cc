@@ -47,11 +47,12 @@ std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
   return time_column(s, col);
 }
 
-// The column list every read returns, in JobRecord order (see read_job).
-constexpr const char* kJobColumns =
-    "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, "
-    "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "
-    "worker_id, heartbeat_at";
+// The column list every read returns, in JobRecord order (see read_job). A macro so that the
+// statements below are single string literals, built at compile time.
+#define ERGON_JOB_COLUMNS                                                                    \
+  "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, "  \
+  "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "   \
+  "worker_id, heartbeat_at"
 
 JobRecord read_job(sqlite3_stmt* s) {
   JobRecord r;
@@ -76,6 +77,38 @@ JobRecord read_job(sqlite3_stmt* s) {
   r.max_attempts = opt_int(s, 14);
   r.worker_id = opt_text(s, 15);
   r.heartbeat_at = opt_time(s, 16);
+  return r;
+}
+
+#define ERGON_SCHEDULE_COLUMNS                                                              \
+  "id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time, "  \
+  "last_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, priority, " \
+  "max_attempts, last_job_id"
+
+ScheduleRecord read_schedule(sqlite3_stmt* s) {
+  ScheduleRecord r;
+  auto id = JobId::parse(text_column(s, 0));
+  if (!id) throw Error(ErrorCode::kStore, "malformed schedule id in the database");
+  r.id = *id;
+  r.name = text_column(s, 1);
+  r.job_type = text_column(s, 2);
+  r.job_data = text_column(s, 3);
+  r.cron_expression = text_column(s, 4);
+  r.with_seconds = sqlite3_column_int(s, 5) != 0;
+  r.time_zone = text_column(s, 6);
+  r.next_run_time = time_column(s, 7);
+  r.last_run_time = opt_time(s, 8);
+  r.is_enabled = sqlite3_column_int(s, 9) != 0;
+  auto misfire = parse_misfire_policy(text_column(s, 10));
+  auto overlap = parse_overlap_policy(text_column(s, 12));
+  if (!misfire || !overlap) throw Error(ErrorCode::kStore, "unknown schedule policy in the database");
+  r.misfire = *misfire;
+  r.misfire_limit = sqlite3_column_int(s, 11);
+  r.overlap = *overlap;
+  r.queue = text_column(s, 13);
+  r.priority = sqlite3_column_int(s, 14);
+  r.max_attempts = opt_int(s, 15);
+  if (auto last = opt_text(s, 16)) r.last_job_id = JobId::parse(*last);
   return r;
 }
 
@@ -347,14 +380,18 @@ void SqliteStore::schema_check() {
                                       std::to_string(latest_schema_version()) + ")");
 }
 
+void SqliteStore::insert_locked(const JobInsertParams& p) {
+  Binder b(db_, prepared(kInsertSql).get());
+  bind_insert(b, p);
+  b.run();
+}
+
 void SqliteStore::job_insert(const JobInsertParams& p) {
   {
     std::lock_guard lock(mu_);
     // A single autocommit INSERT takes the write lock when it starts, so busy_timeout covers
     // contention with other processes; no explicit transaction is needed.
-    Binder b(db_, prepared(kInsertSql).get());
-    bind_insert(b, p);
-    b.run();
+    insert_locked(p);
   }
   notifier().notify(p.run_at);
 }
@@ -365,11 +402,7 @@ void SqliteStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
     std::lock_guard lock(mu_);
     exec("BEGIN IMMEDIATE");
     try {
-      for (const auto& p : jobs) {
-        Binder b(db_, prepared(kInsertSql).get());
-        bind_insert(b, p);
-        b.run();
-      }
+      for (const auto& p : jobs) insert_locked(p);
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -413,13 +446,11 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   // One statement selects and flips the rows: SQLite runs it under the database's single write
   // lock, so no other connection (in this or another process) can claim the same rows. The
   // inner SELECT is served by jobs_claim_idx (partial: Pending rows only), in claim order.
-  static const std::string sql =
-      std::string(
-          "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
-          "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
-          "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND run_at <= ?2 "
-          "ORDER BY priority, run_at, id LIMIT ?3) RETURNING ") +
-      kJobColumns;
+  static constexpr const char* sql =
+      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
+      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+      "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND run_at <= ?2 "
+      "ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
   Binder b(db_, prepared(sql).get());
   b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
   while (b.step()) out.push_back(read_job(b.stmt()));
@@ -489,7 +520,7 @@ bool SqliteStore::job_progress_update(const JobProgressParams& p) {
 
 std::optional<JobRecord> SqliteStore::job_get(const JobId& id) {
   std::lock_guard lock(mu_);
-  static const std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?";
+  static constexpr const char* sql = "SELECT " ERGON_JOB_COLUMNS " FROM jobs WHERE id = ?";
   Binder b(db_, prepared(sql).get());
   b.text(id.to_string());
   if (!b.step()) return std::nullopt;
@@ -502,9 +533,10 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
   }
   std::lock_guard lock(mu_);
   // Newest first; ids are UUIDv7, so id order is creation order and the primary key serves it.
-  static const std::string sql = std::string("SELECT ") + kJobColumns +
-                                 " FROM jobs WHERE (?1 IS NULL OR status = ?1) "
-                                 "AND (?2 IS NULL OR job_type = ?2) ORDER BY id DESC LIMIT ?3";
+  static constexpr const char* sql = "SELECT " ERGON_JOB_COLUMNS
+                                     " FROM jobs WHERE (?1 IS NULL OR status = ?1) "
+                                     "AND (?2 IS NULL OR job_type = ?2) "
+                                     "ORDER BY id DESC LIMIT ?3";
   Binder b(db_, prepared(sql).get());
   if (f.status) {
     b.text(to_string(*f.status));
@@ -515,6 +547,168 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
   std::vector<JobRecord> out;
   while (b.step()) out.push_back(read_job(b.stmt()));
   return out;
+}
+
+void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
+  const ScheduleRecord& r = p.schedule;
+  {
+    std::lock_guard lock(mu_);
+    // On conflict every right-hand side sees the old row, so the CASE compares the stored
+    // expression with the new one before either is overwritten.
+    Binder b(db_, prepared(
+                      "INSERT INTO scheduled_jobs (id, name, job_type, job_data, cron_expression, "
+                      "with_seconds, time_zone, next_run_time, is_enabled, misfire_policy, "
+                      "misfire_limit, overlap_policy, queue, priority, max_attempts) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+                      "ON CONFLICT (name) DO UPDATE SET job_type = excluded.job_type, "
+                      "job_data = excluded.job_data, "
+                      "next_run_time = CASE WHEN cron_expression = excluded.cron_expression "
+                      "  AND with_seconds = excluded.with_seconds "
+                      "  AND time_zone = excluded.time_zone "
+                      "  THEN next_run_time ELSE excluded.next_run_time END, "
+                      "cron_expression = excluded.cron_expression, "
+                      "with_seconds = excluded.with_seconds, time_zone = excluded.time_zone, "
+                      "misfire_policy = excluded.misfire_policy, "
+                      "misfire_limit = excluded.misfire_limit, "
+                      "overlap_policy = excluded.overlap_policy, queue = excluded.queue, "
+                      "priority = excluded.priority, max_attempts = excluded.max_attempts")
+                      .get());
+    b.text(r.id.to_string())
+        .text(r.name)
+        .text(r.job_type)
+        .text(r.job_data)
+        .text(r.cron_expression)
+        .integer(static_cast<std::int64_t>(r.with_seconds))
+        .text(r.time_zone)
+        .time(r.next_run_time)
+        .integer(static_cast<std::int64_t>(r.is_enabled))
+        .text(to_string(r.misfire))
+        .integer(static_cast<std::int64_t>(r.misfire_limit))
+        .text(to_string(r.overlap))
+        .text(r.queue)
+        .integer(static_cast<std::int64_t>(r.priority))
+        .integer(r.max_attempts);
+    b.run();
+  }
+  schedule_notifier().notify(r.next_run_time);
+}
+
+bool SqliteStore::schedule_remove(std::string_view name) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("DELETE FROM scheduled_jobs WHERE name = ?").get());
+  b.text(name).run();
+  return sqlite3_changes(db_) == 1;
+}
+
+bool SqliteStore::schedule_set_enabled(std::string_view name, bool enabled) {
+  bool changed;
+  {
+    std::lock_guard lock(mu_);
+    Binder b(db_, prepared("UPDATE scheduled_jobs SET is_enabled = ? WHERE name = ?").get());
+    b.integer(static_cast<std::int64_t>(enabled)).text(name).run();
+    changed = sqlite3_changes(db_) == 1;
+  }
+  if (changed && enabled) schedule_notifier().notify(clock().now());
+  return changed;
+}
+
+std::optional<ScheduleRecord> SqliteStore::schedule_get(std::string_view name) {
+  std::lock_guard lock(mu_);
+  Binder b(db_,
+           prepared("SELECT " ERGON_SCHEDULE_COLUMNS " FROM scheduled_jobs WHERE name = ?").get());
+  b.text(name);
+  if (!b.step()) return std::nullopt;
+  return read_schedule(b.stmt());
+}
+
+std::vector<ScheduleRecord> SqliteStore::schedule_list() {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT " ERGON_SCHEDULE_COLUMNS " FROM scheduled_jobs ORDER BY name")
+                    .get());
+  std::vector<ScheduleRecord> out;
+  while (b.step()) out.push_back(read_schedule(b.stmt()));
+  return out;
+}
+
+std::vector<ScheduleRecord> SqliteStore::schedule_due(TimePoint now, int limit) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT " ERGON_SCHEDULE_COLUMNS " FROM scheduled_jobs "
+                         "WHERE is_enabled = 1 AND next_run_time <= ? "
+                         "ORDER BY next_run_time LIMIT ?")
+                    .get());
+  b.time(now).integer(static_cast<std::int64_t>(limit));
+  std::vector<ScheduleRecord> out;
+  while (b.step()) out.push_back(read_schedule(b.stmt()));
+  return out;
+}
+
+std::optional<TimePoint> SqliteStore::schedule_next_due() {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT min(next_run_time) FROM scheduled_jobs WHERE is_enabled = 1")
+                    .get());
+  if (!b.step()) return std::nullopt;
+  return opt_time(b.stmt(), 0);
+}
+
+ScheduleFireResult SqliteStore::schedule_fire(const ScheduleFireParams& p) {
+  ScheduleFireResult result = ScheduleFireResult::kFired;
+  std::optional<TimePoint> earliest;
+  {
+    std::lock_guard lock(mu_);
+    // The write lock is taken before the check, so the check, the inserts and the advance are
+    // one atomic step for every connection and process on this file: of all the schedulers
+    // that saw this slot, only the first finds next_run_time unchanged.
+    exec("BEGIN IMMEDIATE");
+    try {
+      std::optional<std::string> last_job;
+      {
+        Binder b(db_, prepared("SELECT last_job_id FROM scheduled_jobs "
+                               "WHERE name = ? AND next_run_time = ? AND is_enabled = 1")
+                          .get());
+        b.text(p.name).time(p.expected_next);
+        if (!b.step()) {
+          result = ScheduleFireResult::kLost;
+        } else {
+          last_job = opt_text(b.stmt(), 0);
+        }
+      }
+      if (result != ScheduleFireResult::kLost && p.skip_if_previous_running && last_job) {
+        Binder b(db_, prepared("SELECT status FROM jobs WHERE id = ?").get());
+        b.text(*last_job);
+        if (b.step()) {
+          std::string status = text_column(b.stmt(), 0);
+          if (status == "Pending" || status == "Running") {
+            result = ScheduleFireResult::kSkippedOverlap;
+          }
+        }
+      }
+      if (result == ScheduleFireResult::kLost) {
+        exec("ROLLBACK");
+        return result;
+      }
+      std::optional<std::string> new_last_job;
+      if (result == ScheduleFireResult::kFired) {
+        for (const auto& j : p.jobs) {
+          insert_locked(j);
+          new_last_job = j.id.to_string();
+          earliest = earliest ? std::min(*earliest, j.run_at) : j.run_at;
+        }
+      }
+      Binder b(db_, prepared("UPDATE scheduled_jobs SET next_run_time = ?, last_run_time = ?, "
+                             "last_job_id = coalesce(?, last_job_id) "
+                             "WHERE name = ? AND next_run_time = ?")
+                        .get());
+      b.time(p.new_next).time(p.last_run_time).text(new_last_job).text(p.name).time(p.expected_next);
+      b.run();
+      b.reset();
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  if (earliest) notifier().notify(*earliest);
+  return result;
 }
 
 }  // namespace ergon::sqlite

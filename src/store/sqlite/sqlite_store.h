@@ -47,11 +47,21 @@ class SqliteStore final : public Store {
   std::optional<JobRecord> job_get(const JobId& id) override;
   std::vector<JobRecord> job_list(const JobFilter& filter) override;
 
+  void schedule_upsert(const ScheduleUpsertParams& p) override;
+  bool schedule_remove(std::string_view name) override;
+  bool schedule_set_enabled(std::string_view name, bool enabled) override;
+  std::optional<ScheduleRecord> schedule_get(std::string_view name) override;
+  std::vector<ScheduleRecord> schedule_list() override;
+  std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit) override;
+  std::optional<TimePoint> schedule_next_due() override;
+  ScheduleFireResult schedule_fire(const ScheduleFireParams& p) override;
+
  private:
   class Stmt;
   Stmt& prepared(std::string_view sql);  // requires mu_
   void exec(const char* sql);            // requires mu_
   int schema_version_locked();           // requires mu_
+  void insert_locked(const JobInsertParams& p);  // requires mu_
 
   std::mutex mu_;
   sqlite3* db_ = nullptr;                                      // guarded by mu_

@@ -35,5 +35,7 @@ void register_migrate(CLI::App& app, Globals& g);
 void register_worker(CLI::App& app, Globals& g);
 void register_enqueue(CLI::App& app, Globals& g);
 void register_jobs(CLI::App& app, Globals& g);
+void register_schedules(CLI::App& app, Globals& g);
+void register_cron(CLI::App& app, Globals& g);
 
 }  // namespace ergon::cli

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   ergon::cli::register_worker(app, g);
   ergon::cli::register_enqueue(app, g);
   ergon::cli::register_jobs(app, g);
+  ergon::cli::register_schedules(app, g);
+  ergon::cli::register_cron(app, g);
 
   spdlog::set_level(spdlog::level::warn);
   app.parse_complete_callback([&] {
@@ -36,7 +38,7 @@ int main(int argc, char** argv) {
     auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
-                << "' (commands: demo, migrate, worker, enqueue, jobs; see --help)\n";
+                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron; see --help)\n";
       return 1;
     }
     break;

@@ -162,6 +162,50 @@ TEST_F(CliTest, WorkerRunsCommandHandlersAndStopsGracefullyOnSigterm) {
   }
 }
 
+TEST_F(CliTest, CronNextPrintsOccurrencesWithTheZonesOffset) {
+  auto r = ergon({"cron", "next", "30 2 * * *", "--tz", "America/New_York", "--from",
+                  "2026-03-07T00:00:00Z", "--count", "3"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "2026-03-07T02:30:00-05:00\n2026-03-08T03:00:00-04:00\n2026-03-09T02:30:00-04:00\n");
+  auto s = ergon({"cron", "next", "*/20 * * * * *", "--seconds", "--from",
+                  "2026-01-01T00:00:00Z", "--inclusive", "--count", "2"});
+  EXPECT_EQ(s.out, "2026-01-01T00:00:00+00:00\n2026-01-01T00:00:20+00:00\n");
+  auto bad = ergon({"cron", "next", "61 * * * *"});
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("Minutes"), std::string::npos) << bad.err;
+  EXPECT_NE(ergon({"cron", "next", "* * * * *", "--tz", "Nowhere/Land"}).status, 0);
+  EXPECT_NE(ergon({"cron", "next", "* * * * *", "--from", "soon"}).status, 0);
+}
+
+TEST_F(CliTest, SchedulesCanBeAddedListedChangedTriggeredAndRemoved) {
+  migrate();
+  auto add = ergon({"schedules", "add", "nightly", "report", "0 3 * * *", R"({"k":1})", "--tz",
+                    "Europe/Berlin", "--misfire", "skip", "--db", db()});
+  ASSERT_EQ(add.status, 0) << add.err;
+  auto list = nlohmann::json::parse(ergon({"schedules", "list", "--json", "--db", db()}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["name"], "nightly");
+  EXPECT_EQ(list[0]["time_zone"], "Europe/Berlin");
+  EXPECT_EQ(list[0]["misfire_policy"], "skip");
+  EXPECT_EQ(list[0]["is_enabled"], true);
+  EXPECT_EQ(ergon({"schedules", "disable", "nightly", "--db", db()}).status, 0);
+  list = nlohmann::json::parse(ergon({"schedules", "list", "--json", "--db", db()}).out);
+  EXPECT_EQ(list[0]["is_enabled"], false);
+  auto trig = ergon({"schedules", "trigger", "nightly", "--db", db()});
+  ASSERT_EQ(trig.status, 0) << trig.err;
+  EXPECT_EQ(job_count(), 1u);
+  auto bad = ergon({"schedules", "add", "x", "report", "* * *", "--db", db()});
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("schedule 'x'"), std::string::npos) << bad.err;
+  EXPECT_NE(ergon({"schedules", "add", "x", "report", "* * * * *", "--overlap", "maybe",
+                   "--db", db()}).status, 0);
+  EXPECT_EQ(ergon({"schedules", "remove", "nope", "--db", db()}).status, 3);
+  EXPECT_EQ(ergon({"schedules", "remove", "nightly", "--db", db()}).status, 0);
+  EXPECT_EQ(nlohmann::json::parse(ergon({"schedules", "list", "--json", "--db", db()}).out).size(),
+            0u);
+}
+
 TEST_F(CliTest, DemoRunsToTheEnd) {
   auto r = ergon({"demo", "--exit-when-done", "--db", db()});
   ASSERT_EQ(r.status, 0) << r.err;

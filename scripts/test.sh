@@ -2,10 +2,27 @@
 # The whole test suite, as `make test` and CI run it:
 #   1. everything under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors;
 #   2. the concurrency tests again under ThreadSanitizer;
-#   3. install to a temporary prefix and build the example against it with find_package(ergon).
+#   3. the cron parser under libFuzzer for a bounded time (ERGON_FUZZ_SECONDS, default 30);
+#   4. install to a temporary prefix and build the example against it with find_package(ergon).
+# The last line is "summary: N passed, 0 failed"; any failure exits non-zero before it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+conformance=$(cd .. && pwd)/shared/conformance
+
+passed=0
+ctest_cmd=(ctest)
+run_ctest() {  # run_ctest ARGS... ; adds the number of tests run to $passed
+  local log
+  log=$(mktemp)
+  "${ctest_cmd[@]}" "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local n
+  n=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)
+  rm -f "$log"
+  [[ $rc -eq 0 && -n "$n" ]] || exit 1
+  passed=$((passed + n))
+}
 
 configure() {  # configure DIR [cmake args...]
   local dir=$1; shift
@@ -17,7 +34,7 @@ configure build/asan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=address,undefined
   -DCMAKE_CXX_FLAGS="-O1"
 cmake --build build/asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 600
+  run_ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 600
 
 echo "== TSan build and concurrency tests"
 configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=thread -DCMAKE_CXX_FLAGS="-O1"
@@ -26,9 +43,27 @@ tsan_targets=$(ctest --test-dir build/asan -N -L concurrency | sed -n 's/^ *Test
 cmake --build build/tsan -j "$jobs" --target $tsan_targets
 # setarch -R: the TSan runtime of GCC 12 cannot map its shadow memory under the high-entropy
 # address-space randomisation of recent kernels.
+ctest_cmd=(setarch "$(uname -m)" -R ctest)
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  setarch "$(uname -m)" -R ctest --test-dir build/tsan -L concurrency -j "$jobs" \
-  --output-on-failure --timeout 600
+  run_ctest --test-dir build/tsan -L concurrency -j "$jobs" --output-on-failure --timeout 600
+
+echo "== cron parser fuzzing (libFuzzer, bounded)"
+mkdir -p build/fuzz
+clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+  fuzz/cron_parse_fuzzer.cc src/cron/*.cc -lcctz -o build/fuzz/cron_parse_fuzzer
+rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus
+# Seed with the conformance expressions (roughly extracted; exact escapes do not matter).
+i=0
+grep -o '"expr": "[^"]*"' "$conformance/cron/cronos-cases.jsonl" | cut -d'"' -f4 |
+  while IFS= read -r expr; do
+    i=$((i + 1))
+    printf '\000%s' "$expr" > "build/fuzz/corpus/seed$i"
+  done
+build/fuzz/cron_parse_fuzzer build/fuzz/corpus -max_total_time="${ERGON_FUZZ_SECONDS:-30}" \
+  -max_len=96 -print_final_stats=0 2>build/fuzz/log.txt || { tail -50 build/fuzz/log.txt; exit 1; }
+grep -E "^Done [0-9]+ runs" build/fuzz/log.txt
+echo "cron fuzzing: no findings"
+passed=$((passed + 1))
 
 echo "== find_package(ergon) from an installed copy"
 prefix=$(mktemp -d)
@@ -40,4 +75,7 @@ cmake --install build/install-check --prefix "$prefix/usr" >/dev/null
 cmake -S examples/send_email -B "$prefix/example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
 cmake --build "$prefix/example" >/dev/null
 (cd "$prefix" && ./example/send_email "sqlite:$prefix/example.db")
-echo "1 passed, 0 failed: installed-package example"
+passed=$((passed + 1))
+echo "installed-package example: ok"
+echo
+echo "summary: $passed passed, 0 failed"

@@ -32,6 +32,9 @@
 #include "ergon/error.h"
 #include "ergon/types.h"
 
+struct sqlite3;  // <sqlite3.h>
+struct pg_conn;  // PGconn of <libpq-fe.h>
+
 namespace ergon {
 
 // What Ergon needs of a job type: a stable name and a JSON mapping (to_json / from_json found
@@ -66,6 +69,17 @@ class JobContext {
   // are throttled (at most one per 250 ms per job by default); the last report of an attempt
   // is always written. A failed progress write is logged and never fails the job.
   virtual void report_progress(std::string_view message, int percent) = 0;
+
+  // Transactional completion: marks this attempt's job Completed with `conn`, a connection of
+  // the handler's own to the job's database, inside the handler's open transaction, so that
+  // the handler's writes and the completion commit together (effectively once for work done in
+  // that database). Call it just before committing. If the transaction rolls back or is never
+  // committed, the attempt fails normally when the handler returns. Throws Error(kNoTransaction)
+  // without an open transaction, Error(kUnsupported) for the other backend's connection, and
+  // Error(kStore) when the job is no longer this attempt's (roll back then).
+  // SQLite: the transaction holds the database's write lock; keep it short.
+  virtual void complete_in_transaction(sqlite3* conn);
+  virtual void complete_in_transaction(pg_conn* conn);
 };
 
 template <JobType T>

@@ -2,6 +2,14 @@
 
 namespace ergon {
 
+void JobContext::complete_in_transaction(sqlite3*) {
+  throw Error(ErrorCode::kUnsupported, "this context cannot complete in a transaction");
+}
+
+void JobContext::complete_in_transaction(pg_conn*) {
+  throw Error(ErrorCode::kUnsupported, "this context cannot complete in a transaction");
+}
+
 void HandlerRegistry::add_raw(std::string job_type, Invoker invoke, JobTypeOptions options) {
   if (job_type.empty()) throw Error(ErrorCode::kInvalidArgument, "job type name is empty");
   if (!invoke) {

@@ -25,6 +25,36 @@ void AttemptContext::report_progress(std::string_view message, int percent) {
   write_locked(now);
 }
 
+template <class Conn>
+void AttemptContext::complete_with(Conn* conn) {
+  std::lock_guard lock(mu_);
+  JobFinishParams p;
+  p.id = id_;
+  p.attempt = attempt_;
+  p.worker_id = worker_id_;
+  p.status = JobStatus::kCompleted;
+  p.now = store_.clock().now();
+  if (unwritten_) {
+    p.progress_message = unwritten_->message;
+    p.progress_percent = unwritten_->percent;
+  }
+  if (!store_.job_finish_tx(conn, p)) {
+    throw Error(ErrorCode::kStore, "job " + id_.to_string() + " attempt " +
+                                       std::to_string(attempt_) +
+                                       " is no longer this worker's; roll the transaction back");
+  }
+  unwritten_.reset();
+  completes_in_transaction_ = true;
+}
+
+void AttemptContext::complete_in_transaction(sqlite3* conn) { complete_with(conn); }
+void AttemptContext::complete_in_transaction(pg_conn* conn) { complete_with(conn); }
+
+bool AttemptContext::completes_in_transaction() const {
+  std::lock_guard lock(mu_);
+  return completes_in_transaction_;
+}
+
 void AttemptContext::flush_if_due() {
   std::lock_guard lock(mu_);
   if (!unwritten_) return;

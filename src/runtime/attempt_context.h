@@ -35,6 +35,12 @@ class AttemptContext final : public JobContext {
   int max_attempts() const override { return max_attempts_; }
   std::stop_token stop_token() const override { return stop_; }
   void report_progress(std::string_view message, int percent) override;
+  void complete_in_transaction(sqlite3* conn) override;
+  void complete_in_transaction(pg_conn* conn) override;
+
+  // Whether the handler asked to complete in its own transaction (then the worker checks
+  // whether that transaction committed instead of writing the outcome itself).
+  bool completes_in_transaction() const;
 
   // Writes the unwritten report if the interval has passed since the last write.
   void flush_if_due();
@@ -43,6 +49,8 @@ class AttemptContext final : public JobContext {
 
  private:
   void write_locked(TimePoint now);  // requires mu_
+  template <class Conn>
+  void complete_with(Conn* conn);
 
   Store& store_;
   const JobId id_;
@@ -53,9 +61,10 @@ class AttemptContext final : public JobContext {
   const std::stop_token stop_;
   const Duration interval_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::optional<Progress> unwritten_;      // guarded by mu_
   std::optional<TimePoint> last_write_;   // guarded by mu_
+  bool completes_in_transaction_ = false;  // guarded by mu_
 };
 
 }  // namespace ergon::runtime

@@ -296,6 +296,24 @@ class JobsWorker::Impl {
     if (result == Result::kRetryable && ctx.stop_requested() && shutting_down()) {
       result = Result::kStopped;
     }
+    if (result == Result::kDone && ctx.completes_in_transaction()) {
+      // The handler completed the job in its own transaction. If that committed, the job is
+      // Completed for this attempt and there is nothing left to write; if it rolled back, the
+      // job is still Running for us and the attempt fails like any other.
+      try {
+        auto now_stored = store_->job_get(job.id);
+        if (now_stored && now_stored->status == JobStatus::kCompleted &&
+            now_stored->attempt == job.attempt) {
+          emit({JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}});
+          return;
+        }
+        result = Result::kRetryable;
+        error = "the handler's transaction that completed the job did not commit";
+      } catch (const std::exception& e) {
+        result = Result::kRetryable;
+        error = std::string("cannot check the transactional completion: ") + e.what();
+      }
+    }
     if (auto p = ctx.take_unwritten()) {
       fin.progress_message = std::move(p->message);
       fin.progress_percent = p->percent;

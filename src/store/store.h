@@ -135,6 +135,10 @@ class Store {
   // Records an attempt's outcome. false: the job was no longer Running for that attempt and
   // worker (fenced out); nothing changed.
   [[nodiscard]] virtual bool job_finish(const JobFinishParams& p) = 0;
+  // job_finish on the caller's connection inside the caller's open transaction (transactional
+  // completion); never begins or commits. Throws Error(kNoTransaction) without a transaction.
+  [[nodiscard]] virtual bool job_finish_tx(sqlite3* conn, const JobFinishParams& p);
+  [[nodiscard]] virtual bool job_finish_tx(pg_conn* conn, const JobFinishParams& p);
   // Writes progress of a Running attempt; false (and no change) if fenced out.
   [[nodiscard]] virtual bool job_progress_update(const JobProgressParams& p) = 0;
 

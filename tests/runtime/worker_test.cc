@@ -234,6 +234,97 @@ TEST_F(WorkerTest, TransactionalEnqueueRunsAfterCommitAndNotify) {
   EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
 }
 
+// The handler's own writes and the job's completion commit together, or not at all.
+class TransactionalCompletionTest : public WorkerTest {
+ protected:
+  // The handler writes a row to an application table on its own connection and completes the
+  // job in the same transaction; `finish` is COMMIT or ROLLBACK.
+  void run_with(const char* finish) {
+    std::string path = dir_.file("jobs.db");
+    {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+      ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE invoices (n INTEGER)", nullptr, nullptr, nullptr),
+                SQLITE_OK);
+      sqlite3_close(db);
+    }
+    options_.retry_base_delay = 1h;
+    handlers_.add<Work>([path, finish](const Work& w, JobContext& ctx) {
+      ctx.report_progress("starting", 0);  // written at once, before the transaction
+      sqlite3* db = nullptr;
+      sqlite3_open(path.c_str(), &db);
+      sqlite3_busy_timeout(db, 5000);
+      sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+      std::string insert = "INSERT INTO invoices VALUES (" + std::to_string(w.n) + ")";
+      sqlite3_exec(db, insert.c_str(), nullptr, nullptr, nullptr);
+      // Held back by the throttle (the fake clock stands still), so it is written by the
+      // completion itself, inside the transaction, not by the store's own connection (which
+      // would have to wait for this transaction's write lock).
+      ctx.report_progress("invoiced", 100);
+      ctx.complete_in_transaction(db);
+      sqlite3_exec(db, finish, nullptr, nullptr, nullptr);
+      sqlite3_close(db);
+    });
+    auto worker = make_worker();
+    worker->start();
+    id_ = JobRunner(store_).start_job(Work{42});
+    Kind expected = std::string(finish) == "COMMIT" ? Kind::kCompleted : Kind::kRetryScheduled;
+    ASSERT_TRUE(wait_for(expected, 1));
+    worker->stop();
+  }
+  int invoices() {
+    sqlite3* db = nullptr;
+    sqlite3_open(dir_.file("jobs.db").c_str(), &db);
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM invoices", -1, &s, nullptr);
+    sqlite3_step(s);
+    int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+  }
+  JobId id_;
+};
+
+TEST_F(TransactionalCompletionTest, CommittedTogether) {
+  run_with("COMMIT");
+  auto r = JobRunner(store_).get_job(id_);
+  EXPECT_EQ(r->status, JobStatus::kCompleted);
+  EXPECT_EQ(r->progress_message, "invoiced");
+  EXPECT_EQ(invoices(), 1);
+  EXPECT_EQ(counter(Kind::kFenced).count(), 0);
+}
+
+TEST_F(TransactionalCompletionTest, RolledBackTogetherAndTheAttemptFails) {
+  run_with("ROLLBACK");
+  auto r = JobRunner(store_).get_job(id_);
+  EXPECT_EQ(r->status, JobStatus::kPending);
+  EXPECT_EQ(r->attempt, 1);
+  EXPECT_NE(r->error_message->find("did not commit"), std::string::npos) << *r->error_message;
+  EXPECT_EQ(invoices(), 0);
+}
+
+TEST_F(WorkerTest, CompletingInTransactionNeedsATransaction) {
+  options_.retry_base_delay = 1h;
+  std::string path = dir_.file("jobs.db");
+  handlers_.add<Work>([path](const Work&, JobContext& ctx) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    try {
+      ctx.complete_in_transaction(db);  // autocommit mode: refused
+    } catch (...) {
+      sqlite3_close(db);
+      throw;
+    }
+  });
+  auto worker = make_worker();
+  worker->start();
+  JobId id = JobRunner(store_).start_job(Work{});
+  ASSERT_TRUE(wait_for(Kind::kRetryScheduled, 1));
+  EXPECT_NE(JobRunner(store_).get_job(id)->error_message->find("open transaction"),
+            std::string::npos);
+}
+
 TEST_F(WorkerTest, ProgressIsThrottledAndTheLastReportKept) {
   handlers_.add<Work>([](const Work&, JobContext& ctx) {
     // The fake clock does not move: only the first report is written while running, and the

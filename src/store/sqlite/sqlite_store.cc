@@ -461,43 +461,75 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   return out;
 }
 
-bool SqliteStore::job_finish(const JobFinishParams& p) {
-  std::unique_lock lock(mu_);
-  bool final_state = is_final(p.status);
-  // The WHERE clause is the fence: only the attempt that claimed the job may move it on.
-  Binder b(db_, prepared("UPDATE jobs SET status = ?1, "
-                         "completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END, "
-                         "run_at = CASE WHEN ?2 THEN run_at ELSE ?4 END, "
-                         "worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END, "
-                         "heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END, "
-                         "error_message = coalesce(?5, error_message), "
-                         "max_attempts = coalesce(?6, max_attempts), "
-                         "progress_message = CASE WHEN ?7 IS NULL THEN progress_message "
-                         "  ELSE ?7 END, "
-                         "progress_percent = coalesce(?8, progress_percent) "
-                         "WHERE id = ?9 AND attempt = ?10 AND worker_id = ?11 "
-                         "AND status = 'Running'")
-                    .get());
+namespace {
+
+// The WHERE clause is the fence: only the attempt that claimed the job may move it on.
+constexpr const char* kFinishSql =
+    "UPDATE jobs SET status = ?1, "
+    "completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END, "
+    "run_at = CASE WHEN ?2 THEN run_at ELSE ?4 END, "
+    "worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END, "
+    "heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END, "
+    "error_message = coalesce(?5, error_message), "
+    "max_attempts = coalesce(?6, max_attempts), "
+    "progress_message = CASE WHEN ?7 IS NULL THEN progress_message ELSE ?7 END, "
+    "progress_percent = coalesce(?8, progress_percent) "
+    "WHERE id = ?9 AND attempt = ?10 AND worker_id = ?11 AND status = 'Running'";
+
+void bind_finish(Binder& b, const JobFinishParams& p) {
   std::optional<std::string> error;
   if (p.error_message) error = truncate_utf8(*p.error_message, kMaxErrorMessageBytes);
   std::optional<std::string> progress;
   if (p.progress_message) progress = truncate_utf8(*p.progress_message, kMaxProgressMessageBytes);
+  std::optional<int> percent;
+  if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
   b.text(to_string(p.status))
-      .integer(static_cast<std::int64_t>(final_state))
+      .integer(static_cast<std::int64_t>(is_final(p.status)))
       .time(p.now)
       .time(p.run_at)
       .text(error)
       .integer(p.max_attempts)
       .text(progress)
-      .integer(p.progress_percent)
+      .integer(percent)
       .text(p.id.to_string())
       .integer(static_cast<std::int64_t>(p.attempt))
       .text(p.worker_id);
+}
+
+}  // namespace
+
+bool SqliteStore::job_finish(const JobFinishParams& p) {
+  std::unique_lock lock(mu_);
+  Binder b(db_, prepared(kFinishSql).get());
+  bind_finish(b, p);
   b.run();
   bool changed = sqlite3_changes(db_) == 1;
   b.reset();
   lock.unlock();  // listeners take their own locks; never call them under ours
   if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
+  return changed;
+}
+
+bool SqliteStore::job_finish_tx(sqlite3* conn, const JobFinishParams& p) {
+  if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
+  if (sqlite3_get_autocommit(conn) != 0) {
+    throw Error(ErrorCode::kNoTransaction,
+                "complete_in_transaction(conn) needs an open transaction on conn (BEGIN first)");
+  }
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(conn, kFinishSql, -1, &s, nullptr);
+  if (rc != SQLITE_OK) fail(conn, rc, "prepare completion on the caller's connection");
+  bool changed = false;
+  try {
+    Binder b(conn, s);
+    bind_finish(b, p);
+    b.run();
+    changed = sqlite3_changes(conn) == 1;
+  } catch (...) {
+    sqlite3_finalize(s);
+    throw;
+  }
+  sqlite3_finalize(s);
   return changed;
 }
 

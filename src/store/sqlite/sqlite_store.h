@@ -43,6 +43,8 @@ class SqliteStore final : public Store {
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
   bool job_finish(const JobFinishParams& p) override;
+  using Store::job_finish_tx;
+  bool job_finish_tx(sqlite3* conn, const JobFinishParams& p) override;
   bool job_progress_update(const JobProgressParams& p) override;
   std::optional<JobRecord> job_get(const JobId& id) override;
   std::vector<JobRecord> job_list(const JobFilter& filter) override;

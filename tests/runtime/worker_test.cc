@@ -170,11 +170,13 @@ TEST_F(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
   options_.max_concurrent_jobs = 3;
   Gate gate;
   std::atomic<int> now_running{0}, most{0};
+  EventCounter inside;
   handlers_.add<Work>([&](const Work&, JobContext&) {
     int n = ++now_running;
     int m = most.load();
     while (n > m && !most.compare_exchange_weak(m, n)) {
     }
+    inside.add();
     gate.wait();
     --now_running;
   });
@@ -182,7 +184,7 @@ TEST_F(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
   worker->start();
   JobRunner runner(store_);
   for (int i = 0; i < 10; ++i) runner.start_job(Work{i});
-  ASSERT_TRUE(wait_for(Kind::kStarted, 3));
+  ASSERT_TRUE(inside.wait_for(3));
   // Saturated: exactly three claimed, the rest still Pending in the database.
   EXPECT_EQ(runner.list_jobs({JobStatus::kRunning, std::nullopt, 50}).size(), 3u);
   EXPECT_EQ(runner.list_jobs({JobStatus::kPending, std::nullopt, 50}).size(), 7u);

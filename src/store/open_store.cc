@@ -17,6 +17,16 @@ void Store::job_insert_tx(pg_conn*, const JobInsertParams&) {
                                            " store cannot enqueue on a PostgreSQL connection");
 }
 
+bool Store::job_finish_tx(sqlite3*, const JobFinishParams&) {
+  throw Error(ErrorCode::kUnsupported, std::string("the ") + std::string(backend()) +
+                                           " store cannot complete on a sqlite3 connection");
+}
+
+bool Store::job_finish_tx(pg_conn*, const JobFinishParams&) {
+  throw Error(ErrorCode::kUnsupported, std::string("the ") + std::string(backend()) +
+                                           " store cannot complete on a PostgreSQL connection");
+}
+
 void Store::job_insert_many(const std::vector<JobInsertParams>& jobs) {
   for (const auto& p : jobs) job_insert(p);
 }

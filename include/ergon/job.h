@@ -57,7 +57,8 @@ class JobContext {
   [[nodiscard]] virtual int attempt() const = 0;       // 1 for the first attempt
   [[nodiscard]] virtual int max_attempts() const = 0;  // after this many, the job fails
 
-  // Requested when the worker shuts down (and, later, on timeout or cancellation).
+  // Requested when the worker shuts down, the attempt times out, the job is cancelled, or the
+  // job was taken away from this worker (its lease expired and it was rescued).
   [[nodiscard]] virtual std::stop_token stop_token() const = 0;
   [[nodiscard]] bool stop_requested() const { return stop_token().stop_requested(); }
   // Throws JobStopped if a stop was requested.
@@ -98,6 +99,9 @@ class JobDataError : public NonRetryableError {
 // Per-type settings. Unset values fall back to the worker's defaults.
 struct JobTypeOptions {
   std::optional<int> max_attempts;
+  // Longest time one attempt may run: then the stop token fires, and after the worker's
+  // timeout_grace the attempt fails. A job's own timeout wins.
+  std::optional<Duration> timeout;
 };
 
 // Maps job type names to handlers. No runtime type names and no reflection: each entry is

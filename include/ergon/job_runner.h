@@ -30,6 +30,12 @@ struct pg_conn;  // PGconn from <libpq-fe.h>
 
 namespace ergon {
 
+enum class CancelOutcome {
+  kCancelled,        // it was Pending: now Cancelled, it will never start
+  kRequested,        // it is Running: its worker fires the stop token; it ends Cancelled
+  kAlreadyFinished,  // Completed, Failed or Cancelled already: nothing changed
+};
+
 class JobRunner {
  public:
   explicit JobRunner(std::shared_ptr<Store> store);
@@ -97,6 +103,11 @@ class JobRunner {
   JobId trigger_scheduled_job(std::string_view name);
   [[nodiscard]] std::vector<ScheduleRecord> list_scheduled_jobs() const;
   [[nodiscard]] std::optional<ScheduleRecord> get_scheduled_job(std::string_view name) const;
+
+  // Cancels a job. Throws Error(kNotFound) for an unknown id.
+  CancelOutcome cancel(const JobId& id);
+  // The registered worker processes (the `workers` table), oldest first.
+  [[nodiscard]] std::vector<WorkerRecord> list_workers() const;
 
   // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
   void notify();

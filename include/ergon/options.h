@@ -24,6 +24,8 @@ struct JobOptions {
   std::string queue = "default";
   // Lower runs first; 0 is the default and the most urgent.
   int priority = 0;
+  // Longest time one attempt may run; unset: the handler's timeout, else none.
+  std::optional<Duration> timeout;
 };
 
 // What happened to a job in a worker; delivered to WorkerOptions::on_event.
@@ -35,6 +37,8 @@ struct JobEvent {
     kFailed,          // failed for good (attempts exhausted, non-retryable, unknown type)
     kReleased,        // put back to Pending by a graceful stop, without using an attempt
     kFenced,          // the outcome was refused: the job was no longer this attempt's
+    kCancelled,       // stopped by cancel() and stored as Cancelled
+    kRescued,         // orphans given back by this worker's rescuer (id is nil; attempt = count)
   };
   Kind kind;
   JobId id;
@@ -63,6 +67,19 @@ struct WorkerOptions {
   int default_max_attempts = 10;
   // Minimum time between two progress writes of one job.
   Duration progress_interval = std::chrono::milliseconds(250);
+  // How often this worker renews the heartbeat of its process and of the jobs it runs, and
+  // learns of cancellations from other processes. Keep it well below orphaned_job_threshold.
+  Duration heartbeat_interval = std::chrono::seconds(5);
+  // A job rescued from dead workers this many times is quarantined as Failed (a poison job).
+  int poison_job_rescues = 3;
+  // After its timeout, a handler gets its stop token, then this long before the attempt is
+  // failed without it.
+  Duration timeout_grace = std::chrono::seconds(5);
+  // Finished jobs are deleted this long after they finished (zero: kept forever), in batches.
+  Duration completed_jobs_retention = std::chrono::hours(24 * 7);
+  Duration failed_jobs_retention = std::chrono::hours(24 * 30);
+  Duration cancelled_jobs_retention = std::chrono::hours(24 * 7);
+  Duration prune_interval = std::chrono::minutes(1);
   // Run the scheduler service (recurring jobs) in this worker. Any number of workers may run
   // it: each slot still fires once.
   bool run_scheduler = true;

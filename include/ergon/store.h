@@ -61,6 +61,19 @@ struct JobRecord {
   std::optional<int> max_attempts;
   std::optional<std::string> worker_id;
   std::optional<TimePoint> heartbeat_at;
+  std::optional<Duration> timeout;  // the job's own per-attempt timeout
+  bool cancel_requested = false;    // cancel() was called while it ran
+  int rescue_count = 0;             // times it was taken back from a dead worker
+};
+
+// A worker process, as registered in the `workers` table.
+struct WorkerRecord {
+  std::string id;    // jobs.worker_id of the jobs it runs
+  std::string name;  // WorkerOptions::worker_name, or "<host>:<pid>"
+  std::string host;
+  int pid = 0;
+  TimePoint started_at;
+  TimePoint heartbeat_at;
 };
 
 struct JobFilter {

@@ -69,7 +69,9 @@ WorkerOptions parse_worker(const json& j) {
              {"MaxConcurrentJobs", "PollingInterval", "ScheduledJobsCheckInterval",
               "OrphanedJobsCheckInterval", "OrphanedJobThreshold", "ShutdownTimeout",
               "RetryBaseDelay", "RetryMaxDelay", "DefaultMaxAttempts", "ProgressInterval",
-              "WorkerName", "RunScheduler", "MisfireGracePeriod"});
+              "WorkerName", "RunScheduler", "MisfireGracePeriod", "HeartbeatInterval",
+              "PoisonJobRescues", "TimeoutGracePeriod", "CompletedJobsRetention",
+              "FailedJobsRetention", "CancelledJobsRetention", "PruneInterval"});
   WorkerOptions o;
   o.max_concurrent_jobs = get_int(j, w, "MaxConcurrentJobs", 0, 0, 10000);
   o.polling_interval = get_timespan(j, w, "PollingInterval", o.polling_interval);
@@ -86,6 +88,19 @@ WorkerOptions parse_worker(const json& j) {
   o.worker_name = get_string(j, w, "WorkerName");
   o.run_scheduler = get_bool(j, w, "RunScheduler", o.run_scheduler);
   o.misfire_grace = get_timespan(j, w, "MisfireGracePeriod", o.misfire_grace);
+  o.heartbeat_interval = get_timespan(j, w, "HeartbeatInterval", o.heartbeat_interval);
+  o.poison_job_rescues = get_int(j, w, "PoisonJobRescues", o.poison_job_rescues, 1, 1000);
+  o.timeout_grace = get_timespan(j, w, "TimeoutGracePeriod", o.timeout_grace);
+  o.completed_jobs_retention =
+      get_timespan(j, w, "CompletedJobsRetention", o.completed_jobs_retention);
+  o.failed_jobs_retention = get_timespan(j, w, "FailedJobsRetention", o.failed_jobs_retention);
+  o.cancelled_jobs_retention =
+      get_timespan(j, w, "CancelledJobsRetention", o.cancelled_jobs_retention);
+  o.prune_interval = get_timespan(j, w, "PruneInterval", o.prune_interval);
+  if (o.heartbeat_interval.count() == 0) bad(w + ".HeartbeatInterval", "must be greater than zero");
+  if (o.heartbeat_interval >= o.orphaned_job_threshold) {
+    bad(w + ".HeartbeatInterval", "must be shorter than OrphanedJobThreshold");
+  }
   if (o.polling_interval.count() == 0) bad(w + ".PollingInterval", "must be greater than zero");
   return o;
 }

@@ -39,8 +39,12 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   p.created_at = now;
   p.run_at = o.run_at ? *o.run_at : o.delay ? now + *o.delay : now;
   p.max_attempts = o.max_attempts;
+  if (o.timeout && o.timeout->count() <= 0) {
+    throw Error(ErrorCode::kInvalidArgument, "timeout must be greater than zero");
+  }
   p.queue = o.queue;
   p.priority = o.priority;
+  p.timeout = o.timeout;
   return p;
 }
 
@@ -152,6 +156,20 @@ std::vector<ScheduleRecord> JobRunner::list_scheduled_jobs() const {
 std::optional<ScheduleRecord> JobRunner::get_scheduled_job(std::string_view name) const {
   return store_->schedule_get(name);
 }
+
+CancelOutcome JobRunner::cancel(const JobId& id) {
+  switch (store_->job_cancel(id, store_->clock().now())) {
+    case CancelResult::kCancelled: return CancelOutcome::kCancelled;
+    case CancelResult::kRequested:
+      store_->cancel_notifier().notify(store_->clock().now());
+      return CancelOutcome::kRequested;
+    case CancelResult::kAlreadyFinished: return CancelOutcome::kAlreadyFinished;
+    case CancelResult::kNotFound: break;
+  }
+  throw Error(ErrorCode::kNotFound, "no job with id " + id.to_string());
+}
+
+std::vector<WorkerRecord> JobRunner::list_workers() const { return store_->worker_list(); }
 
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
 

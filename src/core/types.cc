@@ -157,7 +157,7 @@ std::optional<TimePoint> parse_timestamp(std::string_view s) {
     std::from_chars(s.data() + pos, s.data() + pos + len, out);
     return true;
   };
-  int y, mo, d, h = 0, mi = 0, sec = 0;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   if (!num(0, 4, y) || s.size() < 10 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' ||
       !num(8, 2, d)) {
     return std::nullopt;

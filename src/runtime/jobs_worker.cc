@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <deque>
 #include <map>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <typeinfo>
 
+#include "ergon/config.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
 #include "runtime/scheduler.h"
@@ -63,18 +65,29 @@ class JobsWorker::Impl {
                  ? opts_.max_concurrent_jobs
                  : 5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
     subscription_ = store_->notifier().subscribe([this](TimePoint due) { on_notify(due); });
+    cancel_subscription_ = store_->cancel_notifier().subscribe([this](TimePoint) {
+      std::lock_guard lock(mu_);
+      heartbeat_now_ = true;
+      flusher_cv_.notify_all();
+    });
   }
 
   ~Impl() {
     stop();
     store_->notifier().unsubscribe(subscription_);
+    store_->cancel_notifier().unsubscribe(cancel_subscription_);
   }
 
   void start() {
-    std::lock_guard lock(mu_);
-    if (producer_.joinable() || stopping_) {
-      throw Error(ErrorCode::kInvalidArgument, "worker already started (or stopped)");
+    {
+      std::lock_guard lock(mu_);
+      if (producer_.joinable() || stopping_) {
+        throw Error(ErrorCode::kInvalidArgument, "worker already started (or stopped)");
+      }
     }
+    // Without the lock: recovery notifies, and listeners take mu_.
+    recover_at_start();
+    std::lock_guard lock(mu_);
     start_pool_locked();
     producer_ = std::thread([this] { produce(); });
     if (opts_.run_scheduler) {
@@ -97,7 +110,7 @@ class JobsWorker::Impl {
       deadline = clock_.now() + opts_.shutdown_timeout;
       // Handlers learn at once that we are shutting down; cooperative ones return early and
       // are released by their executor, the others get shutdown_timeout to finish.
-      for (auto& [id, slot] : running_) slot.stop.request_stop();
+      for (auto& [key, slot] : running_) slot.stop.request_stop();
       cv_.notify_all();
       pool_cv_.notify_all();
     }
@@ -108,7 +121,13 @@ class JobsWorker::Impl {
       while (!running_.empty() && clock_.now() < deadline) {
         clock_.wait_until(lock, idle_cv_, deadline);
       }
-      for (auto& [id, slot] : running_) leftovers.emplace_back(id, slot);
+      for (auto& [key, slot] : running_) {
+        // Skip attempts whose outcome is being stored right now, and mark the rest so that
+        // nobody else gives them back a second time.
+        if (slot.finishing || slot.abandoned) continue;
+        slot.abandoned = true;
+        leftovers.emplace_back(key.first, slot);
+      }
     }
     // Handlers still running after the grace period: give their jobs back now. If such a
     // handler finishes later, its outcome is fenced out (the job is no longer Running for it).
@@ -124,6 +143,13 @@ class JobsWorker::Impl {
     {
       std::lock_guard lock(mu_);
       stopped_ = true;
+    }
+    if (registered_) {
+      try {
+        store_->worker_remove(worker_id_);
+      } catch (const std::exception& e) {
+        spdlog::warn("worker {}: could not unregister: {}", worker_id_, e.what());
+      }
     }
     if (!pool_.empty()) spdlog::info("worker {} stopped", worker_id_);
   }
@@ -156,12 +182,20 @@ class JobsWorker::Impl {
     int max_attempts;
     std::stop_source stop;
     std::shared_ptr<runtime::AttemptContext> context;  // set once the attempt starts
+    TimePoint claimed_at;
+    std::optional<Duration> timeout;
+    std::uint64_t claim_seq = 0;  // claims up to this number are visible to a heartbeat
+    bool cancel = false;          // cancel() was called: the outcome is Cancelled
+    bool timed_out = false;       // the timeout passed: stop token fired
+    bool abandoned = false;       // the grace passed too: the attempt was failed without it
+    bool lost = false;            // the job is no longer ours (rescued elsewhere)
+    bool finishing = false;       // the handler returned; its outcome is being stored
   };
 
   void start_pool_locked() {
     if (!pool_.empty()) return;
     for (int i = 0; i < max_; ++i) pool_.emplace_back([this] { execute_loop(); });
-    flusher_ = std::thread([this] { flush_loop(); });
+    flusher_ = std::thread([this] { maintain_loop(); });
   }
 
   void on_notify(TimePoint due) {
@@ -172,6 +206,12 @@ class JobsWorker::Impl {
       next_due_ = std::min(next_due_, due);
     }
     cv_.notify_all();
+  }
+
+  std::optional<Duration> effective_timeout(const JobRecord& job) const {
+    if (job.timeout) return job.timeout;
+    if (const auto* e = handlers_.find(job.job_type)) return e->options.timeout;
+    return std::nullopt;
   }
 
   int effective_max_attempts(const JobRecord& job) const {
@@ -198,8 +238,13 @@ class JobsWorker::Impl {
     if (free <= 0) return 0;
     std::vector<JobRecord> jobs = store_->job_claim({worker_id_, free, now});
     std::lock_guard lock(mu_);
+    ++claim_seq_;
     for (auto& job : jobs) {
-      running_.emplace(job.id, Slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}});
+      Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
+      slot.claimed_at = now;
+      slot.timeout = effective_timeout(job);
+      slot.claim_seq = claim_seq_;
+      running_.emplace(std::pair(job.id, job.attempt), std::move(slot));
       queue_.push_back(std::move(job));
     }
     pool_cv_.notify_all();
@@ -244,8 +289,9 @@ class JobsWorker::Impl {
       if (queue_.empty()) return;  // pool_stop_ and nothing left
       JobRecord job = std::move(queue_.front());
       queue_.pop_front();
-      Slot& slot = running_.at(job.id);
+      Slot& slot = running_.at({job.id, job.attempt});
       bool skip = stopping_;
+      bool already_released = slot.abandoned;
       if (!skip) {
         slot.context = std::make_shared<runtime::AttemptContext>(
             *store_, job, worker_id_, slot.max_attempts, slot.stop.get_token(),
@@ -255,13 +301,14 @@ class JobsWorker::Impl {
       int max_attempts = slot.max_attempts;
       lock.unlock();
       if (skip) {
-        // Claimed but never started before the stop: give it back untouched.
-        release(job.id, job.job_type, job.attempt, max_attempts);
+        // Claimed but never started before the stop: give it back untouched (unless stop()
+        // already did).
+        if (!already_released) release(job.id, job.job_type, job.attempt, max_attempts);
       } else {
         run_attempt(job, *context);
       }
       lock.lock();
-      running_.erase(job.id);
+      running_.erase({job.id, job.attempt});
       cv_.notify_all();
       idle_cv_.notify_all();
     }
@@ -292,6 +339,30 @@ class JobsWorker::Impl {
         result = Result::kRetryable;
         error = "unknown exception (not derived from std::exception)";
       }
+    }
+    bool cancelled = false;
+    {
+      std::lock_guard lock(mu_);
+      Slot& slot = running_.at({job.id, job.attempt});
+      slot.finishing = true;
+      if (result == Result::kDone) {
+        // nothing to classify
+      } else if (slot.cancel) {
+        cancelled = true;
+      } else if (slot.timed_out && result == Result::kRetryable) {
+        error = "timed out after " + format_timespan(*slot.timeout) + " (" + error + ")";
+      }
+    }
+    if (cancelled) {
+      fin.status = JobStatus::kCancelled;
+      fin.error_message = "cancelled (" + error + ")";
+      if (auto p = ctx.take_unwritten()) {
+        fin.progress_message = std::move(p->message);
+        fin.progress_percent = p->percent;
+      }
+      fin.now = clock_.now();
+      finish(fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
+      return;
     }
     if (result == Result::kRetryable && ctx.stop_requested() && shutting_down()) {
       result = Result::kStopped;
@@ -386,20 +457,216 @@ class JobsWorker::Impl {
     emit(event);
   }
 
-  void flush_loop() {
+  // The maintenance loop: throttled progress, heartbeats (and what they reveal: cancelled and
+  // lost jobs), timeouts, the rescuer and the pruner. One thread, one tick per
+  // progress_interval; each duty runs when its own interval is due.
+  void maintain_loop() {
+    TimePoint now = clock_.now();
+    TimePoint next_heartbeat = now, next_rescue = now, next_prune = now + opts_.prune_interval;
     std::unique_lock lock(mu_);
     while (!pool_stop_) {
       std::vector<std::shared_ptr<runtime::AttemptContext>> contexts;
-      for (auto& [id, slot] : running_) {
+      for (auto& [key, slot] : running_) {
         if (slot.context) contexts.push_back(slot.context);
       }
+      bool heartbeat_now = std::exchange(heartbeat_now_, false);
       lock.unlock();
       for (auto& c : contexts) c->flush_if_due();
+      now = clock_.now();
+      if (heartbeat_now || now >= next_heartbeat) {
+        heartbeat(now);
+        next_heartbeat = now + opts_.heartbeat_interval;
+      }
+      check_timeouts(now);
+      if (now >= next_rescue) {
+        rescue(now);
+        next_rescue = now + opts_.orphaned_jobs_check_interval;
+      }
+      if (now >= next_prune) {
+        prune(now);
+        next_prune = now + opts_.prune_interval;
+      }
       lock.lock();
-      TimePoint deadline = clock_.now() + opts_.progress_interval;
-      while (!pool_stop_ && clock_.now() < deadline) clock_.wait_until(lock, flusher_cv_, deadline);
+      TimePoint deadline = std::min(clock_.now() + opts_.progress_interval, next_heartbeat);
+      while (!pool_stop_ && !heartbeat_now_ && clock_.now() < deadline) {
+        clock_.wait_until(lock, flusher_cv_, deadline);
+      }
     }
   }
+
+  // Runs a maintenance duty; a backend without it turns the duty off (logged once).
+  template <class F>
+  void duty(bool& enabled, const char* what, F&& fn) {
+    if (!enabled) return;
+    try {
+      fn();
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kUnsupported) {
+        enabled = false;
+        spdlog::info("worker {}: {} off: {}", worker_id_, what, e.what());
+        return;
+      }
+      spdlog::warn("worker {}: {} failed: {}", worker_id_, what, e.what());
+    } catch (const std::exception& e) {
+      spdlog::warn("worker {}: {} failed: {}", worker_id_, what, e.what());
+    }
+  }
+
+  void heartbeat(TimePoint now) {
+    duty(heartbeats_on_, "heartbeats", [&] {
+      store_->worker_heartbeat(worker_id_, now);
+      std::uint64_t seen_seq;
+      {
+        std::lock_guard lock(mu_);
+        if (running_.empty()) return;
+        seen_seq = claim_seq_;
+      }
+      std::vector<HeldJob> held = store_->job_heartbeat(worker_id_, now);
+      std::lock_guard lock(mu_);
+      for (auto& [key, slot] : running_) {
+        if (slot.claim_seq > seen_seq || slot.abandoned) continue;  // claimed after the query
+        auto it = std::find_if(held.begin(), held.end(), [&](const HeldJob& h) {
+          return h.id == key.first && h.attempt == slot.attempt;
+        });
+        if (it == held.end()) {
+          if (!slot.lost) {
+            // Rescued elsewhere (our lease lapsed) or cancelled while Pending: whatever the
+            // handler does now cannot be stored, so tell it to stop.
+            slot.lost = true;
+            slot.stop.request_stop();
+            spdlog::warn("worker {}: job {} attempt {} is no longer ours; stopping its handler",
+                         worker_id_, key.first.to_string(), slot.attempt);
+          }
+        } else if (it->cancel_requested && !slot.cancel) {
+          slot.cancel = true;
+          slot.stop.request_stop();
+        }
+      }
+    });
+  }
+
+  void check_timeouts(TimePoint now) {
+    struct Expired {
+      JobId id;
+      std::string job_type;
+      int attempt, max_attempts;
+      Duration timeout;
+    };
+    std::vector<Expired> expired;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [key, slot] : running_) {
+        if (!slot.timeout || !slot.context || slot.abandoned) continue;
+        TimePoint deadline = slot.claimed_at + *slot.timeout;
+        if (!slot.timed_out && now >= deadline) {
+          slot.timed_out = true;
+          slot.stop.request_stop();
+        }
+        if (slot.timed_out && now >= deadline + opts_.timeout_grace) {
+          // The handler ignored its stop token: fail the attempt without it. Its thread stays
+          // busy until it returns (threads cannot be killed); its late outcome is fenced out.
+          slot.abandoned = true;
+          expired.push_back({key.first, slot.job_type, slot.attempt, slot.max_attempts, *slot.timeout});
+        }
+      }
+    }
+    for (const auto& e : expired) {
+      JobFinishParams fin;
+      fin.id = e.id;
+      fin.attempt = e.attempt;
+      fin.worker_id = worker_id_;
+      fin.now = now;
+      fin.error_message = "timed out after " + format_timespan(e.timeout) +
+                          " and did not stop within the grace period";
+      JobEvent::Kind kind = JobEvent::Kind::kFailed;
+      if (e.attempt >= e.max_attempts) {
+        fin.status = JobStatus::kFailed;
+      } else {
+        fin.status = JobStatus::kPending;
+        fin.run_at = now + runtime::retry_delay(e.attempt, opts_.retry_base_delay,
+                                                opts_.retry_max_delay, unit_random());
+        kind = JobEvent::Kind::kRetryScheduled;
+      }
+      finish(fin, {kind, e.id, e.job_type, e.attempt, *fin.error_message});
+    }
+  }
+
+  JobRescueParams rescue_params(TimePoint now) const {
+    JobRescueParams p;
+    p.now = now;
+    p.stale_before = now - opts_.orphaned_job_threshold;
+    p.default_max_attempts = opts_.default_max_attempts;
+    p.poison_limit = opts_.poison_job_rescues;
+    return p;
+  }
+
+  void rescue(TimePoint now) {
+    duty(rescue_on_, "orphan rescue", [&] {
+      int n = store_->job_rescue(rescue_params(now));
+      if (n > 0) {
+        spdlog::warn("worker {}: rescued {} orphaned job(s)", worker_id_, n);
+        emit({JobEvent::Kind::kRescued, JobId(), {}, n, {}});
+      }
+    });
+  }
+
+  void prune(TimePoint now) {
+    duty(prune_on_, "pruning", [&] {
+      const std::pair<JobStatus, Duration> rules[] = {
+          {JobStatus::kCompleted, opts_.completed_jobs_retention},
+          {JobStatus::kFailed, opts_.failed_jobs_retention},
+          {JobStatus::kCancelled, opts_.cancelled_jobs_retention}};
+      for (const auto& [status, keep] : rules) {
+        if (keep.count() <= 0) continue;
+        // Bounded batches, and at most ten per tick: the rest waits for the next one.
+        for (int i = 0; i < 10; ++i) {
+          if (store_->job_prune(status, now - keep, kPruneBatch) < kPruneBatch) break;
+        }
+      }
+    });
+  }
+
+  // At start: register this process, and give back at once the jobs of workers that are gone
+  // (the same configured name, or a process of this host that no longer exists) instead of
+  // waiting for OrphanedJobThreshold.
+  void recover_at_start() {
+    TimePoint now = clock_.now();
+    std::string host = host_name();
+    duty(heartbeats_on_, "worker registry", [&] {
+      for (const WorkerRecord& w : store_->worker_list()) {
+        bool same_name = !opts_.worker_name.empty() && w.name == opts_.worker_name;
+        bool gone = w.host == host && w.pid != getpid() && !process_alive(w.pid);
+        if (!same_name && !gone) continue;
+        int n = store_->job_release_worker(w.id, rescue_params(now));
+        store_->worker_remove(w.id);
+        spdlog::info("worker {}: previous worker {} is gone; {} of its job(s) returned", worker_id_,
+                     w.id, n);
+      }
+      WorkerRecord me;
+      me.id = worker_id_;
+      me.name = opts_.worker_name.empty() ? host + ":" + std::to_string(getpid())
+                                          : opts_.worker_name;
+      me.host = host;
+      me.pid = getpid();
+      me.started_at = now;
+      me.heartbeat_at = now;
+      store_->worker_register(me);
+      registered_ = true;
+    });
+  }
+
+  static std::string host_name() {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) return "unknown";
+    return host;
+  }
+
+  static bool process_alive(int pid) {
+    if (pid <= 0) return false;
+    return kill(pid, 0) == 0 || errno == EPERM;
+  }
+
+  static constexpr int kPruneBatch = 1000;
 
   void emit(const JobEvent& e) {
     if (!opts_.on_event) return;
@@ -427,6 +694,13 @@ class JobsWorker::Impl {
   const std::string worker_id_;
   const int max_;
   int subscription_ = 0;
+  int cancel_subscription_ = 0;
+  // Maintenance duties; each turns itself off if the backend lacks it. Maintenance thread only
+  // (and start(), before that thread exists).
+  bool heartbeats_on_ = true;
+  bool rescue_on_ = true;
+  bool prune_on_ = true;
+  bool registered_ = false;
 
   std::mutex mu_;
   std::condition_variable cv_;          // producer: wake-up, free slot, stop
@@ -437,8 +711,12 @@ class JobsWorker::Impl {
   bool stopped_ = false;                // guarded by mu_
   bool pool_stop_ = false;              // guarded by mu_
   bool wake_ = false;                   // guarded by mu_
+  bool heartbeat_now_ = false;          // a cancel() in this process; guarded by mu_
+  std::uint64_t claim_seq_ = 0;         // claims made so far; guarded by mu_
   TimePoint next_due_ = TimePoint::max();  // guarded by mu_
-  std::map<JobId, Slot> running_;       // claimed and not finished; guarded by mu_
+  // Claimed and not finished, by (job, attempt): a job rescued from this worker and claimed by
+  // it again has two slots while the first handler winds down. Guarded by mu_.
+  std::map<std::pair<JobId, int>, Slot> running_;
   std::deque<JobRecord> queue_;         // claimed, waiting for an executor; guarded by mu_
   std::mt19937_64 rng_{std::random_device{}()};  // guarded by mu_
   std::vector<std::thread> pool_;

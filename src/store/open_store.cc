@@ -36,7 +36,21 @@ namespace {
   throw Error(ErrorCode::kUnsupported,
               "the " + std::string(s.backend()) + " store does not support recurring jobs yet");
 }
+[[noreturn]] void no_faults(const Store& s) {
+  throw Error(ErrorCode::kUnsupported, "the " + std::string(s.backend()) +
+                                           " store does not support heartbeats and rescue yet");
+}
 }  // namespace
+
+std::vector<HeldJob> Store::job_heartbeat(std::string_view, TimePoint) { no_faults(*this); }
+int Store::job_rescue(const JobRescueParams&) { no_faults(*this); }
+int Store::job_release_worker(std::string_view, const JobRescueParams&) { no_faults(*this); }
+CancelResult Store::job_cancel(const JobId&, TimePoint) { no_faults(*this); }
+int Store::job_prune(JobStatus, TimePoint, int) { no_faults(*this); }
+void Store::worker_register(const WorkerRecord&) { no_faults(*this); }
+void Store::worker_heartbeat(std::string_view, TimePoint) { no_faults(*this); }
+void Store::worker_remove(std::string_view) { no_faults(*this); }
+std::vector<WorkerRecord> Store::worker_list() { no_faults(*this); }
 
 void Store::schedule_upsert(const ScheduleUpsertParams&) { no_schedules(*this); }
 bool Store::schedule_remove(std::string_view) { no_schedules(*this); }

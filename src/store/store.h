@@ -42,6 +42,7 @@ struct JobInsertParams {
   std::optional<int> max_attempts;
   std::string_view queue;
   int priority = 0;
+  std::optional<Duration> timeout;
 };
 
 struct JobClaimParams {
@@ -101,6 +102,23 @@ enum class ScheduleFireResult {
   kLost,             // another scheduler fired the slot first, or the schedule changed
 };
 
+// A job the worker still holds, as its heartbeat found it.
+struct HeldJob {
+  JobId id;
+  int attempt = 0;
+  bool cancel_requested = false;
+};
+
+struct JobRescueParams {
+  TimePoint now;
+  TimePoint stale_before;    // Running jobs whose heartbeat is older are orphans
+  int default_max_attempts = 10;  // for jobs whose max_attempts is NULL
+  int poison_limit = 3;      // a job rescued this many times is quarantined as Failed
+  int limit = 1000;          // at most this many per call
+};
+
+enum class CancelResult { kCancelled, kRequested, kAlreadyFinished, kNotFound };
+
 class Store {
  public:
   explicit Store(Clock& clock) : clock_(clock) {}
@@ -113,6 +131,9 @@ class Store {
   // Told when a schedule changes (added, updated, enabled), with its next_run_time, so that a
   // sleeping scheduler in this process can wake earlier.
   [[nodiscard]] transport::Notifier& schedule_notifier() { return schedule_notifier_; }
+  // Told when a Running job is asked to cancel, so that workers of this process act at once
+  // rather than at their next heartbeat.
+  [[nodiscard]] transport::Notifier& cancel_notifier() { return cancel_notifier_; }
   [[nodiscard]] virtual std::string_view backend() const = 0;
 
   // Applies pending migrations; returns the versions applied.
@@ -145,6 +166,26 @@ class Store {
   [[nodiscard]] virtual std::optional<JobRecord> job_get(const JobId& id) = 0;
   [[nodiscard]] virtual std::vector<JobRecord> job_list(const JobFilter& filter) = 0;
 
+  // Fault tolerance. Backends without them throw Error(kUnsupported) (the defaults below).
+  // Renews heartbeat_at of every job Running for `worker_id`, in one statement; returns them.
+  [[nodiscard]] virtual std::vector<HeldJob> job_heartbeat(std::string_view worker_id,
+                                                           TimePoint now);
+  // Returns orphans (stale heartbeat) to Pending, or to Failed when their attempts are used up
+  // or they were rescued poison_limit times; records why in error_message. Returns how many.
+  virtual int job_rescue(const JobRescueParams& p);
+  // Startup recovery: the jobs still Running for a worker that is known to be gone go back at
+  // once, as job_rescue would (counting a rescue). Returns how many.
+  virtual int job_release_worker(std::string_view worker_id, const JobRescueParams& p);
+  // Pending: Cancelled at once. Running: cancel_requested is set for its worker to act on.
+  virtual CancelResult job_cancel(const JobId& id, TimePoint now);
+  // Deletes up to `limit` jobs of a final `status` that completed before `before`.
+  virtual int job_prune(JobStatus status, TimePoint before, int limit);
+
+  virtual void worker_register(const WorkerRecord& w);
+  virtual void worker_heartbeat(std::string_view id, TimePoint now);
+  virtual void worker_remove(std::string_view id);
+  [[nodiscard]] virtual std::vector<WorkerRecord> worker_list();
+
   // Recurring jobs. Backends without them throw Error(kUnsupported) (the defaults below).
   virtual void schedule_upsert(const ScheduleUpsertParams& p);
   [[nodiscard]] virtual bool schedule_remove(std::string_view name);
@@ -161,6 +202,7 @@ class Store {
   Clock& clock_;
   transport::Notifier notifier_;
   transport::Notifier schedule_notifier_;
+  transport::Notifier cancel_notifier_;
 };
 
 // Limits shared by every backend.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <thread>
 
 extern char** environ;
 
@@ -49,6 +50,15 @@ bool EventCounter::wait_for(int n, std::chrono::seconds limit) {
 int EventCounter::count() const {
   std::lock_guard lock(mu_);
   return count_;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& stdin_data,

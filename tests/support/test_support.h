@@ -50,6 +50,11 @@ class EventCounter {
   int count_ = 0;
 };
 
+// Re-checks `condition` until it holds or `limit` passes (real time); for state that another
+// thread changes without an event to wait on. Returns the last result.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::seconds limit = std::chrono::seconds(30));
+
 // Runs `argv` to completion; returns exit status, stdout and stderr.
 struct ProcessResult {
   int status = -1;  // exit status, or 128+signal

@@ -73,6 +73,28 @@ ALTER TABLE scheduled_jobs ADD COLUMN last_job_id TEXT;
 -- The scheduler's question: which enabled schedules are due, earliest first.
 CREATE INDEX scheduled_jobs_due_idx ON scheduled_jobs (next_run_time) WHERE is_enabled = 1;
 )sql"},
+    {3, R"sql(
+-- Fault tolerance: cancellation requests, how often a job was rescued from a dead worker (for
+-- poison-job quarantine), and the worker processes with their heartbeats.
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0
+  CHECK (cancel_requested IN (0, 1));
+ALTER TABLE jobs ADD COLUMN rescue_count INTEGER NOT NULL DEFAULT 0;
+-- The job's own timeout for one attempt, in milliseconds (NULL: the handler's).
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER CHECK (timeout_ms IS NULL OR timeout_ms > 0);
+-- Heartbeats (by worker) and the rescuer (by heartbeat age) touch Running rows only.
+CREATE INDEX jobs_running_idx ON jobs (worker_id, heartbeat_at) WHERE status = 'Running';
+-- Pruning finished jobs by age.
+CREATE INDEX jobs_finished_idx ON jobs (status, completed_at)
+  WHERE status IN ('Completed', 'Failed', 'Cancelled');
+CREATE TABLE workers (
+  id           TEXT PRIMARY KEY NOT NULL,
+  name         TEXT NOT NULL,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  started_at   TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL
+);
+)sql"},
 };
 
 }  // namespace

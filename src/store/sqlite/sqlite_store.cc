@@ -52,7 +52,7 @@ std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
 #define ERGON_JOB_COLUMNS                                                                    \
   "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, "  \
   "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "   \
-  "worker_id, heartbeat_at"
+  "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count"
 
 JobRecord read_job(sqlite3_stmt* s) {
   JobRecord r;
@@ -77,6 +77,11 @@ JobRecord read_job(sqlite3_stmt* s) {
   r.max_attempts = opt_int(s, 14);
   r.worker_id = opt_text(s, 15);
   r.heartbeat_at = opt_time(s, 16);
+  if (sqlite3_column_type(s, 17) != SQLITE_NULL) {
+    r.timeout = std::chrono::milliseconds(sqlite3_column_int64(s, 17));
+  }
+  r.cancel_requested = sqlite3_column_int(s, 18) != 0;
+  r.rescue_count = sqlite3_column_int(s, 19);
   return r;
 }
 
@@ -197,7 +202,7 @@ class Binder {
 
 constexpr const char* kInsertSql =
     "INSERT INTO jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, "
-    "attempt, max_attempts) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?)";
+    "attempt, max_attempts, timeout_ms) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?, ?)";
 
 void bind_insert(Binder& b, const JobInsertParams& p) {
   b.text(p.id.to_string())
@@ -208,6 +213,12 @@ void bind_insert(Binder& b, const JobInsertParams& p) {
       .integer(static_cast<std::int64_t>(p.priority))
       .time(p.run_at)
       .integer(p.max_attempts);
+  if (p.timeout) {
+    b.integer(static_cast<std::int64_t>(
+        std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count())));
+  } else {
+    b.null();
+  }
 }
 
 }  // namespace
@@ -741,6 +752,166 @@ ScheduleFireResult SqliteStore::schedule_fire(const ScheduleFireParams& p) {
   }
   if (earliest) notifier().notify(*earliest);
   return result;
+}
+
+std::vector<HeldJob> SqliteStore::job_heartbeat(std::string_view worker_id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  // One statement renews every job this worker holds, and tells it which ones it still holds
+  // (a rescued job is missing: its handler must stop) and which were asked to cancel.
+  Binder b(db_, prepared("UPDATE jobs SET heartbeat_at = ?1 "
+                         "WHERE worker_id = ?2 AND status = 'Running' "
+                         "RETURNING id, attempt, cancel_requested")
+                    .get());
+  b.time(now).text(worker_id);
+  std::vector<HeldJob> out;
+  while (b.step()) {
+    auto id = JobId::parse(text_column(b.stmt(), 0));
+    if (!id) continue;
+    out.push_back({*id, sqlite3_column_int(b.stmt(), 1), sqlite3_column_int(b.stmt(), 2) != 0});
+  }
+  return out;
+}
+
+namespace {
+
+// Shared by the rescuer and startup recovery. An orphan goes back to Pending, unless its
+// attempts are used up, or it has now been rescued poison_limit times (a job that keeps killing
+// its worker): then it is Failed, with the reason in error_message. Either way the rescue is
+// counted and the job leaves the worker that lost it.
+constexpr const char* kRescueSet =
+    "UPDATE jobs SET "
+    "status = CASE WHEN attempt >= coalesce(max_attempts, ?2) OR rescue_count + 1 >= ?3 "
+    "  THEN 'Failed' ELSE 'Pending' END, "
+    "completed_at = CASE WHEN attempt >= coalesce(max_attempts, ?2) OR rescue_count + 1 >= ?3 "
+    "  THEN ?1 ELSE NULL END, "
+    "error_message = CASE WHEN rescue_count + 1 >= ?3 AND attempt < coalesce(max_attempts, ?2) "
+    "  THEN 'quarantined: the worker running it died ' || (rescue_count + 1) || "
+    "       ' times (last: ' || coalesce(worker_id, '?') || ')' "
+    "  ELSE 'orphaned: worker ' || coalesce(worker_id, '?') || ' stopped heartbeating' END, "
+    "rescue_count = rescue_count + 1, run_at = ?1, worker_id = NULL, heartbeat_at = NULL ";
+
+}  // namespace
+
+int SqliteStore::rescue_locked(const char* sql, const JobRescueParams& p,
+                               std::string_view worker_id) {
+  Binder b(db_, prepared(sql).get());
+  b.time(p.now)
+      .integer(static_cast<std::int64_t>(p.default_max_attempts))
+      .integer(static_cast<std::int64_t>(p.poison_limit));
+  if (worker_id.empty()) {
+    b.time(p.stale_before);
+  } else {
+    b.text(worker_id);
+  }
+  b.integer(static_cast<std::int64_t>(p.limit));
+  b.run();
+  return sqlite3_changes(db_);
+}
+
+int SqliteStore::job_rescue(const JobRescueParams& p) {
+  static const std::string sql =
+      std::string(kRescueSet) +
+      "WHERE id IN (SELECT id FROM jobs WHERE status = 'Running' AND heartbeat_at < ?4 LIMIT ?5)";
+  int n;
+  {
+    std::lock_guard lock(mu_);
+    n = rescue_locked(sql.c_str(), p, {});
+  }
+  if (n > 0) notifier().notify(p.now);
+  return n;
+}
+
+int SqliteStore::job_release_worker(std::string_view worker_id, const JobRescueParams& p) {
+  static const std::string sql =
+      std::string(kRescueSet) +
+      "WHERE id IN (SELECT id FROM jobs WHERE status = 'Running' AND worker_id = ?4 LIMIT ?5)";
+  int n;
+  {
+    std::lock_guard lock(mu_);
+    n = rescue_locked(sql.c_str(), p, worker_id);
+  }
+  if (n > 0) notifier().notify(p.now);
+  return n;
+}
+
+CancelResult SqliteStore::job_cancel(const JobId& id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  {
+    Binder b(db_, prepared("UPDATE jobs SET status = 'Cancelled', completed_at = ?1 "
+                           "WHERE id = ?2 AND status = 'Pending'")
+                      .get());
+    b.time(now).text(id.to_string()).run();
+    if (sqlite3_changes(db_) == 1) return CancelResult::kCancelled;
+  }
+  {
+    Binder b(db_, prepared("UPDATE jobs SET cancel_requested = 1 "
+                           "WHERE id = ? AND status = 'Running'")
+                      .get());
+    b.text(id.to_string()).run();
+    if (sqlite3_changes(db_) == 1) return CancelResult::kRequested;
+  }
+  Binder b(db_, prepared("SELECT 1 FROM jobs WHERE id = ?").get());
+  b.text(id.to_string());
+  return b.step() ? CancelResult::kAlreadyFinished : CancelResult::kNotFound;
+}
+
+int SqliteStore::job_prune(JobStatus status, TimePoint before, int limit) {
+  if (!is_final(status)) {
+    throw Error(ErrorCode::kInvalidArgument, "only finished jobs can be pruned");
+  }
+  std::lock_guard lock(mu_);
+  // Bounded: a large backlog of history is deleted in many small transactions, never one
+  // that holds the write lock for long.
+  Binder b(db_, prepared("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
+                         "WHERE status = ?1 AND completed_at < ?2 LIMIT ?3)")
+                    .get());
+  b.text(to_string(status)).time(before).integer(static_cast<std::int64_t>(limit)).run();
+  return sqlite3_changes(db_);
+}
+
+void SqliteStore::worker_register(const WorkerRecord& w) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("INSERT OR REPLACE INTO workers (id, name, host, pid, started_at, "
+                         "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)")
+                    .get());
+  b.text(w.id)
+      .text(w.name)
+      .text(w.host)
+      .integer(static_cast<std::int64_t>(w.pid))
+      .time(w.started_at)
+      .time(w.heartbeat_at)
+      .run();
+}
+
+void SqliteStore::worker_heartbeat(std::string_view id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("UPDATE workers SET heartbeat_at = ? WHERE id = ?").get());
+  b.time(now).text(id).run();
+}
+
+void SqliteStore::worker_remove(std::string_view id) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("DELETE FROM workers WHERE id = ?").get());
+  b.text(id).run();
+}
+
+std::vector<WorkerRecord> SqliteStore::worker_list() {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT id, name, host, pid, started_at, heartbeat_at FROM workers "
+                         "ORDER BY started_at")
+                    .get());
+  std::vector<WorkerRecord> out;
+  while (b.step()) {
+    WorkerRecord w;
+    w.id = text_column(b.stmt(), 0);
+    w.name = text_column(b.stmt(), 1);
+    w.host = text_column(b.stmt(), 2);
+    w.pid = sqlite3_column_int(b.stmt(), 3);
+    w.started_at = time_column(b.stmt(), 4);
+    w.heartbeat_at = time_column(b.stmt(), 5);
+    out.push_back(std::move(w));
+  }
+  return out;
 }
 
 }  // namespace ergon::sqlite

@@ -49,6 +49,16 @@ class SqliteStore final : public Store {
   std::optional<JobRecord> job_get(const JobId& id) override;
   std::vector<JobRecord> job_list(const JobFilter& filter) override;
 
+  std::vector<HeldJob> job_heartbeat(std::string_view worker_id, TimePoint now) override;
+  int job_rescue(const JobRescueParams& p) override;
+  int job_release_worker(std::string_view worker_id, const JobRescueParams& p) override;
+  CancelResult job_cancel(const JobId& id, TimePoint now) override;
+  int job_prune(JobStatus status, TimePoint before, int limit) override;
+  void worker_register(const WorkerRecord& w) override;
+  void worker_heartbeat(std::string_view id, TimePoint now) override;
+  void worker_remove(std::string_view id) override;
+  std::vector<WorkerRecord> worker_list() override;
+
   void schedule_upsert(const ScheduleUpsertParams& p) override;
   bool schedule_remove(std::string_view name) override;
   bool schedule_set_enabled(std::string_view name, bool enabled) override;
@@ -64,6 +74,8 @@ class SqliteStore final : public Store {
   void exec(const char* sql);            // requires mu_
   int schema_version_locked();           // requires mu_
   void insert_locked(const JobInsertParams& p);  // requires mu_
+  // job_rescue / job_release_worker: `where` selects the Running rows to give back.
+  int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 
   std::mutex mu_;
   sqlite3* db_ = nullptr;                                      // guarded by mu_

@@ -1,0 +1,256 @@
+// Fault tolerance in the worker, with a FakeClock: a zombie is told to stop, startup recovery,
+// timeouts, cancellation, the worker's own rescuer and pruner.
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <condition_variable>
+
+#include "ergon/ergon.h"
+#include "store/store.h"
+#include "support/test_support.h"
+
+namespace ergon::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Kind = JobEvent::Kind;
+
+struct Task {
+  static constexpr std::string_view kJobType = "task";
+  int mode = 0;  // 0: cooperative (waits for its stop token), 1: stubborn (waits for the gate)
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Task, mode)
+
+class Gate {
+ public:
+  void open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+class FaultTest : public ::testing::Test {
+ protected:
+  FaultTest() {
+    store_ = open_store(sqlite_url(dir_), {.clock = &clock_});
+    options_.polling_interval = 1h;
+    options_.heartbeat_interval = 5s;
+    options_.orphaned_job_threshold = 30s;
+    options_.orphaned_jobs_check_interval = 1h;
+    options_.retry_base_delay = 1h;
+    options_.run_scheduler = false;
+    options_.on_event = [this](const JobEvent& e) { events_[static_cast<int>(e.kind)].add(); };
+    handlers_.add<Task>([this](const Task& t, JobContext& ctx) {
+      started_.add();
+      if (t.mode == 0) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        cv.wait(lock, ctx.stop_token(), [] { return false; });
+        ctx.throw_if_stop_requested();
+      } else {
+        gate_.wait();
+      }
+    });
+  }
+  ~FaultTest() override { gate_.open(); }
+
+  std::unique_ptr<JobsWorker> start_worker() {
+    auto w = std::make_unique<JobsWorker>(store_, handlers_, options_);
+    w->start();
+    return w;
+  }
+  bool wait_for(Kind k, int n) { return events_[static_cast<int>(k)].wait_for(n); }
+  JobRecord job(const JobId& id) { return *store_->job_get(id); }
+
+  TempDir dir_;
+  FakeClock clock_{test_epoch()};
+  std::shared_ptr<Store> store_;
+  HandlerRegistry handlers_;
+  WorkerOptions options_;
+  EventCounter events_[8];
+  EventCounter started_;
+  Gate gate_;
+};
+
+// A worker whose job was rescued elsewhere (its lease lapsed) learns it at its next heartbeat:
+// its handler is told to stop and its late outcome is refused.
+TEST_F(FaultTest, AZombieIsToldToStopAndItsOutcomeIsRefused) {
+  auto worker = start_worker();
+  JobId id = JobRunner(store_).start_job(Task{0});
+  ASSERT_TRUE(started_.wait_for(1));
+  // Another worker's rescuer decides the job is orphaned (as if this worker had paused).
+  JobRescueParams r;
+  r.now = clock_.now();
+  r.stale_before = clock_.now() + 1s;
+  ASSERT_EQ(store_->job_rescue(r), 1);
+  // The rescued job is due again and this very worker claims it as attempt 2 (a second slot
+  // for the same job while attempt 1's handler is still running).
+  ASSERT_TRUE(started_.wait_for(2));
+  clock_.advance(5s);  // the next heartbeat finds attempt 1 gone and fires its stop token
+  ASSERT_TRUE(wait_for(Kind::kFenced, 1));  // attempt 1's outcome is refused
+  EXPECT_EQ(job(id).attempt, 2);
+  EXPECT_EQ(job(id).status, JobStatus::kRunning);
+  EXPECT_EQ(job(id).rescue_count, 1);
+  worker->stop();  // attempt 2 is cooperative: it is released
+  EXPECT_EQ(job(id).status, JobStatus::kPending);
+}
+
+TEST_F(FaultTest, HeartbeatsKeepALongJobAlive) {
+  options_.orphaned_jobs_check_interval = 10s;
+  auto worker = start_worker();
+  JobId id = JobRunner(store_).start_job(Task{1});
+  ASSERT_TRUE(started_.wait_for(1));
+  JobRescueParams r;
+  for (int i = 0; i < 12; ++i) {  // one minute, twice the threshold
+    clock_.advance(5s);
+    // Wait (bounded) for this tick's heartbeat before judging staleness.
+    ASSERT_TRUE(eventually([&] { return job(id).heartbeat_at == clock_.now(); }));
+    r.now = clock_.now();
+    r.stale_before = clock_.now() - options_.orphaned_job_threshold;
+    ASSERT_EQ(store_->job_rescue(r), 0);
+  }
+  EXPECT_EQ(job(id).status, JobStatus::kRunning);
+  gate_.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+}
+
+TEST_F(FaultTest, TheWorkersRescuerReturnsOrphans) {
+  // A job claimed by a worker that vanished without a trace (no row in `workers`).
+  JobRunner(store_).start_job(Task{1});
+  ASSERT_EQ(store_->job_claim({"vanished", 1, clock_.now()}).size(), 1u);
+  clock_.advance(31s);
+  options_.orphaned_jobs_check_interval = 10s;
+  auto worker = start_worker();  // the rescuer runs at start
+  ASSERT_TRUE(wait_for(Kind::kRescued, 1));
+  ASSERT_TRUE(started_.wait_for(1));  // and this worker runs it
+  gate_.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+}
+
+TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfThePreviousWorkerWithTheSameName) {
+  options_.worker_name = "resizer-1";
+  JobId id = JobRunner(store_).start_job(Task{1});
+  store_->worker_register({"resizer-1:old", "resizer-1", "elsewhere", 1, clock_.now(),
+                           clock_.now()});
+  ASSERT_EQ(store_->job_claim({"resizer-1:old", 1, clock_.now()}).size(), 1u);
+  auto worker = start_worker();  // no waiting for OrphanedJobThreshold
+  ASSERT_TRUE(started_.wait_for(1));
+  EXPECT_EQ(job(id).attempt, 2);
+  auto workers = JobRunner(store_).list_workers();
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(workers[0].id, worker->worker_id());
+  gate_.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+  EXPECT_TRUE(JobRunner(store_).list_workers().empty());
+}
+
+TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
+  // A pid that provably no longer exists: a child that has exited and been reaped.
+  pid_t pid = 0;
+  char arg0[] = "true";
+  char* argv[] = {arg0, nullptr};
+  ASSERT_EQ(posix_spawnp(&pid, "true", nullptr, nullptr, argv, nullptr), 0);
+  waitpid(pid, nullptr, 0);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  JobId id = JobRunner(store_).start_job(Task{1});
+  store_->worker_register({"dead", "dead", host, pid, clock_.now(), clock_.now()});
+  ASSERT_EQ(store_->job_claim({"dead", 1, clock_.now()}).size(), 1u);
+  auto worker = start_worker();
+  ASSERT_TRUE(started_.wait_for(1));
+  EXPECT_EQ(job(id).attempt, 2);
+  gate_.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+}
+
+TEST_F(FaultTest, ATimeoutFiresTheStopTokenAndFailsTheAttempt) {
+  auto worker = start_worker();
+  JobId id = JobRunner(store_).start_job(Task{0}, {.max_attempts = 1, .timeout = 10s});
+  ASSERT_TRUE(started_.wait_for(1));
+  clock_.advance(10s);
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  auto r = job(id);
+  EXPECT_EQ(r.status, JobStatus::kFailed);
+  EXPECT_NE(r.error_message->find("timed out after 00:00:10"), std::string::npos)
+      << *r.error_message;
+  worker->stop();
+}
+
+TEST_F(FaultTest, AHandlerIgnoringItsTimeoutIsFailedAfterTheGrace) {
+  options_.timeout_grace = 5s;
+  handlers_ = HandlerRegistry();
+  handlers_.add<Task>([this](const Task&, JobContext&) {
+    started_.add();
+    gate_.wait();
+  }, JobTypeOptions{.timeout = 10s});  // the handler's timeout
+  auto worker = start_worker();
+  JobId id = JobRunner(store_).start_job(Task{1}, {.max_attempts = 1});
+  ASSERT_TRUE(started_.wait_for(1));
+  clock_.advance(10s);  // stop token fires; the handler ignores it
+  clock_.advance(5s);   // grace over: failed without it
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  EXPECT_NE(job(id).error_message->find("did not stop within the grace period"),
+            std::string::npos);
+  gate_.open();  // the handler returns at last: refused
+  ASSERT_TRUE(wait_for(Kind::kFenced, 1));
+  EXPECT_EQ(job(id).status, JobStatus::kFailed);
+  worker->stop();
+}
+
+TEST_F(FaultTest, CancellingARunningJobStopsItAndEndsCancelled) {
+  auto worker = start_worker();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Task{0});
+  ASSERT_TRUE(started_.wait_for(1));
+  EXPECT_EQ(runner.cancel(id), CancelOutcome::kRequested);  // in-process: acted on at once
+  ASSERT_TRUE(wait_for(Kind::kCancelled, 1));
+  auto r = job(id);
+  EXPECT_EQ(r.status, JobStatus::kCancelled);
+  EXPECT_TRUE(r.completed_at);
+  EXPECT_EQ(runner.cancel(id), CancelOutcome::kAlreadyFinished);
+  worker->stop();
+}
+
+TEST_F(FaultTest, CancellingAPendingJobMeansItNeverStarts) {
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Task{0});
+  EXPECT_EQ(runner.cancel(id), CancelOutcome::kCancelled);
+  auto worker = start_worker();
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  EXPECT_EQ(started_.count(), 0);
+  EXPECT_EQ(job(id).status, JobStatus::kCancelled);
+  EXPECT_THROW(runner.cancel(JobId::generate(clock_.now())), Error);
+  worker->stop();
+}
+
+TEST_F(FaultTest, TheWorkerPrunesOldFinishedJobs) {
+  handlers_ = HandlerRegistry();
+  handlers_.add<Task>([](const Task&, JobContext&) {});
+  options_.completed_jobs_retention = 1h;
+  options_.prune_interval = 10min;
+  auto worker = start_worker();
+  JobId id = JobRunner(store_).start_job(Task{});
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  clock_.advance(61min);  // past the retention, and past a prune interval
+  EXPECT_TRUE(eventually([&] { return !store_->job_get(id); }));
+  worker->stop();
+}
+
+}  // namespace
+}  // namespace ergon::testing

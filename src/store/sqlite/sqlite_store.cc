@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "ergon/error.h"
 #include "store/sqlite/sqlite_migrations.h"
@@ -288,6 +289,7 @@ SqliteStore::SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_miss
   }
   try {
     std::lock_guard lock(mu_);
+    busy_timeout_ms_ = url.busy_timeout_ms;
     sqlite3_busy_timeout(db_, url.busy_timeout_ms);
     sqlite3_extended_result_codes(db_, 1);
     // WAL lets readers (the CLI, the dashboard) run while a worker writes, and keeps commits
@@ -310,6 +312,16 @@ SqliteStore::~SqliteStore() {
 void SqliteStore::exec(const char* sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  // The busy handler is not consulted in every case (switching a new file to WAL while another
+  // process does the same, recovering a WAL index): retry those for up to busy_timeout too.
+  // Every statement run through exec() is safe to repeat after SQLITE_BUSY.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
+  while ((rc & 0xFF) == SQLITE_BUSY && std::chrono::steady_clock::now() < deadline) {
+    sqlite3_free(err);
+    err = nullptr;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  }
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);

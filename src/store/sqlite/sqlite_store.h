@@ -78,6 +78,7 @@ class SqliteStore final : public Store {
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 
   std::mutex mu_;
+  int busy_timeout_ms_ = 5000;
   sqlite3* db_ = nullptr;                                      // guarded by mu_
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> stmts_;  // guarded by mu_
 };

@@ -88,6 +88,23 @@ void register_jobs(CLI::App& app, Globals& g) {
     }
   });
 
+  auto cancel_id = std::make_shared<std::string>();
+  auto* cancel = jobs->add_subcommand("cancel", "cancel a job (Pending: at once; Running: its "
+                                                "worker stops it)");
+  cancel->add_option("id", *cancel_id, "job id")->required();
+  cancel->callback([&g, cancel_id] {
+    auto id = JobId::parse(*cancel_id);
+    if (!id) throw Error(ErrorCode::kInvalidArgument, "not a job id: '" + *cancel_id + "'");
+    JobRunner runner(open_existing(database_url(g)));
+    switch (runner.cancel(*id)) {
+      case CancelOutcome::kCancelled: std::cout << "cancelled\n"; break;
+      case CancelOutcome::kRequested:
+        std::cout << "cancellation requested; its worker stops it\n";
+        break;
+      case CancelOutcome::kAlreadyFinished: std::cout << "already finished; nothing changed\n"; break;
+    }
+  });
+
   struct ShowArgs {
     std::string id;
     bool json = false;

@@ -37,5 +37,6 @@ void register_enqueue(CLI::App& app, Globals& g);
 void register_jobs(CLI::App& app, Globals& g);
 void register_schedules(CLI::App& app, Globals& g);
 void register_cron(CLI::App& app, Globals& g);
+void register_workers(CLI::App& app, Globals& g);
 
 }  // namespace ergon::cli

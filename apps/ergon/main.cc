@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   ergon::cli::register_jobs(app, g);
   ergon::cli::register_schedules(app, g);
   ergon::cli::register_cron(app, g);
+  ergon::cli::register_workers(app, g);
 
   spdlog::set_level(spdlog::level::warn);
   app.parse_complete_callback([&] {
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
     auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
-                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron; see --help)\n";
+                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers; see --help)\n";
       return 1;
     }
     break;

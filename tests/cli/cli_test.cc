@@ -206,6 +206,22 @@ TEST_F(CliTest, SchedulesCanBeAddedListedChangedTriggeredAndRemoved) {
             0u);
 }
 
+TEST_F(CliTest, CancelAPendingJobAndListWorkers) {
+  migrate();
+  std::string id = trim(ergon({"enqueue", "t", "--db", db()}).out);
+  auto c = ergon({"jobs", "cancel", id, "--db", db()});
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(c.out, "cancelled\n");
+  auto j = nlohmann::json::parse(ergon({"jobs", "show", id, "--json", "--db", db()}).out);
+  EXPECT_EQ(j["status"], "Cancelled");
+  EXPECT_EQ(ergon({"jobs", "cancel", id, "--db", db()}).out, "already finished; nothing changed\n");
+  EXPECT_EQ(ergon({"jobs", "cancel", "01a223a3-f984-716a-98ba-0e08a36a78ed", "--db", db()}).status,
+            3);
+  auto w = ergon({"workers", "list", "--json", "--db", db()});
+  ASSERT_EQ(w.status, 0) << w.err;
+  EXPECT_EQ(nlohmann::json::parse(w.out).size(), 0u);
+}
+
 TEST_F(CliTest, DemoRunsToTheEnd) {
   auto r = ergon({"demo", "--exit-when-done", "--db", db()});
   ASSERT_EQ(r.status, 0) << r.err;

@@ -15,6 +15,7 @@ void register_enqueue(CLI::App& app, Globals& g) {
     int max_attempts = 0;
     std::string queue = "default";
     int priority = 0;
+    int count = 1;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("type", args->type, "job type")->required();
@@ -25,6 +26,8 @@ void register_enqueue(CLI::App& app, Globals& g) {
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--queue", args->queue, "queue name");
   cmd->add_option("--priority", args->priority, "lower runs first (default 0)");
+  cmd->add_option("--count", args->count, "enqueue this many copies in one transaction")
+      ->check(CLI::Range(1, 1000000));
   cmd->callback([&g, args] {
     JobOptions o;
     o.queue = args->queue;
@@ -47,7 +50,14 @@ void register_enqueue(CLI::App& app, Globals& g) {
       throw Error(ErrorCode::kInvalidArgument, "job data is not valid JSON: " + args->data);
     }
     JobRunner runner(open_existing(database_url(g)));
-    std::cout << runner.start_job_raw(args->type, args->data, o).to_string() << "\n";
+    if (args->count == 1) {
+      std::cout << runner.start_job_raw(args->type, args->data, o).to_string() << "\n";
+      return;
+    }
+    std::vector<std::string> data(static_cast<std::size_t>(args->count), args->data);
+    for (const auto& id : runner.start_jobs_raw(args->type, data, o)) {
+      std::cout << id.to_string() << "\n";
+    }
   });
 }
 

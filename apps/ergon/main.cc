@@ -1,5 +1,6 @@
 // ergon — the command-line tool: migrate the schema, run a worker whose handlers are external
 // commands, enqueue and inspect jobs, and run the embedded demo. One file per command.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   ergon::cli::register_cron(app, g);
   ergon::cli::register_workers(app, g);
 
+  // Logs go to stderr: stdout carries the commands' output (ids, tables, JSON).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("ergon"));
   spdlog::set_level(spdlog::level::warn);
   app.parse_complete_callback([&] {
     if (g.verbose) spdlog::set_level(spdlog::level::debug);

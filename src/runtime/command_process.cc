@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <system_error>
@@ -109,38 +110,6 @@ int open_pidfd(pid_t pid) {
   return -1;
 #endif
 }
-
-class SpawnAttr {
- public:
-  SpawnAttr() { err_ = ::posix_spawnattr_init(&attr_); }
-  ~SpawnAttr() {
-    if (err_ == 0) ::posix_spawnattr_destroy(&attr_);
-  }
-  SpawnAttr(const SpawnAttr&) = delete;
-  SpawnAttr& operator=(const SpawnAttr&) = delete;
-  int init_error() const { return err_; }
-  posix_spawnattr_t* get() { return &attr_; }
-
- private:
-  posix_spawnattr_t attr_;
-  int err_;
-};
-
-class FileActions {
- public:
-  FileActions() { err_ = ::posix_spawn_file_actions_init(&actions_); }
-  ~FileActions() {
-    if (err_ == 0) ::posix_spawn_file_actions_destroy(&actions_);
-  }
-  FileActions(const FileActions&) = delete;
-  FileActions& operator=(const FileActions&) = delete;
-  int init_error() const { return err_; }
-  posix_spawn_file_actions_t* get() { return &actions_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-  int err_;
-};
 
 // The spawned command's process group. The group id equals the child's pid and stays pinned to
 // this group for as long as the child is not reaped (a zombie still holds its pid), which is why
@@ -393,9 +362,9 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return pointers;
 }
 
-// The explanation for a failed spawn. posix_spawn reports a failed chdir and a failed exec
-// through the same return value (both usually ENOENT), so when a working directory was asked for
-// and is unusable, say so rather than blaming the command.
+// The explanation for a failed spawn. A failed chdir and a failed exec both come back as an
+// errno (usually ENOENT), so when a working directory was asked for and is unusable, say so
+// rather than blaming the command.
 std::string spawn_failure(const CommandSpec& spec, int err) {
   const std::string& name = spec.argv.front();
   if (!spec.working_directory.empty()) {
@@ -422,64 +391,112 @@ struct Spawned {
   std::string what;
 };
 
+// PATH lookup done in the parent, so that the child between fork and exec only makes system
+// calls. Returns the path to execute, or "" (with errno_out) when nothing executable is found.
+std::string resolve_command(const std::string& name, int& errno_out) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  errno_out = ENOENT;
+  while (true) {
+    auto colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      struct stat info;
+      if (::stat(candidate.c_str(), &info) == 0 && S_ISREG(info.st_mode)) return candidate;
+    } else if (errno == EACCES) {
+      errno_out = EACCES;
+    }
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return {};
+}
+
 Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_fd) {
   Spawned out;
-  SpawnAttr attr;
-  FileActions actions;
-  if (attr.init_error() != 0 || actions.init_error() != 0) {
-    out.error = attr.init_error() != 0 ? attr.init_error() : actions.init_error();
-    out.what = cannot_run(spec.argv.front(), errno_text(out.error));
-    return out;
-  }
-
-  // A new process group (pgroup 0: the child's own pid) lets a timeout or a stop kill the whole
-  // tree the command starts — a shell script's children, a pipeline — with one kill(-pgid).
-  // The signal mask is emptied because the calling thread may block signals (we block SIGPIPE
-  // ourselves) and a mask survives exec. Dispositions are reset because SIG_IGN survives exec
-  // too: a command that inherited an ignored SIGPIPE/SIGTERM would not die as it should.
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (const int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD}) sigaddset(&defaults, sig);
-  int err = ::posix_spawnattr_setflags(
-      attr.get(), POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  if (err == 0) err = ::posix_spawnattr_setpgroup(attr.get(), 0);
-  if (err == 0) err = ::posix_spawnattr_setsigmask(attr.get(), &empty_mask);
-  if (err == 0) err = ::posix_spawnattr_setsigdefault(attr.get(), &defaults);
-
-  if (err == 0 && !spec.working_directory.empty()) {
-    err = ::posix_spawn_file_actions_addchdir_np(actions.get(), spec.working_directory.c_str());
-  }
-  // dup2 clears close-on-exec on 0/1/2 only; every other descriptor of ours stays CLOEXEC.
-  if (err == 0) err = ::posix_spawn_file_actions_adddup2(actions.get(), stdin_fd, STDIN_FILENO);
-  if (err == 0) err = ::posix_spawn_file_actions_adddup2(actions.get(), stdout_fd, STDOUT_FILENO);
-  if (err == 0) err = ::posix_spawn_file_actions_adddup2(actions.get(), stderr_fd, STDERR_FILENO);
-  // Belt and braces for descriptors other code in the process opened without O_CLOEXEC: the
-  // command gets exactly stdin, stdout and stderr.
-  if (err == 0) err = ::posix_spawn_file_actions_addclosefrom_np(actions.get(), STDERR_FILENO + 1);
-  if (err != 0) {
-    out.error = err;
-    out.what = cannot_run(spec.argv.front(), errno_text(err));
-    return out;
-  }
-
   std::vector<std::string> argv_storage = spec.argv;
   std::vector<std::string> env_storage = build_environment(spec.env);
   const std::vector<char*> argv = c_strings(argv_storage);
   const std::vector<char*> envp = c_strings(env_storage);
+  int lookup_error = 0;
+  const std::string program = resolve_command(spec.argv.front(), lookup_error);
+  if (program.empty()) {
+    out.error = lookup_error;
+    out.what = spawn_failure(spec, lookup_error);
+    return out;
+  }
+  const char* working_directory =
+      spec.working_directory.empty() ? nullptr : spec.working_directory.c_str();
 
-  // glibc runs the child with CLONE_VFORK semantics and reports a failed chdir or exec through
-  // the return value (it also reaps that child), so a missing command is an error here, not an
-  // exit status 127 later. posix_spawnp searches PATH only when the name has no '/'.
-  const bool search_path = spec.argv.front().find('/') == std::string::npos;
-  pid_t pid = -1;
-  err = search_path
-            ? ::posix_spawnp(&pid, argv[0], actions.get(), attr.get(), argv.data(), envp.data())
-            : ::posix_spawn(&pid, argv[0], actions.get(), attr.get(), argv.data(), envp.data());
-  if (err != 0) {
-    out.error = err;
-    out.what = spawn_failure(spec, err);
+  // The child reports a failed chdir or exec through this pipe (close-on-exec: a successful
+  // exec closes it, and the parent reads end-of-file).
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    out.error = errno;
+    out.what = cannot_run(spec.argv.front(), errno_text(out.error));
+    return out;
+  }
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  const pid_t parent = ::getpid();
+
+  // fork + exec rather than posix_spawn, for one thing posix_spawn cannot do: PR_SET_PDEATHSIG,
+  // so that the command dies with its worker. Without it a worker killed with SIGKILL leaves
+  // its commands running while the job is rescued and run again elsewhere: two executions at
+  // once. Between fork and exec the child only makes async-signal-safe system calls on data
+  // prepared above, which is what makes fork safe in a multithreaded process.
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    out.error = errno;
+    out.what = cannot_run(spec.argv.front(), errno_text(out.error));
+    ::close(report[0]);
+    ::close(report[1]);
+    return out;
+  }
+  if (pid == 0) {
+    auto fail = [&](int e) {
+      (void)!::write(report[1], &e, sizeof e);
+      ::_exit(127);
+    };
+    // The death signal is tied to the thread that forked; the worker's executor threads live
+    // as long as the worker. If the worker died before this line, give up now.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    // A new process group lets a timeout or a stop kill the whole tree the command starts
+    // (a shell script's children, a pipeline) with one kill(-pgid).
+    ::setpgid(0, 0);
+    // The calling thread may block signals (we block SIGPIPE ourselves) and SIG_IGN survives
+    // exec: give the command a clean mask and default dispositions.
+    ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
+    for (const int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD}) ::signal(sig, SIG_DFL);
+    if (working_directory != nullptr && ::chdir(working_directory) != 0) fail(errno);
+    // dup2 clears close-on-exec on 0/1/2 only; every other descriptor of ours stays CLOEXEC,
+    // and close_range makes sure of descriptors other code opened without it.
+    if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(stdout_fd, STDOUT_FILENO) < 0 ||
+        ::dup2(stderr_fd, STDERR_FILENO) < 0) {
+      fail(errno);
+    }
+    const unsigned keep = static_cast<unsigned>(report[1]);
+    if (keep > STDERR_FILENO + 1) ::close_range(STDERR_FILENO + 1, keep - 1, 0);
+    ::close_range(keep + 1, ~0U, 0);
+    ::execve(program.c_str(), argv.data(), envp.data());
+    fail(errno);
+  }
+  ::close(report[1]);
+  int child_error = 0;
+  ssize_t n;
+  do {
+    n = ::read(report[0], &child_error, sizeof child_error);
+  } while (n < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (n == static_cast<ssize_t>(sizeof child_error)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    out.error = child_error;
+    out.what = spawn_failure(spec, child_error);
     return out;
   }
   out.pid = pid;

@@ -23,7 +23,11 @@
 // inherited environment is read from `environ`. The process-wide SIGPIPE disposition is never
 // changed; SIGPIPE is only blocked briefly in the calling thread around writes to stdin.
 //
-// Linux only (posix_spawn with glibc's addchdir_np/addclosefrom_np, pidfd_open, ppoll).
+// The command dies with the thread that started it (PR_SET_PDEATHSIG): a worker killed with
+// SIGKILL does not leave its commands running while their jobs are rescued elsewhere. (Their
+// own children are not covered: a command that starts background processes should end them.)
+//
+// Linux only (fork + PR_SET_PDEATHSIG, close_range, pidfd_open, ppoll).
 #pragma once
 
 #include <sys/types.h>

@@ -131,7 +131,7 @@ class JobsWorker::Impl {
     }
     // Handlers still running after the grace period: give their jobs back now. If such a
     // handler finishes later, its outcome is fenced out (the job is no longer Running for it).
-    for (auto& [id, slot] : leftovers) release(id, slot.job_type, slot.attempt, slot.max_attempts);
+    for (auto& [id, slot] : leftovers) release(id, slot.job_type, slot.attempt, slot.max_attempts, slot.run_at);
     {
       std::lock_guard lock(mu_);
       pool_stop_ = true;
@@ -183,6 +183,7 @@ class JobsWorker::Impl {
     std::stop_source stop;
     std::shared_ptr<runtime::AttemptContext> context;  // set once the attempt starts
     TimePoint claimed_at;
+    TimePoint run_at;  // when the job was due: a release puts it back there
     std::optional<Duration> timeout;
     std::uint64_t claim_seq = 0;  // claims up to this number are visible to a heartbeat
     bool cancel = false;          // cancel() was called: the outcome is Cancelled
@@ -242,6 +243,7 @@ class JobsWorker::Impl {
     for (auto& job : jobs) {
       Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
       slot.claimed_at = now;
+      slot.run_at = job.run_at;
       slot.timeout = effective_timeout(job);
       slot.claim_seq = claim_seq_;
       running_.emplace(std::pair(job.id, job.attempt), std::move(slot));
@@ -303,7 +305,7 @@ class JobsWorker::Impl {
       if (skip) {
         // Claimed but never started before the stop: give it back untouched (unless stop()
         // already did).
-        if (!already_released) release(job.id, job.job_type, job.attempt, max_attempts);
+        if (!already_released) release(job.id, job.job_type, job.attempt, max_attempts, job.run_at);
       } else {
         run_attempt(job, *context);
       }
@@ -413,22 +415,24 @@ class JobsWorker::Impl {
         }
         break;
       case Result::kStopped:
-        release(job.id, job.job_type, job.attempt, ctx.max_attempts(), &fin);
+        release(job.id, job.job_type, job.attempt, ctx.max_attempts(), job.run_at, &fin);
         return;
     }
     finish(fin, {kind, job.id, job.job_type, job.attempt, error});
   }
 
   // Puts a Running job of ours back to Pending, due now, and gives back the attempt it used.
+  // Puts a Running job of ours back to Pending at its old place in the queue (its original
+  // run_at, which has passed), and gives back the attempt it used.
   void release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
-               JobFinishParams* from = nullptr) {
+               TimePoint run_at, JobFinishParams* from = nullptr) {
     JobFinishParams fin = from ? *from : JobFinishParams{};
     fin.id = id;
     fin.attempt = attempt;
     fin.worker_id = worker_id_;
     fin.status = JobStatus::kPending;
     fin.now = clock_.now();
-    fin.run_at = fin.now;
+    fin.run_at = run_at;
     fin.error_message.reset();
     // The fencing token (attempt) only ever grows; raising max_attempts instead is what makes
     // the release free.

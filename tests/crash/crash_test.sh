@@ -78,6 +78,7 @@ JSON
 start_worker() {
   "$ergon" worker --config "$dir/ergon.json" >>"$dir/workers.log" 2>&1 &
   pids+=($!)
+  disown $!  # no "Killed" notices from the shell
 }
 now() { date +%s.%N; }
 for _ in $(seq "$workers"); do start_worker; done
@@ -95,7 +96,7 @@ for step in $(seq "$chaos_steps"); do
   else
     echo "term $victim $(now)" >> "$chaos"
     kill -TERM "$victim"
-    wait "$victim" 2>/dev/null || true
+    while kill -0 "$victim" 2>/dev/null; do sleep 0.05; done
   fi
   start_worker
 done
@@ -110,7 +111,7 @@ remaining() {
 }
 while [[ $(remaining) -gt 0 && $SECONDS -lt $deadline ]]; do sleep 0.5; done
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
 pids=()
 
 count() { "$ergon" jobs list --status "$1" --limit 10000 --json --db "$db" | grep -c '"id"' || true; }

@@ -800,7 +800,9 @@ constexpr const char* kRescueSet =
     "  THEN 'quarantined: the worker running it died ' || (rescue_count + 1) || "
     "       ' times (last: ' || coalesce(worker_id, '?') || ')' "
     "  ELSE 'orphaned: worker ' || coalesce(worker_id, '?') || ' stopped heartbeating' END, "
-    "rescue_count = rescue_count + 1, run_at = ?1, worker_id = NULL, heartbeat_at = NULL ";
+    "rescue_count = rescue_count + 1, worker_id = NULL, heartbeat_at = NULL ";
+// run_at is kept: the orphan was due long ago and goes back to its old place in the queue,
+// not behind everything enqueued since.
 
 }  // namespace
 

@@ -153,6 +153,30 @@ TEST_F(SchedulerTest, ConcurrentSchedulersFireEachSlotExactlyOnce) {
   }
 }
 
+// The same with separate processes on one SQLite file.
+TEST_F(SchedulerTest, SchedulersInSeveralProcessesFireEachSlotExactlyOnce) {
+  runner_->add_or_update_scheduled_job(Report{}, "* * * * *");
+  for (int slot = 1; slot <= 8; ++slot) {
+    clock_.advance(1min);
+    std::string at = format_timestamp(clock_.now());
+    std::vector<std::thread> procs;
+    std::vector<ProcessResult> results(3);
+    for (int p = 0; p < 3; ++p) {
+      procs.emplace_back([&, p] {
+        results[p] = run_process({STORE_HELPER, "fire", sqlite_url(dir_), at});
+      });
+    }
+    for (auto& t : procs) t.join();
+    int fired = 0;
+    for (auto& r : results) {
+      ASSERT_EQ(r.status, 0) << r.err;
+      fired += std::stoi(r.out);
+    }
+    EXPECT_EQ(fired, 1) << at;
+    ASSERT_EQ(jobs(), static_cast<std::size_t>(slot));
+  }
+}
+
 TEST_F(SchedulerTest, SpringForwardFiresTheSkippedTimeOnceWhenTheGapEnds) {
   // New York skips 02:00-03:00 on 2026-03-08; Berlin on 2026-03-29.
   clock_.set(utc(2026, 3, 7, 12));

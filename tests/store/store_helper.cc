@@ -1,15 +1,26 @@
 // A separate process for the multi-process store tests.
 //   store_helper claim URL WORKER   claims until nothing is due; prints one claimed id a line
 //   store_helper migrate URL        migrates; prints the versions it applied
+//   store_helper fire URL INSTANT   runs the scheduler once at INSTANT; prints jobs enqueued
 #include <cstdio>
 #include <string>
 
+#include "runtime/scheduler.h"
 #include "store/store.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) return 2;
   std::string mode = argv[1];
   try {
+    if (mode == "fire" && argc == 4) {
+      auto at = ergon::parse_timestamp(argv[3]);
+      if (!at) return 2;
+      ergon::FakeClock clock(*at);
+      auto store = ergon::open_store(argv[2], {.clock = &clock, .migrate = false});
+      ergon::runtime::Scheduler scheduler(*store, {});
+      std::printf("%zu\n", scheduler.run_once());
+      return 0;
+    }
     ergon::StoreOptions o;
     o.migrate = false;
     o.check_schema = false;

@@ -195,6 +195,7 @@ class JobsWorker::Impl {
 
   void start_pool_locked() {
     if (!pool_.empty()) return;
+    pool_started_at_ = clock_.now();
     for (int i = 0; i < max_; ++i) pool_.emplace_back([this] { execute_loop(); });
     flusher_ = std::thread([this] { maintain_loop(); });
   }
@@ -465,7 +466,9 @@ class JobsWorker::Impl {
   // lost jobs), timeouts, the rescuer and the pruner. One thread, one tick per
   // progress_interval; each duty runs when its own interval is due.
   void maintain_loop() {
-    TimePoint now = clock_.now();
+    // Duties are timed from when the pool started (not from when this thread got to run), so
+    // that their schedule does not depend on thread start-up order.
+    TimePoint now = pool_started_at_;
     TimePoint next_heartbeat = now, next_rescue = now, next_prune = now + opts_.prune_interval;
     std::unique_lock lock(mu_);
     while (!pool_stop_) {
@@ -705,6 +708,7 @@ class JobsWorker::Impl {
   bool rescue_on_ = true;
   bool prune_on_ = true;
   bool registered_ = false;
+  TimePoint pool_started_at_;  // set before the maintenance thread starts
 
   std::mutex mu_;
   std::condition_variable cv_;          // producer: wake-up, free slot, stop

@@ -22,24 +22,6 @@ struct Task {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Task, mode)
 
-class Gate {
- public:
-  void open() {
-    std::lock_guard lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
 class FaultTest : public ::testing::Test {
  protected:
   FaultTest() {

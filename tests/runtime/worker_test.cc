@@ -22,25 +22,6 @@ struct Work {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Work, n)
 
-// A gate that handlers wait on until the test opens it.
-class Gate {
- public:
-  void open() {
-    std::lock_guard lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
 class WorkerTest : public ::testing::Test {
  protected:
   WorkerTest() {

@@ -52,6 +52,17 @@ int EventCounter::count() const {
   return count_;
 }
 
+void Gate::open() {
+  std::lock_guard lock(mu_);
+  open_ = true;
+  cv_.notify_all();
+}
+
+void Gate::wait() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return open_; });
+}
+
 bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (!condition()) {

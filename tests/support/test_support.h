@@ -50,6 +50,18 @@ class EventCounter {
   int count_ = 0;
 };
 
+// A gate that handlers wait on until the test opens it.
+class Gate {
+ public:
+  void open();
+  void wait();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
 // Re-checks `condition` until it holds or `limit` passes (real time); for state that another
 // thread changes without an event to wait on. Returns the last result.
 bool eventually(const std::function<bool()>& condition,

@@ -161,7 +161,7 @@ Duration parse_timespan(std::string_view text) {
     return true;
   };
   long long days = 0, h = 0, m = 0, sec = 0, frac_us = 0;
-  long long first;
+  long long first = 0;
   if (!read_int(first, 8)) return fail();
   if (!s.empty() && s[0] == '.') {
     days = first;

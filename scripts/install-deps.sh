@@ -6,9 +6,11 @@
 set -euo pipefail
 
 pkgs=(g++ make cmake ninja-build pkg-config git ca-certificates tzdata
-      libsqlite3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcctz-dev)
+      libsqlite3-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+      libcctz-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(libgtest-dev libgmock-dev clang libclang-rt-14-dev)
+  # postgresql: the server binaries that scripts/pg-test-cluster.sh runs (libpq-dev is above).
+  pkgs+=(libgtest-dev libgmock-dev clang libclang-rt-14-dev postgresql)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -8,6 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+
+# One throwaway PostgreSQL cluster serves both test stages (the PostgreSQL tests read its URL
+# from ERGON_TEST_POSTGRES_URL). It is stopped and removed on exit, whatever happens.
+pg_dir=""
+prefix=""
+cleanup() {
+  if [[ -n "$pg_dir" ]]; then scripts/pg-test-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true; fi
+  if [[ -n "$prefix" ]]; then rm -rf "$prefix"; fi
+}
+trap cleanup EXIT
 conformance=$(cd .. && pwd)/shared/conformance
 
 passed=0
@@ -33,6 +43,10 @@ echo "== ASan+UBSan build and tests"
 configure build/asan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=address,undefined \
   -DCMAKE_CXX_FLAGS="-O1"
 cmake --build build/asan -j "$jobs"
+pg_dir=$(mktemp -d /tmp/ergon-pg.XXXXXX)
+ERGON_TEST_POSTGRES_URL=$(scripts/pg-test-cluster.sh start "$pg_dir")
+export ERGON_TEST_POSTGRES_URL
+echo "PostgreSQL test cluster: $ERGON_TEST_POSTGRES_URL"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 600
 
@@ -66,8 +80,7 @@ echo "cron fuzzing: no findings"
 passed=$((passed + 1))
 
 echo "== find_package(ergon) from an installed copy"
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
+prefix=$(mktemp -d)  # removed by cleanup
 configure build/install-check -DCMAKE_BUILD_TYPE=Release -DERGON_BUILD_TESTS=OFF \
   -DERGON_BUILD_APPS=OFF
 cmake --build build/install-check -j "$jobs"

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "ergon/error.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
@@ -82,8 +83,16 @@ std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& opti
     return store;
   }
   if (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-    throw Error(ErrorCode::kUnsupported,
-                "PostgreSQL URLs are not supported by this build yet; use sqlite:PATH");
+    // The database must exist (Ergon creates only its schema, on migrate), so
+    // create_if_missing does not apply.
+    auto store =
+        std::make_shared<postgres::PostgresStore>(postgres::parse_postgres_url(url), clock);
+    if (options.migrate) {
+      store->schema_migrate();
+    } else if (options.check_schema) {
+      store->schema_check();
+    }
+    return store;
   }
   throw Error(ErrorCode::kInvalidArgument,
               "unknown database URL '" + std::string(url) +

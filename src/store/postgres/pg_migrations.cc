@@ -1,0 +1,116 @@
+#include "store/postgres/pg_migrations.h"
+
+namespace ergon::postgres {
+namespace {
+
+// Append new migrations; never edit one that has shipped. Versions match the SQLite backend's
+// (sqlite_migrations.cc) one for one, with PostgreSQL's types.
+//
+// Types: the original schema's types exactly (uuid, varchar, jsonb, timestamptz, integer,
+// boolean). timestamptz keeps microseconds, like Ergon's timestamps.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE @SCHEMA@.jobs (
+  -- the original columns
+  id               uuid PRIMARY KEY,
+  job_type         varchar NOT NULL,
+  job_data         jsonb NOT NULL,
+  status           varchar NOT NULL
+                   CHECK (status IN ('Pending', 'Running', 'Completed', 'Failed', 'Cancelled')),
+  created_at       timestamptz NOT NULL,
+  started_at       timestamptz,
+  completed_at     timestamptz,
+  error_message    varchar,
+  progress_message varchar,
+  progress_percent integer CHECK (progress_percent BETWEEN 0 AND 100),
+  -- added for queues, scheduling, retries and leases
+  queue            varchar NOT NULL DEFAULT 'default',
+  priority         integer NOT NULL DEFAULT 0,
+  run_at           timestamptz NOT NULL,
+  attempt          integer NOT NULL DEFAULT 0,
+  max_attempts     integer CHECK (max_attempts IS NULL OR max_attempts >= 1),
+  worker_id        varchar,
+  heartbeat_at     timestamptz
+);
+-- Serves the claim query exactly: only Pending rows, in claim order. Finished rows never
+-- enter it, so the claim does not slow down as history grows.
+CREATE INDEX jobs_claim_idx ON @SCHEMA@.jobs (priority, run_at, id) WHERE status = 'Pending';
+-- Listing by status (CLI, dashboard), newest first.
+CREATE INDEX jobs_status_idx ON @SCHEMA@.jobs (status, id);
+
+CREATE TABLE @SCHEMA@.scheduled_jobs (
+  -- the original columns
+  id              uuid PRIMARY KEY,
+  job_type        varchar NOT NULL,
+  job_data        jsonb NOT NULL,
+  cron_expression varchar NOT NULL,
+  next_run_time   timestamptz NOT NULL,
+  last_run_time   timestamptz,
+  is_enabled      boolean NOT NULL DEFAULT true,
+  -- added: the stable key that add_or_update_scheduled_job updates, and the zone of the
+  -- expression
+  name            varchar NOT NULL UNIQUE,
+  time_zone       varchar NOT NULL DEFAULT 'UTC'
+);
+)sql"},
+    {2, R"sql(
+-- Recurring jobs: the expression's format, the misfire and overlap policies, the options of the
+-- jobs a schedule enqueues, and the job its last slot enqueued (for the overlap check).
+ALTER TABLE @SCHEMA@.scheduled_jobs
+  ADD COLUMN with_seconds   boolean NOT NULL DEFAULT false,
+  ADD COLUMN misfire_policy varchar NOT NULL DEFAULT 'run_once'
+                            CHECK (misfire_policy IN ('run_once', 'skip', 'run_all')),
+  ADD COLUMN misfire_limit  integer NOT NULL DEFAULT 10 CHECK (misfire_limit >= 1),
+  ADD COLUMN overlap_policy varchar NOT NULL DEFAULT 'allow'
+                            CHECK (overlap_policy IN ('allow', 'skip')),
+  ADD COLUMN queue          varchar NOT NULL DEFAULT 'default',
+  ADD COLUMN priority       integer NOT NULL DEFAULT 0,
+  ADD COLUMN max_attempts   integer CHECK (max_attempts IS NULL OR max_attempts >= 1),
+  ADD COLUMN last_job_id    uuid;
+-- The scheduler's question: which enabled schedules are due, earliest first.
+CREATE INDEX scheduled_jobs_due_idx ON @SCHEMA@.scheduled_jobs (next_run_time) WHERE is_enabled;
+)sql"},
+    {3, R"sql(
+-- Fault tolerance: cancellation requests, how often a job was rescued from a dead worker (for
+-- poison-job quarantine), the job's own timeout for one attempt in milliseconds (NULL: the
+-- handler's), and the worker processes with their heartbeats.
+ALTER TABLE @SCHEMA@.jobs
+  ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false,
+  ADD COLUMN rescue_count     integer NOT NULL DEFAULT 0,
+  ADD COLUMN timeout_ms       bigint CHECK (timeout_ms IS NULL OR timeout_ms > 0);
+-- Heartbeats (by worker) and the rescuer (by heartbeat age) touch Running rows only.
+CREATE INDEX jobs_running_idx ON @SCHEMA@.jobs (worker_id, heartbeat_at) WHERE status = 'Running';
+-- Pruning finished jobs by age.
+CREATE INDEX jobs_finished_idx ON @SCHEMA@.jobs (status, completed_at)
+  WHERE status IN ('Completed', 'Failed', 'Cancelled');
+CREATE TABLE @SCHEMA@.workers (
+  id           varchar PRIMARY KEY,
+  name         varchar NOT NULL,
+  host         varchar NOT NULL,
+  pid          integer NOT NULL,
+  started_at   timestamptz NOT NULL,
+  heartbeat_at timestamptz NOT NULL
+);
+)sql"},
+};
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+int latest_schema_version() { return kMigrations[std::size(kMigrations) - 1].version; }
+
+std::string schema_sql(std::string_view sql, std::string_view quoted_schema) {
+  constexpr std::string_view kPlaceholder = "@SCHEMA@";
+  std::string out;
+  out.reserve(sql.size() + 8 * quoted_schema.size());
+  for (;;) {
+    auto at = sql.find(kPlaceholder);
+    out.append(sql.substr(0, at));
+    if (at == std::string_view::npos) break;
+    out.append(quoted_schema);
+    sql.remove_prefix(at + kPlaceholder.size());
+  }
+  return out;
+}
+
+}  // namespace ergon::postgres

@@ -1,0 +1,1185 @@
+#include "store/postgres/postgres_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <tuple>
+
+#include "ergon/error.h"
+#include "store/postgres/pg_migrations.h"
+
+namespace ergon::postgres {
+namespace {
+
+// The columns every read returns, in JobRecord order (see read_job).
+constexpr const char* kJobColumns[] = {
+    "id",         "job_type",     "job_data",      "status",           "created_at",
+    "started_at", "completed_at", "error_message", "progress_message", "progress_percent",
+    "queue",      "priority",     "run_at",        "attempt",          "max_attempts",
+    "worker_id",  "heartbeat_at", "timeout_ms",    "cancel_requested", "rescue_count"};
+
+std::string job_columns(std::string_view prefix = "") {
+  std::string out;
+  for (const char* c : kJobColumns) {
+    if (!out.empty()) out += ", ";
+    out += prefix;
+    out += c;
+  }
+  return out;
+}
+
+JobRecord read_job(const PGresult* r, int row) {
+  JobRecord j;
+  j.id = pgbin::uuid(r, row, 0);
+  j.job_type = pgbin::text(r, row, 1);
+  j.job_data = pgbin::jsonb(r, row, 2);
+  auto status = parse_job_status(pgbin::text(r, row, 3));
+  if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
+  j.status = *status;
+  j.created_at = pgbin::timestamptz(r, row, 4);
+  j.started_at = pgbin::opt_timestamptz(r, row, 5);
+  j.completed_at = pgbin::opt_timestamptz(r, row, 6);
+  j.error_message = pgbin::opt_text(r, row, 7);
+  j.progress_message = pgbin::opt_text(r, row, 8);
+  j.progress_percent = pgbin::opt_int4(r, row, 9);
+  j.queue = pgbin::text(r, row, 10);
+  j.priority = pgbin::int4(r, row, 11);
+  j.run_at = pgbin::timestamptz(r, row, 12);
+  j.attempt = pgbin::int4(r, row, 13);
+  j.max_attempts = pgbin::opt_int4(r, row, 14);
+  j.worker_id = pgbin::opt_text(r, row, 15);
+  j.heartbeat_at = pgbin::opt_timestamptz(r, row, 16);
+  if (!pgbin::is_null(r, row, 17)) j.timeout = std::chrono::milliseconds(pgbin::int8(r, row, 17));
+  j.cancel_requested = pgbin::boolean(r, row, 18);
+  j.rescue_count = pgbin::int4(r, row, 19);
+  return j;
+}
+
+// The columns every schedule read returns, in ScheduleRecord order (see read_schedule).
+constexpr const char* kScheduleColumns =
+    "id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time, "
+    "last_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, priority, "
+    "max_attempts, last_job_id";
+
+ScheduleRecord read_schedule(const PGresult* r, int row) {
+  ScheduleRecord s;
+  s.id = pgbin::uuid(r, row, 0);
+  s.name = pgbin::text(r, row, 1);
+  s.job_type = pgbin::text(r, row, 2);
+  s.job_data = pgbin::jsonb(r, row, 3);
+  s.cron_expression = pgbin::text(r, row, 4);
+  s.with_seconds = pgbin::boolean(r, row, 5);
+  s.time_zone = pgbin::text(r, row, 6);
+  s.next_run_time = pgbin::timestamptz(r, row, 7);
+  s.last_run_time = pgbin::opt_timestamptz(r, row, 8);
+  s.is_enabled = pgbin::boolean(r, row, 9);
+  auto misfire = parse_misfire_policy(pgbin::text(r, row, 10));
+  auto overlap = parse_overlap_policy(pgbin::text(r, row, 12));
+  if (!misfire || !overlap)
+    throw Error(ErrorCode::kStore, "unknown schedule policy in the database");
+  s.misfire = *misfire;
+  s.misfire_limit = pgbin::int4(r, row, 11);
+  s.overlap = *overlap;
+  s.queue = pgbin::text(r, row, 13);
+  s.priority = pgbin::int4(r, row, 14);
+  s.max_attempts = pgbin::opt_int4(r, row, 15);
+  s.last_job_id = pgbin::opt_uuid(r, row, 16);
+  return s;
+}
+
+// A notification's payload: the due time, ISO-8601 UTC with microseconds — what
+// parse_timestamp reads, and what a person running LISTEN in psql can read too.
+std::string due_text(std::string_view column) {
+  return "to_char(" + std::string(column) +
+         R"( AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))";
+}
+
+// The SQL of a time the store writes (see "Time" in the header): parameter $t as given when
+// the store runs on an injected clock; on the database clock, `base` (the server's now) plus
+// how far $t was from the caller's own now $n.
+std::string time_sql(bool database_clock, std::string_view base, int t, int n) {
+  std::string pt = "$" + std::to_string(t) + "::timestamptz";
+  if (!database_clock) return pt;
+  if (t == n) return std::string(base);
+  return "(" + std::string(base) + " + (" + pt + " - $" + std::to_string(n) + "::timestamptz))";
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// "ergon:<schema>" (channel names are identifiers: at most 63 bytes). A longer schema name
+// keeps its start and gets a hash of the whole name, so two long names still differ.
+std::string channel_for(const std::string& schema) {
+  std::string channel = "ergon:" + schema;
+  if (channel.size() <= 63) return channel;
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(schema)));
+  return "ergon:" + truncate_utf8(schema, 63 - 6 - 17) + ":" + hash;
+}
+
+// The advisory lock that serialises migrations of one schema: a constant derived from "ergon"
+// and the schema, so that migrators of other schemas (other applications) do not wait.
+std::int64_t migration_lock_key(const std::string& schema) {
+  return static_cast<std::int64_t>(fnv1a("ergon migrate\x1f" + schema));
+}
+
+// COPY's text format: backslash escapes for the characters that delimit fields and rows.
+void copy_field(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+void require_no_nul(std::string_view v, std::string_view what) {
+  if (v.find('\0') != std::string_view::npos) {
+    throw Error(ErrorCode::kInvalidArgument, std::string(what) + " contains a NUL byte");
+  }
+}
+
+// $1..$9 of the insert statements (the notifying ones take the channel as $10).
+PgParams insert_params(const JobInsertParams& p) {
+  PgParams params;
+  params.text(p.id.to_string())
+      .text(p.job_type)
+      .text(p.job_data)
+      .text(p.queue)
+      .integer(static_cast<std::int64_t>(p.priority))
+      .integer(p.max_attempts)
+      .time(p.created_at)
+      .time(p.run_at);
+  if (p.timeout) {
+    params.integer(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count()));
+  } else {
+    params.null();
+  }
+  return params;
+}
+
+std::string percent_decode(std::string_view v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != '%') {
+      out += v[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= v.size()) {
+      throw Error(ErrorCode::kInvalidArgument, "postgresql URL: bad %-escape");
+    }
+    auto [end, ec] = std::from_chars(v.data() + i + 1, v.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != v.data() + i + 3) {
+      throw Error(ErrorCode::kInvalidArgument, "postgresql URL: bad %-escape");
+    }
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+// Every statement of the store, built once for its schema and clock rule.
+struct PostgresStore::Statements {
+  PgStatement insert, insert_quiet, claim, finish, finish_retry, progress, get;
+  PgStatement list[4];                     // by filter: none, status, type, status and type
+  std::string insert_tx;                   // run unprepared, on the caller's connection
+  std::string finish_tx, finish_retry_tx;  // likewise
+  std::string copy;                        // COPY ... FROM STDIN for job_insert_many
+  PgStatement schedule_upsert, schedule_remove, schedule_enable, schedule_get, schedule_list,
+      schedule_due, schedule_next_due, schedule_lock, schedule_advance, job_status, notify;
+  PgStatement heartbeat, rescue, release_worker, cancel_pending, cancel_running, job_exists, prune,
+      worker_register, worker_heartbeat, worker_remove, worker_list;
+
+  Statements(const std::string& s, bool db_clock) {
+    const std::string jobs = s + ".jobs";
+    // Inserts evaluate the base time once (the `clock` subquery) so created_at and run_at
+    // agree. The notification goes out in the same statement, hence the same transaction:
+    // PostgreSQL delivers it on commit and drops it on rollback, so no worker is woken for a
+    // row it cannot see yet.
+    auto insert_only = [&](std::string_view base) {
+      return "INSERT INTO " + jobs +
+             " (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt, "
+             "max_attempts, timeout_ms) SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', " +
+             time_sql(db_clock, "clock.b", 7, 7) + ", $4::varchar, $5::integer, " +
+             time_sql(db_clock, "clock.b", 8, 7) + ", 0, $6::integer, $9::bigint FROM (SELECT " +
+             std::string(base) + " AS b) AS clock RETURNING run_at";
+    };
+    auto insert_sql = [&](std::string_view base) {
+      return "WITH ins AS (" + insert_only(base) + ") SELECT pg_notify($10, " + due_text("run_at") +
+             ") FROM ins";
+    };
+    // now() is the statement's start here (every insert is its own transaction).
+    insert = {"ergon_job_insert", insert_sql("now()")};
+    // Inside a longer transaction (a schedule's slot) that sends one notification at its end.
+    insert_quiet = {"ergon_job_insert_quiet", insert_only("now()")};
+    // On the caller's connection now() would be the start of the caller's transaction, which
+    // may be long before this insert: a delay would then be measured from BEGIN. The statement's
+    // own clock_timestamp() measures it from the start_job call, as the caller meant.
+    insert_tx = insert_sql("clock_timestamp()");
+    copy = "COPY " + jobs +
+           " (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt, "
+           "max_attempts, timeout_ms) FROM STDIN";
+
+    // The claim. The CTE picks up to $2 due Pending rows in claim order (served by the
+    // partial index jobs_claim_idx) and locks them; FOR UPDATE SKIP LOCKED passes over rows
+    // that another claimer has locked instead of waiting for them, so concurrent claimers
+    // never block each other and never both get a row. A row that another claimer flipped
+    // to Running after our snapshot is re-checked against the WHERE clause once its lock is
+    // free (READ COMMITTED's EvalPlanQual) and dropped: it is no longer Pending. The UPDATE
+    // then flips exactly the locked rows, in the same statement and transaction.
+    //
+    // now() (not clock_timestamp()) on the database clock: it is stable within the
+    // statement, so the index can use it as a bound and started_at = heartbeat_at = the
+    // instant that decided what was due; clock_timestamp() is volatile and would be
+    // evaluated per row.
+    std::string now = db_clock ? "now()" : "$3::timestamptz";
+    claim = {"ergon_job_claim",
+             "WITH due AS (SELECT id FROM " + jobs +
+                 " WHERE status = 'Pending' AND run_at <= " + now +
+                 " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE " + jobs +
+                 " AS j SET status = 'Running', attempt = j.attempt + 1, worker_id = $1, "
+                 "started_at = " +
+                 now + ", heartbeat_at = " + now +
+                 ", progress_message = NULL, progress_percent = NULL FROM due WHERE j.id = "
+                 "due.id RETURNING " +
+                 job_columns("j.")};
+
+    // The outcome. The WHERE clause is the fence: only the attempt that claimed the job may
+    // move it on. $2 says whether the state is final (completed_at = now) or Pending again
+    // (due at $4; the worker and lease are cleared).
+    auto finish_update = [&](std::string_view base) {
+      return "UPDATE " + jobs +
+             " SET status = $1, "
+             "completed_at = CASE WHEN $2::boolean THEN " +
+             time_sql(db_clock, base, 3, 3) +
+             " ELSE NULL END, "
+             "run_at = CASE WHEN $2::boolean THEN run_at ELSE " +
+             time_sql(db_clock, base, 4, 3) +
+             " END, "
+             "worker_id = CASE WHEN $2::boolean THEN worker_id ELSE NULL END, "
+             "heartbeat_at = CASE WHEN $2::boolean THEN heartbeat_at ELSE NULL END, "
+             "error_message = coalesce($5::varchar, error_message), "
+             "max_attempts = coalesce($6::integer, max_attempts), "
+             "progress_message = coalesce($7::varchar, progress_message), "
+             "progress_percent = coalesce($8::integer, progress_percent) "
+             "WHERE id = $9::uuid AND attempt = $10::integer AND worker_id = $11 "
+             "AND status = 'Running'";
+    };
+    // A job that is Pending again (retry, release) wakes the workers of every process, like an
+    // insert: one notification in the same statement, delivered on commit.
+    auto finish_retry_sql = [&](std::string_view base) {
+      return "WITH upd AS (" + finish_update(base) + " RETURNING run_at) SELECT pg_notify($12, " +
+             due_text("run_at") + ") FROM upd";
+    };
+    finish = {"ergon_job_finish", finish_update("now()")};
+    finish_retry = {"ergon_job_finish_retry", finish_retry_sql("now()")};
+    // On the caller's connection (transactional completion), for the reason given at insert_tx.
+    finish_tx = finish_update("clock_timestamp()");
+    finish_retry_tx = finish_retry_sql("clock_timestamp()");
+
+    // Only the progress columns, and only of the attempt that reports: a progress write can
+    // never change a job's status, so it can never leave a job stuck.
+    progress = {"ergon_job_progress",
+                "UPDATE " + jobs +
+                    " SET progress_message = $1, progress_percent = $2::integer "
+                    "WHERE id = $3::uuid AND attempt = $4::integer AND worker_id = $5 "
+                    "AND status = 'Running'"};
+
+    get = {"ergon_job_get", "SELECT " + job_columns() + " FROM " + jobs + " WHERE id = $1::uuid"};
+    // Newest first: ids are UUIDv7, so id order is creation order. One statement per filter
+    // combination, so that each gets its own plan (status filters use jobs_status_idx).
+    std::string select = "SELECT " + job_columns() + " FROM " + jobs;
+    list[0] = {"ergon_job_list", select + " ORDER BY id DESC LIMIT $1"};
+    list[1] = {"ergon_job_list_s", select + " WHERE status = $1 ORDER BY id DESC LIMIT $2"};
+    list[2] = {"ergon_job_list_t", select + " WHERE job_type = $1 ORDER BY id DESC LIMIT $2"};
+    list[3] = {"ergon_job_list_st",
+               select + " WHERE status = $1 AND job_type = $2 ORDER BY id DESC LIMIT $3"};
+
+    const std::string schedules = s + ".scheduled_jobs";
+    // ON CONFLICT (name): concurrent upserts of one schedule are safe. In DO UPDATE the bare
+    // column names are the stored row, so the CASE compares the stored expression with the new
+    // one before either is overwritten; is_enabled is not updated (an operator's choice stays).
+    schedule_upsert = {
+        "ergon_schedule_upsert",
+        "INSERT INTO " + schedules +
+            " AS sj (id, name, job_type, job_data, cron_expression, with_seconds, time_zone, "
+            "next_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, "
+            "priority, max_attempts) VALUES ($1::uuid, $2::varchar, $3::varchar, $4::jsonb, "
+            "$5::varchar, $6::boolean, $7::varchar, $8::timestamptz, $9::boolean, $10::varchar, "
+            "$11::integer, $12::varchar, $13::varchar, $14::integer, $15::integer) "
+            "ON CONFLICT (name) DO UPDATE SET job_type = excluded.job_type, "
+            "job_data = excluded.job_data, "
+            "next_run_time = CASE WHEN sj.cron_expression = excluded.cron_expression "
+            "AND sj.with_seconds = excluded.with_seconds AND sj.time_zone = excluded.time_zone "
+            "THEN sj.next_run_time ELSE excluded.next_run_time END, "
+            "cron_expression = excluded.cron_expression, with_seconds = excluded.with_seconds, "
+            "time_zone = excluded.time_zone, misfire_policy = excluded.misfire_policy, "
+            "misfire_limit = excluded.misfire_limit, overlap_policy = excluded.overlap_policy, "
+            "queue = excluded.queue, priority = excluded.priority, "
+            "max_attempts = excluded.max_attempts"};
+    schedule_remove = {"ergon_schedule_remove", "DELETE FROM " + schedules + " WHERE name = $1"};
+    schedule_enable = {"ergon_schedule_enable",
+                       "UPDATE " + schedules + " SET is_enabled = $1::boolean WHERE name = $2"};
+    std::string select_schedules = std::string("SELECT ") + kScheduleColumns + " FROM " + schedules;
+    schedule_get = {"ergon_schedule_get", select_schedules + " WHERE name = $1"};
+    schedule_list = {"ergon_schedule_list", select_schedules + " ORDER BY name"};
+    // Served by scheduled_jobs_due_idx (partial: enabled schedules only).
+    schedule_due = {"ergon_schedule_due",
+                    select_schedules +
+                        " WHERE is_enabled AND next_run_time <= $1::timestamptz "
+                        "ORDER BY next_run_time LIMIT $2"};
+    schedule_next_due = {"ergon_schedule_next_due",
+                         "SELECT min(next_run_time) FROM " + schedules + " WHERE is_enabled"};
+    // The slot's row lock. Schedulers racing for one slot queue here; when the winner commits,
+    // the others' row is re-checked against the WHERE clause (READ COMMITTED), finds
+    // next_run_time advanced, and drops out: they lose without inserting anything.
+    schedule_lock = {"ergon_schedule_lock",
+                     "SELECT last_job_id FROM " + schedules +
+                         " WHERE name = $1 AND next_run_time = $2::timestamptz AND is_enabled "
+                         "FOR UPDATE"};
+    schedule_advance = {"ergon_schedule_advance",
+                        "UPDATE " + schedules +
+                            " SET next_run_time = $1::timestamptz, "
+                            "last_run_time = $2::timestamptz, "
+                            "last_job_id = coalesce($3::uuid, last_job_id) "
+                            "WHERE name = $4 AND next_run_time = $5::timestamptz"};
+    job_status = {"ergon_job_status", "SELECT status FROM " + jobs + " WHERE id = $1::uuid"};
+    notify = {"ergon_notify", "SELECT pg_notify($1, $2)"};
+
+    // Fault tolerance. The statements that take a caller's `now` get it as their last
+    // parameter, which the database clock leaves out (as the claim does).
+    // One statement renews every job this worker holds, and tells it which ones it still holds
+    // (a rescued job is missing: its handler must stop) and which were asked to cancel.
+    std::string hb_now = db_clock ? "now()" : "$2::timestamptz";
+    heartbeat = {"ergon_job_heartbeat", "UPDATE " + jobs + " SET heartbeat_at = " + hb_now +
+                                            " WHERE worker_id = $1 AND status = 'Running' "
+                                            "RETURNING id, attempt, cancel_requested"};
+    // Shared by the rescuer and startup recovery ($1 default max_attempts, $2 poison limit,
+    // $3 stale_before or worker id, $4 limit, $5 now). An orphan goes back to Pending, unless
+    // its attempts are used up or it has now been rescued poison-limit times (a job that keeps
+    // killing its worker): then it is Failed, with the reason in error_message. Either way the
+    // rescue is counted and the job leaves the worker that lost it; run_at is kept, so the
+    // orphan (due long ago) goes back to its old place in the queue, not behind everything
+    // enqueued since. The rows are picked with
+    // FOR UPDATE SKIP LOCKED: two rescuers never take the same orphan, and a row whose
+    // heartbeat or outcome was written meanwhile is re-checked and left alone.
+    std::string r_now = db_clock ? "now()" : "$5::timestamptz";
+    std::string give_up =
+        "j.attempt >= coalesce(j.max_attempts, $1::integer) OR "
+        "j.rescue_count + 1 >= $2::integer";
+    auto rescue_sql = [&](const std::string& which) {
+      return "UPDATE " + jobs + " AS j SET status = CASE WHEN " + give_up +
+             " THEN 'Failed' ELSE 'Pending' END, completed_at = CASE WHEN " + give_up + " THEN " +
+             r_now +
+             " ELSE NULL END, "
+             "error_message = CASE WHEN j.rescue_count + 1 >= $2::integer AND "
+             "j.attempt < coalesce(j.max_attempts, $1::integer) "
+             "THEN 'quarantined: the worker running it died ' || (j.rescue_count + 1) || "
+             "' times (last: ' || coalesce(j.worker_id, '?') || ')' "
+             "ELSE 'orphaned: worker ' || coalesce(j.worker_id, '?') || ' stopped heartbeating' "
+             "END, rescue_count = j.rescue_count + 1, worker_id = NULL, heartbeat_at = NULL "
+             "FROM (SELECT id FROM " +
+             jobs + " WHERE status = 'Running' AND " + which +
+             " LIMIT $4 FOR UPDATE SKIP LOCKED) AS orphan WHERE j.id = orphan.id "
+             "RETURNING j.status, j.run_at";
+    };
+    rescue = {"ergon_job_rescue",
+              rescue_sql("heartbeat_at < " + time_sql(db_clock, "now()", 3, 5))};
+    release_worker = {"ergon_job_release_worker", rescue_sql("worker_id = $3")};
+    std::string c_now = db_clock ? "now()" : "$2::timestamptz";
+    cancel_pending = {"ergon_job_cancel_pending",
+                      "UPDATE " + jobs + " SET status = 'Cancelled', completed_at = " + c_now +
+                          " WHERE id = $1::uuid AND status = 'Pending'"};
+    cancel_running = {
+        "ergon_job_cancel_running",
+        "UPDATE " + jobs +
+            " SET cancel_requested = true WHERE id = $1::uuid AND status = 'Running'"};
+    job_exists = {"ergon_job_exists", "SELECT 1 FROM " + jobs + " WHERE id = $1::uuid"};
+    // Bounded: a large backlog of history is deleted in many short transactions. SKIP LOCKED:
+    // two pruners split the work instead of queueing on the same rows.
+    prune = {"ergon_job_prune", "DELETE FROM " + jobs + " WHERE id IN (SELECT id FROM " + jobs +
+                                    " WHERE status = $1 AND completed_at < $2::timestamptz "
+                                    "LIMIT $3 FOR UPDATE SKIP LOCKED)"};
+    const std::string workers = s + ".workers";
+    worker_register = {
+        "ergon_worker_register",
+        "INSERT INTO " + workers +
+            " (id, name, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4::integer, " +
+            time_sql(db_clock, "now()", 5, 6) + ", " + time_sql(db_clock, "now()", 6, 6) +
+            ") ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, "
+            "pid = excluded.pid, started_at = excluded.started_at, "
+            "heartbeat_at = excluded.heartbeat_at"};
+    worker_heartbeat = {"ergon_worker_heartbeat",
+                        "UPDATE " + workers + " SET heartbeat_at = " + hb_now + " WHERE id = $1"};
+    worker_remove = {"ergon_worker_remove", "DELETE FROM " + workers + " WHERE id = $1"};
+    worker_list = {"ergon_worker_list",
+                   "SELECT id, name, host, pid, started_at, heartbeat_at FROM " + workers +
+                       " ORDER BY started_at"};
+  }
+};
+
+PostgresUrl parse_postgres_url(std::string_view url) {
+  if (!url.starts_with("postgresql://") && !url.starts_with("postgres://")) {
+    throw Error(ErrorCode::kInvalidArgument, "not a postgresql URL: '" + std::string(url) + "'");
+  }
+  PostgresUrl out;
+  auto q = url.find('?');
+  std::string libpq_url(url.substr(0, q));
+  bool schema_seen = false, pool_seen = false, first = true;
+  std::string_view params = q == std::string_view::npos ? "" : url.substr(q + 1);
+  while (!params.empty()) {
+    auto amp = params.find('&');
+    std::string_view kv = params.substr(0, amp);
+    params = amp == std::string_view::npos ? std::string_view() : params.substr(amp + 1);
+    auto eq = kv.find('=');
+    std::string_view key = kv.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+    if (key == "schema") {
+      if (schema_seen) throw Error(ErrorCode::kInvalidArgument, "postgresql URL: two schemas");
+      schema_seen = true;
+      out.schema = percent_decode(value);
+      // PostgreSQL cuts longer identifiers silently, which would merge two long names.
+      if (out.schema.empty() || out.schema.size() > 63 ||
+          out.schema.find('\0') != std::string::npos || sanitize_utf8(out.schema) != out.schema) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "postgresql URL: schema must be 1 to 63 bytes of UTF-8, not '" +
+                        std::string(value) + "'");
+      }
+    } else if (key == "pool_size") {
+      int n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (pool_seen || ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 64) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "postgresql URL: pool_size must be one integer from 1 to 64, not '" +
+                        std::string(value) + "'");
+      }
+      pool_seen = true;
+      out.pool_size = n;
+    } else if (!kv.empty()) {
+      libpq_url += first ? '?' : '&';
+      libpq_url += kv;
+      first = false;
+    }
+  }
+  // libpq decides what the rest means, and refuses what it does not know.
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(libpq_url.c_str(), &err);
+  if (options == nullptr) {
+    std::string msg = err ? pg_one_line(err) : "cannot parse";
+    PQfreemem(err);
+    throw Error(ErrorCode::kInvalidArgument,
+                "postgresql URL: " + msg +
+                    " (Ergon's own parameters are schema and pool_size; any other must be a "
+                    "libpq connection parameter)");
+  }
+  bool app_name = false, timeout = false;
+  for (auto* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    std::string_view k(o->keyword);
+    app_name = app_name || k == "application_name";
+    timeout = timeout || k == "connect_timeout";
+    if (k != "client_encoding") out.conninfo.emplace_back(o->keyword, o->val);
+  }
+  PQconninfoFree(options);
+  if (!app_name) out.conninfo.emplace_back("application_name", "ergon");
+  if (!timeout) out.conninfo.emplace_back("connect_timeout", "10");
+  // Ergon speaks UTF-8: its text (job types, messages) is UTF-8 and sanitised as such.
+  out.conninfo.emplace_back("client_encoding", "UTF8");
+  return out;
+}
+
+PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
+    : Store(clock),
+      schema_(url.schema),
+      channel_(channel_for(url.schema)),
+      database_clock_(&clock == &Clock::system()),
+      conninfo_(url.conninfo),
+      pool_(url.conninfo, url.pool_size) {
+  {
+    auto conn = pool_.acquire();
+    char* quoted = PQescapeIdentifier(conn->get(), schema_.data(), schema_.size());
+    if (quoted == nullptr) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "postgresql: cannot quote schema name '" + schema_ +
+                      "': " + pg_one_line(PQerrorMessage(conn->get())));
+    }
+    quoted_schema_ = quoted;
+    PQfreemem(quoted);
+  }
+  sql_ = std::make_unique<Statements>(quoted_schema_, database_clock_);
+}
+
+PostgresStore::~PostgresStore() {
+  // Stop the listener before the pool it asks about goes away.
+  std::lock_guard lock(listener_mu_);
+  listener_.reset();
+}
+
+void PostgresStore::listener_ensure() {
+  if (listener_started_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(listener_mu_);
+  if (listener_) return;
+  transport::PgListener::Options o;
+  // TCP keepalives notice a silently dead server (no FIN) on the otherwise idle LISTEN
+  // connection within about a minute; the URL's own settings, later in the list, win.
+  o.conninfo = {{"keepalives", "1"},
+                {"keepalives_idle", "30"},
+                {"keepalives_interval", "10"},
+                {"keepalives_count", "3"}};
+  o.conninfo.insert(o.conninfo.end(), conninfo_.begin(), conninfo_.end());
+  o.channel = channel_;
+  // Inserts through this store already notified this process synchronously; relaying their
+  // notifications again would wake the workers twice.
+  o.ignore_backend = [this](int pid) { return pool_.owns_backend(pid); };
+  listener_ = std::make_unique<transport::PgListener>(std::move(o), notifier(), clock());
+  listener_started_.store(true, std::memory_order_release);
+}
+
+bool PostgresStore::listener_wait_ready(std::chrono::milliseconds timeout) {
+  listener_ensure();
+  transport::PgListener* listener;
+  {
+    std::lock_guard lock(listener_mu_);
+    listener = listener_.get();
+  }
+  return listener->listening_wait(timeout);
+}
+
+int PostgresStore::schema_version(PgConnection& conn) {
+  auto exists =
+      conn.exec("SELECT to_regclass($1) IS NOT NULL",
+                PgParams().text(quoted_schema_ + ".ergon_schema_migrations"), Format::kText);
+  if (std::string_view(PQgetvalue(exists.get(), 0, 0)) != "t") return 0;
+  auto v = conn.exec(
+      "SELECT coalesce(max(version), 0) FROM " + quoted_schema_ + ".ergon_schema_migrations",
+      PgParams(), Format::kText);
+  return std::atoi(PQgetvalue(v.get(), 0, 0));
+}
+
+std::vector<int> PostgresStore::schema_migrate() {
+  auto conn = pool_.acquire();
+  std::vector<int> applied;
+  conn->exec_script("BEGIN");
+  try {
+    // Serialises every migrator of this schema, in any process on any host: the second one
+    // waits here, then finds the first one's version and has nothing to do. The _xact_ lock
+    // is released by COMMIT or ROLLBACK, and by the server if this process dies mid-way, so
+    // it can never be left behind.
+    conn->exec("SELECT pg_advisory_xact_lock($1::bigint)",
+               PgParams().integer(migration_lock_key(schema_)), Format::kText);
+    // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database even when the
+    // schema exists; look first, so that a role that owns only its schema can migrate.
+    auto ns = conn->exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", PgParams().text(schema_),
+                         Format::kText);
+    if (PQntuples(ns.get()) == 0)
+      conn->exec_script("CREATE SCHEMA IF NOT EXISTS " + quoted_schema_);
+    conn->exec_script("CREATE TABLE IF NOT EXISTS " + quoted_schema_ +
+                      ".ergon_schema_migrations (version integer PRIMARY KEY, "
+                      "applied_at timestamptz NOT NULL)");
+    int current = schema_version(*conn);
+    if (current > latest_schema_version()) {
+      throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(current) +
+                                          " is newer than this build of Ergon (" +
+                                          std::to_string(latest_schema_version()) + ")");
+    }
+    for (const Migration& m : migrations()) {
+      if (m.version <= current) continue;
+      conn->exec_script(schema_sql(m.sql, quoted_schema_));
+      PgParams record;
+      record.integer(static_cast<std::int64_t>(m.version));
+      std::string applied_at = "now()";
+      if (!database_clock_) {
+        record.time(clock().now());
+        applied_at = "$2::timestamptz";
+      }
+      conn->exec("INSERT INTO " + quoted_schema_ +
+                     ".ergon_schema_migrations (version, applied_at) VALUES ($1::integer, " +
+                     applied_at + ")",
+                 record, Format::kText);
+      applied.push_back(m.version);
+    }
+    conn->exec_script("COMMIT");
+  } catch (...) {
+    conn->rollback();
+    throw;
+  }
+  return applied;
+}
+
+void PostgresStore::schema_check() {
+  int v;
+  {
+    auto conn = pool_.acquire();
+    v = schema_version(*conn);
+  }
+  if (v == latest_schema_version()) return;
+  if (v == 0) {
+    throw Error(ErrorCode::kSchema, "the database has no Ergon schema in schema '" + schema_ +
+                                        "'; run `ergon migrate`");
+  }
+  if (v < latest_schema_version()) {
+    throw Error(ErrorCode::kSchema,
+                "the database schema is at version " + std::to_string(v) + ", this build needs " +
+                    std::to_string(latest_schema_version()) + "; run `ergon migrate`");
+  }
+  throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
+                                      " is newer than this build of Ergon (" +
+                                      std::to_string(latest_schema_version()) + ")");
+}
+
+void PostgresStore::job_insert(const JobInsertParams& p) {
+  PgParams params = insert_params(p);
+  params.text(channel_);
+  {
+    auto conn = pool_.acquire();
+    conn->run(sql_->insert, params, Format::kText);
+  }
+  // This process's workers learn it now; other processes through the pg_notify above.
+  notifier().notify(p.run_at);
+}
+
+namespace {
+
+// $1..$11 of the finish statements (the retry ones take the channel as $12). Messages come
+// from exceptions and may hold any bytes; PostgreSQL refuses NUL and invalid UTF-8, and a
+// refused outcome would leave the job Running. Clean them first.
+PgParams finish_params(const JobFinishParams& p) {
+  std::optional<std::string> error;
+  if (p.error_message) {
+    error = truncate_utf8(sanitize_utf8(*p.error_message), kMaxErrorMessageBytes);
+  }
+  std::optional<std::string> progress;
+  if (p.progress_message) {
+    progress = truncate_utf8(sanitize_utf8(*p.progress_message), kMaxProgressMessageBytes);
+  }
+  std::optional<int> percent;
+  if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
+  PgParams params;
+  params.text(to_string(p.status))
+      .boolean(is_final(p.status))
+      .time(p.now)
+      .time(p.run_at)
+      .text(error)
+      .integer(p.max_attempts)
+      .text(progress)
+      .integer(percent)
+      .text(p.id.to_string())
+      .integer(static_cast<std::int64_t>(p.attempt))
+      .text(p.worker_id);
+  return params;
+}
+
+// Refuses a caller's connection that is not inside an open transaction: writing on it would
+// commit at once (autocommit), which is exactly what a transactional twin must not do.
+void require_transaction(PGconn* conn, std::string_view call) {
+  if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null PostgreSQL connection");
+  switch (PQtransactionStatus(conn)) {
+    case PQTRANS_INTRANS:
+      return;
+    case PQTRANS_INERROR:
+      throw Error(ErrorCode::kNoTransaction,
+                  std::string(call) + ": the transaction on conn has failed; roll it back");
+    case PQTRANS_ACTIVE:
+      throw Error(ErrorCode::kNoTransaction,
+                  std::string(call) + ": conn is busy with another command");
+    default:
+      throw Error(ErrorCode::kNoTransaction,
+                  std::string(call) + " needs an open transaction on conn (BEGIN first)");
+  }
+}
+
+// Runs `sql` unprepared on the caller's connection: a prepared statement would outlive the call
+// on a connection Ergon does not own.
+PgResult exec_on_caller(PGconn* conn, const std::string& sql, const PgParams& params,
+                        std::string_view what) {
+  PgResult r(PQexecParams(conn, sql.c_str(), params.size(), nullptr, params.values(), nullptr,
+                          nullptr, 0));
+  auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) pg_throw(conn, r.get(), what);
+  return r;
+}
+
+}  // namespace
+
+void PostgresStore::job_insert_tx(pg_conn* conn, const JobInsertParams& p) {
+  // The caller's transaction is theirs: Ergon writes inside it and never begins, commits or
+  // rolls back.
+  require_transaction(conn, "start_job(conn, ...)");
+  PgParams params = insert_params(p);
+  params.text(channel_);
+  // The notification is queued in the caller's transaction: sent if they commit, dropped if
+  // they roll back. No local notify here: the row is invisible until the commit, when this
+  // store's listener relays the notification like any other process's.
+  exec_on_caller(conn, sql_->insert_tx, params, "insert on the caller's connection");
+}
+
+void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
+  if (jobs.empty()) return;
+  for (const auto& p : jobs) {
+    require_no_nul(p.job_type, "job type");
+    require_no_nul(p.job_data, "job_data");
+    require_no_nul(p.queue, "queue");
+  }
+  TimePoint earliest = jobs.front().run_at;  // on the caller's clock
+  for (const auto& p : jobs) earliest = std::min(earliest, p.run_at);
+  {
+    auto conn = pool_.acquire();
+    conn->exec_script("BEGIN");
+    try {
+      // On the database clock every row is stamped with the transaction's now(), read once
+      // (it is constant within the transaction), plus the offset the caller meant.
+      std::optional<TimePoint> base;
+      if (database_clock_) {
+        auto r = conn->exec("SELECT now()", PgParams());
+        base = pgbin::timestamptz(r.get(), 0, 0);
+      }
+      auto stored = [&](TimePoint t, TimePoint caller_now) {
+        return base ? *base + (t - caller_now) : t;
+      };
+      // COPY: one stream of rows, the fastest way into a table; it fails as a whole.
+      std::string data;
+      data.reserve(jobs.size() * 160);
+      TimePoint earliest_stored = stored(jobs.front().run_at, jobs.front().created_at);
+      for (const auto& p : jobs) {
+        TimePoint run_at = stored(p.run_at, p.created_at);
+        earliest_stored = std::min(earliest_stored, run_at);
+        data += p.id.to_string();
+        data += '\t';
+        copy_field(data, p.job_type);
+        data += '\t';
+        copy_field(data, p.job_data);
+        data += "\tPending\t";
+        data += format_timestamp(stored(p.created_at, p.created_at));
+        data += '\t';
+        copy_field(data, p.queue);
+        data += '\t';
+        data += std::to_string(p.priority);
+        data += '\t';
+        data += format_timestamp(run_at);
+        data += "\t0\t";
+        data += p.max_attempts ? std::to_string(*p.max_attempts) : "\\N";
+        data += '\t';
+        data +=
+            p.timeout
+                ? std::to_string(std::max<std::int64_t>(
+                      1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count()))
+                : "\\N";
+        data += '\n';
+      }
+      conn->copy_in(sql_->copy, data);
+      // One notification for the whole batch, with its earliest due time, sent on commit.
+      conn->exec("SELECT pg_notify($1, $2)",
+                 PgParams().text(channel_).text(format_timestamp(earliest_stored)), Format::kText);
+      conn->exec_script("COMMIT");
+    } catch (...) {
+      conn->rollback();
+      throw;
+    }
+  }
+  notifier().notify(earliest);  // one wake-up for the batch
+}
+
+std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
+  // The first claim is a worker's first poll: from now on it wants wake-ups.
+  listener_ensure();
+  std::vector<JobRecord> out;
+  if (p.limit <= 0) return out;
+  PgParams params;
+  params.text(p.worker_id).integer(static_cast<std::int64_t>(p.limit));
+  if (!database_clock_) params.time(p.now);
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->claim, params);
+  }
+  int rows = PQntuples(r.get());
+  out.reserve(static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
+  // RETURNING gives rows in no defined order; hand them out in claim order.
+  std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
+    return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
+  });
+  return out;
+}
+
+bool PostgresStore::job_finish(const JobFinishParams& p) {
+  PgParams params = finish_params(p);
+  bool changed;
+  {
+    auto conn = pool_.acquire();
+    if (is_final(p.status)) {
+      auto r = conn->run(sql_->finish, params, Format::kText);
+      changed = std::string_view(PQcmdTuples(r.get())) == "1";
+    } else {
+      params.text(channel_);
+      auto r = conn->run(sql_->finish_retry, params, Format::kText);
+      changed = PQntuples(r.get()) == 1;
+    }
+  }
+  if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
+  return changed;
+}
+
+bool PostgresStore::job_finish_tx(pg_conn* conn, const JobFinishParams& p) {
+  require_transaction(conn, "complete_in_transaction(conn)");
+  PgParams params = finish_params(p);
+  // No local notify: the outcome is invisible until the caller commits. A retry's
+  // notification is queued in the caller's transaction and reaches the listeners on commit.
+  if (is_final(p.status)) {
+    auto r = exec_on_caller(conn, sql_->finish_tx, params, "completion on the caller's connection");
+    return std::string_view(PQcmdTuples(r.get())) == "1";
+  }
+  params.text(channel_);
+  auto r =
+      exec_on_caller(conn, sql_->finish_retry_tx, params, "completion on the caller's connection");
+  return PQntuples(r.get()) == 1;
+}
+
+bool PostgresStore::job_progress_update(const JobProgressParams& p) {
+  PgParams params;
+  params.text(truncate_utf8(sanitize_utf8(p.message), kMaxProgressMessageBytes))
+      .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
+      .text(p.id.to_string())
+      .integer(static_cast<std::int64_t>(p.attempt))
+      .text(p.worker_id);
+  auto conn = pool_.acquire();
+  auto r = conn->run(sql_->progress, params, Format::kText);
+  return std::string_view(PQcmdTuples(r.get())) == "1";
+}
+
+std::optional<JobRecord> PostgresStore::job_get(const JobId& id) {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->get, PgParams().text(id.to_string()));
+  }
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  return read_job(r.get(), 0);
+}
+
+std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
+  if (f.limit < 1 || f.limit > 10000) {
+    throw Error(ErrorCode::kInvalidArgument, "limit must be between 1 and 10000");
+  }
+  PgParams params;
+  if (f.status) params.text(to_string(*f.status));
+  if (f.job_type) params.text(*f.job_type);
+  params.integer(static_cast<std::int64_t>(f.limit));
+  const PgStatement& st = sql_->list[(f.status ? 1 : 0) + (f.job_type ? 2 : 0)];
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(st, params);
+  }
+  std::vector<JobRecord> out;
+  int rows = PQntuples(r.get());
+  out.reserve(static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
+  return out;
+}
+
+std::vector<HeldJob> PostgresStore::job_heartbeat(std::string_view worker_id, TimePoint now) {
+  PgParams params;
+  params.text(worker_id);
+  if (!database_clock_) params.time(now);
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->heartbeat, params);
+  }
+  std::vector<HeldJob> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    out.push_back(
+        {pgbin::uuid(r.get(), i, 0), pgbin::int4(r.get(), i, 1), pgbin::boolean(r.get(), i, 2)});
+  }
+  return out;
+}
+
+int PostgresStore::rescue_run(const PgStatement& st, const PgParams& params, TimePoint now) {
+  int n = 0;
+  std::optional<TimePoint> due;  // stored run_at of a job that is Pending again
+  {
+    auto conn = pool_.acquire();
+    auto r = conn->run(st, params);
+    n = PQntuples(r.get());
+    for (int i = 0; i < n; ++i) {
+      if (pgbin::text(r.get(), i, 0) == "Pending") due = pgbin::timestamptz(r.get(), i, 1);
+    }
+    // The rows are committed already (one statement): tell the other processes' workers too.
+    if (due) {
+      conn->run(sql_->notify, PgParams().text(channel_).text(format_timestamp(*due)),
+                Format::kText);
+    }
+  }
+  if (n > 0) notifier().notify(now);
+  return n;
+}
+
+namespace {
+
+PgParams rescue_params(const JobRescueParams& p) {
+  PgParams params;
+  params.integer(static_cast<std::int64_t>(p.default_max_attempts))
+      .integer(static_cast<std::int64_t>(p.poison_limit));
+  return params;
+}
+
+}  // namespace
+
+int PostgresStore::job_rescue(const JobRescueParams& p) {
+  PgParams params = rescue_params(p);
+  // $5 (now) is always sent: on the database clock stale_before is taken relative to it.
+  params.time(p.stale_before).integer(static_cast<std::int64_t>(p.limit)).time(p.now);
+  return rescue_run(sql_->rescue, params, p.now);
+}
+
+int PostgresStore::job_release_worker(std::string_view worker_id, const JobRescueParams& p) {
+  PgParams params = rescue_params(p);
+  params.text(worker_id).integer(static_cast<std::int64_t>(p.limit));
+  if (!database_clock_) params.time(p.now);
+  return rescue_run(sql_->release_worker, params, p.now);
+}
+
+CancelResult PostgresStore::job_cancel(const JobId& id, TimePoint now) {
+  auto conn = pool_.acquire();
+  PgParams pending;
+  pending.text(id.to_string());
+  if (!database_clock_) pending.time(now);
+  auto r = conn->run(sql_->cancel_pending, pending, Format::kText);
+  if (std::string_view(PQcmdTuples(r.get())) == "1") return CancelResult::kCancelled;
+  // Not Pending (any more): a Running job is flagged for its worker, whose next heartbeat
+  // reads the flag and fires the handler's stop token.
+  r = conn->run(sql_->cancel_running, PgParams().text(id.to_string()), Format::kText);
+  if (std::string_view(PQcmdTuples(r.get())) == "1") return CancelResult::kRequested;
+  r = conn->run(sql_->job_exists, PgParams().text(id.to_string()), Format::kText);
+  return PQntuples(r.get()) == 1 ? CancelResult::kAlreadyFinished : CancelResult::kNotFound;
+}
+
+int PostgresStore::job_prune(JobStatus status, TimePoint before, int limit) {
+  if (!is_final(status)) {
+    throw Error(ErrorCode::kInvalidArgument, "only finished jobs can be pruned");
+  }
+  auto conn = pool_.acquire();
+  auto r = conn->run(
+      sql_->prune,
+      PgParams().text(to_string(status)).time(before).integer(static_cast<std::int64_t>(limit)),
+      Format::kText);
+  return std::atoi(PQcmdTuples(r.get()));
+}
+
+void PostgresStore::worker_register(const WorkerRecord& w) {
+  auto conn = pool_.acquire();
+  conn->run(sql_->worker_register,
+            PgParams()
+                .text(w.id)
+                .text(w.name)
+                .text(w.host)
+                .integer(static_cast<std::int64_t>(w.pid))
+                .time(w.started_at)
+                .time(w.heartbeat_at),
+            Format::kText);
+}
+
+void PostgresStore::worker_heartbeat(std::string_view id, TimePoint now) {
+  PgParams params;
+  params.text(id);
+  if (!database_clock_) params.time(now);
+  auto conn = pool_.acquire();
+  conn->run(sql_->worker_heartbeat, params, Format::kText);
+}
+
+void PostgresStore::worker_remove(std::string_view id) {
+  auto conn = pool_.acquire();
+  conn->run(sql_->worker_remove, PgParams().text(id), Format::kText);
+}
+
+std::vector<WorkerRecord> PostgresStore::worker_list() {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->worker_list, PgParams());
+  }
+  std::vector<WorkerRecord> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    WorkerRecord w;
+    w.id = pgbin::text(r.get(), i, 0);
+    w.name = pgbin::text(r.get(), i, 1);
+    w.host = pgbin::text(r.get(), i, 2);
+    w.pid = pgbin::int4(r.get(), i, 3);
+    w.started_at = pgbin::timestamptz(r.get(), i, 4);
+    w.heartbeat_at = pgbin::timestamptz(r.get(), i, 5);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+void PostgresStore::schedule_upsert(const ScheduleUpsertParams& p) {
+  const ScheduleRecord& r = p.schedule;
+  PgParams params;
+  params.text(r.id.to_string())
+      .text(r.name)
+      .text(r.job_type)
+      .text(r.job_data)
+      .text(r.cron_expression)
+      .boolean(r.with_seconds)
+      .text(r.time_zone)
+      .time(r.next_run_time)
+      .boolean(r.is_enabled)
+      .text(to_string(r.misfire))
+      .integer(static_cast<std::int64_t>(r.misfire_limit))
+      .text(to_string(r.overlap))
+      .text(r.queue)
+      .integer(static_cast<std::int64_t>(r.priority))
+      .integer(r.max_attempts);
+  {
+    auto conn = pool_.acquire();
+    conn->run(sql_->schedule_upsert, params, Format::kText);
+  }
+  schedule_notifier().notify(r.next_run_time);
+}
+
+bool PostgresStore::schedule_remove(std::string_view name) {
+  auto conn = pool_.acquire();
+  auto r = conn->run(sql_->schedule_remove, PgParams().text(name), Format::kText);
+  return std::string_view(PQcmdTuples(r.get())) == "1";
+}
+
+bool PostgresStore::schedule_set_enabled(std::string_view name, bool enabled) {
+  bool changed;
+  {
+    auto conn = pool_.acquire();
+    auto r =
+        conn->run(sql_->schedule_enable, PgParams().boolean(enabled).text(name), Format::kText);
+    changed = std::string_view(PQcmdTuples(r.get())) == "1";
+  }
+  if (changed && enabled) schedule_notifier().notify(clock().now());
+  return changed;
+}
+
+std::optional<ScheduleRecord> PostgresStore::schedule_get(std::string_view name) {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->schedule_get, PgParams().text(name));
+  }
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  return read_schedule(r.get(), 0);
+}
+
+std::vector<ScheduleRecord> PostgresStore::schedule_list() {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->schedule_list, PgParams());
+  }
+  std::vector<ScheduleRecord> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_schedule(r.get(), i));
+  return out;
+}
+
+std::vector<ScheduleRecord> PostgresStore::schedule_due(TimePoint now, int limit) {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->schedule_due,
+                  PgParams().time(now).integer(static_cast<std::int64_t>(limit)));
+  }
+  std::vector<ScheduleRecord> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_schedule(r.get(), i));
+  return out;
+}
+
+std::optional<TimePoint> PostgresStore::schedule_next_due() {
+  auto conn = pool_.acquire();
+  auto r = conn->run(sql_->schedule_next_due, PgParams());
+  return pgbin::opt_timestamptz(r.get(), 0, 0);
+}
+
+ScheduleFireResult PostgresStore::schedule_fire(const ScheduleFireParams& p) {
+  for (const auto& j : p.jobs) {
+    require_no_nul(j.job_type, "job type");
+    require_no_nul(j.job_data, "job_data");
+    require_no_nul(j.queue, "queue");
+  }
+  ScheduleFireResult result = ScheduleFireResult::kFired;
+  std::optional<TimePoint> earliest;  // on the caller's clock, for this process's workers
+  {
+    auto conn = pool_.acquire();
+    conn->exec_script("BEGIN");
+    try {
+      // Check, inserts and advance are one transaction under the slot's row lock: of all the
+      // schedulers that saw this slot, only the first finds next_run_time unchanged.
+      auto slot = conn->run(sql_->schedule_lock, PgParams().text(p.name).time(p.expected_next));
+      if (PQntuples(slot.get()) == 0) {
+        conn->rollback();
+        return ScheduleFireResult::kLost;
+      }
+      auto last_job = pgbin::opt_uuid(slot.get(), 0, 0);
+      if (p.skip_if_previous_running && last_job) {
+        auto st =
+            conn->run(sql_->job_status, PgParams().text(last_job->to_string()), Format::kText);
+        if (PQntuples(st.get()) == 1) {
+          std::string_view status = PQgetvalue(st.get(), 0, 0);
+          if (status == "Pending" || status == "Running") {
+            result = ScheduleFireResult::kSkippedOverlap;
+          }
+        }
+      }
+      std::optional<std::string> new_last_job;
+      std::optional<TimePoint> earliest_stored;
+      if (result == ScheduleFireResult::kFired) {
+        for (const auto& j : p.jobs) {
+          PgParams params = insert_params(j);
+          auto ins = conn->run(sql_->insert_quiet, params);
+          TimePoint stored = pgbin::timestamptz(ins.get(), 0, 0);
+          earliest_stored = earliest_stored ? std::min(*earliest_stored, stored) : stored;
+          earliest = earliest ? std::min(*earliest, j.run_at) : j.run_at;
+          new_last_job = j.id.to_string();
+        }
+      }
+      conn->run(sql_->schedule_advance,
+                PgParams()
+                    .time(p.new_next)
+                    .time(p.last_run_time)
+                    .text(new_last_job)
+                    .text(p.name)
+                    .time(p.expected_next),
+                Format::kText);
+      // One notification for the slot's jobs, sent on commit.
+      if (earliest_stored) {
+        conn->run(sql_->notify, PgParams().text(channel_).text(format_timestamp(*earliest_stored)),
+                  Format::kText);
+      }
+      conn->exec_script("COMMIT");
+    } catch (...) {
+      conn->rollback();
+      throw;
+    }
+  }
+  if (earliest) notifier().notify(*earliest);
+  return result;
+}
+
+}  // namespace ergon::postgres

@@ -1,0 +1,135 @@
+// store/postgres/postgres_store.h — the PostgreSQL backend.
+//
+// Any number of processes on any number of hosts share one database. Claims use
+// `FOR UPDATE SKIP LOCKED`, so claimers never block each other and never get the same job;
+// every write is one statement (its own transaction) or one short explicit transaction, and
+// no transaction outlives a call. Wake-ups travel with the data: each enqueue sends one
+// pg_notify in its own transaction, delivered on commit to every process LISTENing (a
+// PgListener per store, started with the first claim).
+//
+// Schemas: `?schema=NAME` in the URL puts Ergon's tables in schema NAME (default `public`), so
+// two applications can share a database. Every statement names its tables schema-qualified
+// and quoted (PQescapeIdentifier); the notification channel and the migration lock include
+// the schema too.
+//
+// Time: with the system clock (the default, `Clock::system()`), the DATABASE clock decides:
+// what is due is `run_at <= now()` on the server, and every time the store writes is the
+// server's now() plus the offset the caller meant (run_at - created_at for an insert, run_at -
+// now for a retry). Worker hosts with skewed clocks then agree on what is due. With any other
+// Clock (a test's FakeClock) the times in the params are written as given and claims compare
+// with the params' `now`, so the conformance suite's fake time works.
+//
+// Ownership: the store owns its pool of connections and its listener. Thread-safety: every
+// method may be called from any thread at once (each call leases its own connection).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/postgres/pg_pool.h"
+#include "store/store.h"
+#include "transport/pg_listener.h"
+
+namespace ergon::postgres {
+
+inline constexpr int kDefaultPoolSize = 4;
+
+struct PostgresUrl {
+  std::string schema = "public";
+  int pool_size = kDefaultPoolSize;
+  // What libpq is given: the URL's own parameters as PQconninfoParse read them (host, port,
+  // dbname, user, ... and any libpq query parameter), then application_name=ergon and
+  // connect_timeout=10 unless the URL set them, then client_encoding=UTF8 (always).
+  ConnParams conninfo;
+};
+
+// "postgresql://[user[:password]@][host][:port][/dbname][?param=value&...]" (or postgres://).
+// Ergon's own parameters are `schema` (1 to 63 bytes, percent-decoded) and `pool_size` (1 to
+// 64); every other parameter goes to libpq, which must know it. Throws
+// Error(kInvalidArgument) for anything else.
+PostgresUrl parse_postgres_url(std::string_view url);
+
+class PostgresStore final : public Store {
+ public:
+  // Connects once (to fail fast on a bad URL or an unreachable server). Throws Error(kStore),
+  // or kNotFound when the database does not exist. Does not touch the schema.
+  PostgresStore(const PostgresUrl& url, Clock& clock);
+  ~PostgresStore() override;
+
+  std::string_view backend() const override { return "postgresql"; }
+  std::vector<int> schema_migrate() override;
+  // Throws Error(kSchema) unless the schema is at this build's version.
+  void schema_check();
+
+  void job_insert(const JobInsertParams& p) override;
+  using Store::job_insert_tx;  // the SQLite twin stays visible (and refuses)
+  void job_insert_tx(pg_conn* conn, const JobInsertParams& p) override;
+  void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
+  std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
+  bool job_finish(const JobFinishParams& p) override;
+  using Store::job_finish_tx;  // the SQLite twin stays visible (and refuses)
+  bool job_finish_tx(pg_conn* conn, const JobFinishParams& p) override;
+  bool job_progress_update(const JobProgressParams& p) override;
+  std::optional<JobRecord> job_get(const JobId& id) override;
+  std::vector<JobRecord> job_list(const JobFilter& filter) override;
+
+  // Fault tolerance. On the database clock heartbeats, rescues and cancellations are stamped
+  // with the server's now(), and a rescue's stale_before is taken relative to it; job_prune's
+  // cut-off is compared as given (retention is coarse).
+  std::vector<HeldJob> job_heartbeat(std::string_view worker_id, TimePoint now) override;
+  int job_rescue(const JobRescueParams& p) override;
+  int job_release_worker(std::string_view worker_id, const JobRescueParams& p) override;
+  CancelResult job_cancel(const JobId& id, TimePoint now) override;
+  int job_prune(JobStatus status, TimePoint before, int limit) override;
+  void worker_register(const WorkerRecord& w) override;
+  void worker_heartbeat(std::string_view id, TimePoint now) override;
+  void worker_remove(std::string_view id) override;
+  std::vector<WorkerRecord> worker_list() override;
+
+  // Recurring jobs. Slot times (next_run_time, last_run_time) are instants computed by the
+  // cron engine and are stored as given, on either clock; schedule_due compares them with the
+  // scheduler's `now`. Exactly-once per slot does not depend on clocks: schedule_fire is
+  // conditional on the slot it read, under a row lock.
+  void schedule_upsert(const ScheduleUpsertParams& p) override;
+  bool schedule_remove(std::string_view name) override;
+  bool schedule_set_enabled(std::string_view name, bool enabled) override;
+  std::optional<ScheduleRecord> schedule_get(std::string_view name) override;
+  std::vector<ScheduleRecord> schedule_list() override;
+  std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit) override;
+  std::optional<TimePoint> schedule_next_due() override;
+  ScheduleFireResult schedule_fire(const ScheduleFireParams& p) override;
+
+  [[nodiscard]] const std::string& schema() const { return schema_; }
+  // The pg_notify channel of this store's schema.
+  [[nodiscard]] const std::string& channel() const { return channel_; }
+  [[nodiscard]] bool database_clock() const { return database_clock_; }
+
+  // Starts the listener if it is not running yet and waits until it LISTENs (true) or
+  // `timeout` passes (false).
+  bool listener_wait_ready(std::chrono::milliseconds timeout);
+
+ private:
+  struct Statements;
+  void listener_ensure();
+  // job_rescue and job_release_worker: runs `st`, then wakes the workers for what went back
+  // to Pending.
+  int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
+  int schema_version(PgConnection& conn);
+
+  const std::string schema_;
+  const std::string channel_;
+  const bool database_clock_;  // see "Time" above
+  const ConnParams conninfo_;
+  PgPool pool_;
+  std::string quoted_schema_;  // set by the constructor, then constant
+  std::unique_ptr<Statements> sql_;
+
+  std::mutex listener_mu_;
+  std::atomic<bool> listener_started_{false};
+  std::unique_ptr<transport::PgListener> listener_;  // guarded by listener_mu_
+};
+
+}  // namespace ergon::postgres

@@ -1,0 +1,871 @@
+// The PostgreSQL store against a real server: the conformance suite, then what only PostgreSQL
+// has (transactional enqueue on the application's libpq connection, LISTEN/NOTIFY, schemas,
+// the database clock, reconnection). Needs ERGON_TEST_POSTGRES_URL (scripts/test.sh sets it);
+// without it every test here is skipped with a message saying so.
+#include "store/postgres/postgres_store.h"
+
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "ergon/job_runner.h"
+#include "store/postgres/pg_migrations.h"
+#include "store_conformance.h"
+#include "support/pg_test_db.h"
+#include "transport/pg_listener.h"
+
+namespace ergon::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// --- The conformance suite --------------------------------------------------------------------
+
+// The schema of each test's database, by TempDir path: reopen() must reach the same one.
+std::mutex g_schemas_mu;
+std::map<std::string, std::string> g_schemas;  // guarded by g_schemas_mu
+
+void skip_without_postgres() { GTEST_SKIP() << kNoPostgres; }
+
+std::shared_ptr<Store> open_postgres(const TempDir& dir, Clock& clock) {
+  std::string server = pg_test_server_url();
+  if (server.empty()) {
+    skip_without_postgres();
+    return nullptr;
+  }
+  std::string schema;
+  {
+    std::lock_guard lock(g_schemas_mu);
+    auto [it, fresh] = g_schemas.try_emplace(dir.path().string());
+    if (fresh) it->second = pg_random_schema();
+    schema = it->second;
+  }
+  return open_store(pg_url_with(server, "schema=" + schema), {.clock = &clock});
+}
+
+// Drops the conformance tests' schemas once each test (and so each of its stores) is gone.
+class DropConformanceSchemas : public ::testing::EmptyTestEventListener {
+  void OnTestEnd(const ::testing::TestInfo&) override {
+    std::map<std::string, std::string> done;
+    {
+      std::lock_guard lock(g_schemas_mu);
+      done.swap(g_schemas);
+    }
+    for (const auto& [dir, schema] : done) pg_drop_schema(pg_test_server_url(), schema);
+  }
+};
+
+const bool kDropSchemasRegistered = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new DropConformanceSchemas);
+  return true;
+}();
+
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance,
+                         ::testing::Values(StoreBackend{"postgres", open_postgres}),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+// --- PostgreSQL only ----------------------------------------------------------------------------
+
+struct Note {
+  static constexpr std::string_view kJobType = "note";
+  std::string text;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Note, text)
+
+JobInsertParams job(TimePoint now, std::string_view type = "t", Duration delay = Duration::zero()) {
+  JobInsertParams p;
+  p.id = JobId::generate(now);
+  p.job_type = type;
+  p.job_data = R"({"n":1})";
+  p.created_at = now;
+  p.run_at = now + delay;
+  p.queue = "default";
+  return p;
+}
+
+// Records the due times a store's notifier delivers, and lets a test wait for them.
+class DueRecorder {
+ public:
+  explicit DueRecorder(Store& store) : store_(store) {
+    sub_ = store_.notifier().subscribe([this](TimePoint due) {
+      {
+        std::lock_guard lock(mu_);
+        seen_.push_back(due);
+      }
+      count_.add();
+    });
+  }
+  ~DueRecorder() { store_.notifier().unsubscribe(sub_); }
+  [[nodiscard]] bool wait_for(int n) { return count_.wait_for(n); }
+  std::vector<TimePoint> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+
+ private:
+  Store& store_;
+  int sub_;
+  EventCounter count_;
+  std::mutex mu_;
+  std::vector<TimePoint> seen_;  // guarded by mu_
+};
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = pg_test_server_url();
+    if (server_.empty()) GTEST_SKIP() << kNoPostgres;
+    schema_ = std::make_unique<PgTestSchema>(server_);
+  }
+
+  std::string url() const { return schema_->url(); }
+  std::string quoted_schema() const { return "\"" + schema_->name() + "\""; }
+
+  std::shared_ptr<postgres::PostgresStore> open(const std::string& url, Clock* clock) {
+    auto store =
+        std::dynamic_pointer_cast<postgres::PostgresStore>(open_store(url, {.clock = clock}));
+    EXPECT_TRUE(store);
+    return store;
+  }
+  // A store on this test's schema with the fake clock (another call: another connection pool,
+  // as another process would have).
+  std::shared_ptr<postgres::PostgresStore> open() { return open(url(), &clock_); }
+
+  FakeClock clock_{test_epoch()};
+  std::string server_;
+  std::unique_ptr<PgTestSchema> schema_;
+};
+
+TEST(PostgresUrlTest, SplitsErgonsParametersFromLibpqs) {
+  auto u = postgres::parse_postgres_url(
+      "postgresql://alice@db.example:5433/app?schema=billing&connect_timeout=3&pool_size=8");
+  EXPECT_EQ(u.schema, "billing");
+  EXPECT_EQ(u.pool_size, 8);
+  auto get = [&](std::string_view key) {
+    std::string value;
+    for (const auto& [k, v] : u.conninfo) {
+      if (k == key) value = v;  // the last one wins, as in libpq
+    }
+    return value;
+  };
+  EXPECT_EQ(get("host"), "db.example");
+  EXPECT_EQ(get("port"), "5433");
+  EXPECT_EQ(get("dbname"), "app");
+  EXPECT_EQ(get("user"), "alice");
+  EXPECT_EQ(get("connect_timeout"), "3");
+  EXPECT_EQ(get("application_name"), "ergon");
+  EXPECT_EQ(get("client_encoding"), "UTF8");
+  EXPECT_EQ(get("schema"), "");
+
+  auto plain = postgres::parse_postgres_url("postgres://localhost/jobs");
+  EXPECT_EQ(plain.schema, "public");
+  EXPECT_EQ(plain.pool_size, postgres::kDefaultPoolSize);
+  EXPECT_EQ(postgres::parse_postgres_url("postgresql:///d?schema=My%20Jobs").schema, "My Jobs");
+
+  for (const std::string& bad : std::vector<std::string>{
+           "postgresql://h/d?search_path=x", "postgresql://h/d?currentSchema=x",
+           "postgresql://h/d?schema=", "postgresql://h/d?schema=a&schema=b",
+           "postgresql://h/d?schema=" + std::string(64, 's'), "postgresql://h/d?schema=%zz",
+           "postgresql://h/d?pool_size=0", "postgresql://h/d?pool_size=x", "mysql://h/d"}) {
+    try {
+      postgres::parse_postgres_url(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << bad;
+    }
+  }
+  try {
+    postgres::parse_postgres_url("postgresql://h/d?currentSchema=x");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("currentSchema"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("schema and pool_size"), std::string::npos);
+  }
+}
+
+// The listener's thread is waiting out a long back-off (nothing listens on 127.0.0.1:1): its
+// destruction still returns at once, because every wait of the thread watches the stop pipe.
+TEST(PgListenerTest, StopsPromptlyWhileWaitingToReconnect) {
+  transport::Notifier notifier;
+  FakeClock clock(test_epoch());
+  EventCounter failures;
+  transport::PgListener::Options o;
+  o.conninfo = {{"host", "127.0.0.1"}, {"port", "1"}, {"dbname", "postgres"}};
+  o.channel = "ergon:test";
+  o.on_disconnected = [&] { failures.add(); };
+  o.backoff_min = o.backoff_max = std::chrono::hours(1);
+  auto listener = std::make_unique<transport::PgListener>(o, notifier, clock);
+  ASSERT_TRUE(failures.wait_for(1));  // the connect failed; the thread is (about to be) waiting
+  auto start = std::chrono::steady_clock::now();
+  listener.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_EQ(failures.count(), 1);
+}
+
+TEST_F(PostgresStoreTest, CommittedTransactionalEnqueueExistsAndWakesTheWorkers) {
+  auto store = open();
+  ASSERT_TRUE(store->listener_wait_ready(30s));
+  DueRecorder due(*store);
+  JobRunner runner(store);
+  PgTestConnection app(server_);
+  ASSERT_TRUE(app.exec("CREATE TABLE " + quoted_schema() + ".orders (id serial, item text)"));
+  ASSERT_TRUE(app.exec("BEGIN"));
+  ASSERT_TRUE(app.exec("INSERT INTO " + quoted_schema() + ".orders (item) VALUES ('book')"));
+  JobId id = runner.start_job(app.get(), Note{"order placed"}, {.delay = 10s});
+  // Ergon neither committed nor began anything: the transaction is still the caller's.
+  EXPECT_EQ(PQtransactionStatus(app.get()), PQTRANS_INTRANS);
+  EXPECT_FALSE(runner.get_job(id));  // invisible to everyone else before the commit
+  ASSERT_TRUE(app.exec("COMMIT"));
+
+  // The notification was queued in the caller's transaction and delivered by the commit.
+  ASSERT_TRUE(due.wait_for(1));
+  auto job = runner.get_job(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->status, JobStatus::kPending);
+  EXPECT_EQ(job->job_data, R"({"text":"order placed"})");
+  EXPECT_EQ(job->run_at, clock_.now() + 10s);
+  EXPECT_EQ(due.seen().at(0), job->run_at);
+  EXPECT_EQ(app.value("SELECT count(*) FROM " + quoted_schema() + ".orders"), "1");
+}
+
+TEST_F(PostgresStoreTest, RolledBackTransactionalEnqueueLeavesNoJobAndNoWakeUp) {
+  auto store = open();
+  ASSERT_TRUE(store->listener_wait_ready(30s));
+  DueRecorder due(*store);
+  JobRunner runner(store);
+  PgTestConnection app(server_);
+  ASSERT_TRUE(app.exec("BEGIN"));
+  JobId id = runner.start_job(app.get(), Note{"never"}, {.delay = 1s});
+  ASSERT_TRUE(app.exec("ROLLBACK"));
+  EXPECT_FALSE(runner.get_job(id));
+  EXPECT_TRUE(runner.list_jobs().empty());
+  // Notifications arrive in commit order: had the rolled-back one been sent, it would come
+  // before this committed one.
+  ASSERT_TRUE(app.exec("BEGIN"));
+  runner.start_job(app.get(), Note{"kept"}, {.delay = 2s});
+  ASSERT_TRUE(app.exec("COMMIT"));
+  ASSERT_TRUE(due.wait_for(1));
+  ASSERT_EQ(due.seen().size(), 1u);
+  EXPECT_EQ(due.seen()[0], clock_.now() + 2s);
+}
+
+TEST_F(PostgresStoreTest, TransactionalEnqueueRefusesAConnectionWithoutATransaction) {
+  auto store = open();
+  JobRunner runner(store);
+  PgTestConnection app(server_);
+  auto expect_refused = [&] {
+    try {
+      runner.start_job(app.get(), Note{"x"});
+      ADD_FAILURE() << "accepted a connection in state " << PQtransactionStatus(app.get());
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kNoTransaction) << e.what();
+    }
+  };
+  expect_refused();                                         // idle: no BEGIN
+  EXPECT_EQ(PQtransactionStatus(app.get()), PQTRANS_IDLE);  // and Ergon did not begin one
+  ASSERT_TRUE(app.exec("BEGIN"));
+  EXPECT_FALSE(app.exec("SELECT 1/0"));
+  expect_refused();  // a failed transaction
+  ASSERT_TRUE(app.exec("ROLLBACK"));
+  EXPECT_THROW(runner.start_job(static_cast<pg_conn*>(nullptr), Note{"x"}), Error);
+  EXPECT_TRUE(runner.list_jobs().empty());
+}
+
+// Transactional completion: a handler records its job's outcome in its own transaction.
+TEST_F(PostgresStoreTest, TransactionalCompletionCommitsAndRollsBackWithTheCallersTransaction) {
+  auto store = open();
+  ASSERT_TRUE(store->listener_wait_ready(30s));
+  auto p = job(clock_.now());
+  auto q = job(clock_.now());
+  store->job_insert(p);
+  store->job_insert(q);
+  auto claimed = store->job_claim({"w", 2, clock_.now()});
+  ASSERT_EQ(claimed.size(), 2u);
+  auto outcome = [&](const JobId& id, JobStatus status) {
+    JobFinishParams f;
+    f.id = id;
+    f.attempt = 1;
+    f.worker_id = "w";
+    f.status = status;
+    f.now = clock_.now();
+    f.run_at = clock_.now() + 30s;
+    return f;
+  };
+  PgTestConnection app(server_);
+  try {
+    (void)store->job_finish_tx(app.get(), outcome(p.id, JobStatus::kCompleted));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNoTransaction);
+  }
+  ASSERT_TRUE(app.exec("BEGIN"));
+  EXPECT_TRUE(store->job_finish_tx(app.get(), outcome(p.id, JobStatus::kCompleted)));
+  EXPECT_EQ(store->job_get(p.id)->status, JobStatus::kRunning);  // not committed yet
+  ASSERT_TRUE(app.exec("ROLLBACK"));
+  EXPECT_EQ(store->job_get(p.id)->status, JobStatus::kRunning);
+
+  DueRecorder due(*store);
+  ASSERT_TRUE(app.exec("BEGIN"));
+  EXPECT_TRUE(store->job_finish_tx(app.get(), outcome(p.id, JobStatus::kCompleted)));
+  auto stale = outcome(p.id, JobStatus::kFailed);
+  stale.attempt = 0;
+  EXPECT_FALSE(store->job_finish_tx(app.get(), stale));                              // fenced
+  EXPECT_TRUE(store->job_finish_tx(app.get(), outcome(q.id, JobStatus::kPending)));  // a retry
+  EXPECT_EQ(PQtransactionStatus(app.get()), PQTRANS_INTRANS);
+  ASSERT_TRUE(app.exec("COMMIT"));
+  auto done = store->job_get(p.id);
+  EXPECT_EQ(done->status, JobStatus::kCompleted);
+  EXPECT_EQ(done->completed_at, clock_.now());
+  auto retried = store->job_get(q.id);
+  EXPECT_EQ(retried->status, JobStatus::kPending);
+  EXPECT_EQ(retried->run_at, clock_.now() + 30s);
+  ASSERT_TRUE(due.wait_for(1));  // the retry's wake-up, sent by the caller's commit
+  EXPECT_EQ(due.seen()[0], clock_.now() + 30s);
+}
+
+TEST_F(PostgresStoreTest, TransactionalEnqueueIntoAnUnmigratedSchemaSaysSo) {
+  auto store = open(url(), &clock_);  // migrates this test's schema; the other one is not
+  PgTestSchema other(server_);
+  auto bare = open_store(other.url(), {.clock = &clock_, .migrate = false, .check_schema = false});
+  JobRunner runner(bare);
+  PgTestConnection app(server_);
+  ASSERT_TRUE(app.exec("BEGIN"));
+  try {
+    runner.start_job(app.get(), Note{"x"});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kSchema) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ergon migrate"), std::string::npos);
+  }
+  ASSERT_TRUE(app.exec("ROLLBACK"));
+}
+
+TEST_F(PostgresStoreTest, OpeningWithoutMigrateNeedsTheSchemaAndRefusesANewerOne) {
+  try {
+    open_store(url(), {.clock = &clock_, .migrate = false});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kSchema);
+    EXPECT_NE(std::string(e.what()).find("ergon migrate"), std::string::npos);
+  }
+  open_store(url(), {.clock = &clock_});  // migrates
+  EXPECT_NO_THROW(open_store(url(), {.clock = &clock_, .migrate = false}));
+  PgTestConnection app(server_);
+  ASSERT_TRUE(
+      app.exec("INSERT INTO " + quoted_schema() + ".ergon_schema_migrations VALUES (999, now())"));
+  for (bool migrate : {true, false}) {
+    try {
+      open_store(url(), {.clock = &clock_, .migrate = migrate});
+      ADD_FAILURE();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kSchema);
+      EXPECT_NE(std::string(e.what()).find("newer than this build"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(PostgresStoreTest, UnreachableServerAndMissingDatabaseAreClearErrors) {
+  try {
+    open_store(pg_url_with(server_, "dbname=ergon_no_such_db"), {.clock = &clock_});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound) << e.what();
+  }
+  try {
+    // Port 1 on 127.0.0.1: nothing listens there.
+    open_store("postgresql://postgres@127.0.0.1:1/postgres", {.clock = &clock_});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kStore) << e.what();
+  }
+}
+
+// Many connections (three stores of four, as three worker processes would have) and twelve
+// threads drain thousands of jobs: each is handed out exactly once.
+TEST_F(PostgresStoreTest, ManyConnectionsDrainThousandsOfJobsExactlyOnce) {
+  constexpr int kJobs = 3000;
+  constexpr int kStores = 3;
+  constexpr int kThreadsPerStore = 4;
+  auto first = open();
+  std::vector<JobInsertParams> batch;
+  for (int i = 0; i < kJobs; ++i) batch.push_back(job(clock_.now(), "drain"));
+  first->job_insert_many(batch);
+  std::vector<std::shared_ptr<postgres::PostgresStore>> stores{first};
+  while (stores.size() < kStores) stores.push_back(open());
+
+  std::vector<std::vector<JobId>> got(kStores * kThreadsPerStore);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kStores * kThreadsPerStore; ++t) {
+    threads.emplace_back([&, t] {
+      auto& store = *stores[static_cast<std::size_t>(t % kStores)];
+      std::string worker = "w" + std::to_string(t);
+      for (;;) {
+        auto claimed = store.job_claim({worker, 25, clock_.now()});
+        if (claimed.empty()) break;
+        for (auto& r : claimed) got[static_cast<std::size_t>(t)].push_back(r.id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<JobId> unique;
+  std::size_t total = 0;
+  for (auto& g : got) {
+    total += g.size();
+    unique.insert(g.begin(), g.end());
+  }
+  EXPECT_EQ(total, static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(unique.size(), static_cast<std::size_t>(kJobs));
+  PgTestConnection app(server_);
+  EXPECT_EQ(app.value("SELECT count(*) FROM " + quoted_schema() +
+                      ".jobs WHERE status = 'Running' AND attempt = 1"),
+            std::to_string(kJobs));
+}
+
+// Several processes claim from one database at once: each job is handed out exactly once.
+TEST_F(PostgresStoreTest, ClaimsFromSeveralProcessesNeverOverlap) {
+  constexpr int kJobs = 600;
+  // The helpers run on the system clock, so the database clock decides what is due: enqueue
+  // on it too.
+  auto store = open_store(url());
+  JobRunner runner(store);
+  std::vector<Note> notes;
+  for (int i = 0; i < kJobs; ++i) notes.push_back(Note{std::to_string(i)});
+  runner.start_jobs(notes);
+  std::vector<std::thread> procs;
+  std::vector<ProcessResult> results(4);
+  for (int p = 0; p < 4; ++p) {
+    procs.emplace_back([&, p] {
+      results[static_cast<std::size_t>(p)] =
+          run_process({STORE_HELPER, "claim", url(), "proc" + std::to_string(p)});
+    });
+  }
+  for (auto& t : procs) t.join();
+  std::multiset<std::string> all;
+  for (auto& r : results) {
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (auto& l : lines(r.out)) all.insert(l);
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), static_cast<std::size_t>(kJobs));
+}
+
+// Several processes migrate a fresh schema at once: the advisory lock lets exactly one apply
+// each migration.
+TEST_F(PostgresStoreTest, ConcurrentMigrationsApplyEachVersionOnce) {
+  std::vector<std::thread> procs;
+  std::vector<ProcessResult> results(4);
+  for (int p = 0; p < 4; ++p) {
+    procs.emplace_back([&, p] {
+      results[static_cast<std::size_t>(p)] = run_process({STORE_HELPER, "migrate", url()});
+    });
+  }
+  for (auto& t : procs) t.join();
+  int applied = 0;
+  for (auto& r : results) {
+    ASSERT_EQ(r.status, 0) << r.err;
+    applied += static_cast<int>(lines(r.out).size());
+  }
+  EXPECT_EQ(applied, static_cast<int>(postgres::migrations().size()));
+  PgTestConnection app(server_);
+  EXPECT_EQ(app.value("SELECT count(*) FROM " + quoted_schema() + ".ergon_schema_migrations"),
+            std::to_string(postgres::migrations().size()));
+}
+
+// A job enqueued through another store object (another connection, as from another process)
+// reaches this store's subscribers through LISTEN/NOTIFY: one notification per transaction,
+// and none relayed for this store's own inserts (those notify synchronously).
+TEST_F(PostgresStoreTest, AnotherConnectionsInsertWakesThisStoresSubscribers) {
+  auto listener = open();
+  auto writer = open();
+  ASSERT_TRUE(listener->listener_wait_ready(30s));
+  DueRecorder due(*listener);
+
+  auto one = job(clock_.now(), "t", 5s);
+  writer->job_insert(one);
+  ASSERT_TRUE(due.wait_for(1));
+  EXPECT_EQ(due.seen()[0], one.run_at);
+
+  std::vector<JobInsertParams> batch;
+  for (int i = 3; i >= 1; --i) batch.push_back(job(clock_.now(), "t", std::chrono::seconds(i)));
+  writer->job_insert_many(batch);
+  ASSERT_TRUE(due.wait_for(2));
+  EXPECT_EQ(due.seen()[1], clock_.now() + 1s);  // the batch's earliest due time
+
+  listener->job_insert(job(clock_.now(), "t", 6s));  // own insert: notified synchronously
+  EXPECT_EQ(due.seen().size(), 3u);
+
+  // A barrier: notifications arrive in commit order, so when this one is in, any extra one
+  // from the batch or a relay of the own insert would already be too.
+  writer->job_insert(job(clock_.now(), "t", 7s));
+  ASSERT_TRUE(due.wait_for(4));
+  auto seen = due.seen();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[2], clock_.now() + 6s);
+  EXPECT_EQ(seen[3], clock_.now() + 7s);
+}
+
+TEST_F(PostgresStoreTest, TwoSchemasInOneDatabaseDoNotSeeEachOther) {
+  PgTestSchema other_schema(server_);
+  auto a = open();
+  auto b = open(other_schema.url(), &clock_);
+  auto b_writer = open(other_schema.url(), &clock_);
+  EXPECT_NE(a->channel(), b->channel());
+  ASSERT_TRUE(b->listener_wait_ready(30s));
+  DueRecorder due(*b);
+
+  auto in_a = job(clock_.now(), "t", 1h);
+  a->job_insert(in_a);
+  EXPECT_FALSE(b->job_get(in_a.id));
+  EXPECT_TRUE(b->job_list({}).empty());
+  EXPECT_TRUE(b->job_claim({"w", 10, clock_.now() + 2h}).empty());
+  EXPECT_EQ(a->job_list({}).size(), 1u);
+
+  // Committed after a's insert, so a notification of a's on b's channel would come first.
+  b_writer->job_insert(job(clock_.now(), "t", 2h));
+  ASSERT_TRUE(due.wait_for(1));
+  ASSERT_EQ(due.seen().size(), 1u);
+  EXPECT_EQ(due.seen()[0], clock_.now() + 2h);
+}
+
+// With the system clock the database clock decides what is due, whatever `now` the caller
+// passes: a job due in the database's future is not claimed even by a caller whose clock runs
+// hours ahead, and a due job is claimed even by one whose clock runs a day behind.
+TEST_F(PostgresStoreTest, OnTheSystemClockTheDatabaseClockDecidesWhatIsDue) {
+  auto store = std::dynamic_pointer_cast<postgres::PostgresStore>(open_store(url()));
+  ASSERT_TRUE(store->database_clock());
+  JobRunner runner(store);
+  PgTestConnection app(server_);
+  auto wall = [] { return std::chrono::system_clock::now(); };
+
+  runner.start_job_raw("later", "{}", {.delay = 1h});
+  ASSERT_TRUE(app.exec("INSERT INTO " + quoted_schema() +
+                       ".jobs (id, job_type, job_data, status, created_at, run_at) VALUES "
+                       "(gen_random_uuid(), 'sql_later', '{}', 'Pending', now(), "
+                       "now() + interval '1 hour')"));
+  EXPECT_TRUE(store->job_claim({"ahead", 10, wall() + 2h}).empty());
+
+  std::string before = app.value(
+      "SELECT to_char(now() AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  JobId due = runner.start_job_raw("now", "{}");
+  auto claimed = store->job_claim({"behind", 10, wall() - 24h});
+  std::string after = app.value(
+      "SELECT to_char(now() AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, due);
+  // Stamped by the server's clock, between two readings of it.
+  ASSERT_TRUE(claimed[0].started_at);
+  EXPECT_GE(*claimed[0].started_at, *parse_timestamp(before));
+  EXPECT_LE(*claimed[0].started_at, *parse_timestamp(after));
+  EXPECT_EQ(app.value("SELECT count(*) FROM " + quoted_schema() + ".jobs WHERE status = 'Pending'"),
+            "2");
+}
+
+// Every statement in its database-clock form (the conformance suite runs the injected-clock
+// forms): what the server's clock decides, whatever `now` the caller passes.
+TEST_F(PostgresStoreTest, FaultToleranceAndOutcomesFollowTheDatabaseClock) {
+  auto store = std::dynamic_pointer_cast<postgres::PostgresStore>(open_store(url()));
+  ASSERT_TRUE(store->database_clock());
+  auto wall = [] { return std::chrono::system_clock::now(); };
+  std::vector<JobInsertParams> batch;
+  for (int i = 0; i < 3; ++i) batch.push_back(job(wall(), "db"));
+  store->job_insert_many(batch);
+  auto claimed = store->job_claim({"w", 3, wall()});
+  ASSERT_EQ(claimed.size(), 3u);
+
+  // Heartbeats are the server's now(), not the caller's (a day behind) ...
+  ASSERT_EQ(store->job_heartbeat("w", wall() - 24h).size(), 3u);
+  // ... so a rescuer whose clock runs an hour ahead finds nothing stale.
+  JobRescueParams rescue;
+  rescue.now = wall() + 1h;
+  rescue.stale_before = rescue.now - 30s;
+  EXPECT_EQ(store->job_rescue(rescue), 0);
+  EXPECT_TRUE(store->job_progress_update({claimed[0].id, 1, "w", "half", 50}));
+
+  JobFinishParams retry;
+  retry.id = claimed[0].id;
+  retry.attempt = 1;
+  retry.worker_id = "w";
+  retry.status = JobStatus::kPending;
+  retry.now = wall() - 24h;       // the caller's clock is a day behind ...
+  retry.run_at = retry.now + 1h;  // ... and it means "in an hour"
+  ASSERT_TRUE(store->job_finish(retry));
+  auto retried = store->job_get(claimed[0].id);
+  EXPECT_GT(retried->run_at, wall() + 50min);  // an hour from the server's now
+  EXPECT_TRUE(store->job_claim({"w", 10, wall() + 2h}).empty());
+
+  JobFinishParams done = retry;
+  done.id = claimed[1].id;
+  done.status = JobStatus::kCompleted;
+  ASSERT_TRUE(store->job_finish(done));
+  EXPECT_GT(*store->job_get(claimed[1].id)->completed_at, wall() - 1h);
+
+  EXPECT_EQ(store->job_cancel(claimed[2].id, wall()), CancelResult::kRequested);
+  EXPECT_EQ(store->job_release_worker("w", rescue), 1);
+  EXPECT_EQ(store->job_get(claimed[2].id)->status, JobStatus::kPending);
+  EXPECT_EQ(store->job_cancel(claimed[2].id, wall() - 24h), CancelResult::kCancelled);
+  EXPECT_GT(*store->job_get(claimed[2].id)->completed_at, wall() - 1h);
+
+  store->worker_register({"w-1", "n", "h", 1, wall() - 48h - 1s, wall() - 48h});
+  store->worker_heartbeat("w-1", wall() - 48h);
+  auto workers = store->worker_list();
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_GT(workers[0].heartbeat_at, wall() - 1h);
+  // Registered at the server's now() minus the second the caller meant; renewed since.
+  EXPECT_GE(workers[0].heartbeat_at - workers[0].started_at, 1s);
+  EXPECT_LT(workers[0].heartbeat_at - workers[0].started_at, 1min);
+  EXPECT_EQ(store->job_prune(JobStatus::kCompleted, wall() + 1h, 10), 1);
+}
+
+// Outcomes must never fail because of the bytes of a message: a refused outcome would leave
+// the job Running.
+TEST_F(PostgresStoreTest, MessagesWithAnyBytesAreStored) {
+  auto store = open();
+  auto p = job(clock_.now());
+  store->job_insert(p);
+  auto r = store->job_claim({"w", 1, clock_.now()}).at(0);
+  ASSERT_TRUE(store->job_progress_update({r.id, r.attempt, "w", std::string("half\0way", 8), 50}));
+  JobFinishParams f;
+  f.id = r.id;
+  f.attempt = r.attempt;
+  f.worker_id = "w";
+  f.status = JobStatus::kFailed;
+  f.now = clock_.now();
+  f.error_message = std::string("bad \xff byte and a \0 NUL", 22);
+  ASSERT_TRUE(store->job_finish(f));
+  auto after = store->job_get(p.id);
+  EXPECT_EQ(after->status, JobStatus::kFailed);
+  EXPECT_EQ(after->error_message, "bad \xEF\xBF\xBD byte and a  NUL");
+  EXPECT_EQ(after->progress_message, "halfway");
+}
+
+// The server kills every connection of the store (as a failover or an administrator would):
+// the next calls may fail with kStore, but within a few they succeed on new connections, no
+// data is lost, and the listener reconnects and tells the workers to look again.
+TEST_F(PostgresStoreTest, StoreReconnectsAfterItsConnectionsAreKilled) {
+  std::string app_name = "ergon_" + schema_->name();
+  auto store = open(pg_url_with(url(), "application_name=" + app_name), &clock_);
+  for (int i = 0; i < 10; ++i) store->job_insert(job(clock_.now()));
+  ASSERT_EQ(store->job_claim({"w", 3, clock_.now()}).size(), 3u);
+  ASSERT_TRUE(store->listener_wait_ready(30s));
+  DueRecorder due(*store);
+
+  PgTestConnection admin(server_);
+  int killed = std::stoi(admin.value(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+      app_name + "'"));
+  EXPECT_GE(killed, 2);  // the pool's connection and the listener's
+
+  int failures = 0;
+  std::vector<JobRecord> jobs;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    try {
+      jobs = store->job_list({});
+      break;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kStore) << e.what();
+      ++failures;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  EXPECT_LE(failures, postgres::kDefaultPoolSize);
+  ASSERT_EQ(jobs.size(), 10u);
+  EXPECT_EQ(std::count_if(jobs.begin(), jobs.end(),
+                          [](const JobRecord& j) { return j.status == JobStatus::kRunning; }),
+            3);
+  ASSERT_TRUE(due.wait_for(1));  // the listener's "look again" after reconnecting
+  EXPECT_EQ(due.seen()[0], clock_.now());
+  EXPECT_EQ(store->job_claim({"w", 10, clock_.now()}).size(), 7u);
+}
+
+ScheduleRecord nightly(TimePoint next) {
+  ScheduleRecord s;
+  s.id = JobId::generate(next);
+  s.name = "nightly";
+  s.job_type = "report";
+  s.job_data = R"({"kind":"daily"})";
+  s.cron_expression = "0 3 * * *";
+  s.time_zone = "Europe/Berlin";
+  s.next_run_time = next;
+  s.queue = "default";
+  return s;
+}
+
+// Recurring jobs on PostgreSQL: an upsert keeps the slot when the expression is unchanged, and
+// of several schedulers (separate connection pools) racing for one slot exactly one fires it.
+TEST_F(PostgresStoreTest, SchedulesKeepTheirSlotAndEachSlotFiresExactlyOnce) {
+  auto store = open();
+  TimePoint slot = clock_.now() + 1h;
+  store->schedule_upsert({nightly(slot)});
+  auto again = nightly(slot + 5h);  // re-registered after a restart: same expression
+  again.job_data = R"({"kind":"nightly"})";
+  store->schedule_upsert({again});
+  auto got = store->schedule_get("nightly");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->next_run_time, slot);
+  EXPECT_EQ(got->job_data, R"({"kind":"nightly"})");
+  EXPECT_EQ(got->time_zone, "Europe/Berlin");
+  EXPECT_TRUE(got->is_enabled);
+  EXPECT_FALSE(got->last_job_id);
+  EXPECT_EQ(store->schedule_next_due(), slot);
+  EXPECT_TRUE(store->schedule_due(clock_.now(), 10).empty());
+  ASSERT_EQ(store->schedule_due(slot, 10).size(), 1u);
+
+  constexpr int kRacers = 6;
+  std::vector<std::shared_ptr<postgres::PostgresStore>> stores;
+  for (int i = 0; i < kRacers; ++i) stores.push_back(open());
+  std::vector<ScheduleFireResult> results(kRacers);
+  std::vector<JobId> job_ids(kRacers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRacers; ++i) {
+    threads.emplace_back([&, i] {
+      ScheduleFireParams f;
+      f.name = "nightly";
+      f.expected_next = slot;
+      f.new_next = slot + 24h;
+      f.last_run_time = slot;
+      JobInsertParams j = job(slot, "report");
+      job_ids[static_cast<std::size_t>(i)] = j.id;
+      f.jobs.push_back(j);
+      results[static_cast<std::size_t>(i)] = stores[static_cast<std::size_t>(i)]->schedule_fire(f);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int fired = 0;
+  JobId winner;
+  for (int i = 0; i < kRacers; ++i) {
+    if (results[static_cast<std::size_t>(i)] == ScheduleFireResult::kFired) {
+      ++fired;
+      winner = job_ids[static_cast<std::size_t>(i)];
+    } else {
+      EXPECT_EQ(results[static_cast<std::size_t>(i)], ScheduleFireResult::kLost);
+    }
+  }
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(store->job_list({std::nullopt, "report", 100}).size(), 1u);
+  got = store->schedule_get("nightly");
+  EXPECT_EQ(got->next_run_time, slot + 24h);
+  EXPECT_EQ(got->last_run_time, slot);
+  EXPECT_EQ(got->last_job_id, winner);
+
+  // Overlap policy skip: the previous job is still Pending, so the next slot enqueues nothing.
+  auto skip = nightly(slot);
+  skip.overlap = OverlapPolicy::kSkip;
+  store->schedule_upsert({skip});
+  ScheduleFireParams next;
+  next.name = "nightly";
+  next.expected_next = slot + 24h;
+  next.new_next = slot + 48h;
+  next.last_run_time = slot + 24h;
+  next.skip_if_previous_running = true;
+  next.jobs.push_back(job(slot + 24h, "report"));
+  EXPECT_EQ(store->schedule_fire(next), ScheduleFireResult::kSkippedOverlap);
+  EXPECT_EQ(store->job_list({std::nullopt, "report", 100}).size(), 1u);
+  EXPECT_EQ(store->schedule_get("nightly")->next_run_time, slot + 48h);
+
+  // A changed expression takes the new slot; disabling hides it from the scheduler.
+  auto changed = nightly(slot + 2h);
+  changed.cron_expression = "0 5 * * *";
+  store->schedule_upsert({changed});
+  EXPECT_EQ(store->schedule_get("nightly")->next_run_time, slot + 2h);
+  EXPECT_TRUE(store->schedule_set_enabled("nightly", false));
+  EXPECT_TRUE(store->schedule_due(slot + 100h, 10).empty());
+  EXPECT_FALSE(store->schedule_next_due());
+  store->schedule_upsert({changed});  // re-registering does not re-enable it
+  EXPECT_FALSE(store->schedule_get("nightly")->is_enabled);
+  EXPECT_EQ(store->schedule_list().size(), 1u);
+  EXPECT_TRUE(store->schedule_remove("nightly"));
+  EXPECT_FALSE(store->schedule_remove("nightly"));
+  EXPECT_FALSE(store->schedule_set_enabled("nightly", true));
+}
+
+// Stops (and removes) a private cluster at the end of a test, whatever happens in it.
+class PrivateCluster {
+ public:
+  explicit PrivateCluster(const TempDir& dir) : dir_(dir.file("pg")) {
+    auto r = run_process({script(), "start", dir_});
+    started_ = r.status == 0;
+    url_ = trim(r.out);
+    EXPECT_TRUE(started_) << r.err;
+  }
+  ~PrivateCluster() {
+    if (started_) run_process({script(), "stop", dir_});
+  }
+  [[nodiscard]] bool started() const { return started_; }
+  [[nodiscard]] const std::string& url() const { return url_; }
+  ProcessResult restart() { return run_process({script(), "restart", dir_}); }
+
+ private:
+  static std::string script() {
+    return std::string(ERGON_SOURCE_DIR) + "/scripts/pg-test-cluster.sh";
+  }
+  std::string dir_;
+  std::string url_;
+  bool started_ = false;
+};
+
+// The whole server restarts (on a cluster of this test's own, so the other tests' server stays
+// up): the store reconnects within a bounded number of failed calls and nothing is lost.
+TEST_F(PostgresStoreTest, ServerRestartLosesNothing) {
+  TempDir dir;
+  PrivateCluster cluster(dir);
+  ASSERT_TRUE(cluster.started());
+  auto store = open(pg_url_with(cluster.url(), "schema=restart"), &clock_);
+  std::vector<JobId> ids;
+  for (int i = 0; i < 20; ++i) {
+    auto p = job(clock_.now());
+    store->job_insert(p);
+    ids.push_back(p.id);
+  }
+  auto claimed = store->job_claim({"w", 5, clock_.now()});
+  ASSERT_EQ(claimed.size(), 5u);
+  JobFinishParams done;
+  done.id = claimed[0].id;
+  done.attempt = claimed[0].attempt;
+  done.worker_id = "w";
+  done.status = JobStatus::kCompleted;
+  done.now = clock_.now();
+  ASSERT_TRUE(store->job_finish(done));
+  ASSERT_TRUE(store->listener_wait_ready(30s));
+  DueRecorder due(*store);
+
+  auto r = cluster.restart();
+  ASSERT_EQ(r.status, 0) << r.err;
+
+  int failures = 0;
+  std::vector<JobRecord> jobs;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    try {
+      jobs = store->job_list({});
+      break;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kStore) << e.what();
+      ++failures;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  EXPECT_LE(failures, 10);
+  ASSERT_EQ(jobs.size(), 20u);
+  std::map<JobStatus, int> by_status;
+  for (const auto& j : jobs) ++by_status[j.status];
+  EXPECT_EQ(by_status[JobStatus::kPending], 15);
+  EXPECT_EQ(by_status[JobStatus::kRunning], 4);
+  EXPECT_EQ(by_status[JobStatus::kCompleted], 1);
+  ASSERT_TRUE(due.wait_for(1));  // the listener is back and asked the workers to look again
+  EXPECT_EQ(store->job_claim({"w", 100, clock_.now()}).size(), 15u);
+}
+
+}  // namespace
+}  // namespace ergon::testing

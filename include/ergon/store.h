@@ -1,13 +1,16 @@
 // ergon/store.h — opening the database that holds the jobs.
 //
-// A Store is an opaque handle on one database (a SQLite file now; PostgreSQL through the same
-// seam). Open it once per process and share it: JobRunner and JobsWorker both take a
+// A Store is an opaque handle on one database: a SQLite file, or a PostgreSQL database that
+// any number of processes on any number of hosts share. Open it once per process and share it: JobRunner and JobsWorker both take a
 // std::shared_ptr<Store>. The handle is safe to use from any number of threads. Several
 // processes may open the same database at once.
 //
 // URLs: "sqlite:PATH" (relative or absolute), optionally with parameters
 // "sqlite:PATH?synchronous=normal&busy_timeout_ms=5000". `synchronous` defaults to `full`:
-// a job is durable once start_job returns, even across a power cut.
+// a job is durable once start_job returns, even across a power cut. PostgreSQL:
+// "postgresql://user[:password]@host[:port]/db[?schema=NAME&pool_size=N&...]" (also
+// postgres://); `schema` (default public) lets two applications share a database, other
+// parameters go to libpq. The database must exist; Ergon creates only its schema.
 #pragma once
 
 #include <memory>

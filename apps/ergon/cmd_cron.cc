@@ -41,8 +41,7 @@ void register_cron(CLI::App& app, Globals&) {
   };
   auto a = std::make_shared<Args>();
   auto* next = cron_cmd->add_subcommand("next", "print the next occurrences of an expression");
-  next->add_option("expression", a->expr, "cron expression, e.g. \"0 3 * * MON-FRI\"")
-      ->required();
+  next->add_option("expression", a->expr, "cron expression, e.g. \"0 3 * * MON-FRI\"")->required();
   next->add_option("--tz", a->tz, "IANA time zone (default UTC)");
   next->add_option("--from", a->from, "start instant, ISO-8601 (default now)");
   next->add_option("--count", a->count, "how many (1-1000, default 5)")->check(CLI::Range(1, 1000));

@@ -77,8 +77,7 @@ void register_demo(CLI::App& app, Globals& g) {
         [](const SendEmailJob&) { pause_ms(1200); }));  // a slow SMTP server
     handlers.add<ResizeImageJob>([](const ResizeImageJob& job, JobContext& ctx) {
       for (int p = 0; p <= 100; p += 10) {
-        ctx.report_progress("resizing " + job.image + " to " + std::to_string(job.width) + "px",
-                            p);
+        ctx.report_progress("resizing " + job.image + " to " + std::to_string(job.width) + "px", p);
         ctx.throw_if_stop_requested();
         pause_ms(180);
       }
@@ -106,8 +105,8 @@ void register_demo(CLI::App& app, Globals& g) {
 
     JobRunner runner(store);
     std::vector<JobId> ids;
-    ids.push_back(runner.start_job(SendEmailJob{"user@example.com", "Welcome!",
-                                                "Thank you for registering!"}));
+    ids.push_back(runner.start_job(
+        SendEmailJob{"user@example.com", "Welcome!", "Thank you for registering!"}));
     ids.push_back(runner.start_job(ResizeImageJob{"beach.jpg", 1024}));
     ids.push_back(runner.start_job(ResizeImageJob{"mountain.png", 640}));
     ids.push_back(runner.start_job(SyncInventoryJob{"acme-supplies"}));

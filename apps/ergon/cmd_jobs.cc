@@ -82,26 +82,31 @@ void register_jobs(CLI::App& app, Globals& g) {
     for (const auto& r : rows) {
       std::string progress = r.progress_percent ? std::to_string(*r.progress_percent) + "%" : "-";
       std::printf("%-36s  %-20s  %-9s  %7d  %8s  %-20s  %s\n", r.id.to_string().c_str(),
-                  cut(r.job_type, 20).c_str(), std::string(to_string(r.status)).c_str(),
-                  r.attempt, progress.c_str(), short_time(r.created_at).c_str(),
+                  cut(r.job_type, 20).c_str(), std::string(to_string(r.status)).c_str(), r.attempt,
+                  progress.c_str(), short_time(r.created_at).c_str(),
                   cut(r.error_message.value_or(""), 60).c_str());
     }
   });
 
   auto cancel_id = std::make_shared<std::string>();
-  auto* cancel = jobs->add_subcommand("cancel", "cancel a job (Pending: at once; Running: its "
-                                                "worker stops it)");
+  auto* cancel = jobs->add_subcommand("cancel",
+                                      "cancel a job (Pending: at once; Running: its "
+                                      "worker stops it)");
   cancel->add_option("id", *cancel_id, "job id")->required();
   cancel->callback([&g, cancel_id] {
     auto id = JobId::parse(*cancel_id);
     if (!id) throw Error(ErrorCode::kInvalidArgument, "not a job id: '" + *cancel_id + "'");
     JobRunner runner(open_existing(database_url(g)));
     switch (runner.cancel(*id)) {
-      case CancelOutcome::kCancelled: std::cout << "cancelled\n"; break;
+      case CancelOutcome::kCancelled:
+        std::cout << "cancelled\n";
+        break;
       case CancelOutcome::kRequested:
         std::cout << "cancellation requested; its worker stops it\n";
         break;
-      case CancelOutcome::kAlreadyFinished: std::cout << "already finished; nothing changed\n"; break;
+      case CancelOutcome::kAlreadyFinished:
+        std::cout << "already finished; nothing changed\n";
+        break;
     }
   });
 

@@ -58,8 +58,8 @@ void register_schedules(CLI::App& app, Globals& g) {
   });
 
   struct AddArgs {
-    std::string name, type, expr, data = "{}", tz = "UTC", misfire = "run_once",
-                                   overlap = "allow", queue = "default";
+    std::string name, type, expr, data = "{}", tz = "UTC", misfire = "run_once", overlap = "allow",
+                                  queue = "default";
     bool seconds = false;
     int misfire_limit = 10, priority = 0, max_attempts = 0;
   };

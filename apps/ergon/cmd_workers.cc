@@ -38,8 +38,8 @@ void register_workers(CLI::App& app, Globals& g) {
       std::cout << out.dump(2) << "\n";
       return;
     }
-    std::printf("%-40s %-20s %7s  %-20s  %-20s  %s\n", "ID", "HOST", "PID", "STARTED",
-                "HEARTBEAT", "RUNNING");
+    std::printf("%-40s %-20s %7s  %-20s  %-20s  %s\n", "ID", "HOST", "PID", "STARTED", "HEARTBEAT",
+                "RUNNING");
     for (const auto& w : workers) {
       std::printf("%-40s %-20s %7d  %-20s  %-20s  %zu\n", w.id.c_str(), w.host.c_str(), w.pid,
                   short_time(w.started_at).c_str(), short_time(w.heartbeat_at).c_str(),

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
     auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
-                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers; see --help)\n";
+                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers; "
+                   "see --help)\n";
       return 1;
     }
     break;

@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
 
   auto job = runner.get_job(id);
   std::printf("job %s: %s, %d%% \"%s\"\n", id.to_string().c_str(),
-              std::string(ergon::to_string(job->status)).c_str(), job->progress_percent.value_or(-1),
-              job->progress_message.value_or("").c_str());
+              std::string(ergon::to_string(job->status)).c_str(),
+              job->progress_percent.value_or(-1), job->progress_message.value_or("").c_str());
   bool ok = job->status == ergon::JobStatus::kCompleted && job->progress_percent == 100;
   return ok ? 0 : 1;
 }

@@ -54,7 +54,7 @@ class FakeClock final : public Clock {
   void wake_all();
 
   mutable std::mutex mu_;
-  TimePoint now_;                            // guarded by mu_
+  TimePoint now_;                           // guarded by mu_
   std::set<std::condition_variable*> cvs_;  // waiters, guarded by mu_
 };
 

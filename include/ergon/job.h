@@ -42,7 +42,8 @@ namespace ergon {
 template <class T>
 concept JobType = requires {
   { T::kJobType } -> std::convertible_to<std::string_view>;
-} && requires(const T& job, nlohmann::json& j) {
+}
+&&requires(const T& job, nlohmann::json& j) {
   nlohmann::json(job);
   j.get<T>();
 };
@@ -120,22 +121,24 @@ class HandlerRegistry {
   template <JobType T>
   void add(std::shared_ptr<JobHandler<T>> handler, JobTypeOptions options = {}) {
     if (!handler) throw Error(ErrorCode::kInvalidArgument, "null handler for job type");
-    add_raw(std::string(T::kJobType),
-            [h = std::move(handler)](std::string_view data, JobContext& ctx) {
-              h->handle(decode<T>(data), ctx);
-            },
-            options);
+    add_raw(
+        std::string(T::kJobType),
+        [h = std::move(handler)](std::string_view data, JobContext& ctx) {
+          h->handle(decode<T>(data), ctx);
+        },
+        options);
   }
 
   // A handler given as a callable `void(const T&, JobContext&)`.
   template <JobType T, class F>
-    requires std::invocable<F&, const T&, JobContext&>
+  requires std::invocable<F&, const T&, JobContext&>
   void add(F fn, JobTypeOptions options = {}) {
-    add_raw(std::string(T::kJobType),
-            [fn = std::move(fn)](std::string_view data, JobContext& ctx) mutable {
-              fn(decode<T>(data), ctx);
-            },
-            options);
+    add_raw(
+        std::string(T::kJobType),
+        [fn = std::move(fn)](std::string_view data, JobContext& ctx) mutable {
+          fn(decode<T>(data), ctx);
+        },
+        options);
   }
 
   // A handler that works on the raw JSON text (used for command handlers). Throws

@@ -89,8 +89,8 @@ class JobRunner {
   template <JobType T>
   std::string add_or_update_scheduled_job(const T& job, std::string_view cron_expression,
                                           ScheduleOptions options = {}) {
-    return add_or_update_scheduled_job_raw(T::kJobType, nlohmann::json(job).dump(),
-                                           cron_expression, std::move(options));
+    return add_or_update_scheduled_job_raw(T::kJobType, nlohmann::json(job).dump(), cron_expression,
+                                           std::move(options));
   }
   std::string add_or_update_scheduled_job_raw(std::string_view job_type, std::string_view job_data,
                                               std::string_view cron_expression,

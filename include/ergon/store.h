@@ -1,9 +1,9 @@
 // ergon/store.h — opening the database that holds the jobs.
 //
 // A Store is an opaque handle on one database: a SQLite file, or a PostgreSQL database that
-// any number of processes on any number of hosts share. Open it once per process and share it: JobRunner and JobsWorker both take a
-// std::shared_ptr<Store>. The handle is safe to use from any number of threads. Several
-// processes may open the same database at once.
+// any number of processes on any number of hosts share. Open it once per process and share it:
+// JobRunner and JobsWorker both take a std::shared_ptr<Store>. The handle is safe to use from any
+// number of threads. Several processes may open the same database at once.
 //
 // URLs: "sqlite:PATH" (relative or absolute), optionally with parameters
 // "sqlite:PATH?synchronous=normal&busy_timeout_ms=5000". `synchronous` defaults to `full`:
@@ -59,8 +59,8 @@ struct JobRecord {
   std::optional<int> progress_percent;
   std::string queue;
   int priority = 0;
-  TimePoint run_at;               // when it is (or was) due
-  int attempt = 0;                // attempts started so far; the fencing token of Running jobs
+  TimePoint run_at;  // when it is (or was) due
+  int attempt = 0;   // attempts started so far; the fencing token of Running jobs
   std::optional<int> max_attempts;
   std::optional<std::string> worker_id;
   std::optional<TimePoint> heartbeat_at;

@@ -66,12 +66,26 @@ std::string get_string(const json& obj, const std::string& where, const char* ke
 WorkerOptions parse_worker(const json& j) {
   const std::string w = "JobsWorker";
   check_keys(j, w,
-             {"MaxConcurrentJobs", "PollingInterval", "ScheduledJobsCheckInterval",
-              "OrphanedJobsCheckInterval", "OrphanedJobThreshold", "ShutdownTimeout",
-              "RetryBaseDelay", "RetryMaxDelay", "DefaultMaxAttempts", "ProgressInterval",
-              "WorkerName", "RunScheduler", "MisfireGracePeriod", "HeartbeatInterval",
-              "PoisonJobRescues", "TimeoutGracePeriod", "CompletedJobsRetention",
-              "FailedJobsRetention", "CancelledJobsRetention", "PruneInterval"});
+             {"MaxConcurrentJobs",
+              "PollingInterval",
+              "ScheduledJobsCheckInterval",
+              "OrphanedJobsCheckInterval",
+              "OrphanedJobThreshold",
+              "ShutdownTimeout",
+              "RetryBaseDelay",
+              "RetryMaxDelay",
+              "DefaultMaxAttempts",
+              "ProgressInterval",
+              "WorkerName",
+              "RunScheduler",
+              "MisfireGracePeriod",
+              "HeartbeatInterval",
+              "PoisonJobRescues",
+              "TimeoutGracePeriod",
+              "CompletedJobsRetention",
+              "FailedJobsRetention",
+              "CancelledJobsRetention",
+              "PruneInterval"});
   WorkerOptions o;
   o.max_concurrent_jobs = get_int(j, w, "MaxConcurrentJobs", 0, 0, 10000);
   o.polling_interval = get_timespan(j, w, "PollingInterval", o.polling_interval);

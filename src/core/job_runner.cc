@@ -61,15 +61,15 @@ JobId JobRunner::start_job_raw(std::string_view job_type, std::string_view job_d
   return p.id;
 }
 
-JobId JobRunner::start_job_raw(sqlite3* conn, std::string_view job_type,
-                               std::string_view job_data, const JobOptions& options) {
+JobId JobRunner::start_job_raw(sqlite3* conn, std::string_view job_type, std::string_view job_data,
+                               const JobOptions& options) {
   JobInsertParams p = make_insert(*store_, job_type, job_data, options);
   store_->job_insert_tx(conn, p);
   return p.id;
 }
 
-JobId JobRunner::start_job_raw(pg_conn* conn, std::string_view job_type,
-                               std::string_view job_data, const JobOptions& options) {
+JobId JobRunner::start_job_raw(pg_conn* conn, std::string_view job_type, std::string_view job_data,
+                               const JobOptions& options) {
   JobInsertParams p = make_insert(*store_, job_type, job_data, options);
   store_->job_insert_tx(conn, p);
   return p.id;
@@ -114,11 +114,10 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   r.with_seconds = o.with_seconds;
   r.time_zone = o.time_zone;
   try {
-    r.next_run_time =
-        runtime::first_slot_after(r.cron_expression, r.with_seconds, r.time_zone, checked.created_at);
+    r.next_run_time = runtime::first_slot_after(r.cron_expression, r.with_seconds, r.time_zone,
+                                                checked.created_at);
   } catch (const cron::CronError& e) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "schedule '" + r.name + "': " + std::string(e.what()));
+    throw Error(ErrorCode::kInvalidArgument, "schedule '" + r.name + "': " + std::string(e.what()));
   }
   r.is_enabled = true;
   r.misfire = o.misfire;
@@ -159,12 +158,15 @@ std::optional<ScheduleRecord> JobRunner::get_scheduled_job(std::string_view name
 
 CancelOutcome JobRunner::cancel(const JobId& id) {
   switch (store_->job_cancel(id, store_->clock().now())) {
-    case CancelResult::kCancelled: return CancelOutcome::kCancelled;
+    case CancelResult::kCancelled:
+      return CancelOutcome::kCancelled;
     case CancelResult::kRequested:
       store_->cancel_notifier().notify(store_->clock().now());
       return CancelOutcome::kRequested;
-    case CancelResult::kAlreadyFinished: return CancelOutcome::kAlreadyFinished;
-    case CancelResult::kNotFound: break;
+    case CancelResult::kAlreadyFinished:
+      return CancelOutcome::kAlreadyFinished;
+    case CancelResult::kNotFound:
+      break;
   }
   throw Error(ErrorCode::kNotFound, "no job with id " + id.to_string());
 }

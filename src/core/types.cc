@@ -31,13 +31,20 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kStore: return "store";
-    case ErrorCode::kSchema: return "schema";
-    case ErrorCode::kConfig: return "config";
-    case ErrorCode::kNoTransaction: return "no_transaction";
-    case ErrorCode::kUnsupported: return "unsupported";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kStore:
+      return "store";
+    case ErrorCode::kSchema:
+      return "schema";
+    case ErrorCode::kConfig:
+      return "config";
+    case ErrorCode::kNoTransaction:
+      return "no_transaction";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
   }
   return "unknown";
 }
@@ -116,11 +123,16 @@ bool JobId::is_nil() const {
 
 std::string_view to_string(JobStatus status) {
   switch (status) {
-    case JobStatus::kPending: return "Pending";
-    case JobStatus::kRunning: return "Running";
-    case JobStatus::kCompleted: return "Completed";
-    case JobStatus::kFailed: return "Failed";
-    case JobStatus::kCancelled: return "Cancelled";
+    case JobStatus::kPending:
+      return "Pending";
+    case JobStatus::kRunning:
+      return "Running";
+    case JobStatus::kCompleted:
+      return "Completed";
+    case JobStatus::kFailed:
+      return "Failed";
+    case JobStatus::kCancelled:
+      return "Cancelled";
   }
   return "Unknown";
 }

@@ -19,7 +19,8 @@ AttemptContext::AttemptContext(Store& store, const JobRecord& job, std::string_v
 
 void AttemptContext::report_progress(std::string_view message, int percent) {
   std::lock_guard lock(mu_);
-  unwritten_ = Progress{truncate_utf8(message, kMaxProgressMessageBytes), std::clamp(percent, 0, 100)};
+  unwritten_ =
+      Progress{truncate_utf8(message, kMaxProgressMessageBytes), std::clamp(percent, 0, 100)};
   TimePoint now = store_.clock().now();
   if (last_write_ && now - *last_write_ < interval_) return;
   write_locked(now);

@@ -63,7 +63,7 @@ class AttemptContext final : public JobContext {
 
   mutable std::mutex mu_;
   std::optional<Progress> unwritten_;      // guarded by mu_
-  std::optional<TimePoint> last_write_;   // guarded by mu_
+  std::optional<TimePoint> last_write_;    // guarded by mu_
   bool completes_in_transaction_ = false;  // guarded by mu_
 };
 

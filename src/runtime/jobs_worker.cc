@@ -92,8 +92,8 @@ class JobsWorker::Impl {
     producer_ = std::thread([this] { produce(); });
     if (opts_.run_scheduler) {
       scheduler_ = std::make_unique<runtime::Scheduler>(
-          *store_, runtime::SchedulerOptions{opts_.scheduled_jobs_check_interval,
-                                             opts_.misfire_grace});
+          *store_,
+          runtime::SchedulerOptions{opts_.scheduled_jobs_check_interval, opts_.misfire_grace});
       scheduler_->start();
     }
     spdlog::info("worker {} started: {} slots, {} job types", worker_id_, max_, handlers_.size());
@@ -131,7 +131,8 @@ class JobsWorker::Impl {
     }
     // Handlers still running after the grace period: give their jobs back now. If such a
     // handler finishes later, its outcome is fenced out (the job is no longer Running for it).
-    for (auto& [id, slot] : leftovers) release(id, slot.job_type, slot.attempt, slot.max_attempts, slot.run_at);
+    for (auto& [id, slot] : leftovers)
+      release(id, slot.job_type, slot.attempt, slot.max_attempts, slot.run_at);
     {
       std::lock_guard lock(mu_);
       pool_stop_ = true;
@@ -573,7 +574,8 @@ class JobsWorker::Impl {
           // The handler ignored its stop token: fail the attempt without it. Its thread stays
           // busy until it returns (threads cannot be killed); its late outcome is fenced out.
           slot.abandoned = true;
-          expired.push_back({key.first, slot.job_type, slot.attempt, slot.max_attempts, *slot.timeout});
+          expired.push_back(
+              {key.first, slot.job_type, slot.attempt, slot.max_attempts, *slot.timeout});
         }
       }
     }
@@ -651,8 +653,8 @@ class JobsWorker::Impl {
       }
       WorkerRecord me;
       me.id = worker_id_;
-      me.name = opts_.worker_name.empty() ? host + ":" + std::to_string(getpid())
-                                          : opts_.worker_name;
+      me.name =
+          opts_.worker_name.empty() ? host + ":" + std::to_string(getpid()) : opts_.worker_name;
       me.host = host;
       me.pid = getpid();
       me.started_at = now;
@@ -711,21 +713,21 @@ class JobsWorker::Impl {
   TimePoint pool_started_at_;  // set before the maintenance thread starts
 
   std::mutex mu_;
-  std::condition_variable cv_;          // producer: wake-up, free slot, stop
-  std::condition_variable pool_cv_;     // executors: work queued, pool stop
-  std::condition_variable idle_cv_;     // a job finished
-  std::condition_variable flusher_cv_;  // flusher: pool stop
-  bool stopping_ = false;               // guarded by mu_
-  bool stopped_ = false;                // guarded by mu_
-  bool pool_stop_ = false;              // guarded by mu_
-  bool wake_ = false;                   // guarded by mu_
-  bool heartbeat_now_ = false;          // a cancel() in this process; guarded by mu_
-  std::uint64_t claim_seq_ = 0;         // claims made so far; guarded by mu_
+  std::condition_variable cv_;             // producer: wake-up, free slot, stop
+  std::condition_variable pool_cv_;        // executors: work queued, pool stop
+  std::condition_variable idle_cv_;        // a job finished
+  std::condition_variable flusher_cv_;     // flusher: pool stop
+  bool stopping_ = false;                  // guarded by mu_
+  bool stopped_ = false;                   // guarded by mu_
+  bool pool_stop_ = false;                 // guarded by mu_
+  bool wake_ = false;                      // guarded by mu_
+  bool heartbeat_now_ = false;             // a cancel() in this process; guarded by mu_
+  std::uint64_t claim_seq_ = 0;            // claims made so far; guarded by mu_
   TimePoint next_due_ = TimePoint::max();  // guarded by mu_
   // Claimed and not finished, by (job, attempt): a job rescued from this worker and claimed by
   // it again has two slots while the first handler winds down. Guarded by mu_.
   std::map<std::pair<JobId, int>, Slot> running_;
-  std::deque<JobRecord> queue_;         // claimed, waiting for an executor; guarded by mu_
+  std::deque<JobRecord> queue_;                  // claimed, waiting for an executor; guarded by mu_
   std::mt19937_64 rng_{std::random_device{}()};  // guarded by mu_
   std::vector<std::thread> pool_;
   std::thread producer_;

@@ -11,7 +11,9 @@ namespace {
 
 using std::chrono::sys_seconds;
 
-TimePoint to_time_point(sys_seconds s) { return std::chrono::time_point_cast<TimePoint::duration>(s); }
+TimePoint to_time_point(sys_seconds s) {
+  return std::chrono::time_point_cast<TimePoint::duration>(s);
+}
 
 // system_clock::time_point (nanoseconds) ends in 2262; a schedule with no further occurrence
 // is parked well before that.
@@ -117,8 +119,8 @@ std::size_t Scheduler::run_once() {
           }
           break;
         case ScheduleFireResult::kSkippedOverlap:
-          spdlog::info("schedule '{}': slot {} skipped, the previous run is not finished",
-                       s.name, format_timestamp(plan.latest_slot));
+          spdlog::info("schedule '{}': slot {} skipped, the previous run is not finished", s.name,
+                       format_timestamp(plan.latest_slot));
           break;
         case ScheduleFireResult::kLost:
           break;  // another scheduler fired it

@@ -66,7 +66,7 @@ class Scheduler {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                  // guarded by mu_
+  bool stopping_ = false;                 // guarded by mu_
   TimePoint wake_at_ = TimePoint::max();  // earliest change notified; guarded by mu_
   std::thread thread_;
 };

@@ -94,9 +94,8 @@ std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& opti
     }
     return store;
   }
-  throw Error(ErrorCode::kInvalidArgument,
-              "unknown database URL '" + std::string(url) +
-                  "': expected sqlite:PATH or postgresql://...");
+  throw Error(ErrorCode::kInvalidArgument, "unknown database URL '" + std::string(url) +
+                                               "': expected sqlite:PATH or postgresql://...");
 }
 
 std::vector<int> migrate(Store& store) { return store.schema_migrate(); }

@@ -59,7 +59,7 @@ struct JobFinishParams {
   // due again at run_at).
   JobStatus status = JobStatus::kCompleted;
   TimePoint now;
-  TimePoint run_at;                         // kPending only
+  TimePoint run_at;                          // kPending only
   std::optional<std::string> error_message;  // stored when set; kept otherwise
   std::optional<int> max_attempts;           // stored when set (a release gives back an attempt)
   // The last progress report of the attempt, if it was not written yet.
@@ -91,15 +91,15 @@ struct ScheduleFireParams {
   std::string_view name;
   TimePoint expected_next;
   TimePoint new_next;
-  TimePoint last_run_time;              // the slot fired (the latest one when several)
-  std::vector<JobInsertParams> jobs;    // none when the misfire policy skips the slot
+  TimePoint last_run_time;                // the slot fired (the latest one when several)
+  std::vector<JobInsertParams> jobs;      // none when the misfire policy skips the slot
   bool skip_if_previous_running = false;  // overlap policy: skip while the last job runs
 };
 
 enum class ScheduleFireResult {
-  kFired,            // advanced; jobs inserted
-  kSkippedOverlap,   // advanced; no job, the previous run was still Pending/Running
-  kLost,             // another scheduler fired the slot first, or the schedule changed
+  kFired,           // advanced; jobs inserted
+  kSkippedOverlap,  // advanced; no job, the previous run was still Pending/Running
+  kLost,            // another scheduler fired the slot first, or the schedule changed
 };
 
 // A job the worker still holds, as its heartbeat found it.
@@ -111,10 +111,10 @@ struct HeldJob {
 
 struct JobRescueParams {
   TimePoint now;
-  TimePoint stale_before;    // Running jobs whose heartbeat is older are orphans
+  TimePoint stale_before;         // Running jobs whose heartbeat is older are orphans
   int default_max_attempts = 10;  // for jobs whose max_attempts is NULL
-  int poison_limit = 3;      // a job rescued this many times is quarantined as Failed
-  int limit = 1000;          // at most this many per call
+  int poison_limit = 3;           // a job rescued this many times is quarantined as Failed
+  int limit = 1000;               // at most this many per call
 };
 
 enum class CancelResult { kCancelled, kRequested, kAlreadyFinished, kNotFound };

@@ -28,7 +28,7 @@ class Notifier {
 
  private:
   std::mutex mu_;
-  int next_id_ = 1;                   // guarded by mu_
+  int next_id_ = 1;                    // guarded by mu_
   std::map<int, Listener> listeners_;  // guarded by mu_
 };
 

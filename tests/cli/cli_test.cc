@@ -128,7 +128,8 @@ TEST_F(CliTest, WorkerRunsCommandHandlersAndStopsGracefullyOnSigterm) {
                               "Handlers": {"note": {"command": [")"
                         << script << R"("]}}})";
   for (int i = 0; i < 3; ++i) {
-    ASSERT_EQ(ergon({"enqueue", "note", R"({"i":)" + std::to_string(i) + "}", "--db", db()}).status, 0);
+    ASSERT_EQ(ergon({"enqueue", "note", R"({"i":)" + std::to_string(i) + "}", "--db", db()}).status,
+              0);
   }
   // The worker runs in the background; this test waits for the jobs by watching the
   // database through the CLI, bounded by a deadline.
@@ -168,8 +169,8 @@ TEST_F(CliTest, CronNextPrintsOccurrencesWithTheZonesOffset) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out,
             "2026-03-07T02:30:00-05:00\n2026-03-08T03:00:00-04:00\n2026-03-09T02:30:00-04:00\n");
-  auto s = ergon({"cron", "next", "*/20 * * * * *", "--seconds", "--from",
-                  "2026-01-01T00:00:00Z", "--inclusive", "--count", "2"});
+  auto s = ergon({"cron", "next", "*/20 * * * * *", "--seconds", "--from", "2026-01-01T00:00:00Z",
+                  "--inclusive", "--count", "2"});
   EXPECT_EQ(s.out, "2026-01-01T00:00:00+00:00\n2026-01-01T00:00:20+00:00\n");
   auto bad = ergon({"cron", "next", "61 * * * *"});
   EXPECT_NE(bad.status, 0);
@@ -198,8 +199,10 @@ TEST_F(CliTest, SchedulesCanBeAddedListedChangedTriggeredAndRemoved) {
   auto bad = ergon({"schedules", "add", "x", "report", "* * *", "--db", db()});
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("schedule 'x'"), std::string::npos) << bad.err;
-  EXPECT_NE(ergon({"schedules", "add", "x", "report", "* * * * *", "--overlap", "maybe",
-                   "--db", db()}).status, 0);
+  EXPECT_NE(
+      ergon({"schedules", "add", "x", "report", "* * * * *", "--overlap", "maybe", "--db", db()})
+          .status,
+      0);
   EXPECT_EQ(ergon({"schedules", "remove", "nope", "--db", db()}).status, 3);
   EXPECT_EQ(ergon({"schedules", "remove", "nightly", "--db", db()}).status, 0);
   EXPECT_EQ(nlohmann::json::parse(ergon({"schedules", "list", "--json", "--db", db()}).out).size(),

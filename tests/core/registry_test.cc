@@ -57,7 +57,9 @@ TEST(RegistryTest, RefusesDuplicatesAndNonsense) {
   EXPECT_THROW(r.add<PingJob>([](const PingJob&, JobContext&) {}), Error);
   EXPECT_THROW(r.add_raw("", [](std::string_view, JobContext&) {}), Error);
   EXPECT_THROW(r.add_raw("x", nullptr), Error);
-  EXPECT_THROW(r.add_raw("y", [](std::string_view, JobContext&) {}, JobTypeOptions{0}), Error);
+  EXPECT_THROW(r.add_raw(
+                   "y", [](std::string_view, JobContext&) {}, JobTypeOptions{0}),
+               Error);
   EXPECT_THROW(r.add<PingJob>(std::shared_ptr<JobHandler<PingJob>>()), Error);
   EXPECT_EQ(r.size(), 1u);
 }

@@ -1,8 +1,9 @@
+#include "ergon/types.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "ergon/types.h"
 #include "support/test_support.h"
 
 namespace ergon {
@@ -20,9 +21,9 @@ TEST(JobIdTest, EmbedsTheMillisecondTimestamp) {
   JobId id = JobId::generate(t);
   std::uint64_t ms = 0;
   for (int i = 0; i < 6; ++i) ms = (ms << 8) | id.bytes()[i];
-  EXPECT_EQ(ms, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              t.time_since_epoch())
-                                              .count()));
+  EXPECT_EQ(
+      ms, static_cast<std::uint64_t>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()));
 }
 
 TEST(JobIdTest, IdsOfOneProcessAreStrictlyIncreasingEvenWithinAMillisecond) {
@@ -48,9 +49,10 @@ TEST(JobIdTest, ParsesWhatItPrints) {
 }
 
 TEST(JobIdTest, RejectsMalformedText) {
-  for (const char* bad : {"", "nope", "01a223a3-f984-716a-98ba-0e08a36a78e",
-                          "01a223a3-f984-716a-98ba-0e08a36a78edd", "01a223a3f984-716a-98ba-0e08a36a78ed0",
-                          "01a223a3-f984-716a-98ba-0e08a36a78eg", "01a223a3-f984-716a-98ba_0e08a36a78ed"}) {
+  for (const char* bad :
+       {"", "nope", "01a223a3-f984-716a-98ba-0e08a36a78e", "01a223a3-f984-716a-98ba-0e08a36a78edd",
+        "01a223a3f984-716a-98ba-0e08a36a78ed0", "01a223a3-f984-716a-98ba-0e08a36a78eg",
+        "01a223a3-f984-716a-98ba_0e08a36a78ed"}) {
     EXPECT_FALSE(JobId::parse(bad)) << bad;
   }
 }

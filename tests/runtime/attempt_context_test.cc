@@ -1,6 +1,7 @@
+#include "runtime/attempt_context.h"
+
 #include <gtest/gtest.h>
 
-#include "runtime/attempt_context.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "runtime/backoff.h"
+
+#include <gtest/gtest.h>
 
 namespace ergon::runtime {
 namespace {

@@ -1,10 +1,11 @@
 // Command handlers end to end: a worker runs jobs whose handlers are shell scripts.
+#include "runtime/command_handler.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "ergon/ergon.h"
-#include "runtime/command_handler.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {
@@ -19,9 +20,7 @@ class CommandHandlerTest : public ::testing::Test {
     store_ = open_store(sqlite_url(dir_), {.clock = &clock_});
     options_.max_concurrent_jobs = 2;
     options_.polling_interval = 1h;
-    options_.on_event = [this](const JobEvent& e) {
-      events_[static_cast<int>(e.kind)].add();
-    };
+    options_.on_event = [this](const JobEvent& e) { events_[static_cast<int>(e.kind)].add(); };
   }
 
   // Writes `body` as an executable script in the test directory and returns its path.
@@ -32,8 +31,8 @@ class CommandHandlerTest : public ::testing::Test {
     return path;
   }
 
-  JobRecord run(const std::string& config_json, const std::string& type,
-                const std::string& data, Kind until) {
+  JobRecord run(const std::string& config_json, const std::string& type, const std::string& data,
+                Kind until) {
     HandlerRegistry handlers;
     runtime::add_command_handlers(handlers, parse_config(config_json));
     JobsWorker worker(store_, std::move(handlers), options_);
@@ -54,10 +53,14 @@ class CommandHandlerTest : public ::testing::Test {
 
 TEST_F(CommandHandlerTest, PassesJobDataAndEnvironmentAndSucceedsOnExitZero) {
   std::string out = dir_.file("seen.txt");
-  std::string s = script("ok.sh", "cat > " + out + ".data\n"
-                                  "echo \"$ERGON_JOB_ID $ERGON_JOB_TYPE $ERGON_ATTEMPT $GREETING\" > " + out);
-  auto r = run(R"({"Handlers": {"resize": {"command": [")" + s + R"("], "env": {"GREETING": "hi"}}}})",
-               "resize", R"({"image":"a.png"})", Kind::kCompleted);
+  std::string s =
+      script("ok.sh", "cat > " + out +
+                          ".data\n"
+                          "echo \"$ERGON_JOB_ID $ERGON_JOB_TYPE $ERGON_ATTEMPT $GREETING\" > " +
+                          out);
+  auto r =
+      run(R"({"Handlers": {"resize": {"command": [")" + s + R"("], "env": {"GREETING": "hi"}}}})",
+          "resize", R"({"image":"a.png"})", Kind::kCompleted);
   EXPECT_EQ(r.status, JobStatus::kCompleted);
   std::string line;
   std::getline(std::ifstream(out), line);
@@ -68,18 +71,19 @@ TEST_F(CommandHandlerTest, PassesJobDataAndEnvironmentAndSucceedsOnExitZero) {
 }
 
 TEST_F(CommandHandlerTest, ProgressLinesBecomeProgress) {
-  std::string s = script("progress.sh", "echo 'progress 10 starting'\necho 'some log line'\n"
-                                        "echo 'progress 100 all done'");
-  auto r = run(R"({"Handlers": {"p": {"command": [")" + s + R"("]}}})", "p", "{}",
-               Kind::kCompleted);
+  std::string s = script("progress.sh",
+                         "echo 'progress 10 starting'\necho 'some log line'\n"
+                         "echo 'progress 100 all done'");
+  auto r =
+      run(R"({"Handlers": {"p": {"command": [")" + s + R"("]}}})", "p", "{}", Kind::kCompleted);
   EXPECT_EQ(r.progress_message, "all done");
   EXPECT_EQ(r.progress_percent, 100);
 }
 
 TEST_F(CommandHandlerTest, NonZeroExitFailsTheAttemptWithTheStderrTail) {
   std::string s = script("fail.sh", "echo 'connecting' >&2\necho 'disk full' >&2\nexit 3");
-  auto r = run(R"({"Handlers": {"f": {"command": [")" + s + R"("], "maxAttempts": 1}}})", "f",
-               "{}", Kind::kFailed);
+  auto r = run(R"({"Handlers": {"f": {"command": [")" + s + R"("], "maxAttempts": 1}}})", "f", "{}",
+               Kind::kFailed);
   EXPECT_EQ(r.status, JobStatus::kFailed);
   ASSERT_TRUE(r.error_message);
   EXPECT_NE(r.error_message->find("exited with status 3"), std::string::npos) << *r.error_message;
@@ -88,8 +92,8 @@ TEST_F(CommandHandlerTest, NonZeroExitFailsTheAttemptWithTheStderrTail) {
 
 TEST_F(CommandHandlerTest, FailureIsRetriedWhileAttemptsRemain) {
   std::string s = script("fail.sh", "exit 1");
-  auto r = run(R"({"Handlers": {"f": {"command": [")" + s + R"("], "maxAttempts": 2}}})", "f",
-               "{}", Kind::kRetryScheduled);
+  auto r = run(R"({"Handlers": {"f": {"command": [")" + s + R"("], "maxAttempts": 2}}})", "f", "{}",
+               Kind::kRetryScheduled);
   EXPECT_EQ(r.status, JobStatus::kPending);
   EXPECT_EQ(r.attempt, 1);
 }
@@ -114,8 +118,8 @@ TEST_F(CommandHandlerTest, TimeoutKillsTheProcessGroupAndFailsTheAttempt) {
 }
 
 TEST_F(CommandHandlerTest, MissingCommandFailsWithAClearMessage) {
-  auto r = run(R"({"Handlers": {"m": {"command": ["/nonexistent/tool"], "maxAttempts": 1}}})",
-               "m", "{}", Kind::kFailed);
+  auto r = run(R"({"Handlers": {"m": {"command": ["/nonexistent/tool"], "maxAttempts": 1}}})", "m",
+               "{}", Kind::kFailed);
   ASSERT_TRUE(r.error_message);
   EXPECT_NE(r.error_message->find("/nonexistent/tool"), std::string::npos) << *r.error_message;
 }

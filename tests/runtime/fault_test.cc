@@ -126,8 +126,8 @@ TEST_F(FaultTest, TheWorkersRescuerReturnsOrphans) {
 TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfThePreviousWorkerWithTheSameName) {
   options_.worker_name = "resizer-1";
   JobId id = JobRunner(store_).start_job(Task{1});
-  store_->worker_register({"resizer-1:old", "resizer-1", "elsewhere", 1, clock_.now(),
-                           clock_.now()});
+  store_->worker_register(
+      {"resizer-1:old", "resizer-1", "elsewhere", 1, clock_.now(), clock_.now()});
   ASSERT_EQ(store_->job_claim({"resizer-1:old", 1, clock_.now()}).size(), 1u);
   auto worker = start_worker();  // no waiting for OrphanedJobThreshold
   ASSERT_TRUE(started_.wait_for(1));
@@ -177,18 +177,19 @@ TEST_F(FaultTest, ATimeoutFiresTheStopTokenAndFailsTheAttempt) {
 TEST_F(FaultTest, AHandlerIgnoringItsTimeoutIsFailedAfterTheGrace) {
   options_.timeout_grace = 5s;
   handlers_ = HandlerRegistry();
-  handlers_.add<Task>([this](const Task&, JobContext&) {
-    started_.add();
-    gate_.wait();
-  }, JobTypeOptions{.timeout = 10s});  // the handler's timeout
+  handlers_.add<Task>(
+      [this](const Task&, JobContext&) {
+        started_.add();
+        gate_.wait();
+      },
+      JobTypeOptions{.timeout = 10s});  // the handler's timeout
   auto worker = start_worker();
   JobId id = JobRunner(store_).start_job(Task{1}, {.max_attempts = 1});
   ASSERT_TRUE(started_.wait_for(1));
   clock_.advance(10s);  // stop token fires; the handler ignores it
   clock_.advance(5s);   // grace over: failed without it
   ASSERT_TRUE(wait_for(Kind::kFailed, 1));
-  EXPECT_NE(job(id).error_message->find("did not stop within the grace period"),
-            std::string::npos);
+  EXPECT_NE(job(id).error_message->find("did not stop within the grace period"), std::string::npos);
   gate_.open();  // the handler returns at last: refused
   ASSERT_TRUE(wait_for(Kind::kFenced, 1));
   EXPECT_EQ(job(id).status, JobStatus::kFailed);

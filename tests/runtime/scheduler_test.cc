@@ -1,12 +1,13 @@
 // Recurring jobs with a FakeClock: DST, exactly-once per slot across schedulers, misfire and
 // overlap policies, update by name.
+#include "runtime/scheduler.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 #include <thread>
 
 #include "ergon/ergon.h"
-#include "runtime/scheduler.h"
 #include "store/store.h"
 #include "support/test_support.h"
 
@@ -23,8 +24,7 @@ struct Report {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Report, kind)
 
 TimePoint utc(int y, int mo, int d, int h, int mi = 0) {
-  return time_point_cast<TimePoint::duration>(sys_days{year{y} / mo / d} + hours{h} +
-                                              minutes{mi});
+  return time_point_cast<TimePoint::duration>(sys_days{year{y} / mo / d} + hours{h} + minutes{mi});
 }
 
 class SchedulerTest : public ::testing::Test {
@@ -93,8 +93,10 @@ TEST_F(SchedulerTest, AddOrUpdateIsKeyedByName) {
 }
 
 TEST_F(SchedulerTest, BadExpressionsAndZonesAreRefusedAndNothingIsStored) {
-  for (auto [expr, zone] : {std::pair{"61 * * * *", "UTC"}, {"* * * *", "UTC"},
-                           {"0 3 * * *", "Mars/Olympus_Mons"}, {"", "UTC"}}) {
+  for (auto [expr, zone] : {std::pair{"61 * * * *", "UTC"},
+                            {"* * * *", "UTC"},
+                            {"0 3 * * *", "Mars/Olympus_Mons"},
+                            {"", "UTC"}}) {
     try {
       runner_->add_or_update_scheduled_job(Report{}, expr, {.time_zone = zone});
       ADD_FAILURE() << expr << " " << zone;
@@ -182,8 +184,8 @@ TEST_F(SchedulerTest, SpringForwardFiresTheSkippedTimeOnceWhenTheGapEnds) {
   clock_.set(utc(2026, 3, 7, 12));
   runner_->add_or_update_scheduled_job(Report{}, "30 2 * * *",
                                        {.name = "ny", .time_zone = "America/New_York"});
-  EXPECT_EQ(fire_next("ny"), utc(2026, 3, 8, 7, 0));    // 03:00 EDT, when the gap ends
-  EXPECT_EQ(fire_next("ny"), utc(2026, 3, 9, 6, 30));   // 02:30 EDT
+  EXPECT_EQ(fire_next("ny"), utc(2026, 3, 8, 7, 0));   // 03:00 EDT, when the gap ends
+  EXPECT_EQ(fire_next("ny"), utc(2026, 3, 9, 6, 30));  // 02:30 EDT
   ASSERT_TRUE(runner_->remove_scheduled_job("ny"));
   clock_.set(utc(2026, 3, 28, 12));
   runner_->add_or_update_scheduled_job(Report{}, "30 2 * * *",
@@ -254,8 +256,7 @@ TEST_F(MisfireTest, RunAllIsBounded) {
 }
 
 TEST_F(SchedulerTest, OverlapSkipWaitsForThePreviousRun) {
-  runner_->add_or_update_scheduled_job(Report{}, "*/5 * * * *",
-                                       {.overlap = OverlapPolicy::kSkip});
+  runner_->add_or_update_scheduled_job(Report{}, "*/5 * * * *", {.overlap = OverlapPolicy::kSkip});
   fire_next("report");
   JobId first = *runner_->get_scheduled_job("report")->last_job_id;
   clock_.set(runner_->get_scheduled_job("report")->next_run_time);

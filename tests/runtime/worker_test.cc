@@ -1,11 +1,11 @@
 // The worker against a real SQLite file, with a FakeClock for everything time-dependent and
 // the worker's on_event hook (through EventCounter) instead of sleeps.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <latch>
-#include <sqlite3.h>
 
 #include "ergon/ergon.h"
 #include "support/test_support.h"
@@ -137,8 +137,7 @@ TEST_F(WorkerTest, UndecodableJobDataFailsAtOnce) {
 }
 
 TEST_F(WorkerTest, NonRetryableErrorFailsAtOnce) {
-  handlers_.add<Work>(
-      [](const Work&, JobContext&) { throw NonRetryableError("account closed"); });
+  handlers_.add<Work>([](const Work&, JobContext&) { throw NonRetryableError("account closed"); });
   auto worker = make_worker();
   worker->start();
   JobRunner runner(store_);

@@ -1,3 +1,5 @@
+#include "store/sqlite/sqlite_store.h"
+
 #include <sqlite3.h>
 
 #include <set>
@@ -5,7 +7,6 @@
 
 #include "ergon/job_runner.h"
 #include "store/sqlite/sqlite_migrations.h"
-#include "store/sqlite/sqlite_store.h"
 #include "store_conformance.h"
 
 namespace ergon::testing {
@@ -14,11 +15,11 @@ namespace {
 using namespace std::chrono_literals;
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance,
-                         ::testing::Values(StoreBackend{
-                             "sqlite",
-                             [](const TempDir& dir, Clock& clock) {
-                               return open_store(sqlite_url(dir), {.clock = &clock});
-                             }}),
+                         ::testing::Values(StoreBackend{"sqlite",
+                                                        [](const TempDir& dir, Clock& clock) {
+                                                          return open_store(sqlite_url(dir),
+                                                                            {.clock = &clock});
+                                                        }}),
                          [](const auto& param_info) { return param_info.param.name; });
 
 struct Note {
@@ -166,8 +167,9 @@ TEST_F(SqliteStoreTest, ParsesUrls) {
   EXPECT_EQ(u.busy_timeout_ms, 10);
   EXPECT_EQ(sqlite::parse_sqlite_url("sqlite:rel.db").path, "rel.db");
   EXPECT_EQ(sqlite::parse_sqlite_url("sqlite:rel.db").synchronous, "FULL");
-  for (const char* bad : {"sqlite:", "sqlite:a.db?synchronous=fast", "sqlite:a.db?busy_timeout_ms=x",
-                          "sqlite:a.db?journal=wal", "mysql://x"}) {
+  for (const char* bad :
+       {"sqlite:", "sqlite:a.db?synchronous=fast", "sqlite:a.db?busy_timeout_ms=x",
+        "sqlite:a.db?journal=wal", "mysql://x"}) {
     EXPECT_THROW(sqlite::parse_sqlite_url(bad), Error) << bad;
   }
   EXPECT_THROW(open_store("redis://localhost"), Error);
@@ -190,7 +192,8 @@ TEST_F(SqliteStoreTest, ClaimsFromSeveralProcessesNeverOverlap) {
   std::vector<ProcessResult> results(4);
   for (int p = 0; p < 4; ++p) {
     procs.emplace_back([&, p] {
-      results[p] = run_process({STORE_HELPER, "claim", sqlite_url(dir_), "proc" + std::to_string(p)});
+      results[p] =
+          run_process({STORE_HELPER, "claim", sqlite_url(dir_), "proc" + std::to_string(p)});
     });
   }
   for (auto& t : procs) t.join();

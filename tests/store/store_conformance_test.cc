@@ -1,7 +1,7 @@
+#include "store_conformance.h"
+
 #include <set>
 #include <thread>
-
-#include "store_conformance.h"
 
 namespace ergon::testing {
 namespace {
@@ -189,7 +189,8 @@ TEST_P(StoreConformance, MigratingTwiceAppliesNothing) {
 
 TEST_P(StoreConformance, BulkInsertIsAllOrNothingWithOneNotify) {
   std::vector<JobInsertParams> batch;
-  for (int i = 0; i < 50; ++i) batch.push_back(job(clock_.now(), "bulk", 0, std::chrono::seconds(i)));
+  for (int i = 0; i < 50; ++i)
+    batch.push_back(job(clock_.now(), "bulk", 0, std::chrono::seconds(i)));
   int notifies = 0;
   int sub = store_->notifier().subscribe([&](TimePoint) { ++notifies; });
   store_->job_insert_many(batch);

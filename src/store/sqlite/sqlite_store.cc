@@ -50,9 +50,9 @@ std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
 
 // The column list every read returns, in JobRecord order (see read_job). A macro so that the
 // statements below are single string literals, built at compile time.
-#define ERGON_JOB_COLUMNS                                                                    \
-  "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, "  \
-  "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "   \
+#define ERGON_JOB_COLUMNS                                                                 \
+  "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, " \
+  "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "  \
   "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count"
 
 JobRecord read_job(sqlite3_stmt* s) {
@@ -86,8 +86,8 @@ JobRecord read_job(sqlite3_stmt* s) {
   return r;
 }
 
-#define ERGON_SCHEDULE_COLUMNS                                                              \
-  "id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time, "  \
+#define ERGON_SCHEDULE_COLUMNS                                                                  \
+  "id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time, "     \
   "last_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, priority, " \
   "max_attempts, last_job_id"
 
@@ -107,7 +107,8 @@ ScheduleRecord read_schedule(sqlite3_stmt* s) {
   r.is_enabled = sqlite3_column_int(s, 9) != 0;
   auto misfire = parse_misfire_policy(text_column(s, 10));
   auto overlap = parse_overlap_policy(text_column(s, 12));
-  if (!misfire || !overlap) throw Error(ErrorCode::kStore, "unknown schedule policy in the database");
+  if (!misfire || !overlap)
+    throw Error(ErrorCode::kStore, "unknown schedule policy in the database");
   r.misfire = *misfire;
   r.misfire_limit = sqlite3_column_int(s, 11);
   r.overlap = *overlap;
@@ -215,8 +216,8 @@ void bind_insert(Binder& b, const JobInsertParams& p) {
       .time(p.run_at)
       .integer(p.max_attempts);
   if (p.timeout) {
-    b.integer(static_cast<std::int64_t>(
-        std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count())));
+    b.integer(static_cast<std::int64_t>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count())));
   } else {
     b.null();
   }
@@ -250,9 +251,9 @@ SqliteUrl parse_sqlite_url(std::string_view url) {
       std::string upper;
       for (char c : value) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (upper != "OFF" && upper != "NORMAL" && upper != "FULL" && upper != "EXTRA") {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "sqlite URL: synchronous must be off, normal, full or extra, not '" + value +
-                        "'");
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            "sqlite URL: synchronous must be off, normal, full or extra, not '" + value + "'");
       }
       out.synchronous = upper;
     } else if (key == "busy_timeout_ms") {
@@ -261,9 +262,9 @@ SqliteUrl parse_sqlite_url(std::string_view url) {
         out.busy_timeout_ms = std::stoi(value, &used);
         if (used != value.size() || out.busy_timeout_ms < 0) throw std::invalid_argument(value);
       } catch (const std::exception&) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "sqlite URL: busy_timeout_ms must be a non-negative integer, not '" + value +
-                        "'");
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            "sqlite URL: busy_timeout_ms must be a non-negative integer, not '" + value + "'");
       }
     } else {
       throw Error(ErrorCode::kInvalidArgument, "sqlite URL: unknown parameter '" + key + "'");
@@ -281,8 +282,8 @@ SqliteStore::SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_miss
   if (create_if_missing) flags |= SQLITE_OPEN_CREATE;
   int rc = sqlite3_open_v2(url.path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = "cannot open sqlite database '" + url.path + "': " +
-                      (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    std::string msg = "cannot open sqlite database '" + url.path +
+                      "': " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
     sqlite3_close_v2(db_);
     db_ = nullptr;
     throw Error(ErrorCode::kStore, msg);
@@ -325,9 +326,9 @@ void SqliteStore::exec(const char* sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    throw Error(msg.find("no such table") != std::string::npos ? ErrorCode::kSchema
-                                                                : ErrorCode::kStore,
-                std::string("sqlite: ") + msg);
+    throw Error(
+        msg.find("no such table") != std::string::npos ? ErrorCode::kSchema : ErrorCode::kStore,
+        std::string("sqlite: ") + msg);
   }
 }
 
@@ -393,10 +394,9 @@ void SqliteStore::schema_check() {
     throw Error(ErrorCode::kSchema, "the database has no Ergon schema; run `ergon migrate`");
   }
   if (v < latest_schema_version()) {
-    throw Error(ErrorCode::kSchema, "the database schema is at version " + std::to_string(v) +
-                                        ", this build needs " +
-                                        std::to_string(latest_schema_version()) +
-                                        "; run `ergon migrate`");
+    throw Error(ErrorCode::kSchema,
+                "the database schema is at version " + std::to_string(v) + ", this build needs " +
+                    std::to_string(latest_schema_version()) + "; run `ergon migrate`");
   }
   throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
                                       " is newer than this build of Ergon (" +
@@ -610,8 +610,8 @@ void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
     std::lock_guard lock(mu_);
     // On conflict every right-hand side sees the old row, so the CASE compares the stored
     // expression with the new one before either is overwritten.
-    Binder b(db_, prepared(
-                      "INSERT INTO scheduled_jobs (id, name, job_type, job_data, cron_expression, "
+    Binder b(db_,
+             prepared("INSERT INTO scheduled_jobs (id, name, job_type, job_data, cron_expression, "
                       "with_seconds, time_zone, next_run_time, is_enabled, misfire_policy, "
                       "misfire_limit, overlap_policy, queue, priority, max_attempts) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
@@ -627,7 +627,7 @@ void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
                       "misfire_limit = excluded.misfire_limit, "
                       "overlap_policy = excluded.overlap_policy, queue = excluded.queue, "
                       "priority = excluded.priority, max_attempts = excluded.max_attempts")
-                      .get());
+                 .get());
     b.text(r.id.to_string())
         .text(r.name)
         .text(r.job_type)
@@ -678,8 +678,8 @@ std::optional<ScheduleRecord> SqliteStore::schedule_get(std::string_view name) {
 
 std::vector<ScheduleRecord> SqliteStore::schedule_list() {
   std::lock_guard lock(mu_);
-  Binder b(db_, prepared("SELECT " ERGON_SCHEDULE_COLUMNS " FROM scheduled_jobs ORDER BY name")
-                    .get());
+  Binder b(db_,
+           prepared("SELECT " ERGON_SCHEDULE_COLUMNS " FROM scheduled_jobs ORDER BY name").get());
   std::vector<ScheduleRecord> out;
   while (b.step()) out.push_back(read_schedule(b.stmt()));
   return out;
@@ -699,8 +699,8 @@ std::vector<ScheduleRecord> SqliteStore::schedule_due(TimePoint now, int limit) 
 
 std::optional<TimePoint> SqliteStore::schedule_next_due() {
   std::lock_guard lock(mu_);
-  Binder b(db_, prepared("SELECT min(next_run_time) FROM scheduled_jobs WHERE is_enabled = 1")
-                    .get());
+  Binder b(db_,
+           prepared("SELECT min(next_run_time) FROM scheduled_jobs WHERE is_enabled = 1").get());
   if (!b.step()) return std::nullopt;
   return opt_time(b.stmt(), 0);
 }
@@ -753,7 +753,11 @@ ScheduleFireResult SqliteStore::schedule_fire(const ScheduleFireParams& p) {
                              "last_job_id = coalesce(?, last_job_id) "
                              "WHERE name = ? AND next_run_time = ?")
                         .get());
-      b.time(p.new_next).time(p.last_run_time).text(new_last_job).text(p.name).time(p.expected_next);
+      b.time(p.new_next)
+          .time(p.last_run_time)
+          .text(new_last_job)
+          .text(p.name)
+          .time(p.expected_next);
       b.run();
       b.reset();
       exec("COMMIT");

@@ -70,16 +70,16 @@ class SqliteStore final : public Store {
 
  private:
   class Stmt;
-  Stmt& prepared(std::string_view sql);  // requires mu_
-  void exec(const char* sql);            // requires mu_
-  int schema_version_locked();           // requires mu_
+  Stmt& prepared(std::string_view sql);          // requires mu_
+  void exec(const char* sql);                    // requires mu_
+  int schema_version_locked();                   // requires mu_
   void insert_locked(const JobInsertParams& p);  // requires mu_
   // job_rescue / job_release_worker: `where` selects the Running rows to give back.
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 
   std::mutex mu_;
   int busy_timeout_ms_ = 5000;
-  sqlite3* db_ = nullptr;                                      // guarded by mu_
+  sqlite3* db_ = nullptr;                                            // guarded by mu_
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> stmts_;  // guarded by mu_
 };
 

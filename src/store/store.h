@@ -5,9 +5,9 @@
 // job_finish) and take one params struct each, so a new field does not change every caller.
 // Every write that a caller may want inside its own transaction has a *_tx twin.
 //
-// Time: "now" always comes from the params (the caller read it from the store's Clock), so a
-// test's FakeClock decides what is due. (The PostgreSQL backend will use the database clock
-// for claims and say so.)
+// Time: "now" comes from the params (the caller read it from the store's Clock), so a test's
+// FakeClock decides what is due. The PostgreSQL backend opened with the system clock uses the
+// database clock instead (see postgres_store.h).
 //
 // Fencing: every transition out of Running is conditional on (id, attempt, worker_id, status
 // = Running). A worker that lost its job (rescued, released, cancelled) cannot overwrite the
@@ -141,8 +141,9 @@ class Store {
 
   // Inserts a Pending job in its own transaction, then notifies.
   virtual void job_insert(const JobInsertParams& p) = 0;
-  // Inserts with the caller's connection inside the caller's open transaction. No notify: the
-  // row is not visible before the caller commits.
+  // Inserts with the caller's connection inside the caller's open transaction. SQLite cannot
+  // notify on commit, so its twin does not notify; PostgreSQL queues a pg_notify in the
+  // caller's transaction, delivered when it commits.
   virtual void job_insert_tx(sqlite3* conn, const JobInsertParams& p);
   virtual void job_insert_tx(pg_conn* conn, const JobInsertParams& p);
   // Inserts many jobs in one transaction (one notify for the batch). The default loops over

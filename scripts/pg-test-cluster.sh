@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the tests, on 127.0.0.1 and a free port.
 #   scripts/pg-test-cluster.sh start DIR      creates DIR, initdb, starts; prints the URL
-#   scripts/pg-test-cluster.sh restart DIR    stops (fast) and starts it again, same port
+#   scripts/pg-test-cluster.sh restart DIR [SECONDS]
+#                                             stops (fast), stays down SECONDS (default 0),
+#                                             starts it again on the same port
 #   scripts/pg-test-cluster.sh stop DIR       stops it (fast) and removes DIR
 #   scripts/pg-test-cluster.sh url DIR        prints the URL of a started cluster
 #
@@ -16,12 +18,13 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start|restart|stop|url DIR" >&2
+  echo "usage: $0 start|restart|stop|url DIR (restart DIR [SECONDS])" >&2
   exit 2
 }
-[[ $# -eq 2 ]] || usage
+[[ $# -eq 2 || ( $# -eq 3 && $1 == restart ) ]] || usage
 cmd=$1
 dir=$2
+pause=${3:-0}
 
 bindir=${PG_BINDIR:-}
 if [[ -z "$bindir" ]]; then
@@ -120,6 +123,7 @@ EOF
   restart)
     [[ -f "$dir/port" ]] || { echo "pg-test-cluster: no cluster in $dir" >&2; exit 1; }
     as_owner "$bindir/pg_ctl" -D "$data" -w -t 60 -m fast stop >/dev/null
+    sleep "$pause"
     start_server
     url_of "$(cat "$dir/port")"
     ;;

@@ -108,6 +108,7 @@ class JobsWorker::Impl {
       stopping_ = true;
       // The grace period starts now, before any handler hears of the stop.
       deadline = clock_.now() + opts_.shutdown_timeout;
+      stop_deadline_ = deadline;
       // Handlers learn at once that we are shutting down; cooperative ones return early and
       // are released by their executor, the others get shutdown_timeout to finish.
       for (auto& [key, slot] : running_) slot.stop.request_stop();
@@ -239,8 +240,22 @@ class JobsWorker::Impl {
       if (next_due_ <= now) next_due_ = TimePoint::max();
     }
     if (free <= 0) return 0;
-    std::vector<JobRecord> jobs = store_->job_claim({worker_id_, free, now});
+    std::vector<JobRecord> jobs;
+    {
+      std::lock_guard lock(mu_);
+      ++claims_in_flight_;
+    }
+    try {
+      jobs = store_->job_claim({worker_id_, free, now});
+    } catch (...) {
+      // The claim may still have committed (the connection died after COMMIT): the heartbeat
+      // finds such jobs and gives them back.
+      std::lock_guard lock(mu_);
+      --claims_in_flight_;
+      throw;
+    }
     std::lock_guard lock(mu_);
+    --claims_in_flight_;
     ++claim_seq_;
     for (auto& job : jobs) {
       Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
@@ -269,8 +284,16 @@ class JobsWorker::Impl {
       bool failed = false;
       try {
         claimed = claim_round();
+        if (claim_failures_ > 0) {
+          spdlog::info("worker {}: claiming works again after {} failed tries", worker_id_,
+                       claim_failures_);
+          claim_failures_ = 0;
+        }
       } catch (const std::exception& e) {
-        spdlog::error("worker {}: claiming jobs failed: {}", worker_id_, e.what());
+        // Once, then every hundredth try: an outage must not flood the log at polling rate.
+        if (claim_failures_++ % 100 == 0) {
+          spdlog::error("worker {}: claiming jobs failed: {}", worker_id_, e.what());
+        }
         failed = true;
       }
       lock.lock();
@@ -423,9 +446,8 @@ class JobsWorker::Impl {
     finish(fin, {kind, job.id, job.job_type, job.attempt, error});
   }
 
-  // Puts a Running job of ours back to Pending, due now, and gives back the attempt it used.
-  // Puts a Running job of ours back to Pending at its old place in the queue (its original
-  // run_at, which has passed), and gives back the attempt it used.
+  // Puts a Running job of ours back to Pending at its old place in the queue (its own run_at,
+  // which has passed), and gives back the attempt it used.
   void release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
                TimePoint run_at, JobFinishParams* from = nullptr) {
     JobFinishParams fin = from ? *from : JobFinishParams{};
@@ -434,7 +456,8 @@ class JobsWorker::Impl {
     fin.worker_id = worker_id_;
     fin.status = JobStatus::kPending;
     fin.now = clock_.now();
-    fin.run_at = run_at;
+    fin.run_at = run_at;  // for the local wake-up; the row keeps its own
+    fin.keep_run_at = true;
     fin.error_message.reset();
     // The fencing token (attempt) only ever grows; raising max_attempts instead is what makes
     // the release free.
@@ -442,25 +465,39 @@ class JobsWorker::Impl {
     finish(fin, {JobEvent::Kind::kReleased, id, job_type, attempt, {}});
   }
 
-  // Stores an outcome, retrying briefly if the database is busy or down. If it still fails,
-  // the job stays Running under this worker's id: orphan rescue brings it back.
+  // Stores an outcome. While the database is down (ErrorCode::kStore: lost connection, server
+  // restart, busy file) the worker keeps trying with back-off up to a second, for as long as
+  // it runs: the job stays Running under this worker, its heartbeat resumes with the database,
+  // and the outcome lands then, so an outage neither loses the result nor re-runs the job.
+  // Any other error is tried five times. A stopping worker gives up once its shutdown grace
+  // has passed; the job is then left Running for orphan rescue. The waits are real time (the
+  // database comes back in real time), not the worker's clock.
   void finish(const JobFinishParams& fin, JobEvent event) {
     for (int i = 0;; ++i) {
       try {
         if (!store_->job_finish(fin)) event.kind = JobEvent::Kind::kFenced;
         break;
       } catch (const std::exception& e) {
-        if (i == 4) {
+        const auto* err = dynamic_cast<const Error*>(&e);
+        bool outage = err != nullptr && err->code() == ErrorCode::kStore;
+        if ((!outage && i >= 4) || past_stop_deadline()) {
           spdlog::error("job {}: outcome not stored, left for orphan rescue: {}",
                         fin.id.to_string(), e.what());
           return;
         }
-        spdlog::warn("job {}: storing the outcome failed, retrying: {}", fin.id.to_string(),
-                     e.what());
-        std::this_thread::sleep_for(std::chrono::milliseconds(50 << i));
+        if (i < 5 || i % 30 == 0) {
+          spdlog::warn("job {}: storing the outcome failed (try {}), retrying: {}",
+                       fin.id.to_string(), i + 1, e.what());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(i < 5 ? 50 << i : 1000));
       }
     }
     emit(event);
+  }
+
+  bool past_stop_deadline() {
+    std::lock_guard lock(mu_);
+    return stopping_ && clock_.now() >= stop_deadline_;
   }
 
   // The maintenance loop: throttled progress, heartbeats (and what they reveal: cancelled and
@@ -502,55 +539,97 @@ class JobsWorker::Impl {
     }
   }
 
-  // Runs a maintenance duty; a backend without it turns the duty off (logged once).
+  // Runs a maintenance duty; a backend without it turns the duty off (logged once). Returns
+  // false when the duty failed.
   template <class F>
-  void duty(bool& enabled, const char* what, F&& fn) {
-    if (!enabled) return;
+  bool duty(bool& enabled, const char* what, F&& fn) {
+    if (!enabled) return true;
     try {
       fn();
+      return true;
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kUnsupported) {
         enabled = false;
         spdlog::info("worker {}: {} off: {}", worker_id_, what, e.what());
-        return;
+        return true;
       }
       spdlog::warn("worker {}: {} failed: {}", worker_id_, what, e.what());
     } catch (const std::exception& e) {
       spdlog::warn("worker {}: {} failed: {}", worker_id_, what, e.what());
     }
+    return false;
   }
 
   void heartbeat(TimePoint now) {
-    duty(heartbeats_on_, "heartbeats", [&] {
+    // A heartbeat that fails means the database was out of reach for this worker, and likely
+    // for the others too: their heartbeats lapsed through no fault of theirs. This worker's
+    // rescuer holds off for one threshold after any failed heartbeat, so that the others can
+    // renew theirs before anything of theirs is taken for an orphan.
+    bool ok = duty(heartbeats_on_, "heartbeats", [&] {
       store_->worker_heartbeat(worker_id_, now);
       std::uint64_t seen_seq;
+      bool claim_before;
       {
         std::lock_guard lock(mu_);
         if (running_.empty()) return;
         seen_seq = claim_seq_;
+        claim_before = claims_in_flight_ > 0;
       }
       std::vector<HeldJob> held = store_->job_heartbeat(worker_id_, now);
-      std::lock_guard lock(mu_);
-      for (auto& [key, slot] : running_) {
-        if (slot.claim_seq > seen_seq || slot.abandoned) continue;  // claimed after the query
-        auto it = std::find_if(held.begin(), held.end(), [&](const HeldJob& h) {
-          return h.id == key.first && h.attempt == slot.attempt;
-        });
-        if (it == held.end()) {
-          if (!slot.lost) {
-            // Rescued elsewhere (our lease lapsed) or cancelled while Pending: whatever the
-            // handler does now cannot be stored, so tell it to stop.
-            slot.lost = true;
-            slot.stop.request_stop();
-            spdlog::warn("worker {}: job {} attempt {} is no longer ours; stopping its handler",
-                         worker_id_, key.first.to_string(), slot.attempt);
+      std::vector<HeldJob> phantoms;
+      {
+        std::lock_guard lock(mu_);
+        // Held in the database but not here: a claim that committed although its reply was
+        // lost (the connection died after COMMIT). Judged only when no claim was under way
+        // during the query, so that a claim whose jobs are not yet in running_ is not taken
+        // for one.
+        if (!claim_before && claims_in_flight_ == 0) {
+          for (const auto& h : held) {
+            if (!running_.contains({h.id, h.attempt})) phantoms.push_back(h);
           }
-        } else if (it->cancel_requested && !slot.cancel) {
-          slot.cancel = true;
-          slot.stop.request_stop();
         }
+        note_held_locked(held, seen_seq);
       }
+      for (const auto& h : phantoms) release_phantom(h);
     });
+    if (!ok) rescue_hold_until_ = now + opts_.orphaned_job_threshold;
+  }
+
+  // Gives back a job that the database says this worker holds but that it never received. The
+  // release is fenced like any outcome, so a job that finished meanwhile is left alone.
+  void release_phantom(const HeldJob& h) {
+    std::optional<JobRecord> job = store_->job_get(h.id);
+    if (!job || job->status != JobStatus::kRunning || job->attempt != h.attempt ||
+        job->worker_id != worker_id_) {
+      return;
+    }
+    spdlog::warn("worker {}: job {} attempt {} was claimed but never received; giving it back",
+                 worker_id_, h.id.to_string(), h.attempt);
+    release(job->id, job->job_type, job->attempt, effective_max_attempts(*job), job->run_at);
+  }
+
+  // Compares the heartbeat's answer with running_: a job missing from it was rescued elsewhere
+  // or cancelled; one flagged cancel_requested is asked to stop.
+  void note_held_locked(const std::vector<HeldJob>& held, std::uint64_t seen_seq) {
+    for (auto& [key, slot] : running_) {
+      if (slot.claim_seq > seen_seq || slot.abandoned) continue;  // claimed after the query
+      auto it = std::find_if(held.begin(), held.end(), [&](const HeldJob& h) {
+        return h.id == key.first && h.attempt == slot.attempt;
+      });
+      if (it == held.end()) {
+        if (!slot.lost) {
+          // Rescued elsewhere (our lease lapsed) or cancelled while Pending: whatever the
+          // handler does now cannot be stored, so tell it to stop.
+          slot.lost = true;
+          slot.stop.request_stop();
+          spdlog::warn("worker {}: job {} attempt {} is no longer ours; stopping its handler",
+                       worker_id_, key.first.to_string(), slot.attempt);
+        }
+      } else if (it->cancel_requested && !slot.cancel) {
+        slot.cancel = true;
+        slot.stop.request_stop();
+      }
+    }
   }
 
   void check_timeouts(TimePoint now) {
@@ -610,6 +689,7 @@ class JobsWorker::Impl {
   }
 
   void rescue(TimePoint now) {
+    if (now < rescue_hold_until_) return;
     duty(rescue_on_, "orphan rescue", [&] {
       int n = store_->job_rescue(rescue_params(now));
       if (n > 0) {
@@ -723,6 +803,10 @@ class JobsWorker::Impl {
   bool wake_ = false;                      // guarded by mu_
   bool heartbeat_now_ = false;             // a cancel() in this process; guarded by mu_
   std::uint64_t claim_seq_ = 0;            // claims made so far; guarded by mu_
+  int claims_in_flight_ = 0;               // job_claim calls under way; guarded by mu_
+  long claim_failures_ = 0;                // failed claims in a row; producer thread only
+  TimePoint stop_deadline_;                // set by stop(); guarded by mu_
+  TimePoint rescue_hold_until_;            // maintenance thread only
   TimePoint next_due_ = TimePoint::max();  // guarded by mu_
   // Claimed and not finished, by (job, attempt): a job rescued from this worker and claimed by
   // it again has two slots while the first handler winds down. Guarded by mu_.

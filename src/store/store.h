@@ -60,6 +60,9 @@ struct JobFinishParams {
   JobStatus status = JobStatus::kCompleted;
   TimePoint now;
   TimePoint run_at;                          // kPending only
+  // kPending: due again at the row's own run_at, whatever run_at says (a release puts the job
+  // back at its old place in the queue; on the database clock a translated time would move it).
+  bool keep_run_at = false;
   std::optional<std::string> error_message;  // stored when set; kept otherwise
   std::optional<int> max_attempts;           // stored when set (a release gives back an attempt)
   // The last progress report of the attempt, if it was not written yet.

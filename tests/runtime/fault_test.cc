@@ -109,6 +109,31 @@ TEST_F(FaultTest, HeartbeatsKeepALongJobAlive) {
   worker->stop();
 }
 
+// A claim can commit although its reply never arrives (the connection died after COMMIT): the
+// database then says the worker holds a job it knows nothing of. Its heartbeat, which renews
+// every job held in its name, must not keep such a job Running forever: it gives it back
+// without using an attempt, and the job runs.
+TEST_F(FaultTest, AJobClaimedInTheWorkersNameButNeverReceivedIsGivenBack) {
+  options_.max_concurrent_jobs = 1;
+  auto worker = start_worker();
+  JobRunner runner(store_);
+  runner.start_job(Task{1});
+  ASSERT_TRUE(started_.wait_for(1));  // the worker is full: it claims nothing more
+  JobId phantom = runner.start_job(Task{1});
+  ASSERT_EQ(store_->job_claim({worker->worker_id(), 1, clock_.now()}).size(), 1u);
+  clock_.advance(5s);  // the next heartbeat
+  ASSERT_TRUE(wait_for(Kind::kReleased, 1));
+  JobRecord j = job(phantom);
+  EXPECT_EQ(j.status, JobStatus::kPending);
+  EXPECT_FALSE(j.worker_id.has_value());
+  EXPECT_EQ(j.max_attempts, options_.default_max_attempts + 1);  // the attempt is given back
+  gate_.open();  // the first job ends, the slot frees, the phantom job runs
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
+  EXPECT_EQ(job(phantom).status, JobStatus::kCompleted);
+  EXPECT_EQ(started_.count(), 2);
+  worker->stop();
+}
+
 TEST_F(FaultTest, TheWorkersRescuerReturnsOrphans) {
   // A job claimed by a worker that vanished without a trace (no row in `workers`).
   JobRunner(store_).start_job(Task{1});

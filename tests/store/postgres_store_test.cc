@@ -573,6 +573,34 @@ TEST_F(PostgresStoreTest, OnTheSystemClockTheDatabaseClockDecidesWhatIsDue) {
             "2");
 }
 
+// A release (graceful stop) puts the job back at its own place in the queue: its run_at is the
+// row's, untouched, not the caller's time translated to the database clock (which moves it
+// behind every job enqueued within the translation's error, thousands in a bulk enqueue).
+TEST_F(PostgresStoreTest, OnTheDatabaseClockAReleaseKeepsTheJobsPlaceInTheQueue) {
+  auto store = std::dynamic_pointer_cast<postgres::PostgresStore>(open_store(url()));
+  ASSERT_TRUE(store->database_clock());
+  JobRunner runner(store);
+  JobId first = runner.start_job_raw("t", "{}");
+  runner.start_job_raw("t", "{}");
+  auto claimed = store->job_claim({"w", 1, std::chrono::system_clock::now()});
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_EQ(claimed[0].id, first);
+  JobFinishParams fin;
+  fin.id = first;
+  fin.attempt = claimed[0].attempt;
+  fin.worker_id = "w";
+  fin.status = JobStatus::kPending;
+  // A caller whose clock is a minute behind the server's: a translated run_at would move.
+  fin.now = std::chrono::system_clock::now() - 1min;
+  fin.run_at = claimed[0].run_at;
+  fin.keep_run_at = true;
+  ASSERT_TRUE(store->job_finish(fin));
+  EXPECT_EQ(store->job_get(first)->run_at, claimed[0].run_at);
+  auto again = store->job_claim({"w", 1, std::chrono::system_clock::now()});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, first);  // still first in line
+}
+
 // Every statement in its database-clock form (the conformance suite runs the injected-clock
 // forms): what the server's clock decides, whatever `now` the caller passes.
 TEST_F(PostgresStoreTest, FaultToleranceAndOutcomesFollowTheDatabaseClock) {

@@ -275,9 +275,9 @@ struct PostgresStore::Statements {
              "completed_at = CASE WHEN $2::boolean THEN " +
              time_sql(db_clock, base, 3, 3) +
              " ELSE NULL END, "
-             "run_at = CASE WHEN $2::boolean THEN run_at ELSE " +
+             "run_at = CASE WHEN $2::boolean THEN run_at ELSE coalesce(" +
              time_sql(db_clock, base, 4, 3) +
-             " END, "
+             ", run_at) END, "
              "worker_id = CASE WHEN $2::boolean THEN worker_id ELSE NULL END, "
              "heartbeat_at = CASE WHEN $2::boolean THEN heartbeat_at ELSE NULL END, "
              "error_message = coalesce($5::varchar, error_message), "
@@ -405,8 +405,14 @@ struct PostgresStore::Statements {
              " LIMIT $4 FOR UPDATE SKIP LOCKED) AS orphan WHERE j.id = orphan.id "
              "RETURNING j.status, j.run_at";
     };
+    // With the database clock, a server that restarted less than a threshold ago rescues
+    // nothing yet: every heartbeat looks old right after an outage, and the workers need one
+    // heartbeat interval to renew theirs. A worker that really died meanwhile waits at most
+    // one more threshold.
+    std::string stale = time_sql(db_clock, "now()", 3, 5);
     rescue = {"ergon_job_rescue",
-              rescue_sql("heartbeat_at < " + time_sql(db_clock, "now()", 3, 5))};
+              rescue_sql("heartbeat_at < " + stale +
+                         (db_clock ? " AND pg_postmaster_start_time() < " + stale : ""))};
     release_worker = {"ergon_job_release_worker", rescue_sql("worker_id = $3")};
     std::string c_now = db_clock ? "now()" : "$2::timestamptz";
     cancel_pending = {"ergon_job_cancel_pending",
@@ -679,9 +685,14 @@ PgParams finish_params(const JobFinishParams& p) {
   PgParams params;
   params.text(to_string(p.status))
       .boolean(is_final(p.status))
-      .time(p.now)
-      .time(p.run_at)
-      .text(error)
+      .time(p.now);
+  // NULL run_at: keep the row's own (a release); see JobFinishParams::keep_run_at.
+  if (p.keep_run_at) {
+    params.text(std::optional<std::string>());
+  } else {
+    params.time(p.run_at);
+  }
+  params.text(error)
       .integer(p.max_attempts)
       .text(progress)
       .integer(percent)

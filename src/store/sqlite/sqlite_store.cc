@@ -490,7 +490,7 @@ namespace {
 constexpr const char* kFinishSql =
     "UPDATE jobs SET status = ?1, "
     "completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END, "
-    "run_at = CASE WHEN ?2 THEN run_at ELSE ?4 END, "
+    "run_at = CASE WHEN ?2 THEN run_at ELSE coalesce(?4, run_at) END, "
     "worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END, "
     "heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END, "
     "error_message = coalesce(?5, error_message), "
@@ -506,11 +506,14 @@ void bind_finish(Binder& b, const JobFinishParams& p) {
   if (p.progress_message) progress = truncate_utf8(*p.progress_message, kMaxProgressMessageBytes);
   std::optional<int> percent;
   if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
-  b.text(to_string(p.status))
-      .integer(static_cast<std::int64_t>(is_final(p.status)))
-      .time(p.now)
-      .time(p.run_at)
-      .text(error)
+  b.text(to_string(p.status)).integer(static_cast<std::int64_t>(is_final(p.status))).time(p.now);
+  // NULL run_at: keep the row's own (a release); see JobFinishParams::keep_run_at.
+  if (p.keep_run_at) {
+    b.null();
+  } else {
+    b.time(p.run_at);
+  }
+  b.text(error)
       .integer(p.max_attempts)
       .text(progress)
       .integer(percent)

@@ -7,10 +7,16 @@ set -euo pipefail
 
 pkgs=(g++ make cmake ninja-build pkg-config git ca-certificates tzdata
       libsqlite3-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-      libcctz-dev)
+      libcctz-dev libcurl4-openssl-dev libssl-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # postgresql: the server binaries that scripts/pg-test-cluster.sh runs (libpq-dev is above).
   pkgs+=(libgtest-dev libgmock-dev clang libclang-rt-14-dev postgresql)
+  # node + npm: scripts/azurite.sh installs the Azure Storage emulator from npm. A NodeSource
+  # nodejs ships its own npm and conflicts with Debian's npm package: test the commands, not
+  # the packages.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    pkgs+=(nodejs npm)
+  fi
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

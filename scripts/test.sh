@@ -12,9 +12,11 @@ jobs=$(nproc)
 # One throwaway PostgreSQL cluster serves both test stages (the PostgreSQL tests read its URL
 # from ERGON_TEST_POSTGRES_URL). It is stopped and removed on exit, whatever happens.
 pg_dir=""
+az_dir=""
 prefix=""
 cleanup() {
   if [[ -n "$pg_dir" ]]; then scripts/pg-test-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true; fi
+  if [[ -n "$az_dir" ]]; then scripts/azurite.sh stop "$az_dir" >/dev/null 2>&1 || true; fi
   if [[ -n "$prefix" ]]; then rm -rf "$prefix"; fi
 }
 trap cleanup EXIT
@@ -47,6 +49,11 @@ pg_dir=$(mktemp -d /tmp/ergon-pg.XXXXXX)
 ERGON_TEST_POSTGRES_URL=$(scripts/pg-test-cluster.sh start "$pg_dir")
 export ERGON_TEST_POSTGRES_URL
 echo "PostgreSQL test cluster: $ERGON_TEST_POSTGRES_URL"
+# The Azure Storage queue emulator (Azurite, from npm) for the messaging tests.
+az_dir=$(mktemp -d /tmp/ergon-azurite.XXXXXX)
+ERGON_TEST_AZURITE=$(scripts/azurite.sh start "$az_dir")
+export ERGON_TEST_AZURITE
+echo "Azurite queue emulator: ${ERGON_TEST_AZURITE##*QueueEndpoint=}"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 600
 

@@ -15,6 +15,12 @@
 //     "Handlers": {
 //       "resize": { "command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
 //                   "env": {"LANG": "C"}, "workingDirectory": "/srv", "maxAttempts": 3 }
+//     },
+//     "Messaging": {                         (optional; docs/messaging.md)
+//       "Transport": "AzureStorageQueues", "ConnectionString": "UseDevelopmentStorage=true",
+//       "QueueName": "ergon-jobs", "Relay": true, "Consume": true,
+//       "VisibilityTimeout": "00:00:30", "MaxDeliveries": 5,
+//       "ReceiveInterval": "00:00:00.200", "RelayInterval": "00:00:00.200"
 //     }
 //   }
 //

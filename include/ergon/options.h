@@ -47,6 +47,26 @@ struct JobEvent {
   std::string_view error;  // for kRetryScheduled and kFailed
 };
 
+// Triggering execution through a message queue, as the original system did with Azure Storage
+// Queues (docs/messaging.md). The database stays the source of truth: a worker still polls at
+// its polling_interval, so a lost message delays a job but never strands it.
+struct MessagingOptions {
+  // The only transport so far: "AzureStorageQueues" (needs a build with ERGON_WITH_AZURE).
+  std::string transport = "AzureStorageQueues";
+  // "DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...;QueueEndpoint=..." or
+  // "UseDevelopmentStorage=true".
+  std::string connection_string;
+  std::string queue_name = "ergon-jobs";  // the poison queue is "<queue_name>-poison"
+  bool relay = true;    // publish the outbox (jobs that became due) from this worker
+  bool consume = true;  // receive messages and run the jobs they name
+  // A received message stays hidden this long; extended while its job runs.
+  Duration visibility_timeout = std::chrono::seconds(30);
+  // A message delivered more often than this is moved to the poison queue.
+  int max_deliveries = 5;
+  Duration receive_interval = std::chrono::milliseconds(200);  // an idle consumer's pace
+  Duration relay_interval = std::chrono::milliseconds(200);    // an idle relay's pace
+};
+
 struct WorkerOptions {
   // Concurrent jobs in this process. 0: 5 x std::thread::hardware_concurrency().
   int max_concurrent_jobs = 0;
@@ -88,6 +108,8 @@ struct WorkerOptions {
   // Identifies this process in jobs.worker_id. Empty: "<hostname>:<pid>". A random suffix is
   // always added so that two processes never share an id.
   std::string worker_name;
+  // Messaging transport (relay and/or consumer); none by default.
+  std::optional<MessagingOptions> messaging;
   // Called from worker threads after each transition is stored; must be thread-safe and quick.
   std::function<void(const JobEvent&)> on_event;
 };

@@ -229,16 +229,45 @@ std::string format_timespan(Duration d) {
   return out;
 }
 
+MessagingOptions parse_messaging(const json& j) {
+  const std::string w = "Messaging";
+  check_keys(j, w,
+             {"Transport", "ConnectionString", "QueueName", "Relay", "Consume", "VisibilityTimeout",
+              "MaxDeliveries", "ReceiveInterval", "RelayInterval"});
+  MessagingOptions m;
+  if (j.contains("Transport")) m.transport = get_string(j, w, "Transport");
+  if (m.transport != "AzureStorageQueues") {
+    bad(w + ".Transport", "unknown transport '" + m.transport + "' (known: AzureStorageQueues)");
+  }
+  m.connection_string = get_string(j, w, "ConnectionString");
+  if (m.connection_string.empty()) bad(w + ".ConnectionString", "is required");
+  if (j.contains("QueueName")) m.queue_name = get_string(j, w, "QueueName");
+  m.relay = get_bool(j, w, "Relay", m.relay);
+  m.consume = get_bool(j, w, "Consume", m.consume);
+  m.visibility_timeout = get_timespan(j, w, "VisibilityTimeout", m.visibility_timeout);
+  if (m.visibility_timeout < std::chrono::seconds(1) ||
+      m.visibility_timeout > std::chrono::hours(24 * 7)) {
+    bad(w + ".VisibilityTimeout", "must be between 00:00:01 and 7.00:00:00");
+  }
+  m.max_deliveries = get_int(j, w, "MaxDeliveries", m.max_deliveries, 1, 1000);
+  m.receive_interval = get_timespan(j, w, "ReceiveInterval", m.receive_interval);
+  m.relay_interval = get_timespan(j, w, "RelayInterval", m.relay_interval);
+  if (m.receive_interval.count() == 0) bad(w + ".ReceiveInterval", "must be greater than zero");
+  if (m.relay_interval.count() == 0) bad(w + ".RelayInterval", "must be greater than zero");
+  return m;
+}
+
 Config parse_config(std::string_view json_text) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) throw Error(ErrorCode::kConfig, "configuration is not valid JSON");
-  check_keys(j, "configuration", {"Database", "JobsWorker", "Handlers"});
+  check_keys(j, "configuration", {"Database", "JobsWorker", "Handlers", "Messaging"});
   Config c;
   if (j.contains("Database")) {
     c.database = get_string(j, "configuration", "Database");
     if (c.database->empty()) bad("Database", "must not be empty");
   }
   if (auto w = j.find("JobsWorker"); w != j.end()) c.worker = parse_worker(*w);
+  if (auto m = j.find("Messaging"); m != j.end()) c.worker.messaging = parse_messaging(*m);
   if (auto h = j.find("Handlers"); h != j.end()) {
     if (!h->is_object()) bad("Handlers", "must be an object keyed by job type");
     for (const auto& [type, spec] : h->items()) {

@@ -18,6 +18,7 @@
 #include "ergon/config.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
+#include "runtime/job_queue.h"
 #include "runtime/scheduler.h"
 #include "store/store.h"
 
@@ -64,6 +65,7 @@ class JobsWorker::Impl {
         max_(opts_.max_concurrent_jobs > 0
                  ? opts_.max_concurrent_jobs
                  : 5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+    if (opts_.messaging) mq_ = runtime::make_job_queue(*opts_.messaging);
     subscription_ = store_->notifier().subscribe([this](TimePoint due) { on_notify(due); });
     cancel_subscription_ = store_->cancel_notifier().subscribe([this](TimePoint) {
       std::lock_guard lock(mu_);
@@ -85,11 +87,19 @@ class JobsWorker::Impl {
         throw Error(ErrorCode::kInvalidArgument, "worker already started (or stopped)");
       }
     }
+    if (mq_) {
+      // Before anything runs: a queue that cannot be reached or a store without an outbox is
+      // a configuration error to report now, not a stream of failures later.
+      mq_->prepare();
+      store_->outbox_enable();
+    }
     // Without the lock: recovery notifies, and listeners take mu_.
     recover_at_start();
     std::lock_guard lock(mu_);
     start_pool_locked();
     producer_ = std::thread([this] { produce(); });
+    if (mq_ && opts_.messaging->relay) relay_ = std::thread([this] { relay_loop(); });
+    if (mq_ && opts_.messaging->consume) consumer_ = std::thread([this] { consume_loop(); });
     if (opts_.run_scheduler) {
       scheduler_ = std::make_unique<runtime::Scheduler>(
           *store_,
@@ -117,6 +127,8 @@ class JobsWorker::Impl {
     }
     if (scheduler_) scheduler_->stop();
     if (producer_.joinable()) producer_.join();  // no claim happens after this line
+    if (consumer_.joinable()) consumer_.join();  // nor through a message
+    if (relay_.joinable()) relay_.join();
     {
       std::unique_lock lock(mu_);
       while (!running_.empty() && clock_.now() < deadline) {
@@ -193,6 +205,8 @@ class JobsWorker::Impl {
     bool abandoned = false;       // the grace passed too: the attempt was failed without it
     bool lost = false;            // the job is no longer ours (rescued elsewhere)
     bool finishing = false;       // the handler returned; its outcome is being stored
+    std::optional<runtime::JobMessage> message;  // the queue message that brought the job
+    TimePoint message_hidden_until;              // when that message would reappear
   };
 
   void start_pool_locked() {
@@ -257,17 +271,25 @@ class JobsWorker::Impl {
     std::lock_guard lock(mu_);
     --claims_in_flight_;
     ++claim_seq_;
-    for (auto& job : jobs) {
-      Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
-      slot.claimed_at = now;
-      slot.run_at = job.run_at;
-      slot.timeout = effective_timeout(job);
-      slot.claim_seq = claim_seq_;
-      running_.emplace(std::pair(job.id, job.attempt), std::move(slot));
-      queue_.push_back(std::move(job));
-    }
-    pool_cv_.notify_all();
+    for (auto& job : jobs) hand_to_pool_locked(std::move(job), now, std::nullopt);
     return jobs.size();
+  }
+
+  // A claimed job gets its slot and joins the pool's queue (with the message that brought it,
+  // if any).
+  void hand_to_pool_locked(JobRecord job, TimePoint now, std::optional<runtime::JobMessage> m) {
+    Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
+    slot.claimed_at = now;
+    slot.run_at = job.run_at;
+    slot.timeout = effective_timeout(job);
+    slot.claim_seq = claim_seq_;
+    if (m) {
+      slot.message = std::move(m);
+      slot.message_hidden_until = now + mq_->visibility_timeout();
+    }
+    running_.emplace(std::pair(job.id, job.attempt), std::move(slot));
+    queue_.push_back(std::move(job));
+    pool_cv_.notify_all();
   }
 
   void produce() {
@@ -309,6 +331,125 @@ class JobsWorker::Impl {
     }
   }
 
+  // Messaging: the relay publishes the outbox (jobs that became due, written by the store's
+  // triggers in the jobs' own transactions) and deletes what it published. A crash between
+  // the two publishes again: a duplicate message, which the consumer's claim makes harmless.
+  void relay_loop() {
+    std::unique_lock lock(mu_);
+    long failures = 0;
+    while (!stopping_) {
+      lock.unlock();
+      std::size_t sent = 0, seen = 0;
+      try {
+        std::vector<OutboxRow> rows = store_->outbox_peek(kRelayBatch);
+        seen = rows.size();
+        std::vector<std::int64_t> done;
+        TimePoint now = clock_.now();
+        for (const auto& row : rows) {
+          mq_->publish(row.job_id, std::chrono::ceil<Duration>(row.due_at - now));
+          done.push_back(row.id);
+        }
+        sent = done.size();
+        store_->outbox_remove(done);
+        failures = 0;
+      } catch (const std::exception& e) {
+        if (failures++ % 100 == 0) spdlog::error("worker {}: relay: {}", worker_id_, e.what());
+      }
+      lock.lock();
+      if (sent == kRelayBatch && seen == sent) continue;  // there may be more
+      TimePoint until = clock_.now() + opts_.messaging->relay_interval;
+      while (!stopping_ && clock_.now() < until) clock_.wait_until(lock, cv_, until);
+    }
+  }
+
+  // Messaging: receives messages for the free slots, claims each named job through the store
+  // (a duplicate, or a job claimed elsewhere, is simply not claimed) and hands it to the pool
+  // with its message, which is removed once the outcome is stored.
+  void consume_loop() {
+    std::unique_lock lock(mu_);
+    long failures = 0;
+    while (!stopping_) {
+      int free = max_ - static_cast<int>(running_.size());
+      if (free <= 0) {
+        cv_.wait(lock, [&] { return stopping_ || static_cast<int>(running_.size()) < max_; });
+        continue;
+      }
+      lock.unlock();
+      std::size_t received = 0;
+      try {
+        std::vector<runtime::JobMessage> messages = mq_->receive(std::min(free, 32));
+        received = messages.size();
+        for (auto& m : messages) take_message(m);
+        failures = 0;
+      } catch (const std::exception& e) {
+        if (failures++ % 100 == 0) spdlog::error("worker {}: consumer: {}", worker_id_, e.what());
+      }
+      lock.lock();
+      if (received > 0) continue;
+      TimePoint until = clock_.now() + opts_.messaging->receive_interval;
+      while (!stopping_ && clock_.now() < until) clock_.wait_until(lock, cv_, until);
+    }
+  }
+
+  void take_message(runtime::JobMessage& m) {
+    TimePoint now = clock_.now();
+    std::optional<JobRecord> job = store_->job_claim_id({worker_id_, 1, now}, m.job_id);
+    if (!job) {
+      // Not claimable. Pending but not due yet: hide the message until it is. Anything else
+      // (running elsewhere, finished, deleted): the message has nothing left to trigger.
+      std::optional<JobRecord> seen = store_->job_get(m.job_id);
+      if (seen && seen->status == JobStatus::kPending && seen->run_at > now) {
+        mq_->postpone(m, std::chrono::ceil<Duration>(seen->run_at - now));
+      } else {
+        mq_->remove(m);
+      }
+      return;
+    }
+    std::lock_guard lock(mu_);
+    ++claim_seq_;
+    hand_to_pool_locked(std::move(*job), now, std::move(m));
+  }
+
+  void remove_message(const runtime::JobMessage& m) {
+    try {
+      mq_->remove(m);
+    } catch (const std::exception& e) {
+      // It reappears after its visibility timeout; the consumer then finds the job finished.
+      spdlog::warn("worker {}: could not remove message for job {}: {}", worker_id_,
+                   m.job_id.to_string(), e.what());
+    }
+  }
+
+  // Keeps the messages of running jobs hidden: each is extended by a visibility timeout when
+  // less than half of its current one is left.
+  void extend_messages(TimePoint now) {
+    if (!mq_) return;
+    std::vector<std::pair<std::pair<JobId, int>, runtime::JobMessage>> due;
+    Duration vt = mq_->visibility_timeout();
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [key, slot] : running_) {
+        if (slot.message && slot.message_hidden_until - now < vt / 2) {
+          due.emplace_back(key, *slot.message);
+        }
+      }
+    }
+    for (auto& [key, m] : due) {
+      try {
+        mq_->postpone(m, vt);
+      } catch (const std::exception& e) {
+        spdlog::warn("worker {}: could not extend the message of job {}: {}", worker_id_,
+                     m.job_id.to_string(), e.what());
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      if (auto it = running_.find(key); it != running_.end() && it->second.message) {
+        it->second.message->receipt = m.receipt;
+        it->second.message_hidden_until = now + vt;
+      }
+    }
+  }
+
   void execute_loop() {
     std::unique_lock lock(mu_);
     while (true) {
@@ -327,21 +468,35 @@ class JobsWorker::Impl {
       auto context = slot.context;
       int max_attempts = slot.max_attempts;
       lock.unlock();
+      bool settled = true;
       if (skip) {
         // Claimed but never started before the stop: give it back untouched (unless stop()
         // already did).
-        if (!already_released) release(job.id, job.job_type, job.attempt, max_attempts, job.run_at);
+        if (!already_released) {
+          settled = release(job.id, job.job_type, job.attempt, max_attempts, job.run_at);
+        }
       } else {
-        run_attempt(job, *context);
+        settled = run_attempt(job, *context);
       }
       lock.lock();
+      // A message that brought the job is removed only now that its outcome is in the store;
+      // unsettled, it reappears after its visibility timeout and the job is looked at again.
+      std::optional<runtime::JobMessage> message;
+      if (settled) message = std::move(running_.at({job.id, job.attempt}).message);
       running_.erase({job.id, job.attempt});
+      if (message) {
+        lock.unlock();
+        remove_message(*message);
+        lock.lock();
+      }
       cv_.notify_all();
       idle_cv_.notify_all();
     }
   }
 
-  void run_attempt(const JobRecord& job, runtime::AttemptContext& ctx) {
+  // Returns true once the outcome is settled in the store (stored, or fenced out because the
+  // job is no longer ours), false when it could not be stored.
+  bool run_attempt(const JobRecord& job, runtime::AttemptContext& ctx) {
     emit({JobEvent::Kind::kStarted, job.id, job.job_type, job.attempt, {}});
     JobFinishParams fin;
     fin.id = job.id;
@@ -388,8 +543,7 @@ class JobsWorker::Impl {
         fin.progress_percent = p->percent;
       }
       fin.now = clock_.now();
-      finish(fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
-      return;
+      return finish(fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
     }
     if (result == Result::kRetryable && ctx.stop_requested() && shutting_down()) {
       result = Result::kStopped;
@@ -403,7 +557,7 @@ class JobsWorker::Impl {
         if (now_stored && now_stored->status == JobStatus::kCompleted &&
             now_stored->attempt == job.attempt) {
           emit({JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}});
-          return;
+          return true;
         }
         result = Result::kRetryable;
         error = "the handler's transaction that completed the job did not commit";
@@ -440,15 +594,14 @@ class JobsWorker::Impl {
         }
         break;
       case Result::kStopped:
-        release(job.id, job.job_type, job.attempt, ctx.max_attempts(), job.run_at, &fin);
-        return;
+        return release(job.id, job.job_type, job.attempt, ctx.max_attempts(), job.run_at, &fin);
     }
-    finish(fin, {kind, job.id, job.job_type, job.attempt, error});
+    return finish(fin, {kind, job.id, job.job_type, job.attempt, error});
   }
 
   // Puts a Running job of ours back to Pending at its old place in the queue (its own run_at,
   // which has passed), and gives back the attempt it used.
-  void release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
+  bool release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
                TimePoint run_at, JobFinishParams* from = nullptr) {
     JobFinishParams fin = from ? *from : JobFinishParams{};
     fin.id = id;
@@ -462,7 +615,7 @@ class JobsWorker::Impl {
     // The fencing token (attempt) only ever grows; raising max_attempts instead is what makes
     // the release free.
     fin.max_attempts = max_attempts + 1;
-    finish(fin, {JobEvent::Kind::kReleased, id, job_type, attempt, {}});
+    return finish(fin, {JobEvent::Kind::kReleased, id, job_type, attempt, {}});
   }
 
   // Stores an outcome. While the database is down (ErrorCode::kStore: lost connection, server
@@ -472,7 +625,7 @@ class JobsWorker::Impl {
   // Any other error is tried five times. A stopping worker gives up once its shutdown grace
   // has passed; the job is then left Running for orphan rescue. The waits are real time (the
   // database comes back in real time), not the worker's clock.
-  void finish(const JobFinishParams& fin, JobEvent event) {
+  bool finish(const JobFinishParams& fin, JobEvent event) {
     for (int i = 0;; ++i) {
       try {
         if (!store_->job_finish(fin)) event.kind = JobEvent::Kind::kFenced;
@@ -483,7 +636,7 @@ class JobsWorker::Impl {
         if ((!outage && i >= 4) || past_stop_deadline()) {
           spdlog::error("job {}: outcome not stored, left for orphan rescue: {}",
                         fin.id.to_string(), e.what());
-          return;
+          return false;
         }
         if (i < 5 || i % 30 == 0) {
           spdlog::warn("job {}: storing the outcome failed (try {}), retrying: {}",
@@ -493,6 +646,7 @@ class JobsWorker::Impl {
       }
     }
     emit(event);
+    return true;
   }
 
   bool past_stop_deadline() {
@@ -523,6 +677,7 @@ class JobsWorker::Impl {
         next_heartbeat = now + opts_.heartbeat_interval;
       }
       check_timeouts(now);
+      extend_messages(now);
       if (now >= next_rescue) {
         rescue(now);
         next_rescue = now + opts_.orphaned_jobs_check_interval;
@@ -756,6 +911,7 @@ class JobsWorker::Impl {
   }
 
   static constexpr int kPruneBatch = 1000;
+  static constexpr std::size_t kRelayBatch = 32;
 
   void emit(const JobEvent& e) {
     if (!opts_.on_event) return;
@@ -805,6 +961,8 @@ class JobsWorker::Impl {
   std::uint64_t claim_seq_ = 0;            // claims made so far; guarded by mu_
   int claims_in_flight_ = 0;               // job_claim calls under way; guarded by mu_
   long claim_failures_ = 0;                // failed claims in a row; producer thread only
+  std::unique_ptr<runtime::JobQueue> mq_;  // the messaging transport, if configured
+  std::thread relay_, consumer_;
   TimePoint stop_deadline_;                // set by stop(); guarded by mu_
   TimePoint rescue_hold_until_;            // maintenance thread only
   TimePoint next_due_ = TimePoint::max();  // guarded by mu_

@@ -37,6 +37,10 @@ namespace {
   throw Error(ErrorCode::kUnsupported,
               "the " + std::string(s.backend()) + " store does not support recurring jobs yet");
 }
+[[noreturn]] void no_messaging(const Store& s) {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(s.backend()) + " store does not support messaging");
+}
 [[noreturn]] void no_faults(const Store& s) {
   throw Error(ErrorCode::kUnsupported, "the " + std::string(s.backend()) +
                                            " store does not support heartbeats and rescue yet");
@@ -52,6 +56,14 @@ void Store::worker_register(const WorkerRecord&) { no_faults(*this); }
 void Store::worker_heartbeat(std::string_view, TimePoint) { no_faults(*this); }
 void Store::worker_remove(std::string_view) { no_faults(*this); }
 std::vector<WorkerRecord> Store::worker_list() { no_faults(*this); }
+
+std::optional<JobRecord> Store::job_claim_id(const JobClaimParams&, const JobId&) {
+  no_messaging(*this);
+}
+void Store::outbox_enable() { no_messaging(*this); }
+void Store::outbox_disable() { no_messaging(*this); }
+std::vector<OutboxRow> Store::outbox_peek(int) { no_messaging(*this); }
+void Store::outbox_remove(const std::vector<std::int64_t>&) { no_messaging(*this); }
 
 void Store::schedule_upsert(const ScheduleUpsertParams&) { no_schedules(*this); }
 bool Store::schedule_remove(std::string_view) { no_schedules(*this); }

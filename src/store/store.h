@@ -59,7 +59,7 @@ struct JobFinishParams {
   // due again at run_at).
   JobStatus status = JobStatus::kCompleted;
   TimePoint now;
-  TimePoint run_at;                          // kPending only
+  TimePoint run_at;  // kPending only
   // kPending: due again at the row's own run_at, whatever run_at says (a release puts the job
   // back at its old place in the queue; on the database clock a translated time would move it).
   bool keep_run_at = false;
@@ -110,6 +110,13 @@ struct HeldJob {
   JobId id;
   int attempt = 0;
   bool cancel_requested = false;
+};
+
+// A row of the messaging outbox: a job that became due to run at due_at.
+struct OutboxRow {
+  std::int64_t id = 0;
+  JobId job_id;
+  TimePoint due_at;
 };
 
 struct JobRescueParams {
@@ -189,6 +196,20 @@ class Store {
   virtual void worker_heartbeat(std::string_view id, TimePoint now);
   virtual void worker_remove(std::string_view id);
   [[nodiscard]] virtual std::vector<WorkerRecord> worker_list();
+
+  // Claims one job by id, as job_claim would if it were next in line: only when it is Pending
+  // and due by p.now. nullopt: it is not (running elsewhere, finished, not due, missing).
+  [[nodiscard]] virtual std::optional<JobRecord> job_claim_id(const JobClaimParams& p,
+                                                              const JobId& id);
+
+  // The messaging outbox (docs/messaging.md). outbox_enable() installs the triggers that write
+  // an outbox row in the same transaction whenever a job becomes Pending (insert, retry,
+  // release, rescue); idempotent. outbox_disable() drops them and empties the outbox.
+  virtual void outbox_enable();
+  virtual void outbox_disable();
+  // The oldest `limit` rows, oldest first. The relay publishes them, then removes them.
+  [[nodiscard]] virtual std::vector<OutboxRow> outbox_peek(int limit);
+  virtual void outbox_remove(const std::vector<std::int64_t>& ids);
 
   // Recurring jobs. Backends without them throw Error(kUnsupported) (the defaults below).
   virtual void schedule_upsert(const ScheduleUpsertParams& p);

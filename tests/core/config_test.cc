@@ -89,6 +89,14 @@ TEST(ConfigTest, RejectsBadInputWithTheKeyInTheMessage) {
       {R"({"Handlers": {"x": {"command": "a", "timeout": "00:00:00"}}})", "greater than zero"},
       {R"({"Handlers": {"x": {"command": "a", "env": {"A": 1}}}})", "Handlers.x.env.A"},
       {R"({"Handlers": {"x": {"command": "a", "retries": 1}}})", "unknown key 'retries'"},
+      {R"({"Messaging": {}})", "Messaging.ConnectionString: is required"},
+      {R"({"Messaging": {"Transport": "Kafka", "ConnectionString": "x"}})",
+       "Messaging.Transport: unknown transport 'Kafka'"},
+      {R"({"Messaging": {"ConnectionString": "x", "Queue": "q"}})", "unknown key 'Queue'"},
+      {R"({"Messaging": {"ConnectionString": "x", "VisibilityTimeout": "00:00:00.500"}})",
+       "Messaging.VisibilityTimeout"},
+      {R"({"Messaging": {"ConnectionString": "x", "MaxDeliveries": 0}})",
+       "Messaging.MaxDeliveries"},
   };
   for (const auto& c : cases) {
     try {
@@ -100,6 +108,20 @@ TEST(ConfigTest, RejectsBadInputWithTheKeyInTheMessage) {
           << c.json << " -> " << e.what();
     }
   }
+}
+
+TEST(ConfigTest, ReadsTheMessagingSection) {
+  Config c = parse_config(R"({"Messaging": {"ConnectionString": "UseDevelopmentStorage=true",
+      "QueueName": "jobs", "Relay": false, "VisibilityTimeout": "00:01:00", "MaxDeliveries": 3}})");
+  ASSERT_TRUE(c.worker.messaging);
+  EXPECT_EQ(c.worker.messaging->transport, "AzureStorageQueues");
+  EXPECT_EQ(c.worker.messaging->connection_string, "UseDevelopmentStorage=true");
+  EXPECT_EQ(c.worker.messaging->queue_name, "jobs");
+  EXPECT_FALSE(c.worker.messaging->relay);
+  EXPECT_TRUE(c.worker.messaging->consume);
+  EXPECT_EQ(c.worker.messaging->visibility_timeout, 1min);
+  EXPECT_EQ(c.worker.messaging->max_deliveries, 3);
+  EXPECT_FALSE(parse_config("{}").worker.messaging);
 }
 
 TEST(ConfigTest, MissingFileIsAClearError) {

@@ -139,6 +139,69 @@ TEST_P(StoreConformance, RetryReturnsTheJobToPendingUntilItsRunAt) {
   EXPECT_FALSE(again[0].progress_message);  // each attempt starts without progress
 }
 
+TEST_P(StoreConformance, AReleaseKeepsTheRowsOwnRunAt) {
+  auto p = job(clock_.now());
+  store_->job_insert(p);
+  clock_.advance(5s);
+  auto r = store_->job_claim({"w1", 1, clock_.now()}).at(0);
+  auto release = outcome(r, "w1", JobStatus::kPending, clock_.now());
+  release.run_at = clock_.now() + 1h;  // ignored: keep_run_at
+  release.keep_run_at = true;
+  ASSERT_TRUE(store_->job_finish(release));
+  EXPECT_EQ(store_->job_get(p.id)->run_at, p.run_at);
+}
+
+// The messaging consumer's claim: one job by id, on the claim's own conditions.
+TEST_P(StoreConformance, ClaimByIdTakesOnlyADuePendingJob) {
+  auto due = job(clock_.now());
+  auto later = job(clock_.now(), "t", 0, 1min);
+  store_->job_insert(due);
+  store_->job_insert(later);
+  EXPECT_FALSE(store_->job_claim_id({"w1", 1, clock_.now()}, later.id));
+  EXPECT_FALSE(store_->job_claim_id({"w1", 1, clock_.now()}, JobId::generate(clock_.now())));
+  auto r = store_->job_claim_id({"w1", 1, clock_.now()}, due.id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, JobStatus::kRunning);
+  EXPECT_EQ(r->attempt, 1);
+  EXPECT_EQ(r->worker_id, "w1");
+  EXPECT_FALSE(store_->job_claim_id({"w2", 1, clock_.now()}, due.id));  // a duplicate message
+  EXPECT_TRUE(store_->job_claim_id({"w2", 1, clock_.now() + 1min}, later.id));
+}
+
+// The outbox: nothing until enabled; then a row whenever a job becomes Pending (insert, bulk
+// insert, retry), in the job's own transaction, and none for other changes.
+TEST_P(StoreConformance, TheOutboxRecordsJobsThatBecomeDueOnceEnabled) {
+  store_->job_insert(job(clock_.now()));
+  EXPECT_TRUE(store_->outbox_peek(10).empty());
+  store_->outbox_enable();
+  store_->outbox_enable();  // idempotent
+  auto a = job(clock_.now(), "t", 0, 10s);
+  store_->job_insert(a);
+  store_->job_insert_many({job(clock_.now()), job(clock_.now())});
+  auto rows = store_->outbox_peek(10);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].job_id, a.id);
+  EXPECT_EQ(rows[0].due_at, a.run_at);
+  EXPECT_LT(rows[0].id, rows[1].id);
+  store_->outbox_remove({rows[0].id, rows[1].id, rows[2].id});
+  EXPECT_TRUE(store_->outbox_peek(10).empty());
+
+  auto r = store_->job_claim({"w1", 1, clock_.now() + 10s}).at(0);  // the oldest due: no row
+  EXPECT_TRUE(store_->outbox_peek(10).empty());
+  auto retry = outcome(r, "w1", JobStatus::kPending, clock_.now());
+  retry.run_at = clock_.now() + 30s;
+  ASSERT_TRUE(store_->job_finish(retry));
+  rows = store_->outbox_peek(10);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].job_id, r.id);
+  EXPECT_EQ(rows[0].due_at, clock_.now() + 30s);
+
+  store_->outbox_disable();
+  EXPECT_TRUE(store_->outbox_peek(10).empty());
+  store_->job_insert(job(clock_.now()));
+  EXPECT_TRUE(store_->outbox_peek(10).empty());
+}
+
 TEST_P(StoreConformance, ErrorMessagesAreTruncated) {
   auto p = job(clock_.now());
   store_->job_insert(p);

@@ -92,6 +92,23 @@ CREATE TABLE @SCHEMA@.workers (
   heartbeat_at timestamptz NOT NULL
 );
 )sql"},
+    {4, R"sql(
+-- The outbox of the messaging transport (docs/messaging.md): one row per job that became due
+-- to run (enqueued, or Pending again after a retry, release or rescue), written in the same
+-- transaction as the job by triggers that exist only while messaging is enabled
+-- (Store::outbox_enable). The relay publishes the rows and deletes them.
+CREATE TABLE @SCHEMA@.job_outbox (
+  id         bigserial PRIMARY KEY,
+  job_id     uuid NOT NULL,
+  due_at     timestamptz NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION @SCHEMA@.ergon_job_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO @SCHEMA@.job_outbox (job_id, due_at) VALUES (NEW.id, NEW.run_at);
+  RETURN NULL;
+END $$;
+)sql"},
 };
 
 }  // namespace

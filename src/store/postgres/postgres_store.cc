@@ -211,6 +211,7 @@ struct PostgresStore::Statements {
       schedule_due, schedule_next_due, schedule_lock, schedule_advance, job_status, notify;
   PgStatement heartbeat, rescue, release_worker, cancel_pending, cancel_running, job_exists, prune,
       worker_register, worker_heartbeat, worker_remove, worker_list;
+  PgStatement claim_id, outbox_peek, outbox_remove;
 
   Statements(const std::string& s, bool db_clock) {
     const std::string jobs = s + ".jobs";
@@ -428,6 +429,21 @@ struct PostgresStore::Statements {
     prune = {"ergon_job_prune", "DELETE FROM " + jobs + " WHERE id IN (SELECT id FROM " + jobs +
                                     " WHERE status = $1 AND completed_at < $2::timestamptz "
                                     "LIMIT $3 FOR UPDATE SKIP LOCKED)"};
+    // One job by id, on the claim's conditions. A row locked by a concurrent claim is waited
+    // for and then re-checked (it is Running by then, so nothing is returned).
+    claim_id = {"ergon_job_claim_id",
+                "UPDATE " + jobs +
+                    " SET status = 'Running', attempt = attempt + 1, worker_id = $1, "
+                    "started_at = " +
+                    now + ", heartbeat_at = " + now +
+                    ", progress_message = NULL, progress_percent = NULL "
+                    "WHERE id = $2::uuid AND status = 'Pending' AND run_at <= " +
+                    now + " RETURNING " + job_columns("")};
+    const std::string outbox = s + ".job_outbox";
+    outbox_peek = {"ergon_outbox_peek",
+                   "SELECT id, job_id, due_at FROM " + outbox + " ORDER BY id LIMIT $1"};
+    outbox_remove = {"ergon_outbox_remove",
+                     "DELETE FROM " + outbox + " WHERE id = ANY($1::bigint[])"};
     const std::string workers = s + ".workers";
     worker_register = {
         "ergon_worker_register",
@@ -683,9 +699,7 @@ PgParams finish_params(const JobFinishParams& p) {
   std::optional<int> percent;
   if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
   PgParams params;
-  params.text(to_string(p.status))
-      .boolean(is_final(p.status))
-      .time(p.now);
+  params.text(to_string(p.status)).boolean(is_final(p.status)).time(p.now);
   // NULL run_at: keep the row's own (a release); see JobFinishParams::keep_run_at.
   if (p.keep_run_at) {
     params.text(std::optional<std::string>());
@@ -1024,6 +1038,68 @@ void PostgresStore::worker_heartbeat(std::string_view id, TimePoint now) {
 void PostgresStore::worker_remove(std::string_view id) {
   auto conn = pool_.acquire();
   conn->run(sql_->worker_remove, PgParams().text(id), Format::kText);
+}
+
+std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, const JobId& id) {
+  PgParams params;
+  params.text(p.worker_id).text(id.to_string());
+  // The claim's clock rule: `now` is the last parameter, left out on the database clock.
+  if (!database_clock_) params.time(p.now);
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->claim_id, params);
+  }
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  return read_job(r.get(), 0);
+}
+
+// The outbox triggers: a job that becomes Pending (inserted so, or moved back from Running by
+// a retry, release or rescue) gets an outbox row in the same transaction. CREATE OR REPLACE
+// TRIGGER is idempotent, so every worker that uses messaging can run this at start.
+void PostgresStore::outbox_enable() {
+  auto conn = pool_.acquire();
+  const std::string& q = quoted_schema_;
+  conn->exec_script("CREATE OR REPLACE TRIGGER jobs_outbox_insert AFTER INSERT ON " + q +
+                    ".jobs FOR EACH ROW WHEN (NEW.status = 'Pending') EXECUTE FUNCTION " + q +
+                    ".ergon_job_outbox(); "
+                    "CREATE OR REPLACE TRIGGER jobs_outbox_pending AFTER UPDATE OF status ON " +
+                    q +
+                    ".jobs FOR EACH ROW WHEN (NEW.status = 'Pending' AND "
+                    "OLD.status <> 'Pending') EXECUTE FUNCTION " +
+                    q + ".ergon_job_outbox()");
+}
+
+void PostgresStore::outbox_disable() {
+  auto conn = pool_.acquire();
+  const std::string& q = quoted_schema_;
+  // One implicit transaction (a multi-statement simple query): all or nothing.
+  conn->exec_script("DROP TRIGGER IF EXISTS jobs_outbox_insert ON " + q +
+                    ".jobs; DROP TRIGGER IF EXISTS jobs_outbox_pending ON " + q +
+                    ".jobs; DELETE FROM " + q + ".job_outbox");
+}
+
+std::vector<OutboxRow> PostgresStore::outbox_peek(int limit) {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->outbox_peek, PgParams().integer(static_cast<std::int64_t>(limit)));
+  }
+  std::vector<OutboxRow> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    out.push_back({pgbin::int8(r.get(), i, 0), pgbin::uuid(r.get(), i, 1),
+                   pgbin::timestamptz(r.get(), i, 2)});
+  }
+  return out;
+}
+
+void PostgresStore::outbox_remove(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return;
+  std::string array = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) array += (i ? "," : "") + std::to_string(ids[i]);
+  array += "}";
+  auto conn = pool_.acquire();
+  conn->run(sql_->outbox_remove, PgParams().text(array), Format::kText);
 }
 
 std::vector<WorkerRecord> PostgresStore::worker_list() {

@@ -89,6 +89,12 @@ class PostgresStore final : public Store {
   void worker_remove(std::string_view id) override;
   std::vector<WorkerRecord> worker_list() override;
 
+  std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
+  void outbox_enable() override;
+  void outbox_disable() override;
+  std::vector<OutboxRow> outbox_peek(int limit) override;
+  void outbox_remove(const std::vector<std::int64_t>& ids) override;
+
   // Recurring jobs. Slot times (next_run_time, last_run_time) are instants computed by the
   // cron engine and are stored as given, on either clock; schedule_due compares them with the
   // scheduler's `now`. Exactly-once per slot does not depend on clocks: schedule_fire is

@@ -95,6 +95,16 @@ CREATE TABLE workers (
   heartbeat_at TEXT NOT NULL
 );
 )sql"},
+    {4, R"sql(
+-- The outbox of the messaging transport (docs/messaging.md): one row per job that became due
+-- to run, written in the job's transaction by triggers that exist only while messaging is
+-- enabled (Store::outbox_enable). The relay publishes the rows and deletes them.
+CREATE TABLE job_outbox (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id     TEXT NOT NULL,
+  due_at     TEXT NOT NULL
+);
+)sql"},
 };
 
 }  // namespace

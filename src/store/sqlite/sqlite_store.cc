@@ -576,6 +576,75 @@ bool SqliteStore::job_progress_update(const JobProgressParams& p) {
   return sqlite3_changes(db_) == 1;
 }
 
+std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, const JobId& id) {
+  std::lock_guard lock(mu_);
+  // The claim's own conditions, for one row: the single write lock makes it atomic.
+  static constexpr const char* sql =
+      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
+      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+      "WHERE id = ?3 AND status = 'Pending' AND run_at <= ?2 RETURNING " ERGON_JOB_COLUMNS;
+  Binder b(db_, prepared(sql).get());
+  b.text(p.worker_id).time(p.now).text(id.to_string());
+  if (!b.step()) return std::nullopt;
+  return read_job(b.stmt());
+}
+
+// The outbox triggers: a job that becomes Pending (inserted so, or moved back from Running by
+// a retry, release or rescue) gets an outbox row in the same transaction.
+void SqliteStore::outbox_enable() {
+  std::lock_guard lock(mu_);
+  exec(
+      "CREATE TRIGGER IF NOT EXISTS jobs_outbox_insert AFTER INSERT ON jobs "
+      "WHEN NEW.status = 'Pending' BEGIN "
+      "INSERT INTO job_outbox (job_id, due_at) VALUES (NEW.id, NEW.run_at); END");
+  exec(
+      "CREATE TRIGGER IF NOT EXISTS jobs_outbox_pending AFTER UPDATE OF status ON jobs "
+      "WHEN NEW.status = 'Pending' AND OLD.status <> 'Pending' BEGIN "
+      "INSERT INTO job_outbox (job_id, due_at) VALUES (NEW.id, NEW.run_at); END");
+}
+
+void SqliteStore::outbox_disable() {
+  std::lock_guard lock(mu_);
+  exec("BEGIN IMMEDIATE");
+  try {
+    exec("DROP TRIGGER IF EXISTS jobs_outbox_insert");
+    exec("DROP TRIGGER IF EXISTS jobs_outbox_pending");
+    exec("DELETE FROM job_outbox");
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<OutboxRow> SqliteStore::outbox_peek(int limit) {
+  std::lock_guard lock(mu_);
+  static constexpr const char* sql =
+      "SELECT id, job_id, due_at FROM job_outbox ORDER BY id LIMIT ?1";
+  Binder b(db_, prepared(sql).get());
+  b.integer(static_cast<std::int64_t>(limit));
+  std::vector<OutboxRow> out;
+  while (b.step()) {
+    auto id = JobId::parse(text_column(b.stmt(), 1));
+    if (!id) throw Error(ErrorCode::kStore, "malformed job id in job_outbox");
+    out.push_back({sqlite3_column_int64(b.stmt(), 0), *id, time_column(b.stmt(), 2)});
+  }
+  return out;
+}
+
+void SqliteStore::outbox_remove(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return;
+  std::lock_guard lock(mu_);
+  // One statement: the ids as a JSON array, unpacked by json_each.
+  std::string list = "[";
+  for (std::size_t i = 0; i < ids.size(); ++i) list += (i ? "," : "") + std::to_string(ids[i]);
+  list += "]";
+  Binder b(db_,
+           prepared("DELETE FROM job_outbox WHERE id IN (SELECT value FROM json_each(?1))").get());
+  b.text(list);
+  b.run();
+}
+
 std::optional<JobRecord> SqliteStore::job_get(const JobId& id) {
   std::lock_guard lock(mu_);
   static constexpr const char* sql = "SELECT " ERGON_JOB_COLUMNS " FROM jobs WHERE id = ?";

@@ -59,6 +59,12 @@ class SqliteStore final : public Store {
   void worker_remove(std::string_view id) override;
   std::vector<WorkerRecord> worker_list() override;
 
+  std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
+  void outbox_enable() override;
+  void outbox_disable() override;
+  std::vector<OutboxRow> outbox_peek(int limit) override;
+  void outbox_remove(const std::vector<std::int64_t>& ids) override;
+
   void schedule_upsert(const ScheduleUpsertParams& p) override;
   bool schedule_remove(std::string_view name) override;
   bool schedule_set_enabled(std::string_view name, bool enabled) override;

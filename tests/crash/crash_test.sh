@@ -113,7 +113,11 @@ for step in $(seq "$chaos_steps"); do
   sleep 0.5
   if [[ -n "$pg_dir" ]] && (( step % 4 == 0 )); then
     t0=$(now)
-    "$here/../../scripts/pg-test-cluster.sh" restart "$pg_dir" 1.5 >/dev/null
+    if ! "$here/../../scripts/pg-test-cluster.sh" restart "$pg_dir" 1.5 >/dev/null; then
+      echo "crash_test: the database did not restart; its log ends with:" >&2
+      tail -20 "$pg_dir/postgres.log" >&2
+      exit 1
+    fi
     echo "restart db $t0 $(now)" >> "$chaos"
     continue
   fi

@@ -16,6 +16,8 @@ void register_enqueue(CLI::App& app, Globals& g) {
     std::string queue = "default";
     int priority = 0;
     int count = 1;
+    std::string unique_key;
+    bool unique_while_running = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("type", args->type, "job type")->required();
@@ -28,10 +30,16 @@ void register_enqueue(CLI::App& app, Globals& g) {
   cmd->add_option("--priority", args->priority, "lower runs first (default 0)");
   cmd->add_option("--count", args->count, "enqueue this many copies in one transaction")
       ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--unique-key", args->unique_key,
+                  "while a job with this key is pending, print its id instead of adding one");
+  cmd->add_flag("--unique-while-running", args->unique_while_running,
+                "with --unique-key: also while that job runs");
   cmd->callback([&g, args] {
     JobOptions o;
     o.queue = args->queue;
     o.priority = args->priority;
+    o.unique_key = args->unique_key;
+    o.unique_while_running = args->unique_while_running;
     if (args->max_attempts > 0) o.max_attempts = args->max_attempts;
     if (!args->delay.empty() && !args->run_at.empty()) {
       throw CLI::ValidationError("--delay and --run-at", "give one of them, not both");

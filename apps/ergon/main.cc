@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   ergon::cli::register_schedules(app, g);
   ergon::cli::register_cron(app, g);
   ergon::cli::register_workers(app, g);
+  ergon::cli::register_queues(app, g);
 
   // Logs go to stderr: stdout carries the commands' output (ids, tables, JSON).
   spdlog::set_default_logger(spdlog::stderr_color_mt("ergon"));

@@ -6,6 +6,7 @@
 // Thread-safety: plain values, safe to copy across threads.
 #pragma once
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -38,6 +39,21 @@ class Error : public std::runtime_error {
 class NonRetryableError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// Thrown by a handler: run this job again after `delay`, without using up an attempt (the job
+// waits for something outside it: a rate-limited API, a file not there yet). The job goes back
+// to Pending, due at now + delay.
+class Snooze : public std::runtime_error {
+ public:
+  explicit Snooze(std::chrono::microseconds delay)
+      : std::runtime_error("snoozed"),
+        delay_(delay < std::chrono::microseconds::zero() ? std::chrono::microseconds::zero()
+                                                         : delay) {}
+  [[nodiscard]] std::chrono::microseconds delay() const noexcept { return delay_; }
+
+ private:
+  std::chrono::microseconds delay_;
 };
 
 // Thrown by JobContext::throw_if_stop_requested(): the attempt was abandoned because the worker

@@ -109,6 +109,14 @@ class JobRunner {
   // The registered worker processes (the `workers` table), oldest first.
   [[nodiscard]] std::vector<WorkerRecord> list_workers() const;
 
+  // Queues, cluster-wide (docs/flow-control.md): a paused queue starts no job on any worker
+  // (jobs already running finish); resuming wakes this process's workers. Names as in
+  // JobOptions::queue (1-100 bytes).
+  void pause_queue(std::string_view queue);
+  void resume_queue(std::string_view queue);
+  // Queues with jobs waiting or running, and every queue ever paused, by name.
+  [[nodiscard]] std::vector<QueueRecord> list_queues() const;
+
   // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
   void notify();
 

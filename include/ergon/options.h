@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ergon/types.h"
 
@@ -26,6 +27,11 @@ struct JobOptions {
   int priority = 0;
   // Longest time one attempt may run; unset: the handler's timeout, else none.
   std::optional<Duration> timeout;
+  // Unique jobs (docs/flow-control.md): while a job with this key waits to run (Pending), or
+  // also while it runs when unique_while_running, start_job returns that job's id and inserts
+  // nothing. Empty: no key. At most 200 bytes. Not for start_jobs (bulk).
+  std::string unique_key;
+  bool unique_while_running = false;
 };
 
 // What happened to a job in a worker; delivered to WorkerOptions::on_event.
@@ -39,6 +45,7 @@ struct JobEvent {
     kFenced,          // the outcome was refused: the job was no longer this attempt's
     kCancelled,       // stopped by cancel() and stored as Cancelled
     kRescued,         // orphans given back by this worker's rescuer (id is nil; attempt = count)
+    kSnoozed,         // the handler threw Snooze: due again later, the attempt given back
   };
   Kind kind;
   JobId id;
@@ -70,6 +77,9 @@ struct MessagingOptions {
 struct WorkerOptions {
   // Concurrent jobs in this process. 0: 5 x std::thread::hardware_concurrency().
   int max_concurrent_jobs = 0;
+  // The queues this worker takes jobs from; empty: every queue. Paused queues never
+  // (JobRunner::pause_queue).
+  std::vector<std::string> queues;
   // How often an idle worker looks for jobs enqueued by other processes. Jobs enqueued in this
   // process wake it at once.
   Duration polling_interval = std::chrono::seconds(1);

@@ -64,9 +64,18 @@ struct JobRecord {
   std::optional<int> max_attempts;
   std::optional<std::string> worker_id;
   std::optional<TimePoint> heartbeat_at;
-  std::optional<Duration> timeout;  // the job's own per-attempt timeout
-  bool cancel_requested = false;    // cancel() was called while it ran
-  int rescue_count = 0;             // times it was taken back from a dead worker
+  std::optional<Duration> timeout;        // the job's own per-attempt timeout
+  bool cancel_requested = false;          // cancel() was called while it ran
+  int rescue_count = 0;                   // times it was taken back from a dead worker
+  std::optional<std::string> unique_key;  // JobOptions::unique_key, if it was given
+};
+
+// A queue as the cluster sees it: paused or not, and how many of its jobs wait or run.
+struct QueueRecord {
+  std::string name;
+  bool paused = false;
+  std::int64_t pending = 0;
+  std::int64_t running = 0;
 };
 
 // A worker process, as registered in the `workers` table.

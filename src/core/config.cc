@@ -85,7 +85,8 @@ WorkerOptions parse_worker(const json& j) {
               "CompletedJobsRetention",
               "FailedJobsRetention",
               "CancelledJobsRetention",
-              "PruneInterval"});
+              "PruneInterval",
+              "Queues"});
   WorkerOptions o;
   o.max_concurrent_jobs = get_int(j, w, "MaxConcurrentJobs", 0, 0, 10000);
   o.polling_interval = get_timespan(j, w, "PollingInterval", o.polling_interval);
@@ -111,6 +112,16 @@ WorkerOptions parse_worker(const json& j) {
   o.cancelled_jobs_retention =
       get_timespan(j, w, "CancelledJobsRetention", o.cancelled_jobs_retention);
   o.prune_interval = get_timespan(j, w, "PruneInterval", o.prune_interval);
+  if (auto q = j.find("Queues"); q != j.end()) {
+    if (!q->is_array()) bad(w + ".Queues", "must be an array of queue names");
+    for (const auto& name : *q) {
+      if (!name.is_string() || name.get<std::string>().empty() ||
+          name.get<std::string>().size() > 100) {
+        bad(w + ".Queues", "each queue name must be a string of 1 to 100 bytes");
+      }
+      o.queues.push_back(name.get<std::string>());
+    }
+  }
   if (o.heartbeat_interval.count() == 0) bad(w + ".HeartbeatInterval", "must be greater than zero");
   if (o.heartbeat_interval >= o.orphaned_job_threshold) {
     bad(w + ".HeartbeatInterval", "must be shorter than OrphanedJobThreshold");

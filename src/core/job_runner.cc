@@ -45,6 +45,14 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   p.queue = o.queue;
   p.priority = o.priority;
   p.timeout = o.timeout;
+  if (o.unique_key.size() > kMaxJobTypeBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "unique_key is longer than 200 bytes");
+  }
+  if (o.unique_while_running && o.unique_key.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "unique_while_running needs a unique_key");
+  }
+  p.unique_key = o.unique_key;
+  p.unique_while_running = o.unique_while_running;
   return p;
 }
 
@@ -57,27 +65,28 @@ JobRunner::JobRunner(std::shared_ptr<Store> store) : store_(std::move(store)) {
 JobId JobRunner::start_job_raw(std::string_view job_type, std::string_view job_data,
                                const JobOptions& options) {
   JobInsertParams p = make_insert(*store_, job_type, job_data, options);
-  store_->job_insert(p);
-  return p.id;
+  return store_->job_insert(p);
 }
 
 JobId JobRunner::start_job_raw(sqlite3* conn, std::string_view job_type, std::string_view job_data,
                                const JobOptions& options) {
   JobInsertParams p = make_insert(*store_, job_type, job_data, options);
-  store_->job_insert_tx(conn, p);
-  return p.id;
+  return store_->job_insert_tx(conn, p);
 }
 
 JobId JobRunner::start_job_raw(pg_conn* conn, std::string_view job_type, std::string_view job_data,
                                const JobOptions& options) {
   JobInsertParams p = make_insert(*store_, job_type, job_data, options);
-  store_->job_insert_tx(conn, p);
-  return p.id;
+  return store_->job_insert_tx(conn, p);
 }
 
 std::vector<JobId> JobRunner::start_jobs_raw(std::string_view job_type,
                                              const std::vector<std::string>& job_data,
                                              const JobOptions& options) {
+  if (!options.unique_key.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "unique_key is for start_job: a bulk enqueue cannot return the holders' ids");
+  }
   // Validate every job before writing any: a bad element rejects the whole batch.
   std::vector<JobInsertParams> params;
   params.reserve(job_data.size());
@@ -172,6 +181,28 @@ CancelOutcome JobRunner::cancel(const JobId& id) {
 }
 
 std::vector<WorkerRecord> JobRunner::list_workers() const { return store_->worker_list(); }
+
+namespace {
+void check_queue_name(std::string_view queue) {
+  if (queue.empty() || queue.size() > kMaxQueueBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "queue name must be 1 to 100 bytes");
+  }
+}
+}  // namespace
+
+void JobRunner::pause_queue(std::string_view queue) {
+  check_queue_name(queue);
+  store_->queue_set_paused(queue, true, store_->clock().now());
+}
+
+void JobRunner::resume_queue(std::string_view queue) {
+  check_queue_name(queue);
+  store_->queue_set_paused(queue, false, store_->clock().now());
+  // Workers of this process look again now; others at their next poll.
+  store_->notifier().notify(store_->clock().now());
+}
+
+std::vector<QueueRecord> JobRunner::list_queues() const { return store_->queue_list(); }
 
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
 

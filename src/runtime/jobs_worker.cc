@@ -260,7 +260,7 @@ class JobsWorker::Impl {
       ++claims_in_flight_;
     }
     try {
-      jobs = store_->job_claim({worker_id_, free, now});
+      jobs = store_->job_claim({worker_id_, free, now, opts_.queues});
     } catch (...) {
       // The claim may still have committed (the connection died after COMMIT): the heartbeat
       // finds such jobs and gives them back.
@@ -393,13 +393,16 @@ class JobsWorker::Impl {
 
   void take_message(runtime::JobMessage& m) {
     TimePoint now = clock_.now();
-    std::optional<JobRecord> job = store_->job_claim_id({worker_id_, 1, now}, m.job_id);
+    std::optional<JobRecord> job =
+        store_->job_claim_id({worker_id_, 1, now, opts_.queues}, m.job_id);
     if (!job) {
-      // Not claimable. Pending but not due yet: hide the message until it is. Anything else
-      // (running elsewhere, finished, deleted): the message has nothing left to trigger.
+      // Not claimable. Pending: not due yet (hide the message until it is), or in a paused
+      // queue or one this worker does not serve (hide it for a visibility timeout). Anything
+      // else (running elsewhere, finished, deleted): the message has nothing left to trigger.
       std::optional<JobRecord> seen = store_->job_get(m.job_id);
-      if (seen && seen->status == JobStatus::kPending && seen->run_at > now) {
-        mq_->postpone(m, std::chrono::ceil<Duration>(seen->run_at - now));
+      if (seen && seen->status == JobStatus::kPending) {
+        mq_->postpone(m, seen->run_at > now ? std::chrono::ceil<Duration>(seen->run_at - now)
+                                            : mq_->visibility_timeout());
       } else {
         mq_->remove(m);
       }
@@ -502,7 +505,8 @@ class JobsWorker::Impl {
     fin.id = job.id;
     fin.attempt = job.attempt;
     fin.worker_id = worker_id_;
-    enum class Result { kDone, kRetryable, kPermanent, kStopped } result = Result::kDone;
+    enum class Result { kDone, kRetryable, kPermanent, kStopped, kSnoozed } result = Result::kDone;
+    Duration snooze{};
     std::string error;
     const auto* entry = handlers_.find(job.job_type);
     if (entry == nullptr) {
@@ -511,6 +515,9 @@ class JobsWorker::Impl {
     } else {
       try {
         entry->invoke(job.job_data, ctx);
+      } catch (const Snooze& s) {
+        result = Result::kSnoozed;
+        snooze = s.delay();
       } catch (const NonRetryableError& e) {
         result = Result::kPermanent;
         error = describe_exception(e);
@@ -595,6 +602,13 @@ class JobsWorker::Impl {
         break;
       case Result::kStopped:
         return release(job.id, job.job_type, job.attempt, ctx.max_attempts(), job.run_at, &fin);
+      case Result::kSnoozed:
+        // A release to a later time: the attempt is given back, the job is due at now + delay.
+        fin.status = JobStatus::kPending;
+        fin.run_at = fin.now + snooze;
+        fin.max_attempts = ctx.max_attempts() + 1;
+        kind = JobEvent::Kind::kSnoozed;
+        break;
     }
     return finish(fin, {kind, job.id, job.job_type, job.attempt, error});
   }

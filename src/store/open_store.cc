@@ -8,12 +8,12 @@
 
 namespace ergon {
 
-void Store::job_insert_tx(sqlite3*, const JobInsertParams&) {
+JobId Store::job_insert_tx(sqlite3*, const JobInsertParams&) {
   throw Error(ErrorCode::kUnsupported, std::string("the ") + std::string(backend()) +
                                            " store cannot enqueue on a sqlite3 connection");
 }
 
-void Store::job_insert_tx(pg_conn*, const JobInsertParams&) {
+JobId Store::job_insert_tx(pg_conn*, const JobInsertParams&) {
   throw Error(ErrorCode::kUnsupported, std::string("the ") + std::string(backend()) +
                                            " store cannot enqueue on a PostgreSQL connection");
 }
@@ -59,6 +59,14 @@ std::vector<WorkerRecord> Store::worker_list() { no_faults(*this); }
 
 std::optional<JobRecord> Store::job_claim_id(const JobClaimParams&, const JobId&) {
   no_messaging(*this);
+}
+void Store::queue_set_paused(std::string_view, bool, TimePoint) {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(backend()) + " store does not support pausing queues");
+}
+std::vector<QueueRecord> Store::queue_list() {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(backend()) + " store does not support listing queues");
 }
 void Store::outbox_enable() { no_messaging(*this); }
 void Store::outbox_disable() { no_messaging(*this); }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,12 +44,18 @@ struct JobInsertParams {
   std::string_view queue;
   int priority = 0;
   std::optional<Duration> timeout;
+  // Empty: none. Else at most one job with this key is Pending (and Running too when
+  // unique_while_running); job_insert then returns the holder's id and inserts nothing.
+  std::string_view unique_key;
+  bool unique_while_running = false;
 };
 
 struct JobClaimParams {
   std::string_view worker_id;
   int limit = 1;  // claim at most this many (the worker's free slots)
   TimePoint now;  // jobs with run_at <= now are due
+  // Claim only from these queues; empty: from every queue. Paused queues never.
+  std::span<const std::string> queues = {};
 };
 
 struct JobFinishParams {
@@ -149,15 +156,17 @@ class Store {
   // Applies pending migrations; returns the versions applied.
   virtual std::vector<int> schema_migrate() = 0;
 
-  // Inserts a Pending job in its own transaction, then notifies.
-  virtual void job_insert(const JobInsertParams& p) = 0;
+  // Inserts a Pending job in its own transaction, then notifies. Returns p.id, or, when
+  // p.unique_key is held by another job, that job's id (nothing is inserted or notified).
+  virtual JobId job_insert(const JobInsertParams& p) = 0;
   // Inserts with the caller's connection inside the caller's open transaction. SQLite cannot
   // notify on commit, so its twin does not notify; PostgreSQL queues a pg_notify in the
   // caller's transaction, delivered when it commits.
-  virtual void job_insert_tx(sqlite3* conn, const JobInsertParams& p);
-  virtual void job_insert_tx(pg_conn* conn, const JobInsertParams& p);
+  virtual JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p);
+  virtual JobId job_insert_tx(pg_conn* conn, const JobInsertParams& p);
   // Inserts many jobs in one transaction (one notify for the batch). The default loops over
-  // job_insert inside nothing special; backends override it with a bulk path.
+  // job_insert inside nothing special; backends override it with a bulk path. Unique keys
+  // are not supported here (the runner refuses them).
   virtual void job_insert_many(const std::vector<JobInsertParams>& jobs);
 
   // Atomically moves up to p.limit due Pending jobs to Running for p.worker_id, incrementing
@@ -201,6 +210,12 @@ class Store {
   // and due by p.now. nullopt: it is not (running elsewhere, finished, not due, missing).
   [[nodiscard]] virtual std::optional<JobRecord> job_claim_id(const JobClaimParams& p,
                                                               const JobId& id);
+
+  // Queues paused cluster-wide (docs/flow-control.md). Pausing a queue nobody used yet is
+  // fine: it is created paused.
+  virtual void queue_set_paused(std::string_view name, bool paused, TimePoint now);
+  // Every queue that has jobs waiting or running, or was ever paused, by name.
+  [[nodiscard]] virtual std::vector<QueueRecord> queue_list();
 
   // The messaging outbox (docs/messaging.md). outbox_enable() installs the triggers that write
   // an outbox row in the same transaction whenever a job becomes Pending (insert, retry,

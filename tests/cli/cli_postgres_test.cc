@@ -84,6 +84,8 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
       {"cancel_requested", {boolean, false}},
       {"rescue_count", {integer, false}},
       {"timeout_ms", {"bigint", true}},
+      {"unique_key", {varchar, true}},
+      {"unique_while_running", {boolean, false}},
   };
   ASSERT_EQ(jobs_order.size(), jobs.size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -41,7 +41,8 @@ TEST_F(CliTest, MigrateThenEnqueueThenInspect) {
   auto m = ergon({"migrate", "--db", db()});
   ASSERT_EQ(m.status, 0) << m.err;
   EXPECT_EQ(m.out,
-            "applied migration 1\napplied migration 2\napplied migration 3\napplied migration 4\n");
+            "applied migration 1\napplied migration 2\napplied migration 3\napplied migration 4\n"
+            "applied migration 5\n");
   EXPECT_EQ(ergon({"migrate", "--db", db()}).out, "schema is up to date\n");
 
   auto e = ergon({"enqueue", "resize", R"({"image":"a.png"})", "--db", db(), "--delay", "90s",
@@ -208,6 +209,36 @@ TEST_F(CliTest, SchedulesCanBeAddedListedChangedTriggeredAndRemoved) {
   EXPECT_EQ(ergon({"schedules", "remove", "nightly", "--db", db()}).status, 0);
   EXPECT_EQ(nlohmann::json::parse(ergon({"schedules", "list", "--json", "--db", db()}).out).size(),
             0u);
+}
+
+TEST_F(CliTest, UniqueKeysAndQueues) {
+  migrate();
+  std::string a = trim(
+      ergon({"enqueue", "report", "--unique-key", "r-1", "--queue", "reports", "--db", db()}).out);
+  std::string again = trim(
+      ergon({"enqueue", "report", "--unique-key", "r-1", "--queue", "reports", "--db", db()}).out);
+  EXPECT_EQ(again, a);  // the pending job's id, nothing added
+  auto bulk = ergon({"enqueue", "report", "--unique-key", "r-1", "--count", "2", "--db", db()});
+  EXPECT_EQ(bulk.status, 1);  // bulk enqueue takes no unique key
+  EXPECT_NE(bulk.err.find("unique_key is for start_job"), std::string::npos) << bulk.err;
+  auto lone = ergon({"enqueue", "report", "--unique-while-running", "--db", db()});
+  EXPECT_EQ(lone.status, 1);
+  EXPECT_NE(lone.err.find("needs a unique_key"), std::string::npos) << lone.err;
+
+  auto p = ergon({"queues", "pause", "reports", "--db", db()});
+  ASSERT_EQ(p.status, 0) << p.err;
+  EXPECT_EQ(p.out, "queue reports paused\n");
+  auto l = nlohmann::json::parse(ergon({"queues", "list", "--json", "--db", db()}).out);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0]["name"], "reports");
+  EXPECT_EQ(l[0]["paused"], true);
+  EXPECT_EQ(l[0]["pending"], 1);
+  EXPECT_EQ(ergon({"queues", "resume", "reports", "--db", db()}).out, "queue reports resumed\n");
+  l = nlohmann::json::parse(ergon({"queues", "list", "--json", "--db", db()}).out);
+  EXPECT_EQ(l[0]["paused"], false);
+  auto bad = ergon({"queues", "pause", "", "--db", db()});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("queue name must be 1 to 100 bytes"), std::string::npos) << bad.err;
 }
 
 TEST_F(CliTest, CancelAPendingJobAndListWorkers) {

@@ -110,6 +110,22 @@ TEST(ConfigTest, RejectsBadInputWithTheKeyInTheMessage) {
   }
 }
 
+TEST(ConfigTest, ReadsTheQueuesAWorkerServes) {
+  Config c = parse_config(R"({"JobsWorker": {"Queues": ["mail", "reports"]}})");
+  EXPECT_EQ(c.worker.queues, (std::vector<std::string>{"mail", "reports"}));
+  EXPECT_TRUE(parse_config("{}").worker.queues.empty());
+  for (const char* bad :
+       {R"({"JobsWorker": {"Queues": "mail"}})", R"({"JobsWorker": {"Queues": [""]}})",
+        R"({"JobsWorker": {"Queues": [1]}})"}) {
+    try {
+      parse_config(bad);
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("JobsWorker.Queues"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ConfigTest, ReadsTheMessagingSection) {
   Config c = parse_config(R"({"Messaging": {"ConnectionString": "UseDevelopmentStorage=true",
       "QueueName": "jobs", "Relay": false, "VisibilityTimeout": "00:01:00", "MaxDeliveries": 3}})");

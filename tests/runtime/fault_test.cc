@@ -61,7 +61,7 @@ class FaultTest : public ::testing::Test {
   std::shared_ptr<Store> store_;
   HandlerRegistry handlers_;
   WorkerOptions options_;
-  EventCounter events_[8];
+  EventCounter events_[9];  // one per JobEvent::Kind
   EventCounter started_;
   Gate gate_;
 };

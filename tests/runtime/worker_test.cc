@@ -45,7 +45,7 @@ class WorkerTest : public ::testing::Test {
   std::shared_ptr<Store> store_;
   HandlerRegistry handlers_;
   WorkerOptions options_;
-  EventCounter events_[6];
+  EventCounter events_[9];  // one per JobEvent::Kind
 };
 
 TEST_F(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
@@ -62,6 +62,61 @@ TEST_F(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
   EXPECT_EQ(r->progress_message, "done");
   EXPECT_EQ(r->progress_percent, 100);
   EXPECT_EQ(r->worker_id, worker->worker_id());
+  worker->stop();
+}
+
+// A handler that throws Snooze runs again after the delay, and the snooze uses no attempt.
+TEST_F(WorkerTest, ASnoozedJobRunsAgainLaterWithoutUsingAnAttempt) {
+  std::atomic<int> runs{0};
+  handlers_.add<Work>(
+      [&](const Work&, JobContext&) {
+        if (runs++ == 0) throw Snooze(30s);
+      },
+      JobTypeOptions{.max_attempts = 1});
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId id = runner.start_job(Work{});
+  ASSERT_TRUE(wait_for(Kind::kSnoozed, 1));
+  auto r = runner.get_job(id);
+  EXPECT_EQ(r->status, JobStatus::kPending);
+  EXPECT_EQ(r->run_at, clock_.now() + 30s);
+  EXPECT_EQ(r->max_attempts, 2);  // the attempt it used is given back
+  clock_.advance(30s);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
+  EXPECT_EQ(runs, 2);
+  worker->stop();
+}
+
+// A paused queue starts nothing on any worker; resuming wakes this process's workers.
+TEST_F(WorkerTest, APausedQueueStartsNothingUntilResumed) {
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  JobRunner runner(store_);
+  runner.pause_queue("reports");
+  JobId id = runner.start_job(Work{}, {.queue = "reports"});
+  auto worker = make_worker();
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  EXPECT_EQ(runner.get_job(id)->status, JobStatus::kPending);
+  worker->start();
+  runner.resume_queue("reports");
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
+  worker->stop();
+}
+
+// A worker configured with queues takes jobs from those only.
+TEST_F(WorkerTest, AWorkerServesOnlyItsQueues) {
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  options_.queues = {"mail"};
+  JobRunner runner(store_);
+  JobId other = runner.start_job(Work{1}, {.queue = "bills"});
+  JobId mine = runner.start_job(Work{2}, {.queue = "mail"});
+  auto worker = make_worker();
+  EXPECT_EQ(worker->TEST_claim_once(), 1u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  EXPECT_EQ(runner.get_job(mine)->status, JobStatus::kCompleted);
+  EXPECT_EQ(runner.get_job(other)->status, JobStatus::kPending);
   worker->stop();
 }
 

@@ -573,6 +573,30 @@ TEST_F(PostgresStoreTest, OnTheSystemClockTheDatabaseClockDecidesWhatIsDue) {
             "2");
 }
 
+// Several processes enqueue with one unique key at once: exactly one job exists, and every
+// enqueue returned its id (ON CONFLICT on the partial unique index, and the holder's look-up).
+TEST_F(PostgresStoreTest, AUniqueKeyHoldsAcrossProcesses) {
+  auto store = open();
+  std::vector<std::thread> procs;
+  std::vector<ProcessResult> results(4);
+  for (int p = 0; p < 4; ++p) {
+    procs.emplace_back([&, p] {
+      results[static_cast<std::size_t>(p)] =
+          run_process({STORE_HELPER, "unique", url(), "invoice-42", "25"});
+    });
+  }
+  for (auto& t : procs) t.join();
+  std::set<std::string> ids;
+  for (auto& r : results) {
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto l = lines(r.out);
+    EXPECT_EQ(l.size(), 25u);
+    ids.insert(l.begin(), l.end());
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(store->job_list({}).size(), 1u);
+}
+
 // A release (graceful stop) puts the job back at its own place in the queue: its run_at is the
 // row's, untouched, not the caller's time translated to the database clock (which moves it
 // behind every job enqueued within the translation's error, thousands in a bulk enqueue).

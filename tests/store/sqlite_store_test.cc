@@ -206,6 +206,29 @@ TEST_F(SqliteStoreTest, ClaimsFromSeveralProcessesNeverOverlap) {
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), static_cast<std::size_t>(kJobs));
 }
 
+// Several processes enqueue with one unique key at once: exactly one job exists, and every
+// enqueue returned its id.
+TEST_F(SqliteStoreTest, AUniqueKeyHoldsAcrossProcesses) {
+  auto store = open_store(sqlite_url(dir_));
+  std::vector<std::thread> procs;
+  std::vector<ProcessResult> results(4);
+  for (int p = 0; p < 4; ++p) {
+    procs.emplace_back([&, p] {
+      results[p] = run_process({STORE_HELPER, "unique", sqlite_url(dir_), "invoice-42", "25"});
+    });
+  }
+  for (auto& t : procs) t.join();
+  std::set<std::string> ids;
+  for (auto& r : results) {
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto l = lines(r.out);
+    EXPECT_EQ(l.size(), 25u);
+    ids.insert(l.begin(), l.end());
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(store->job_list({}).size(), 1u);
+}
+
 // Several processes migrate a new file at once: exactly one applies each migration.
 TEST_F(SqliteStoreTest, ConcurrentMigrationsApplyEachVersionOnce) {
   std::string url = "sqlite:" + dir_.file("fresh.db");

@@ -202,6 +202,92 @@ TEST_P(StoreConformance, TheOutboxRecordsJobsThatBecomeDueOnceEnabled) {
   EXPECT_TRUE(store_->outbox_peek(10).empty());
 }
 
+// --- flow control (docs/flow-control.md) ---
+
+JobInsertParams unique_job(TimePoint now, std::string_view key, bool while_running = false) {
+  auto p = job(now);
+  p.unique_key = key;
+  p.unique_while_running = while_running;
+  return p;
+}
+
+TEST_P(StoreConformance, AUniqueKeyIsHeldWhilePendingOnly) {
+  auto a = unique_job(clock_.now(), "k");
+  EXPECT_EQ(store_->job_insert(a), a.id);
+  auto dup = unique_job(clock_.now(), "k");
+  EXPECT_EQ(store_->job_insert(dup), a.id);  // the holder's id; nothing inserted
+  EXPECT_FALSE(store_->job_get(dup.id));
+  auto other = unique_job(clock_.now(), "other");
+  EXPECT_EQ(store_->job_insert(other), other.id);
+
+  auto ra = store_->job_claim_id({"w1", 1, clock_.now()}, a.id);
+  ASSERT_TRUE(ra);
+  auto b = unique_job(clock_.now(), "k");  // a runs: the key is free again
+  EXPECT_EQ(store_->job_insert(b), b.id);
+  // a fails and goes back to Pending while b holds the key: a gives the key up.
+  auto retry = outcome(*ra, "w1", JobStatus::kPending, clock_.now());
+  ASSERT_TRUE(store_->job_finish(retry));
+  EXPECT_EQ(store_->job_get(a.id)->status, JobStatus::kPending);
+  EXPECT_FALSE(store_->job_get(a.id)->unique_key);
+  EXPECT_EQ(store_->job_get(b.id)->unique_key, "k");
+  EXPECT_EQ(store_->job_insert(unique_job(clock_.now(), "k")), b.id);
+}
+
+TEST_P(StoreConformance, AUniqueKeyCanBeHeldWhileRunningToo) {
+  auto a = unique_job(clock_.now(), "k", true);
+  ASSERT_EQ(store_->job_insert(a), a.id);
+  auto ra = store_->job_claim({"w1", 1, clock_.now()}).at(0);
+  EXPECT_EQ(store_->job_insert(unique_job(clock_.now(), "k", true)), a.id);
+  EXPECT_EQ(store_->job_insert(unique_job(clock_.now(), "k")), a.id);
+  ASSERT_TRUE(store_->job_finish(outcome(ra, "w1", JobStatus::kCompleted, clock_.now())));
+  auto b = unique_job(clock_.now(), "k", true);
+  EXPECT_EQ(store_->job_insert(b), b.id);  // finished jobs hold nothing
+}
+
+TEST_P(StoreConformance, PausedQueuesStartNothingAndWorkersServeTheirQueues) {
+  auto mail = job(clock_.now());
+  mail.queue = "mail";
+  auto bills = job(clock_.now());
+  bills.queue = "bills";
+  store_->job_insert(mail);
+  store_->job_insert(bills);
+  store_->queue_set_paused("mail", true, clock_.now());
+  std::vector<std::string> only_mail{"mail"};
+  EXPECT_TRUE(store_->job_claim({"w1", 10, clock_.now(), only_mail}).empty());
+  EXPECT_FALSE(store_->job_claim_id({"w1", 1, clock_.now()}, mail.id));
+  auto got = store_->job_claim({"w1", 10, clock_.now()});  // every queue: bills only
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, bills.id);
+
+  auto queues = store_->queue_list();
+  ASSERT_EQ(queues.size(), 2u);
+  EXPECT_EQ(queues[0].name, "bills");
+  EXPECT_FALSE(queues[0].paused);
+  EXPECT_EQ(queues[0].running, 1);
+  EXPECT_EQ(queues[1].name, "mail");
+  EXPECT_TRUE(queues[1].paused);
+  EXPECT_EQ(queues[1].pending, 1);
+
+  store_->queue_set_paused("mail", false, clock_.now());
+  std::vector<std::string> only_bills{"bills"};
+  EXPECT_TRUE(store_->job_claim({"w2", 10, clock_.now(), only_bills}).empty());
+  got = store_->job_claim({"w2", 10, clock_.now(), only_mail});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, mail.id);
+}
+
+// Queue names are data, never SQL or array syntax.
+TEST_P(StoreConformance, QueueNamesWithQuotesAndCommasAreJustNames) {
+  auto odd = job(clock_.now());
+  odd.queue = R"(a,"b\c'})";
+  store_->job_insert(odd);
+  std::vector<std::string> queues{std::string(odd.queue)};
+  store_->queue_set_paused(odd.queue, true, clock_.now());
+  EXPECT_TRUE(store_->job_claim({"w1", 10, clock_.now(), queues}).empty());
+  store_->queue_set_paused(odd.queue, false, clock_.now());
+  EXPECT_EQ(store_->job_claim({"w1", 10, clock_.now(), queues}).size(), 1u);
+}
+
 TEST_P(StoreConformance, ErrorMessagesAreTruncated) {
   auto p = job(clock_.now());
   store_->job_insert(p);

@@ -2,9 +2,11 @@
 //   store_helper claim URL WORKER   claims until nothing is due; prints one claimed id a line
 //   store_helper migrate URL        migrates; prints the versions it applied
 //   store_helper fire URL INSTANT   runs the scheduler once at INSTANT; prints jobs enqueued
+//   store_helper unique URL KEY N   enqueues N jobs with unique key KEY; prints each id returned
 #include <cstdio>
 #include <string>
 
+#include "ergon/job_runner.h"
 #include "runtime/scheduler.h"
 #include "store/store.h"
 
@@ -27,6 +29,15 @@ int main(int argc, char** argv) {
     auto store = ergon::open_store(argv[2], o);
     if (mode == "migrate") {
       for (int v : store->schema_migrate()) std::printf("%d\n", v);
+      return 0;
+    }
+    if (mode == "unique" && argc == 5) {
+      ergon::JobRunner runner(store);
+      ergon::JobOptions o;
+      o.unique_key = argv[3];
+      for (int i = 0, n = std::stoi(argv[4]); i < n; ++i) {
+        std::printf("%s\n", runner.start_job_raw("unique", "{}", o).to_string().c_str());
+      }
       return 0;
     }
     if (mode == "claim" && argc == 4) {

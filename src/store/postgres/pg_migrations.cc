@@ -109,6 +109,23 @@ BEGIN
   RETURN NULL;
 END $$;
 )sql"},
+    {5, R"sql(
+-- Flow control (docs/flow-control.md). Unique jobs: at most one job per unique_key among those
+-- waiting to run (Pending), and also among Running ones when unique_while_running; the partial
+-- unique index enforces it for every writer, whatever process.
+ALTER TABLE @SCHEMA@.jobs
+  ADD COLUMN unique_key           varchar,
+  ADD COLUMN unique_while_running boolean NOT NULL DEFAULT false;
+CREATE UNIQUE INDEX jobs_unique_idx ON @SCHEMA@.jobs (unique_key)
+  WHERE unique_key IS NOT NULL AND (status = 'Pending' OR (status = 'Running' AND unique_while_running));
+-- Queues that are paused cluster-wide: the claim starts nothing from them. A queue without a
+-- row is running.
+CREATE TABLE @SCHEMA@.queues (
+  name       varchar PRIMARY KEY,
+  paused     boolean NOT NULL DEFAULT false,
+  changed_at timestamptz NOT NULL DEFAULT now()
+);
+)sql"},
 };
 
 }  // namespace

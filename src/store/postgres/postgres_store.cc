@@ -16,7 +16,26 @@ constexpr const char* kJobColumns[] = {
     "id",         "job_type",     "job_data",      "status",           "created_at",
     "started_at", "completed_at", "error_message", "progress_message", "progress_percent",
     "queue",      "priority",     "run_at",        "attempt",          "max_attempts",
-    "worker_id",  "heartbeat_at", "timeout_ms",    "cancel_requested", "rescue_count"};
+    "worker_id",  "heartbeat_at", "timeout_ms",    "cancel_requested", "rescue_count",
+    "unique_key"};
+
+// The predicate of jobs_unique_idx (migration 5), which ON CONFLICT must repeat to use it.
+constexpr const char* kUniquePredicate =
+    "unique_key IS NOT NULL AND (status = 'Pending' OR (status = 'Running' AND "
+    "unique_while_running))";
+
+// A job moving from Running back to Pending (retry, release, rescue) whose unique key was
+// taken meanwhile by a new Pending job (possible when the key is held only while Pending)
+// gives the key up, or the unique index would refuse the move. `t` names the updated row. A
+// concurrent insert can still slip in between; the move then fails with a unique violation and
+// its caller's retry finds the new job and gives the key up.
+std::string unique_give_up(std::string_view t, const std::string& jobs) {
+  std::string q(t);
+  return "CASE WHEN " + q + ".unique_key IS NOT NULL AND NOT " + q +
+         ".unique_while_running AND EXISTS (SELECT 1 FROM " + jobs +
+         " o WHERE o.unique_key = " + q + ".unique_key AND o.status = 'Pending' AND o.id <> " + q +
+         ".id) THEN NULL ELSE " + q + ".unique_key END";
+}
 
 std::string job_columns(std::string_view prefix = "") {
   std::string out;
@@ -52,6 +71,7 @@ JobRecord read_job(const PGresult* r, int row) {
   if (!pgbin::is_null(r, row, 17)) j.timeout = std::chrono::milliseconds(pgbin::int8(r, row, 17));
   j.cancel_requested = pgbin::boolean(r, row, 18);
   j.rescue_count = pgbin::int4(r, row, 19);
+  j.unique_key = pgbin::opt_text(r, row, 20);
   return j;
 }
 
@@ -151,6 +171,26 @@ void copy_field(std::string& out, std::string_view v) {
   }
 }
 
+// A varchar[] literal ("{"a","b\"c"}"), or NULL for an empty list (the claim's "every queue").
+void queues_param(PgParams& params, std::span<const std::string> queues) {
+  if (queues.empty()) {
+    params.null();
+    return;
+  }
+  std::string a = "{";
+  for (std::size_t i = 0; i < queues.size(); ++i) {
+    if (i) a += ',';
+    a += '"';
+    for (char c : queues[i]) {
+      if (c == '"' || c == '\\') a += '\\';
+      a += c;
+    }
+    a += '"';
+  }
+  a += '}';
+  params.text(a);
+}
+
 void require_no_nul(std::string_view v, std::string_view what) {
   if (v.find('\0') != std::string_view::npos) {
     throw Error(ErrorCode::kInvalidArgument, std::string(what) + " contains a NUL byte");
@@ -211,7 +251,7 @@ struct PostgresStore::Statements {
       schedule_due, schedule_next_due, schedule_lock, schedule_advance, job_status, notify;
   PgStatement heartbeat, rescue, release_worker, cancel_pending, cancel_running, job_exists, prune,
       worker_register, worker_heartbeat, worker_remove, worker_list;
-  PgStatement claim_id, outbox_peek, outbox_remove;
+  PgStatement claim_id, outbox_peek, outbox_remove, unique_holder, queue_set_paused, queue_list;
 
   Statements(const std::string& s, bool db_clock) {
     const std::string jobs = s + ".jobs";
@@ -219,22 +259,32 @@ struct PostgresStore::Statements {
     // agree. The notification goes out in the same statement, hence the same transaction:
     // PostgreSQL delivers it on commit and drops it on rollback, so no worker is woken for a
     // row it cannot see yet.
-    auto insert_only = [&](std::string_view base) {
+    // With `unique`, $11 is the unique key (NULL: none) and $12 unique_while_running: a key
+    // held by another job makes the insert do nothing (no row comes back, no notification).
+    auto insert_only = [&](std::string_view base, bool unique) {
       return "INSERT INTO " + jobs +
              " (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt, "
-             "max_attempts, timeout_ms) SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', " +
+             "max_attempts, timeout_ms" +
+             (unique ? ", unique_key, unique_while_running" : "") +
+             ") SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', " +
              time_sql(db_clock, "clock.b", 7, 7) + ", $4::varchar, $5::integer, " +
-             time_sql(db_clock, "clock.b", 8, 7) + ", 0, $6::integer, $9::bigint FROM (SELECT " +
-             std::string(base) + " AS b) AS clock RETURNING run_at";
+             time_sql(db_clock, "clock.b", 8, 7) + ", 0, $6::integer, $9::bigint" +
+             (unique ? ", $11::varchar, $12::boolean" : "") + " FROM (SELECT " + std::string(base) +
+             " AS b) AS clock" +
+             (unique ? std::string(" ON CONFLICT (unique_key) WHERE ") + kUniquePredicate +
+                           " DO NOTHING RETURNING id, run_at"
+                     : std::string(" RETURNING run_at"));
     };
     auto insert_sql = [&](std::string_view base) {
-      return "WITH ins AS (" + insert_only(base) + ") SELECT pg_notify($10, " + due_text("run_at") +
-             ") FROM ins";
+      return "WITH ins AS (" + insert_only(base, true) + ") SELECT id, pg_notify($10, " +
+             due_text("run_at") + ") FROM ins";
     };
     // now() is the statement's start here (every insert is its own transaction).
     insert = {"ergon_job_insert", insert_sql("now()")};
     // Inside a longer transaction (a schedule's slot) that sends one notification at its end.
-    insert_quiet = {"ergon_job_insert_quiet", insert_only("now()")};
+    insert_quiet = {"ergon_job_insert_quiet", insert_only("now()", false)};
+    unique_holder = {"ergon_job_unique_holder",
+                     "SELECT id FROM " + jobs + " WHERE unique_key = $1 AND " + kUniquePredicate};
     // On the caller's connection now() would be the start of the caller's transaction, which
     // may be long before this insert: a delay would then be measured from BEGIN. The statement's
     // own clock_timestamp() measures it from the start_job call, as the caller meant.
@@ -255,10 +305,15 @@ struct PostgresStore::Statements {
     // statement, so the index can use it as a bound and started_at = heartbeat_at = the
     // instant that decided what was due; clock_timestamp() is volatile and would be
     // evaluated per row.
-    std::string now = db_clock ? "now()" : "$3::timestamptz";
+    // $3: the worker's queues (text[]; NULL: every queue); a paused queue never.
+    std::string now = db_clock ? "now()" : "$4::timestamptz";
+    std::string queue_filter =
+        "($3::varchar[] IS NULL OR queue = ANY($3::varchar[])) AND queue "
+        "NOT IN (SELECT name FROM " +
+        s + ".queues WHERE paused)";
     claim = {"ergon_job_claim",
              "WITH due AS (SELECT id FROM " + jobs +
-                 " WHERE status = 'Pending' AND run_at <= " + now +
+                 " WHERE status = 'Pending' AND run_at <= " + now + " AND " + queue_filter +
                  " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE " + jobs +
                  " AS j SET status = 'Running', attempt = j.attempt + 1, worker_id = $1, "
                  "started_at = " +
@@ -284,7 +339,10 @@ struct PostgresStore::Statements {
              "error_message = coalesce($5::varchar, error_message), "
              "max_attempts = coalesce($6::integer, max_attempts), "
              "progress_message = coalesce($7::varchar, progress_message), "
-             "progress_percent = coalesce($8::integer, progress_percent) "
+             "progress_percent = coalesce($8::integer, progress_percent), "
+             "unique_key = CASE WHEN $2::boolean THEN unique_key ELSE " +
+             unique_give_up("jobs", jobs) +
+             " END "
              "WHERE id = $9::uuid AND attempt = $10::integer AND worker_id = $11 "
              "AND status = 'Running'";
     };
@@ -400,7 +458,10 @@ struct PostgresStore::Statements {
              "THEN 'quarantined: the worker running it died ' || (j.rescue_count + 1) || "
              "' times (last: ' || coalesce(j.worker_id, '?') || ')' "
              "ELSE 'orphaned: worker ' || coalesce(j.worker_id, '?') || ' stopped heartbeating' "
-             "END, rescue_count = j.rescue_count + 1, worker_id = NULL, heartbeat_at = NULL "
+             "END, rescue_count = j.rescue_count + 1, worker_id = NULL, heartbeat_at = NULL, "
+             "unique_key = " +
+             unique_give_up("j", jobs) +
+             " "
              "FROM (SELECT id FROM " +
              jobs + " WHERE status = 'Running' AND " + which +
              " LIMIT $4 FOR UPDATE SKIP LOCKED) AS orphan WHERE j.id = orphan.id "
@@ -438,7 +499,27 @@ struct PostgresStore::Statements {
                     now + ", heartbeat_at = " + now +
                     ", progress_message = NULL, progress_percent = NULL "
                     "WHERE id = $2::uuid AND status = 'Pending' AND run_at <= " +
-                    now + " RETURNING " + job_columns("")};
+                    now + " AND " + queue_filter + " RETURNING " + job_columns("")};
+    queue_set_paused = {"ergon_queue_set_paused",
+                        "INSERT INTO " + s +
+                            ".queues (name, paused, changed_at) VALUES ($1, $2::boolean, " +
+                            time_sql(db_clock, "now()", 3, 3) +
+                            ") ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                            "changed_at = excluded.changed_at"};
+    queue_list = {"ergon_queue_list",
+                  "SELECT n.name, coalesce(q.paused, false), "
+                  "(SELECT count(*) FROM " +
+                      jobs +
+                      " WHERE queue = n.name AND status = 'Pending'), "
+                      "(SELECT count(*) FROM " +
+                      jobs +
+                      " WHERE queue = n.name AND status = 'Running') "
+                      "FROM (SELECT queue AS name FROM " +
+                      jobs +
+                      " WHERE status IN ('Pending', "
+                      "'Running') UNION SELECT name FROM " +
+                      s + ".queues) AS n LEFT JOIN " + s +
+                      ".queues q ON q.name = n.name ORDER BY n.name"};
     const std::string outbox = s + ".job_outbox";
     outbox_peek = {"ergon_outbox_peek",
                    "SELECT id, job_id, due_at FROM " + outbox + " ORDER BY id LIMIT $1"};
@@ -671,15 +752,43 @@ void PostgresStore::schema_check() {
                                       std::to_string(latest_schema_version()) + ")");
 }
 
-void PostgresStore::job_insert(const JobInsertParams& p) {
+namespace {
+// $10 the channel, then the unique key ($11, NULL for none) and unique_while_running ($12).
+PgParams insert_params_notify(const JobInsertParams& p, const std::string& channel) {
   PgParams params = insert_params(p);
-  params.text(channel_);
-  {
+  params.text(channel);
+  if (p.unique_key.empty()) {
+    params.null();
+  } else {
+    params.text(p.unique_key);
+  }
+  params.boolean(p.unique_while_running);
+  return params;
+}
+}  // namespace
+
+JobId PostgresStore::job_insert(const JobInsertParams& p) {
+  if (!p.unique_key.empty()) require_no_nul(p.unique_key, "unique key");
+  PgParams params = insert_params_notify(p, channel_);
+  // A conflict returns no row: find the holder. If it finished in between (the look-up runs on
+  // a newer snapshot), the key is free again: insert again. Each round means another job
+  // holding and then freeing the key, so a few rounds are plenty.
+  bool inserted = false;
+  for (int round = 0; round < 10 && !inserted; ++round) {
     auto conn = pool_.acquire();
-    conn->run(sql_->insert, params, Format::kText);
+    auto r = conn->run(sql_->insert, params, Format::kText);
+    inserted = PQntuples(r.get()) == 1;
+    if (inserted) break;
+    auto h = conn->run(sql_->unique_holder, PgParams().text(p.unique_key));
+    if (PQntuples(h.get()) == 1) return pgbin::uuid(h.get(), 0, 0);
+  }
+  if (!inserted) {
+    throw Error(ErrorCode::kStore,
+                "unique key '" + std::string(p.unique_key) + "' keeps changing hands; try again");
   }
   // This process's workers learn it now; other processes through the pg_notify above.
   notifier().notify(p.run_at);
+  return p.id;
 }
 
 namespace {
@@ -748,16 +857,47 @@ PgResult exec_on_caller(PGconn* conn, const std::string& sql, const PgParams& pa
 
 }  // namespace
 
-void PostgresStore::job_insert_tx(pg_conn* conn, const JobInsertParams& p) {
+JobId PostgresStore::job_insert_tx(pg_conn* conn, const JobInsertParams& p) {
   // The caller's transaction is theirs: Ergon writes inside it and never begins, commits or
   // rolls back.
   require_transaction(conn, "start_job(conn, ...)");
-  PgParams params = insert_params(p);
-  params.text(channel_);
+  if (!p.unique_key.empty()) require_no_nul(p.unique_key, "unique key");
+  PgParams params = insert_params_notify(p, channel_);
   // The notification is queued in the caller's transaction: sent if they commit, dropped if
   // they roll back. No local notify here: the row is invisible until the commit, when this
   // store's listener relays the notification like any other process's.
-  exec_on_caller(conn, sql_->insert_tx, params, "insert on the caller's connection");
+  auto r = exec_on_caller(conn, sql_->insert_tx, params, "insert on the caller's connection");
+  if (PQntuples(r.get()) == 1) return p.id;
+  // The key is held. (A holder that finished since the insert's snapshot leaves nothing to
+  // find: the caller's transaction then fails, rather than silently inserting nothing.)
+  auto h = exec_on_caller(conn, sql_->unique_holder.sql, PgParams().text(p.unique_key),
+                          "unique key look-up on the caller's connection");
+  if (PQntuples(h.get()) == 1) return *JobId::parse(PQgetvalue(h.get(), 0, 0));
+  throw Error(ErrorCode::kStore, "unique key '" + std::string(p.unique_key) +
+                                     "' was held by a job that has just finished; try again");
+}
+
+void PostgresStore::queue_set_paused(std::string_view name, bool paused, TimePoint now) {
+  require_no_nul(name, "queue");
+  PgParams params;
+  params.text(name).boolean(paused);
+  if (!database_clock_) params.time(now);
+  auto conn = pool_.acquire();
+  conn->run(sql_->queue_set_paused, params, Format::kText);
+}
+
+std::vector<QueueRecord> PostgresStore::queue_list() {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->queue_list, PgParams());
+  }
+  std::vector<QueueRecord> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    out.push_back({pgbin::text(r.get(), i, 0), pgbin::boolean(r.get(), i, 1),
+                   pgbin::int8(r.get(), i, 2), pgbin::int8(r.get(), i, 3)});
+  }
+  return out;
 }
 
 void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
@@ -833,6 +973,7 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
   if (p.limit <= 0) return out;
   PgParams params;
   params.text(p.worker_id).integer(static_cast<std::int64_t>(p.limit));
+  queues_param(params, p.queues);
   if (!database_clock_) params.time(p.now);
   PgResult r;
   {
@@ -1043,6 +1184,7 @@ void PostgresStore::worker_remove(std::string_view id) {
 std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, const JobId& id) {
   PgParams params;
   params.text(p.worker_id).text(id.to_string());
+  queues_param(params, p.queues);
   // The claim's clock rule: `now` is the last parameter, left out on the database clock.
   if (!database_clock_) params.time(p.now);
   PgResult r;

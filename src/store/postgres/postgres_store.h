@@ -64,9 +64,11 @@ class PostgresStore final : public Store {
   // Throws Error(kSchema) unless the schema is at this build's version.
   void schema_check();
 
-  void job_insert(const JobInsertParams& p) override;
+  JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the SQLite twin stays visible (and refuses)
-  void job_insert_tx(pg_conn* conn, const JobInsertParams& p) override;
+  JobId job_insert_tx(pg_conn* conn, const JobInsertParams& p) override;
+  void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
+  std::vector<QueueRecord> queue_list() override;
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
   bool job_finish(const JobFinishParams& p) override;

@@ -105,6 +105,21 @@ CREATE TABLE job_outbox (
   due_at     TEXT NOT NULL
 );
 )sql"},
+    {5, R"sql(
+-- Flow control (docs/flow-control.md). Unique jobs: at most one job per unique_key among those
+-- waiting to run (Pending), and also among Running ones when unique_while_running.
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+ALTER TABLE jobs ADD COLUMN unique_while_running INTEGER NOT NULL DEFAULT 0
+  CHECK (unique_while_running IN (0, 1));
+CREATE UNIQUE INDEX jobs_unique_idx ON jobs (unique_key)
+  WHERE unique_key IS NOT NULL AND (status = 'Pending' OR (status = 'Running' AND unique_while_running = 1));
+-- Queues paused cluster-wide: the claim starts nothing from them. No row: running.
+CREATE TABLE queues (
+  name       TEXT PRIMARY KEY NOT NULL,
+  paused     INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+  changed_at TEXT NOT NULL
+);
+)sql"},
 };
 
 }  // namespace

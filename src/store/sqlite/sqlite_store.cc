@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -53,7 +54,7 @@ std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
 #define ERGON_JOB_COLUMNS                                                                 \
   "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, " \
   "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "  \
-  "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count"
+  "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key"
 
 JobRecord read_job(sqlite3_stmt* s) {
   JobRecord r;
@@ -83,6 +84,7 @@ JobRecord read_job(sqlite3_stmt* s) {
   }
   r.cancel_requested = sqlite3_column_int(s, 18) != 0;
   r.rescue_count = sqlite3_column_int(s, 19);
+  r.unique_key = opt_text(s, 20);
   return r;
 }
 
@@ -202,9 +204,34 @@ class Binder {
   int i_ = 0;
 };
 
+// The claim's queue conditions: ?4 is the worker's queues as a JSON array (NULL: every queue);
+// a paused queue is never claimed from (docs/flow-control.md).
+#define ERGON_QUEUE_FILTER                                                       \
+  "(?4 IS NULL OR queue IN (SELECT value FROM json_each(?4))) AND queue NOT IN " \
+  "(SELECT name FROM queues WHERE paused = 1)"
+
+// A job moving from Running back to Pending (retry, release, rescue) whose unique key was
+// taken meanwhile by a new Pending job (possible when the key is held only while Pending)
+// gives the key up, or the unique index would refuse the move.
+#define ERGON_UNIQUE_GIVE_UP                                                                   \
+  "CASE WHEN unique_key IS NOT NULL AND unique_while_running = 0 AND EXISTS (SELECT 1 FROM "   \
+  "jobs o WHERE o.unique_key = jobs.unique_key AND o.status = 'Pending' AND o.id <> jobs.id) " \
+  "THEN NULL ELSE unique_key END"
+
+// The predicate of jobs_unique_idx (migration 5), which ON CONFLICT must name to use it.
+#define ERGON_UNIQUE_PREDICATE                                             \
+  "unique_key IS NOT NULL AND (status = 'Pending' OR (status = 'Running' " \
+  "AND unique_while_running = 1))"
+
+// A unique key already held makes the insert do nothing (sqlite3_changes() == 0).
 constexpr const char* kInsertSql =
     "INSERT INTO jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, "
-    "attempt, max_attempts, timeout_ms) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?, ?)";
+    "attempt, max_attempts, timeout_ms, unique_key, unique_while_running) "
+    "VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?, ?, ?, ?) "
+    "ON CONFLICT (unique_key) WHERE " ERGON_UNIQUE_PREDICATE " DO NOTHING";
+
+constexpr const char* kUniqueHolderSql =
+    "SELECT id FROM jobs WHERE unique_key = ?1 AND " ERGON_UNIQUE_PREDICATE;
 
 void bind_insert(Binder& b, const JobInsertParams& p) {
   b.text(p.id.to_string())
@@ -221,6 +248,41 @@ void bind_insert(Binder& b, const JobInsertParams& p) {
   } else {
     b.null();
   }
+  if (p.unique_key.empty()) {
+    b.null();
+  } else {
+    b.text(p.unique_key);
+  }
+  b.integer(static_cast<std::int64_t>(p.unique_while_running));
+}
+
+void bind_queues(Binder& b, std::span<const std::string> queues) {
+  if (queues.empty()) {
+    b.null();
+    return;
+  }
+  b.text(nlohmann::json(std::vector<std::string>(queues.begin(), queues.end())).dump());
+}
+
+// Runs the insert on `db` (the store's or the caller's connection, inside whatever transaction
+// is open there). Returns p.id, or the id of the job that holds p.unique_key: the insert did
+// nothing, and in the same transaction (so under the same write lock) the holder is found.
+JobId insert_on(sqlite3* db, sqlite3_stmt* insert, sqlite3_stmt* holder, const JobInsertParams& p) {
+  {
+    Binder b(db, insert);
+    bind_insert(b, p);
+    b.run();
+  }
+  if (sqlite3_changes(db) == 1) return p.id;
+  Binder h(db, holder);
+  h.text(p.unique_key);
+  if (!h.step()) {
+    throw Error(ErrorCode::kStore,
+                "unique key '" + std::string(p.unique_key) + "' conflicts, but no job holds it");
+  }
+  auto id = JobId::parse(text_column(h.stmt(), 0));
+  if (!id) throw Error(ErrorCode::kStore, "malformed job id in the database");
+  return *id;
 }
 
 }  // namespace
@@ -403,20 +465,33 @@ void SqliteStore::schema_check() {
                                       std::to_string(latest_schema_version()) + ")");
 }
 
-void SqliteStore::insert_locked(const JobInsertParams& p) {
-  Binder b(db_, prepared(kInsertSql).get());
-  bind_insert(b, p);
-  b.run();
+JobId SqliteStore::insert_locked(const JobInsertParams& p) {
+  return insert_on(db_, prepared(kInsertSql).get(), prepared(kUniqueHolderSql).get(), p);
 }
 
-void SqliteStore::job_insert(const JobInsertParams& p) {
+JobId SqliteStore::job_insert(const JobInsertParams& p) {
+  JobId id;
   {
     std::lock_guard lock(mu_);
-    // A single autocommit INSERT takes the write lock when it starts, so busy_timeout covers
-    // contention with other processes; no explicit transaction is needed.
-    insert_locked(p);
+    if (p.unique_key.empty()) {
+      // A single autocommit INSERT takes the write lock when it starts, so busy_timeout covers
+      // contention with other processes; no explicit transaction is needed.
+      id = insert_locked(p);
+    } else {
+      // The insert and, on a conflict, the look-up of the holder under one write lock: the
+      // holder cannot finish in between.
+      exec("BEGIN IMMEDIATE");
+      try {
+        id = insert_locked(p);
+        exec("COMMIT");
+      } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+    }
   }
-  notifier().notify(p.run_at);
+  if (id == p.id) notifier().notify(p.run_at);
+  return id;
 }
 
 void SqliteStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
@@ -437,7 +512,7 @@ void SqliteStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
   notifier().notify(earliest);  // one wake-up for the batch
 }
 
-void SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
+JobId SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
   if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
   // The caller's transaction is theirs: Ergon writes inside it and never commits. Writing on a
   // connection in autocommit mode would commit at once, which is exactly what the twin must
@@ -447,19 +522,23 @@ void SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
                 "start_job(conn, ...) needs an open transaction on conn (BEGIN first)");
   }
   sqlite3_stmt* s = nullptr;
+  sqlite3_stmt* h = nullptr;
   int rc = sqlite3_prepare_v2(conn, kInsertSql, -1, &s, nullptr);
-  if (rc != SQLITE_OK) fail(conn, rc, "prepare insert on the caller's connection");
-  {
-    Binder b(conn, s);
-    bind_insert(b, p);
-    try {
-      b.run();
-    } catch (...) {
-      sqlite3_finalize(s);
-      throw;
-    }
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(conn, kUniqueHolderSql, -1, &h, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(s);
+    fail(conn, rc, "prepare insert on the caller's connection");
   }
-  sqlite3_finalize(s);
+  try {
+    JobId id = insert_on(conn, s, h, p);
+    sqlite3_finalize(s);
+    sqlite3_finalize(h);
+    return id;
+  } catch (...) {
+    sqlite3_finalize(s);
+    sqlite3_finalize(h);
+    throw;
+  }
 }
 
 std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
@@ -469,13 +548,17 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   // One statement selects and flips the rows: SQLite runs it under the database's single write
   // lock, so no other connection (in this or another process) can claim the same rows. The
   // inner SELECT is served by jobs_claim_idx (partial: Pending rows only), in claim order.
+  // ?4: the worker's queues as a JSON array, or NULL for all; paused queues never.
   static constexpr const char* sql =
       "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
       "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
       "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND run_at <= ?2 "
-      "ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
+      "AND " ERGON_QUEUE_FILTER
+      " ORDER BY priority, run_at, id LIMIT ?3) "
+      "RETURNING " ERGON_JOB_COLUMNS;
   Binder b(db_, prepared(sql).get());
   b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
+  bind_queues(b, p.queues);
   while (b.step()) out.push_back(read_job(b.stmt()));
   // RETURNING gives rows in no defined order; hand them out in claim order.
   std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
@@ -496,7 +579,9 @@ constexpr const char* kFinishSql =
     "error_message = coalesce(?5, error_message), "
     "max_attempts = coalesce(?6, max_attempts), "
     "progress_message = CASE WHEN ?7 IS NULL THEN progress_message ELSE ?7 END, "
-    "progress_percent = coalesce(?8, progress_percent) "
+    "progress_percent = coalesce(?8, progress_percent), "
+    "unique_key = CASE WHEN ?2 THEN unique_key ELSE " ERGON_UNIQUE_GIVE_UP
+    " END "
     "WHERE id = ?9 AND attempt = ?10 AND worker_id = ?11 AND status = 'Running'";
 
 void bind_finish(Binder& b, const JobFinishParams& p) {
@@ -582,11 +667,41 @@ std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, cons
   static constexpr const char* sql =
       "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
       "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
-      "WHERE id = ?3 AND status = 'Pending' AND run_at <= ?2 RETURNING " ERGON_JOB_COLUMNS;
+      "WHERE id = ?3 AND status = 'Pending' AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
+      " RETURNING " ERGON_JOB_COLUMNS;
   Binder b(db_, prepared(sql).get());
   b.text(p.worker_id).time(p.now).text(id.to_string());
+  bind_queues(b, p.queues);
   if (!b.step()) return std::nullopt;
   return read_job(b.stmt());
+}
+
+void SqliteStore::queue_set_paused(std::string_view name, bool paused, TimePoint now) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("INSERT INTO queues (name, paused, changed_at) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                         "changed_at = excluded.changed_at")
+                    .get());
+  b.text(name).integer(static_cast<std::int64_t>(paused)).time(now).run();
+}
+
+std::vector<QueueRecord> SqliteStore::queue_list() {
+  std::lock_guard lock(mu_);
+  // The queues with jobs waiting or running (jobs_claim_idx and jobs_running_idx hold them),
+  // and every queue ever paused or resumed.
+  static constexpr const char* sql =
+      "SELECT n.name, coalesce(q.paused, 0), "
+      "(SELECT count(*) FROM jobs WHERE queue = n.name AND status = 'Pending'), "
+      "(SELECT count(*) FROM jobs WHERE queue = n.name AND status = 'Running') "
+      "FROM (SELECT queue AS name FROM jobs WHERE status IN ('Pending', 'Running') "
+      "UNION SELECT name FROM queues) AS n LEFT JOIN queues q ON q.name = n.name ORDER BY n.name";
+  Binder b(db_, prepared(sql).get());
+  std::vector<QueueRecord> out;
+  while (b.step()) {
+    out.push_back({text_column(b.stmt(), 0), sqlite3_column_int(b.stmt(), 1) != 0,
+                   sqlite3_column_int64(b.stmt(), 2), sqlite3_column_int64(b.stmt(), 3)});
+  }
+  return out;
 }
 
 // The outbox triggers: a job that becomes Pending (inserted so, or moved back from Running by
@@ -876,7 +991,8 @@ constexpr const char* kRescueSet =
     "  THEN 'quarantined: the worker running it died ' || (rescue_count + 1) || "
     "       ' times (last: ' || coalesce(worker_id, '?') || ')' "
     "  ELSE 'orphaned: worker ' || coalesce(worker_id, '?') || ' stopped heartbeating' END, "
-    "rescue_count = rescue_count + 1, worker_id = NULL, heartbeat_at = NULL ";
+    "rescue_count = rescue_count + 1, worker_id = NULL, heartbeat_at = NULL, "
+    "unique_key = " ERGON_UNIQUE_GIVE_UP " ";
 // run_at is kept: the orphan was due long ago and goes back to its old place in the queue,
 // not behind everything enqueued since.
 

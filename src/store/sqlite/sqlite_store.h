@@ -37,9 +37,11 @@ class SqliteStore final : public Store {
   // Throws Error(kSchema) unless the schema is at this build's version.
   void schema_check();
 
-  void job_insert(const JobInsertParams& p) override;
+  JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the PostgreSQL twin stays visible (and refuses)
-  void job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
+  JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
+  void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
+  std::vector<QueueRecord> queue_list() override;
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
   bool job_finish(const JobFinishParams& p) override;
@@ -79,7 +81,7 @@ class SqliteStore final : public Store {
   Stmt& prepared(std::string_view sql);          // requires mu_
   void exec(const char* sql);                    // requires mu_
   int schema_version_locked();                   // requires mu_
-  void insert_locked(const JobInsertParams& p);  // requires mu_
+  JobId insert_locked(const JobInsertParams& p);  // requires mu_
   // job_rescue / job_release_worker: `where` selects the Running rows to give back.
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 

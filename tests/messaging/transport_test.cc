@@ -183,6 +183,28 @@ TEST_F(TransportTest, AMessageThatNamesNoJobIsSetAside) {
   EXPECT_EQ(set_aside[0].text, "not a job id");
 }
 
+// A message delivered more than MaxDeliveries (3 here) times is set aside, even if it names a
+// real job: something keeps failing to handle it, and a person should look. The job itself is
+// still in the database (polling would find it).
+TEST_F(TransportTest, AMessageDeliveredTooOftenIsSetAside) {
+  app_->outbox_enable();
+  queue_->create_queue();
+  JobId id = JobRunner(app_).start_job(Ping{7}, {.delay = 1h});  // no poll will run it
+  queue_->put_message(id.to_string());
+  for (int delivery = 1; delivery <= 3; ++delivery) {  // three deliveries that went nowhere
+    std::vector<messaging::QueueMessage> got;
+    ASSERT_TRUE(soon([&] {
+      got = queue_->get_messages(1, 1s);
+      return !got.empty();
+    }));
+    EXPECT_EQ(got[0].dequeue_count, delivery);
+  }
+  start_worker(false, true);
+  EXPECT_TRUE(soon([&] { return poison_->approximate_message_count() == 1; }));
+  EXPECT_TRUE(soon([&] { return queue_->approximate_message_count() == 0; }));
+  EXPECT_EQ(app_->job_get(id)->status, JobStatus::kPending);
+}
+
 // One worker only relays, another only consumes (and never polls in the test's time): the
 // job reaches the second through the queue alone.
 TEST_F(TransportTest, AWorkerThatOnlyConsumesRunsJobsFromTheQueue) {

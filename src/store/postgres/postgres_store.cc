@@ -1238,7 +1238,10 @@ std::vector<OutboxRow> PostgresStore::outbox_peek(int limit) {
 void PostgresStore::outbox_remove(const std::vector<std::int64_t>& ids) {
   if (ids.empty()) return;
   std::string array = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) array += (i ? "," : "") + std::to_string(ids[i]);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) array += ',';
+    array += std::to_string(ids[i]);
+  }
   array += "}";
   auto conn = pool_.acquire();
   conn->run(sql_->outbox_remove, PgParams().text(array), Format::kText);

@@ -752,7 +752,10 @@ void SqliteStore::outbox_remove(const std::vector<std::int64_t>& ids) {
   std::lock_guard lock(mu_);
   // One statement: the ids as a JSON array, unpacked by json_each.
   std::string list = "[";
-  for (std::size_t i = 0; i < ids.size(); ++i) list += (i ? "," : "") + std::to_string(ids[i]);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) list += ',';
+    list += std::to_string(ids[i]);
+  }
   list += "]";
   Binder b(db_,
            prepared("DELETE FROM job_outbox WHERE id IN (SELECT value FROM json_each(?1))").get());

@@ -241,8 +241,9 @@ class JobsWorker::Impl {
   }
 
   // One claim of up to the free slots; the claimed jobs are queued for the pool. Returns how
-  // many were claimed.
-  std::size_t claim_round() {
+  // many were claimed; *filled says whether that was every slot free at the claim (then more
+  // may be due).
+  std::size_t claim_round(bool* filled = nullptr) {
     int free;
     TimePoint now = clock_.now();
     {
@@ -253,6 +254,7 @@ class JobsWorker::Impl {
       // served by it. A later one stays remembered.
       if (next_due_ <= now) next_due_ = TimePoint::max();
     }
+    if (filled) *filled = false;
     if (free <= 0) return 0;
     std::vector<JobRecord> jobs;
     {
@@ -272,6 +274,7 @@ class JobsWorker::Impl {
     --claims_in_flight_;
     ++claim_seq_;
     for (auto& job : jobs) hand_to_pool_locked(std::move(job), now, std::nullopt);
+    if (filled) *filled = static_cast<int>(jobs.size()) == free;
     return jobs.size();
   }
 
@@ -300,12 +303,10 @@ class JobsWorker::Impl {
         cv_.wait(lock, [&] { return stopping_ || static_cast<int>(running_.size()) < max_; });
         continue;
       }
-      int free = max_ - static_cast<int>(running_.size());
       lock.unlock();
-      std::size_t claimed = 0;
-      bool failed = false;
+      bool failed = false, filled = false;
       try {
-        claimed = claim_round();
+        claim_round(&filled);
         if (claim_failures_ > 0) {
           spdlog::info("worker {}: claiming works again after {} failed tries", worker_id_,
                        claim_failures_);
@@ -319,7 +320,11 @@ class JobsWorker::Impl {
         failed = true;
       }
       lock.lock();
-      if (!failed && static_cast<int>(claimed) == free) continue;  // there may be more due
+      // Every free slot filled: there may be more due. (Compared with the slots free at the
+      // claim itself, not with `free` above: a slot that frees in between would otherwise make
+      // a full claim look partial, and the producer would sleep until the next poll with
+      // slots free and jobs due.)
+      if (!failed && filled) continue;
       // Idle (or the database failed): sleep until a job of this process is due, a notify
       // arrives, or the polling interval passes.
       TimePoint poll_at = clock_.now() + opts_.polling_interval;
@@ -781,7 +786,9 @@ class JobsWorker::Impl {
   // or cancelled; one flagged cancel_requested is asked to stop.
   void note_held_locked(const std::vector<HeldJob>& held, std::uint64_t seen_seq) {
     for (auto& [key, slot] : running_) {
-      if (slot.claim_seq > seen_seq || slot.abandoned) continue;  // claimed after the query
+      // Claimed after the query, given up, or finishing (its outcome may have been stored just
+      // before the query, so its absence means nothing; the outcome write is fenced anyway).
+      if (slot.claim_seq > seen_seq || slot.abandoned || slot.finishing) continue;
       auto it = std::find_if(held.begin(), held.end(), [&](const HeldJob& h) {
         return h.id == key.first && h.attempt == slot.attempt;
       });

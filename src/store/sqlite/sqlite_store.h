@@ -78,9 +78,9 @@ class SqliteStore final : public Store {
 
  private:
   class Stmt;
-  Stmt& prepared(std::string_view sql);          // requires mu_
-  void exec(const char* sql);                    // requires mu_
-  int schema_version_locked();                   // requires mu_
+  Stmt& prepared(std::string_view sql);           // requires mu_
+  void exec(const char* sql);                     // requires mu_
+  int schema_version_locked();                    // requires mu_
   JobId insert_locked(const JobInsertParams& p);  // requires mu_
   // job_rescue / job_release_worker: `where` selects the Running rows to give back.
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);

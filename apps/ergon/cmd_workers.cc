@@ -14,7 +14,7 @@ void register_workers(CLI::App& app, Globals& g) {
   list->callback([&g, json] {
     JobRunner runner(open_existing(database_url(g)));
     auto workers = runner.list_workers();
-    auto running = runner.list_jobs({JobStatus::kRunning, std::nullopt, 10000});
+    auto running = runner.list_jobs({.status = JobStatus::kRunning, .limit = 10000});
     auto jobs_of = [&](const std::string& id) {
       std::vector<const JobRecord*> out;
       for (const auto& r : running) {

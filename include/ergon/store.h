@@ -88,10 +88,38 @@ struct WorkerRecord {
   TimePoint heartbeat_at;
 };
 
+// What job_list returns: newest first (by id, which is time-ordered), every condition ANDed.
 struct JobFilter {
   std::optional<JobStatus> status;
   std::optional<std::string> job_type;
+  std::optional<std::string> queue;
+  std::optional<TimePoint> created_after;   // created_at >= this
+  std::optional<TimePoint> created_before;  // created_at < this
+  // Jobs whose job_data or error_message contains this text (case-sensitive substring).
+  std::optional<std::string> text;
+  // Keyset pagination: only jobs with id < before_id (the last id of the previous page), so a
+  // page costs the same on page 1 and page 10 000.
+  std::optional<JobId> before_id;
   int limit = 50;  // 1..10000
+};
+
+// How many jobs one queue holds in one status (job_counts).
+struct JobCount {
+  std::string queue;
+  JobStatus status = JobStatus::kPending;
+  std::int64_t count = 0;
+  // Pending only: the run_at of the job waiting longest among those due (for queue age).
+  std::optional<TimePoint> oldest_due_run_at;
+};
+
+// One operator action, as the audit table keeps it (`ergon jobs retry`, the dashboard).
+struct AuditRecord {
+  std::int64_t id = 0;  // assigned on insert
+  TimePoint at;
+  std::string actor;   // who: "cli:<user>", "dashboard:<remote address>", ...
+  std::string action;  // what: "retry", "delete", "cancel", "purge", "schedule.disable", ...
+  std::string target;  // a job id, a schedule name, or a filter's description
+  std::string detail;  // free text (for bulk actions: how many rows)
 };
 
 }  // namespace ergon

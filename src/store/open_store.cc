@@ -60,6 +60,21 @@ std::vector<WorkerRecord> Store::worker_list() { no_faults(*this); }
 std::optional<JobRecord> Store::job_claim_id(const JobClaimParams&, const JobId&) {
   no_messaging(*this);
 }
+namespace {
+[[noreturn]] void no_operations(const Store& s) {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(s.backend()) + " store does not support operator actions yet");
+}
+}  // namespace
+
+bool Store::job_retry(const JobId&, TimePoint) { no_operations(*this); }
+bool Store::job_delete(const JobId&) { no_operations(*this); }
+int Store::job_retry_matching(const JobFilter&, TimePoint) { no_operations(*this); }
+int Store::job_delete_matching(const JobFilter&) { no_operations(*this); }
+std::vector<JobCount> Store::job_counts(TimePoint) { no_operations(*this); }
+void Store::audit_insert(const AuditRecord&) { no_operations(*this); }
+std::vector<AuditRecord> Store::audit_list(int) { no_operations(*this); }
+
 void Store::queue_set_paused(std::string_view, bool, TimePoint) {
   throw Error(ErrorCode::kUnsupported,
               "the " + std::string(backend()) + " store does not support pausing queues");

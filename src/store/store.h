@@ -211,6 +211,24 @@ class Store {
   [[nodiscard]] virtual std::optional<JobRecord> job_claim_id(const JobClaimParams& p,
                                                               const JobId& id);
 
+  // Operators' actions (ergon jobs/purge/stats, the dashboard). Defaults throw kUnsupported.
+  // A Failed or Cancelled job back to Pending, due at `now`, keeping its attempts and history;
+  // when its attempts are used up it gets one more. false: missing, or not Failed/Cancelled.
+  [[nodiscard]] virtual bool job_retry(const JobId& id, TimePoint now);
+  // Deletes a job that is not Running (a Running job must be cancelled first). false: missing
+  // or Running.
+  [[nodiscard]] virtual bool job_delete(const JobId& id);
+  // Bulk forms over a filter (limit ignored: every match; before_id honoured). Each runs in
+  // one transaction and returns how many jobs it changed; rows that do not qualify (Running
+  // for delete, not Failed/Cancelled for retry) are skipped.
+  virtual int job_retry_matching(const JobFilter& filter, TimePoint now);
+  virtual int job_delete_matching(const JobFilter& filter);
+  // Job counts per queue and status (statuses with no job are left out).
+  [[nodiscard]] virtual std::vector<JobCount> job_counts(TimePoint now);
+  // The audit log of operator actions: insert assigns the id; list is newest first.
+  virtual void audit_insert(const AuditRecord& record);
+  [[nodiscard]] virtual std::vector<AuditRecord> audit_list(int limit);
+
   // Queues paused cluster-wide (docs/flow-control.md). Pausing a queue nobody used yet is
   // fine: it is created paused.
   virtual void queue_set_paused(std::string_view name, bool paused, TimePoint now);

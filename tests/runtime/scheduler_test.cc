@@ -46,7 +46,7 @@ class SchedulerTest : public ::testing::Test {
     return next;
   }
   std::size_t jobs(const std::string& type = "report") {
-    return runner_->list_jobs({std::nullopt, type, 10000}).size();
+    return runner_->list_jobs({.job_type = type, .limit = 10000}).size();
   }
 
   TempDir dir_;

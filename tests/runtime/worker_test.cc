@@ -221,8 +221,8 @@ TEST_F(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
   for (int i = 0; i < 10; ++i) runner.start_job(Work{i});
   ASSERT_TRUE(inside.wait_for(3));
   // Saturated: exactly three claimed, the rest still Pending in the database.
-  EXPECT_EQ(runner.list_jobs({JobStatus::kRunning, std::nullopt, 50}).size(), 3u);
-  EXPECT_EQ(runner.list_jobs({JobStatus::kPending, std::nullopt, 50}).size(), 7u);
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kRunning, .limit = 50}).size(), 3u);
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kPending, .limit = 50}).size(), 7u);
   EXPECT_EQ(worker->running_jobs(), 3u);
   gate.open();
   ASSERT_TRUE(wait_for(Kind::kCompleted, 10));

@@ -806,7 +806,7 @@ TEST_F(PostgresStoreTest, SchedulesKeepTheirSlotAndEachSlotFiresExactlyOnce) {
     }
   }
   EXPECT_EQ(fired, 1);
-  EXPECT_EQ(store->job_list({std::nullopt, "report", 100}).size(), 1u);
+  EXPECT_EQ(store->job_list({.job_type = "report", .limit = 100}).size(), 1u);
   got = store->schedule_get("nightly");
   EXPECT_EQ(got->next_run_time, slot + 24h);
   EXPECT_EQ(got->last_run_time, slot);
@@ -824,7 +824,7 @@ TEST_F(PostgresStoreTest, SchedulesKeepTheirSlotAndEachSlotFiresExactlyOnce) {
   next.skip_if_previous_running = true;
   next.jobs.push_back(job(slot + 24h, "report"));
   EXPECT_EQ(store->schedule_fire(next), ScheduleFireResult::kSkippedOverlap);
-  EXPECT_EQ(store->job_list({std::nullopt, "report", 100}).size(), 1u);
+  EXPECT_EQ(store->job_list({.job_type = "report", .limit = 100}).size(), 1u);
   EXPECT_EQ(store->schedule_get("nightly")->next_run_time, slot + 48h);
 
   // A changed expression takes the new slot; disabling hides it from the scheduler.

@@ -326,10 +326,10 @@ TEST_P(StoreConformance, ListFiltersByStatusAndTypeNewestFirst) {
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].id, c.id);
   EXPECT_EQ(all[2].id, a.id);
-  EXPECT_EQ(store_->job_list({std::nullopt, "a", 50}).size(), 2u);
-  EXPECT_EQ(store_->job_list({JobStatus::kRunning, std::nullopt, 50}).size(), 0u);
-  EXPECT_EQ(store_->job_list({std::nullopt, std::nullopt, 1}).size(), 1u);
-  EXPECT_THROW(store_->job_list({std::nullopt, std::nullopt, 0}), Error);
+  EXPECT_EQ(store_->job_list({.job_type = "a", .limit = 50}).size(), 2u);
+  EXPECT_EQ(store_->job_list({.status = JobStatus::kRunning, .limit = 50}).size(), 0u);
+  EXPECT_EQ(store_->job_list({.limit = 1}).size(), 1u);
+  EXPECT_THROW(store_->job_list({.limit = 0}), Error);
 }
 
 TEST_P(StoreConformance, MigratingTwiceAppliesNothing) {
@@ -344,13 +344,13 @@ TEST_P(StoreConformance, BulkInsertIsAllOrNothingWithOneNotify) {
   int sub = store_->notifier().subscribe([&](TimePoint) { ++notifies; });
   store_->job_insert_many(batch);
   EXPECT_EQ(notifies, 1);
-  EXPECT_EQ(store_->job_list({std::nullopt, "bulk", 100}).size(), 50u);
+  EXPECT_EQ(store_->job_list({.job_type = "bulk", .limit = 100}).size(), 50u);
   // A duplicate id in the middle fails the whole batch: nothing of it is stored.
   std::vector<JobInsertParams> bad;
   for (int i = 0; i < 5; ++i) bad.push_back(job(clock_.now(), "bad"));
   bad.push_back(batch[0]);
   EXPECT_THROW(store_->job_insert_many(bad), Error);
-  EXPECT_EQ(store_->job_list({std::nullopt, "bad", 100}).size(), 0u);
+  EXPECT_EQ(store_->job_list({.job_type = "bad", .limit = 100}).size(), 0u);
   EXPECT_EQ(notifies, 1);
   store_->notifier().unsubscribe(sub);
 }

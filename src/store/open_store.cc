@@ -72,6 +72,10 @@ bool Store::job_delete(const JobId&) { no_operations(*this); }
 int Store::job_retry_matching(const JobFilter&, TimePoint) { no_operations(*this); }
 int Store::job_delete_matching(const JobFilter&) { no_operations(*this); }
 std::vector<JobCount> Store::job_counts(TimePoint) { no_operations(*this); }
+std::vector<ThroughputBucket> Store::job_throughput(TimePoint, Duration) {
+  no_operations(*this);
+}
+std::vector<AttemptRecord> Store::job_attempts(const JobId&) { no_operations(*this); }
 void Store::audit_insert(const AuditRecord&) { no_operations(*this); }
 std::vector<AuditRecord> Store::audit_list(int) { no_operations(*this); }
 

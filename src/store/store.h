@@ -126,6 +126,21 @@ struct OutboxRow {
   TimePoint due_at;
 };
 
+struct ThroughputBucket {
+  TimePoint start;
+  std::int64_t completed = 0;
+  std::int64_t failed = 0;
+};
+
+struct AttemptRecord {
+  int attempt = 0;
+  std::string worker_id;
+  TimePoint started_at;
+  std::optional<TimePoint> finished_at;  // unset while it runs
+  JobStatus outcome = JobStatus::kRunning;  // kRunning while it runs; kPending: retried/released
+  std::optional<std::string> error_message;
+};
+
 struct JobRescueParams {
   TimePoint now;
   TimePoint stale_before;         // Running jobs whose heartbeat is older are orphans
@@ -225,6 +240,13 @@ class Store {
   virtual int job_delete_matching(const JobFilter& filter);
   // Job counts per queue and status (statuses with no job are left out).
   [[nodiscard]] virtual std::vector<JobCount> job_counts(TimePoint now);
+  // Completed and failed jobs per bucket of `bucket` length from `since` (by completed_at),
+  // oldest first, every bucket present (zeros included). For the dashboard's chart.
+  [[nodiscard]] virtual std::vector<ThroughputBucket> job_throughput(TimePoint since,
+                                                                     Duration bucket);
+  // Every attempt of a job, oldest first (migration 7). Until then: kUnsupported, and callers
+  // show the latest attempt from the JobRecord.
+  [[nodiscard]] virtual std::vector<AttemptRecord> job_attempts(const JobId& id);
   // The audit log of operator actions: insert assigns the id; list is newest first.
   virtual void audit_insert(const AuditRecord& record);
   [[nodiscard]] virtual std::vector<AuditRecord> audit_list(int limit);

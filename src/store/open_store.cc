@@ -28,6 +28,13 @@ bool Store::job_finish_tx(pg_conn*, const JobFinishParams&) {
                                            " store cannot complete on a PostgreSQL connection");
 }
 
+std::vector<bool> Store::job_finish_many(std::span<const JobFinishParams> batch) {
+  std::vector<bool> out;
+  out.reserve(batch.size());
+  for (const auto& p : batch) out.push_back(job_finish(p));
+  return out;
+}
+
 void Store::job_insert_many(const std::vector<JobInsertParams>& jobs) {
   for (const auto& p : jobs) job_insert(p);
 }

@@ -191,6 +191,11 @@ class Store {
   // Records an attempt's outcome. false: the job was no longer Running for that attempt and
   // worker (fenced out); nothing changed.
   [[nodiscard]] virtual bool job_finish(const JobFinishParams& p) = 0;
+  // Several outcomes in one transaction, so one durable commit covers the batch (the worker's
+  // completer; docs/performance.md). Returns, per outcome in order, what job_finish would
+  // have. All or nothing: when it throws, none of them is stored. The default loops over
+  // job_finish and is not atomic; both backends override it.
+  [[nodiscard]] virtual std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch);
   // job_finish on the caller's connection inside the caller's open transaction (transactional
   // completion); never begins or commits. Throws Error(kNoTransaction) without a transaction.
   [[nodiscard]] virtual bool job_finish_tx(sqlite3* conn, const JobFinishParams& p);

@@ -117,6 +117,66 @@ TEST_P(StoreConformance, FinishIsFencedByAttemptAndWorker) {
   EXPECT_EQ(store_->job_get(p.id)->status, JobStatus::kCompleted);
 }
 
+// The worker's completer: many outcomes, one transaction, each fenced as job_finish is.
+TEST_P(StoreConformance, FinishManyStoresEachOutcomeAsFinishWould) {
+  std::vector<JobInsertParams> in;
+  for (int i = 0; i < 6; ++i) {
+    in.push_back(job(clock_.now()));
+    store_->job_insert(in.back());
+  }
+  auto claimed = store_->job_claim({"w1", 10, clock_.now()});
+  ASSERT_EQ(claimed.size(), 6u);
+  clock_.advance(2s);
+  TimePoint t = clock_.now();
+  std::vector<JobFinishParams> batch;
+  batch.push_back(outcome(claimed[0], "w1", JobStatus::kCompleted, t));  // plain
+  auto stale = outcome(claimed[1], "w1", JobStatus::kCompleted, t);
+  stale.attempt = 0;  // fenced out
+  batch.push_back(stale);
+  auto with_progress = outcome(claimed[2], "w1", JobStatus::kCompleted, t + 1ms);
+  with_progress.progress_message = "all done";
+  with_progress.progress_percent = 100;
+  batch.push_back(with_progress);
+  auto retry = outcome(claimed[3], "w1", JobStatus::kPending, t);
+  retry.run_at = t + 30s;
+  retry.error_message = "boom";
+  batch.push_back(retry);
+  auto failed = outcome(claimed[4], "w1", JobStatus::kFailed, t);
+  failed.error_message = "bad input";
+  batch.push_back(failed);
+  batch.push_back(outcome(claimed[5], "w2", JobStatus::kCompleted, t));  // not w2's job
+  batch.push_back(outcome(claimed[5], "w1", JobStatus::kCompleted, t + 2ms));  // plain, too
+
+  std::vector<TimePoint> woken;
+  int sub = store_->notifier().subscribe([&](TimePoint due) { woken.push_back(due); });
+  auto result = store_->job_finish_many(batch);
+  store_->notifier().unsubscribe(sub);
+  EXPECT_EQ(result, (std::vector<bool>{true, false, true, true, true, false, true}));
+  EXPECT_EQ(woken, std::vector<TimePoint>{t + 30s});  // the retry, once
+
+  auto r0 = store_->job_get(in[0].id);
+  EXPECT_EQ(r0->status, JobStatus::kCompleted);
+  EXPECT_EQ(r0->completed_at, t);
+  EXPECT_EQ(store_->job_get(in[1].id)->status, JobStatus::kRunning);
+  auto r2 = store_->job_get(in[2].id);
+  EXPECT_EQ(r2->status, JobStatus::kCompleted);
+  EXPECT_EQ(r2->progress_message, "all done");
+  EXPECT_EQ(r2->completed_at, t + 1ms);
+  auto r3 = store_->job_get(in[3].id);
+  EXPECT_EQ(r3->status, JobStatus::kPending);
+  EXPECT_EQ(r3->run_at, t + 30s);
+  EXPECT_EQ(r3->error_message, "boom");
+  EXPECT_EQ(store_->job_get(in[4].id)->status, JobStatus::kFailed);
+  auto r5 = store_->job_get(in[5].id);
+  EXPECT_EQ(r5->status, JobStatus::kCompleted);
+  EXPECT_EQ(r5->completed_at, t + 2ms);
+  // Delivered twice (a completer that retries a batch whose commit reply was lost): every
+  // outcome is now fenced out and nothing changes.
+  auto again = store_->job_finish_many(batch);
+  EXPECT_EQ(again, std::vector<bool>(batch.size(), false));
+  EXPECT_TRUE(store_->job_finish_many({}).empty());
+}
+
 TEST_P(StoreConformance, RetryReturnsTheJobToPendingUntilItsRunAt) {
   auto p = job(clock_.now());
   store_->job_insert(p);

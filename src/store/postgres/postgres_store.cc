@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <tuple>
+#include <unordered_set>
 
 #include "ergon/error.h"
 #include "store/postgres/pg_migrations.h"
@@ -252,6 +253,7 @@ struct PostgresStore::Statements {
   PgStatement heartbeat, rescue, release_worker, cancel_pending, cancel_running, job_exists, prune,
       worker_register, worker_heartbeat, worker_remove, worker_list;
   PgStatement claim_id, outbox_peek, outbox_remove, unique_holder, queue_set_paused, queue_list;
+  PgStatement finish_completed_many;  // job_finish_many's plain completions, in one statement
 
   Statements(const std::string& s, bool db_clock) {
     const std::string jobs = s + ".jobs";
@@ -352,6 +354,18 @@ struct PostgresStore::Statements {
       return "WITH upd AS (" + finish_update(base) + " RETURNING run_at) SELECT pg_notify($12, " +
              due_text("run_at") + ") FROM upd";
     };
+    // job_finish_many: the plain completions of a batch (no error, progress or attempts to
+    // write; the common case) in one statement over arrays, so a batch of a hundred costs
+    // one round trip instead of a hundred. The same fence as finish_update, per row. $1: ids
+    // (uuid[]), $2: attempts (integer[]), $3: the worker, $4 (system clock only): each
+    // outcome's time (timestamptz[]).
+    finish_completed_many = {
+        "ergon_job_finish_completed_many",
+        "UPDATE " + jobs + " AS j SET status = 'Completed', completed_at = " +
+            (db_clock ? "now()" : "f.at") + " FROM unnest($1::uuid[], $2::integer[]" +
+            (db_clock ? ") AS f(id, attempt)" : ", $4::timestamptz[]) AS f(id, attempt, at)") +
+            " WHERE j.id = f.id AND j.attempt = f.attempt AND j.worker_id = $3 "
+            "AND j.status = 'Running' RETURNING j.id::text"};
     finish = {"ergon_job_finish", finish_update("now()")};
     finish_retry = {"ergon_job_finish_retry", finish_retry_sql("now()")};
     // On the caller's connection (transactional completion), for the reason given at insert_tx.
@@ -1006,6 +1020,72 @@ bool PostgresStore::job_finish(const JobFinishParams& p) {
   }
   if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
   return changed;
+}
+
+std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams> batch) {
+  std::vector<bool> out(batch.size(), false);
+  if (batch.empty()) return out;
+  // Plain completions of the first outcome's worker go in one statement; the rest (failures,
+  // retries, releases, completions that carry progress) one statement each, in the same
+  // transaction.
+  auto plain = [&](const JobFinishParams& p) {
+    return p.status == JobStatus::kCompleted && !p.error_message && !p.max_attempts &&
+           !p.progress_message && !p.progress_percent && p.worker_id == batch.front().worker_id;
+  };
+  std::string ids = "{", attempts = "{", times = "{";
+  std::size_t n_plain = 0;
+  for (const auto& p : batch) {
+    if (!plain(p)) continue;
+    if (n_plain++ > 0) {
+      ids += ',';
+      attempts += ',';
+      times += ',';
+    }
+    ids += p.id.to_string();
+    attempts += std::to_string(p.attempt);
+    times += '"' + format_timestamp(p.now) + '"';
+  }
+  ids += '}';
+  attempts += '}';
+  times += '}';
+  std::optional<TimePoint> earliest;  // of the jobs that are Pending again
+  {
+    auto conn = pool_.acquire();
+    conn->exec_script("BEGIN");
+    try {
+      if (n_plain > 0) {
+        PgParams params;
+        params.text(ids).text(attempts).text(batch.front().worker_id);
+        if (!database_clock_) params.text(times);
+        auto r = conn->run(sql_->finish_completed_many, params, Format::kText);
+        std::unordered_set<std::string_view> done;
+        for (int i = 0; i < PQntuples(r.get()); ++i) done.insert(PQgetvalue(r.get(), i, 0));
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          if (plain(batch[i])) out[i] = done.contains(batch[i].id.to_string());
+        }
+      }
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto& p = batch[i];
+        if (plain(p)) continue;
+        PgParams params = finish_params(p);
+        if (is_final(p.status)) {
+          auto r = conn->run(sql_->finish, params, Format::kText);
+          out[i] = std::string_view(PQcmdTuples(r.get())) == "1";
+        } else {
+          params.text(channel_);
+          auto r = conn->run(sql_->finish_retry, params, Format::kText);
+          out[i] = PQntuples(r.get()) == 1;
+          if (out[i]) earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
+        }
+      }
+      conn->exec_script("COMMIT");
+    } catch (...) {
+      conn->rollback();
+      throw;
+    }
+  }
+  if (earliest) notifier().notify(*earliest);
+  return out;
 }
 
 bool PostgresStore::job_finish_tx(pg_conn* conn, const JobFinishParams& p) {

@@ -621,6 +621,38 @@ bool SqliteStore::job_finish(const JobFinishParams& p) {
   return changed;
 }
 
+std::vector<bool> SqliteStore::job_finish_many(std::span<const JobFinishParams> batch) {
+  std::vector<bool> out;
+  if (batch.empty()) return out;
+  out.reserve(batch.size());
+  std::optional<TimePoint> earliest;  // of the jobs that are Pending again
+  {
+    std::lock_guard lock(mu_);
+    // One write transaction, so one fsync for the whole batch (synchronous=full).
+    exec("BEGIN IMMEDIATE");
+    try {
+      auto& stmt = prepared(kFinishSql);
+      for (const auto& p : batch) {
+        Binder b(db_, stmt.get());
+        bind_finish(b, p);
+        b.run();
+        bool changed = sqlite3_changes(db_) == 1;
+        b.reset();
+        out.push_back(changed);
+        if (changed && p.status == JobStatus::kPending) {
+          earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
+        }
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  if (earliest) notifier().notify(*earliest);
+  return out;
+}
+
 bool SqliteStore::job_finish_tx(sqlite3* conn, const JobFinishParams& p) {
   if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
   if (sqlite3_get_autocommit(conn) != 0) {

@@ -45,6 +45,7 @@ class SqliteStore final : public Store {
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
   bool job_finish(const JobFinishParams& p) override;
+  std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch) override;
   using Store::job_finish_tx;
   bool job_finish_tx(sqlite3* conn, const JobFinishParams& p) override;
   bool job_progress_update(const JobProgressParams& p) override;

@@ -153,6 +153,13 @@ class JobsWorker::Impl {
       flusher_cv_.notify_all();
     }
     for (auto& t : pool_) t.join();  // waits for handlers to return; they were asked to stop
+    {
+      // Every outcome is queued by now: the completer stores what is left and ends.
+      std::lock_guard lock(mu_);
+      completer_stop_ = true;
+      completer_cv_.notify_all();
+    }
+    if (completer_.joinable()) completer_.join();
     if (flusher_.joinable()) flusher_.join();
     {
       std::lock_guard lock(mu_);
@@ -214,6 +221,18 @@ class JobsWorker::Impl {
     pool_started_at_ = clock_.now();
     for (int i = 0; i < max_; ++i) pool_.emplace_back([this] { execute_loop(); });
     flusher_ = std::thread([this] { maintain_loop(); });
+    completer_ = std::thread([this] { complete_loop(); });
+  }
+
+  // Slots taken, as the producer counts them: attempts queued or running, plus finished
+  // attempts whose outcome is not stored yet beyond the first max_ of them. A handler that
+  // returns frees its slot at once (the completer stores its outcome with others in one
+  // transaction, meanwhile the next claim runs), but no more than max_ outcomes wait: a store
+  // that stopped taking outcomes stops the claims too.
+  int occupied_locked() const {
+    int occupied = static_cast<int>(running_.size()) - finishing_;
+    if (finishing_ > max_) occupied += finishing_ - max_;
+    return occupied;
   }
 
   void on_notify(TimePoint due) {
@@ -248,7 +267,7 @@ class JobsWorker::Impl {
     TimePoint now = clock_.now();
     {
       std::lock_guard lock(mu_);
-      free = max_ - static_cast<int>(running_.size());
+      free = max_ - occupied_locked();
       wake_ = false;  // a notify from here on means "look again"
       // This claim sees every job due by `now`, so a remembered due time up to `now` is
       // served by it. A later one stays remembered.
@@ -298,9 +317,9 @@ class JobsWorker::Impl {
   void produce() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
-      if (static_cast<int>(running_.size()) >= max_) {
+      if (occupied_locked() >= max_) {
         // Saturated: claim nothing, sleep until a slot frees (no busy spin).
-        cv_.wait(lock, [&] { return stopping_ || static_cast<int>(running_.size()) < max_; });
+        cv_.wait(lock, [&] { return stopping_ || occupied_locked() < max_; });
         continue;
       }
       lock.unlock();
@@ -374,9 +393,9 @@ class JobsWorker::Impl {
     std::unique_lock lock(mu_);
     long failures = 0;
     while (!stopping_) {
-      int free = max_ - static_cast<int>(running_.size());
+      int free = max_ - occupied_locked();
       if (free <= 0) {
-        cv_.wait(lock, [&] { return stopping_ || static_cast<int>(running_.size()) < max_; });
+        cv_.wait(lock, [&] { return stopping_ || occupied_locked() < max_; });
         continue;
       }
       lock.unlock();
@@ -475,26 +494,74 @@ class JobsWorker::Impl {
       }
       auto context = slot.context;
       int max_attempts = slot.max_attempts;
-      lock.unlock();
-      bool settled = true;
       if (skip) {
         // Claimed but never started before the stop: give it back untouched (unless stop()
         // already did).
-        if (!already_released) {
-          settled = release(job.id, job.job_type, job.attempt, max_attempts, job.run_at);
+        slot.finishing = true;
+        ++finishing_;
+        if (already_released) {
+          queue_outcome_locked({job.id, job.attempt, std::nullopt, std::nullopt});
+        } else {
+          queue_outcome_locked({job.id, job.attempt,
+                                release_params(job.id, job.attempt, max_attempts, job.run_at),
+                                JobEvent{JobEvent::Kind::kReleased, job.id, job.job_type,
+                                         job.attempt, {}}});
         }
-      } else {
-        settled = run_attempt(job, *context);
+        continue;
       }
+      lock.unlock();
+      run_attempt(job, *context);
       lock.lock();
-      // A message that brought the job is removed only now that its outcome is in the store;
+    }
+  }
+
+  // A finished attempt on its way to the store. The completer stores outcomes in batches, one
+  // transaction each (Store::job_finish_many), then reports them (the event) and frees their
+  // slots: nothing is reported done before it is durable.
+  struct Outcome {
+    JobId id;
+    int attempt = 0;
+    std::optional<JobFinishParams> fin;  // unset: settled already (nothing left to write)
+    std::optional<JobEvent> event;
+  };
+  static constexpr std::size_t kFinishBatch = 500;
+
+  // Requires the slot marked finishing (and counted in finishing_).
+  void queue_outcome_locked(Outcome o) {
+    outcomes_.push_back(std::move(o));
+    completer_cv_.notify_all();
+    cv_.notify_all();  // the slot is free for the producer (see occupied_locked)
+  }
+
+  // Group commit: whatever outcomes are waiting when the completer gets to them go in one
+  // transaction, so the batch grows with the load (one outcome alone is stored at once, no
+  // timer delays it) and a hundred no-op jobs cost one commit, not a hundred.
+  void complete_loop() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      completer_cv_.wait(lock, [&] { return completer_stop_ || !outcomes_.empty(); });
+      if (outcomes_.empty()) return;  // stopping, and everything stored
+      std::vector<Outcome> batch;
+      while (!outcomes_.empty() && batch.size() < kFinishBatch) {
+        batch.push_back(std::move(outcomes_.front()));
+        outcomes_.pop_front();
+      }
+      lock.unlock();
+      std::vector<char> settled = store_outcomes(batch);
+      lock.lock();
+      // A message that brought a job is removed only now that its outcome is in the store;
       // unsettled, it reappears after its visibility timeout and the job is looked at again.
-      std::optional<runtime::JobMessage> message;
-      if (settled) message = std::move(running_.at({job.id, job.attempt}).message);
-      running_.erase({job.id, job.attempt});
-      if (message) {
+      std::vector<runtime::JobMessage> messages;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto it = running_.find({batch[i].id, batch[i].attempt});
+        if (it == running_.end()) continue;
+        if (settled[i] && it->second.message) messages.push_back(std::move(*it->second.message));
+        if (it->second.finishing) --finishing_;
+        running_.erase(it);
+      }
+      if (!messages.empty()) {
         lock.unlock();
-        remove_message(*message);
+        for (auto& m : messages) remove_message(m);
         lock.lock();
       }
       cv_.notify_all();
@@ -502,9 +569,69 @@ class JobsWorker::Impl {
     }
   }
 
-  // Returns true once the outcome is settled in the store (stored, or fenced out because the
-  // job is no longer ours), false when it could not be stored.
-  bool run_attempt(const JobRecord& job, runtime::AttemptContext& ctx) {
+  // Stores a batch of outcomes and reports each; returns, per outcome, whether it is settled
+  // (stored, or fenced out because the job is no longer ours). While the database is down
+  // (kStore) the whole batch is retried as finish_now retries one outcome; any other error
+  // sends the outcomes one by one through finish_now, so one bad outcome cannot hold back
+  // the others.
+  std::vector<char> store_outcomes(std::vector<Outcome>& batch) {
+    std::vector<char> settled(batch.size(), 1);
+    std::vector<JobFinishParams> fins;
+    std::vector<std::size_t> at;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].fin) {
+        fins.push_back(*batch[i].fin);
+        at.push_back(i);
+      }
+    }
+    if (fins.size() == 1) {
+      // Alone: the single-statement path (one round trip instead of BEGIN, UPDATE, COMMIT).
+      settled[at[0]] = finish_now(fins[0], *batch[at[0]].event);
+      batch[at[0]].event.reset();  // reported by finish_now
+    } else if (!fins.empty()) {
+      std::optional<std::vector<bool>> stored;
+      bool gave_up = false;
+      for (int i = 0;; ++i) {
+        try {
+          stored = store_->job_finish_many(fins);
+          break;
+        } catch (const std::exception& e) {
+          const auto* err = dynamic_cast<const Error*>(&e);
+          if (err == nullptr || err->code() != ErrorCode::kStore) break;
+          if (past_stop_deadline()) {
+            spdlog::error("worker {}: {} outcome(s) not stored, left for orphan rescue: {}",
+                          worker_id_, fins.size(), e.what());
+            gave_up = true;
+            break;
+          }
+          if (i < 5 || i % 30 == 0) {
+            spdlog::warn("worker {}: storing {} outcome(s) failed (try {}), retrying: {}",
+                         worker_id_, fins.size(), i + 1, e.what());
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(i < 5 ? 50 << i : 1000));
+        }
+      }
+      for (std::size_t k = 0; k < at.size(); ++k) {
+        Outcome& o = batch[at[k]];
+        if (stored) {
+          if (!(*stored)[k]) o.event->kind = JobEvent::Kind::kFenced;
+        } else if (gave_up) {
+          settled[at[k]] = 0;
+          o.event.reset();
+        } else {
+          settled[at[k]] = finish_now(fins[k], *o.event);
+          o.event.reset();
+        }
+      }
+    }
+    for (auto& o : batch) {
+      if (o.event) emit(*o.event);
+    }
+    return settled;
+  }
+
+  // Runs the handler and queues the attempt's outcome for the completer.
+  void run_attempt(const JobRecord& job, runtime::AttemptContext& ctx) {
     emit({JobEvent::Kind::kStarted, job.id, job.job_type, job.attempt, {}});
     JobFinishParams fin;
     fin.id = job.id;
@@ -539,6 +666,7 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       Slot& slot = running_.at({job.id, job.attempt});
       slot.finishing = true;
+      ++finishing_;
       if (result == Result::kDone) {
         // nothing to classify
       } else if (slot.cancel) {
@@ -555,7 +683,8 @@ class JobsWorker::Impl {
         fin.progress_percent = p->percent;
       }
       fin.now = clock_.now();
-      return finish(fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
+      return queue_outcome(
+          fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
     }
     if (result == Result::kRetryable && ctx.stop_requested() && shutting_down()) {
       result = Result::kStopped;
@@ -568,8 +697,10 @@ class JobsWorker::Impl {
         auto now_stored = store_->job_get(job.id);
         if (now_stored && now_stored->status == JobStatus::kCompleted &&
             now_stored->attempt == job.attempt) {
-          emit({JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}});
-          return true;
+          std::lock_guard lock(mu_);
+          return queue_outcome_locked(
+              {job.id, job.attempt, std::nullopt,
+               JobEvent{JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}}});
         }
         result = Result::kRetryable;
         error = "the handler's transaction that completed the job did not commit";
@@ -606,7 +737,9 @@ class JobsWorker::Impl {
         }
         break;
       case Result::kStopped:
-        return release(job.id, job.job_type, job.attempt, ctx.max_attempts(), job.run_at, &fin);
+        return queue_outcome(
+            release_params(job.id, job.attempt, ctx.max_attempts(), job.run_at, &fin),
+            {JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}});
       case Result::kSnoozed:
         // A release to a later time: the attempt is given back, the job is due at now + delay.
         fin.status = JobStatus::kPending;
@@ -615,13 +748,25 @@ class JobsWorker::Impl {
         kind = JobEvent::Kind::kSnoozed;
         break;
     }
-    return finish(fin, {kind, job.id, job.job_type, job.attempt, error});
+    queue_outcome(fin, {kind, job.id, job.job_type, job.attempt, error});
+  }
+
+  void queue_outcome(const JobFinishParams& fin, const JobEvent& event) {
+    std::lock_guard lock(mu_);
+    queue_outcome_locked({fin.id, fin.attempt, fin, event});
   }
 
   // Puts a Running job of ours back to Pending at its old place in the queue (its own run_at,
-  // which has passed), and gives back the attempt it used.
+  // which has passed), and gives back the attempt it used. At once, not through the completer:
+  // for jobs whose handler is still running (stop, phantom claims).
   bool release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
-               TimePoint run_at, JobFinishParams* from = nullptr) {
+               TimePoint run_at) {
+    return finish_now(release_params(id, attempt, max_attempts, run_at),
+                      {JobEvent::Kind::kReleased, id, job_type, attempt, {}});
+  }
+
+  JobFinishParams release_params(const JobId& id, int attempt, int max_attempts, TimePoint run_at,
+                                 const JobFinishParams* from = nullptr) {
     JobFinishParams fin = from ? *from : JobFinishParams{};
     fin.id = id;
     fin.attempt = attempt;
@@ -634,7 +779,7 @@ class JobsWorker::Impl {
     // The fencing token (attempt) only ever grows; raising max_attempts instead is what makes
     // the release free.
     fin.max_attempts = max_attempts + 1;
-    return finish(fin, {JobEvent::Kind::kReleased, id, job_type, attempt, {}});
+    return fin;
   }
 
   // Stores an outcome. While the database is down (ErrorCode::kStore: lost connection, server
@@ -644,7 +789,7 @@ class JobsWorker::Impl {
   // Any other error is tried five times. A stopping worker gives up once its shutdown grace
   // has passed; the job is then left Running for orphan rescue. The waits are real time (the
   // database comes back in real time), not the worker's clock.
-  bool finish(const JobFinishParams& fin, JobEvent event) {
+  bool finish_now(const JobFinishParams& fin, JobEvent event) {
     for (int i = 0;; ++i) {
       try {
         if (!store_->job_finish(fin)) event.kind = JobEvent::Kind::kFenced;
@@ -851,7 +996,7 @@ class JobsWorker::Impl {
                                                 opts_.retry_max_delay, unit_random());
         kind = JobEvent::Kind::kRetryScheduled;
       }
-      finish(fin, {kind, e.id, e.job_type, e.attempt, *fin.error_message});
+      finish_now(fin, {kind, e.id, e.job_type, e.attempt, *fin.error_message});
     }
   }
 
@@ -974,6 +1119,10 @@ class JobsWorker::Impl {
   std::condition_variable pool_cv_;        // executors: work queued, pool stop
   std::condition_variable idle_cv_;        // a job finished
   std::condition_variable flusher_cv_;     // flusher: pool stop
+  std::condition_variable completer_cv_;   // completer: outcomes queued, stop
+  bool completer_stop_ = false;            // guarded by mu_
+  std::deque<Outcome> outcomes_;           // waiting for the completer; guarded by mu_
+  int finishing_ = 0;                      // slots with finishing set; guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
   bool stopped_ = false;                   // guarded by mu_
   bool pool_stop_ = false;                 // guarded by mu_
@@ -995,6 +1144,7 @@ class JobsWorker::Impl {
   std::vector<std::thread> pool_;
   std::thread producer_;
   std::thread flusher_;
+  std::thread completer_;
   std::unique_ptr<runtime::Scheduler> scheduler_;
 };
 

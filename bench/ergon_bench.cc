@@ -1,6 +1,6 @@
 // ergon-bench: the benchmarks of the performance issue, against one database URL.
 //
-//   ergon-bench --db URL [--runs N] [--jobs N] [--workers W] [--concurrency C]
+//   ergon-bench --db URL [--runs N] [--jobs N] [--workers W] [--concurrency C] [--prefetch P]
 //               [--only a,b,c] [--json FILE] ...            (--help lists every flag)
 //
 // URL: postgresql://... (any Ergon URL; its `schema` is ignored) or sqlite:PATH. Every run of
@@ -73,6 +73,7 @@ struct Config {
   int jobs = 20000;
   int workers = 1;
   int concurrency = 16;
+  int prefetch = 0;
   int pool_size = 0;  // 0: the store's default
   int threads = 4;
   double single_seconds = 5;
@@ -481,6 +482,7 @@ BurnDown burn_down(const Config& cfg, long long pending, long long history, long
     stores.push_back(s.open());
     ergon::WorkerOptions o;
     o.max_concurrent_jobs = cfg.concurrency;
+    o.prefetch_jobs = cfg.prefetch;
     o.run_scheduler = false;
     o.on_event = [&counter](const ergon::JobEvent& e) { counter.on_event(e); };
     workers.push_back(std::make_unique<ergon::JobsWorker>(stores.back(), noop_handlers(), o));
@@ -584,7 +586,8 @@ std::vector<Figure> bench_single_enqueue(const Config& cfg) {
 std::vector<Figure> bench_processing(const Config& cfg) {
   BurnDown b = burn_down(cfg, cfg.jobs, 0, cfg.jobs);
   std::string note = std::to_string(cfg.jobs) + " jobs, " + std::to_string(cfg.workers) +
-                     " worker(s) x " + std::to_string(cfg.concurrency);
+                     " worker(s) x " + std::to_string(cfg.concurrency) +
+                     (cfg.prefetch > 0 ? " + prefetch " + std::to_string(cfg.prefetch) : "");
   std::vector<Figure> out = {{"processing", "burn-down", "jobs/s", {b.rate}, note}};
   if (b.xacts_per_job >= 0) {
     out.push_back({"processing",
@@ -740,6 +743,7 @@ std::vector<Figure> bench_idle(const Config& cfg) {
       auto store = s.open();
       ergon::WorkerOptions o;
       o.max_concurrent_jobs = cfg.concurrency;
+      o.prefetch_jobs = cfg.prefetch;
       ergon::JobsWorker worker(store, noop_handlers(), o);
       worker.start();
       std::this_thread::sleep_for(Seconds(secs));
@@ -822,6 +826,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   app.add_option("--concurrency", cfg.concurrency, "MaxConcurrentJobs per worker")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--prefetch", cfg.prefetch, "WorkerOptions::prefetch_jobs per worker")
+      ->check(CLI::Range(0, 100000));
   app.add_option("--pool-size", cfg.pool_size,
                  "PostgreSQL pool_size per store (default: the store's, 4)")
       ->check(CLI::Range(0, 64));
@@ -932,6 +938,7 @@ int main(int argc, char** argv) {
                    {"jobs", cfg.jobs},
                    {"workers", cfg.workers},
                    {"concurrency", cfg.concurrency},
+                   {"prefetch", cfg.prefetch},
                    {"pool_size", cfg.pool_size},
                    {"threads", cfg.threads},
                    {"single_seconds", cfg.single_seconds},

@@ -77,6 +77,12 @@ struct MessagingOptions {
 struct WorkerOptions {
   // Concurrent jobs in this process. 0: 5 x std::thread::hardware_concurrency().
   int max_concurrent_jobs = 0;
+  // Jobs claimed beyond the free slots, held in a local queue so that a handler that returns
+  // finds its next job without a round trip and claims come in batches (docs/performance.md).
+  // They are Running in the database from the claim (the heartbeat keeps them; a stop gives
+  // them back) and their timeout starts when they start. 0: claim only for free slots, the
+  // lowest latency and the fairest share between workers; raise it for many short jobs.
+  int prefetch_jobs = 0;
   // The queues this worker takes jobs from; empty: every queue. Paused queues never
   // (JobRunner::pause_queue).
   std::vector<std::string> queues;

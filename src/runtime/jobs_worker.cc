@@ -64,7 +64,8 @@ class JobsWorker::Impl {
         worker_id_(make_worker_id(opts_.worker_name)),
         max_(opts_.max_concurrent_jobs > 0
                  ? opts_.max_concurrent_jobs
-                 : 5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+                 : 5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        capacity_(max_ + std::max(0, opts_.prefetch_jobs)) {
     if (opts_.messaging) mq_ = runtime::make_job_queue(*opts_.messaging);
     subscription_ = store_->notifier().subscribe([this](TimePoint due) { on_notify(due); });
     cancel_subscription_ = store_->cancel_notifier().subscribe([this](TimePoint) {
@@ -119,9 +120,28 @@ class JobsWorker::Impl {
       // The grace period starts now, before any handler hears of the stop.
       deadline = clock_.now() + opts_.shutdown_timeout;
       stop_deadline_ = deadline;
+      cv_.notify_all();
+      // No claim starts from here on. One under way may still bring jobs, among them jobs that
+      // this stop is about to give back (a released job is due at once): wait for it, so that
+      // what the stop gives back stays given back.
+      idle_cv_.wait(lock, [&] { return claims_in_flight_ == 0; });
+      draining_ = true;
       // Handlers learn at once that we are shutting down; cooperative ones return early and
       // are released by their executor, the others get shutdown_timeout to finish.
       for (auto& [key, slot] : running_) slot.stop.request_stop();
+      // Jobs waiting in the local queue (prefetch_jobs) never started: they go back at once,
+      // at their old place in the queue, without waiting for an executor.
+      while (!queue_.empty()) {
+        JobRecord job = std::move(queue_.front());
+        queue_.pop_front();
+        Slot& slot = running_.at({job.id, job.attempt});
+        slot.finishing = true;
+        ++finishing_;
+        queue_outcome_locked(
+            {job.id, job.attempt,
+             release_params(job.id, job.attempt, slot.max_attempts, job.run_at),
+             JobEvent{JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}}});
+      }
       cv_.notify_all();
       pool_cv_.notify_all();
     }
@@ -203,7 +223,7 @@ class JobsWorker::Impl {
     int max_attempts;
     std::stop_source stop;
     std::shared_ptr<runtime::AttemptContext> context;  // set once the attempt starts
-    TimePoint claimed_at;
+    TimePoint claimed_at;  // set again when the attempt starts: its timeout runs from there
     TimePoint run_at;  // when the job was due: a release puts it back there
     std::optional<Duration> timeout;
     std::uint64_t claim_seq = 0;  // claims up to this number are visible to a heartbeat
@@ -231,8 +251,21 @@ class JobsWorker::Impl {
   // that stopped taking outcomes stops the claims too.
   int occupied_locked() const {
     int occupied = static_cast<int>(running_.size()) - finishing_;
-    if (finishing_ > max_) occupied += finishing_ - max_;
+    if (finishing_ > capacity_) occupied += finishing_ - capacity_;
     return occupied;
+  }
+
+  // How many jobs the next claim may take: the free slots plus the room in the local queue
+  // (prefetch_jobs). With a local queue, claims top it up in batches (once half of it has
+  // drained) rather than one job at a time, unless an executor is idle.
+  int room_locked() const {
+    int room = capacity_ - occupied_locked();
+    if (room <= 0) return 0;
+    if (opts_.prefetch_jobs > 0 && room < (opts_.prefetch_jobs + 1) / 2) {
+      int executing = static_cast<int>(running_.size() - queue_.size()) - finishing_;
+      if (!queue_.empty() || executing >= max_) return 0;
+    }
+    return room;
   }
 
   void on_notify(TimePoint due) {
@@ -265,21 +298,19 @@ class JobsWorker::Impl {
   std::size_t claim_round(bool* filled = nullptr) {
     int free;
     TimePoint now = clock_.now();
+    if (filled) *filled = false;
     {
       std::lock_guard lock(mu_);
-      free = max_ - occupied_locked();
+      if (stopping_) return 0;
+      free = room_locked();
       wake_ = false;  // a notify from here on means "look again"
       // This claim sees every job due by `now`, so a remembered due time up to `now` is
       // served by it. A later one stays remembered.
       if (next_due_ <= now) next_due_ = TimePoint::max();
+      if (free <= 0) return 0;
+      ++claims_in_flight_;  // in the same hold as the stopping_ check: stop() waits for it
     }
-    if (filled) *filled = false;
-    if (free <= 0) return 0;
     std::vector<JobRecord> jobs;
-    {
-      std::lock_guard lock(mu_);
-      ++claims_in_flight_;
-    }
     try {
       jobs = store_->job_claim({worker_id_, free, now, opts_.queues});
     } catch (...) {
@@ -287,10 +318,12 @@ class JobsWorker::Impl {
       // finds such jobs and gives them back.
       std::lock_guard lock(mu_);
       --claims_in_flight_;
+      idle_cv_.notify_all();
       throw;
     }
     std::lock_guard lock(mu_);
     --claims_in_flight_;
+    idle_cv_.notify_all();
     ++claim_seq_;
     for (auto& job : jobs) hand_to_pool_locked(std::move(job), now, std::nullopt);
     if (filled) *filled = static_cast<int>(jobs.size()) == free;
@@ -317,9 +350,9 @@ class JobsWorker::Impl {
   void produce() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
-      if (occupied_locked() >= max_) {
+      if (room_locked() <= 0) {
         // Saturated: claim nothing, sleep until a slot frees (no busy spin).
-        cv_.wait(lock, [&] { return stopping_ || occupied_locked() < max_; });
+        cv_.wait(lock, [&] { return stopping_ || room_locked() > 0; });
         continue;
       }
       lock.unlock();
@@ -393,9 +426,9 @@ class JobsWorker::Impl {
     std::unique_lock lock(mu_);
     long failures = 0;
     while (!stopping_) {
-      int free = max_ - occupied_locked();
+      int free = room_locked();
       if (free <= 0) {
-        cv_.wait(lock, [&] { return stopping_ || occupied_locked() < max_; });
+        cv_.wait(lock, [&] { return stopping_ || room_locked() > 0; });
         continue;
       }
       lock.unlock();
@@ -417,24 +450,43 @@ class JobsWorker::Impl {
 
   void take_message(runtime::JobMessage& m) {
     TimePoint now = clock_.now();
-    std::optional<JobRecord> job =
-        store_->job_claim_id({worker_id_, 1, now, opts_.queues}, m.job_id);
-    if (!job) {
-      // Not claimable. Pending: not due yet (hide the message until it is), or in a paused
-      // queue or one this worker does not serve (hide it for a visibility timeout). Anything
-      // else (running elsewhere, finished, deleted): the message has nothing left to trigger.
-      std::optional<JobRecord> seen = store_->job_get(m.job_id);
-      if (seen && seen->status == JobStatus::kPending) {
-        mq_->postpone(m, seen->run_at > now ? std::chrono::ceil<Duration>(seen->run_at - now)
-                                            : mq_->visibility_timeout());
-      } else {
-        mq_->remove(m);
-      }
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;  // the message reappears after its visibility timeout
+      ++claims_in_flight_;    // stop() waits for it, as for the producer's claims
+    }
+    std::optional<JobRecord> job;
+    try {
+      job = store_->job_claim_id({worker_id_, 1, now, opts_.queues}, m.job_id);
+    } catch (...) {
+      std::lock_guard lock(mu_);
+      --claims_in_flight_;
+      idle_cv_.notify_all();
+      throw;
+    }
+    if (job) {
+      std::lock_guard lock(mu_);
+      --claims_in_flight_;
+      idle_cv_.notify_all();
+      ++claim_seq_;
+      hand_to_pool_locked(std::move(*job), now, std::move(m));
       return;
     }
-    std::lock_guard lock(mu_);
-    ++claim_seq_;
-    hand_to_pool_locked(std::move(*job), now, std::move(m));
+    {
+      std::lock_guard lock(mu_);
+      --claims_in_flight_;
+      idle_cv_.notify_all();
+    }
+    // Not claimable. Pending: not due yet (hide the message until it is), or in a paused
+    // queue or one this worker does not serve (hide it for a visibility timeout). Anything
+    // else (running elsewhere, finished, deleted): the message has nothing left to trigger.
+    std::optional<JobRecord> seen = store_->job_get(m.job_id);
+    if (seen && seen->status == JobStatus::kPending) {
+      mq_->postpone(m, seen->run_at > now ? std::chrono::ceil<Duration>(seen->run_at - now)
+                                          : mq_->visibility_timeout());
+    } else {
+      mq_->remove(m);
+    }
   }
 
   void remove_message(const runtime::JobMessage& m) {
@@ -485,9 +537,10 @@ class JobsWorker::Impl {
       JobRecord job = std::move(queue_.front());
       queue_.pop_front();
       Slot& slot = running_.at({job.id, job.attempt});
-      bool skip = stopping_;
+      bool skip = draining_;
       bool already_released = slot.abandoned;
       if (!skip) {
+        slot.claimed_at = clock_.now();  // the timeout runs from the start, not the claim
         slot.context = std::make_shared<runtime::AttemptContext>(
             *store_, job, worker_id_, slot.max_attempts, slot.stop.get_token(),
             opts_.progress_interval);
@@ -1104,6 +1157,7 @@ class JobsWorker::Impl {
   const WorkerOptions opts_;
   const std::string worker_id_;
   const int max_;
+  const int capacity_;  // max_ + prefetch_jobs: jobs held, running or waiting to
   int subscription_ = 0;
   int cancel_subscription_ = 0;
   // Maintenance duties; each turns itself off if the backend lacks it. Maintenance thread only
@@ -1123,7 +1177,8 @@ class JobsWorker::Impl {
   bool completer_stop_ = false;            // guarded by mu_
   std::deque<Outcome> outcomes_;           // waiting for the completer; guarded by mu_
   int finishing_ = 0;                      // slots with finishing set; guarded by mu_
-  bool stopping_ = false;                  // guarded by mu_
+  bool stopping_ = false;                  // no claim starts; guarded by mu_
+  bool draining_ = false;                  // and no attempt starts; guarded by mu_
   bool stopped_ = false;                   // guarded by mu_
   bool pool_stop_ = false;                 // guarded by mu_
   bool wake_ = false;                      // guarded by mu_
@@ -1153,6 +1208,9 @@ JobsWorker::JobsWorker(std::shared_ptr<Store> store, HandlerRegistry handlers,
   if (!store) throw Error(ErrorCode::kInvalidArgument, "JobsWorker needs a store");
   if (options.polling_interval.count() <= 0) {
     throw Error(ErrorCode::kInvalidArgument, "polling_interval must be greater than zero");
+  }
+  if (options.prefetch_jobs < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "prefetch_jobs must not be negative");
   }
   if (options.default_max_attempts < 1) {
     throw Error(ErrorCode::kInvalidArgument, "default_max_attempts must be at least 1");

@@ -432,6 +432,41 @@ TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
   next->stop();
 }
 
+TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
+  options_.max_concurrent_jobs = 2;
+  options_.prefetch_jobs = 3;
+  Gate gate;
+  EventCounter inside;
+  handlers_.add<Work>([&](const Work&, JobContext&) {
+    inside.add();
+    gate.wait();
+  });
+  JobRunner runner(store_);
+  for (int i = 0; i < 10; ++i) runner.start_job(Work{i});
+  auto worker = make_worker();
+  worker->start();
+  ASSERT_TRUE(inside.wait_for(2));
+  // One claim of slots plus local queue: two run, three wait, all five Running in the database.
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kRunning, .limit = 50}).size(), 5u);
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kPending, .limit = 50}).size(), 5u);
+  EXPECT_EQ(worker->running_jobs(), 5u);
+  EXPECT_EQ(counter(Kind::kStarted).count(), 2);
+
+  std::thread stopper([&] { worker->stop(); });
+  // The three that never started go back before the running handlers return.
+  ASSERT_TRUE(wait_for(Kind::kReleased, 3));
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kPending, .limit = 50}).size(), 8u);
+  for (const auto& r : runner.list_jobs({.status = JobStatus::kPending, .limit = 50})) {
+    if (r.attempt == 0) continue;  // never claimed
+    EXPECT_EQ(r.attempt, 1);
+    EXPECT_EQ(r.max_attempts, 11);  // the release gave its attempt back
+  }
+  gate.open();
+  stopper.join();
+  EXPECT_EQ(counter(Kind::kCompleted).count(), 2);
+  EXPECT_EQ(counter(Kind::kStarted).count(), 2);
+}
+
 TEST_F(WorkerTest, StopWithoutStartAndTwiceIsHarmless) {
   auto worker = make_worker();
   worker->stop();
@@ -445,6 +480,9 @@ TEST_F(WorkerTest, RejectsBadOptions) {
   EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
   bad = WorkerOptions();
   bad.default_max_attempts = 0;
+  EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
+  bad = WorkerOptions();
+  bad.prefetch_jobs = -1;
   EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
   EXPECT_THROW(JobsWorker(nullptr, HandlerRegistry(), WorkerOptions()), Error);
 }

@@ -20,6 +20,7 @@
 #include "ergon/job.h"
 #include "ergon/job_runner.h"
 #include "ergon/jobs_worker.h"
+#include "ergon/logging.h"
 #include "ergon/options.h"
 #include "ergon/schedule.h"
 #include "ergon/store.h"

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/log.h"
+
 namespace ergon::runtime {
 
 AttemptContext::AttemptContext(Store& store, const JobRecord& job, std::string_view worker_id,
@@ -74,13 +76,13 @@ void AttemptContext::write_locked(TimePoint now) {
   try {
     if (!store_.job_progress_update(
             {id_, attempt_, worker_id_, unwritten_->message, unwritten_->percent})) {
-      spdlog::debug("progress of job {} attempt {} not written: the job is no longer ours",
-                    id_.to_string(), attempt_);
+      log::job(spdlog::level::debug, id_, job_type_, attempt_,
+               "progress not written: the job is no longer this attempt's");
     }
     unwritten_.reset();
   } catch (const std::exception& e) {
     // Keep the report: it goes out with the next write or with the outcome.
-    spdlog::warn("progress of job {} not written: {}", id_.to_string(), e.what());
+    log::job(spdlog::level::warn, id_, job_type_, attempt_, "progress not written: {}", e.what());
   }
 }
 

@@ -16,6 +16,7 @@
 #include <typeinfo>
 
 #include "ergon/config.h"
+#include "core/log.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
 #include "runtime/job_queue.h"
@@ -489,13 +490,19 @@ class JobsWorker::Impl {
     }
   }
 
-  void remove_message(const runtime::JobMessage& m) {
+  struct SettledMessage {
+    runtime::JobMessage message;
+    std::string job_type;
+    int attempt = 0;
+  };
+
+  void remove_message(const SettledMessage& m) {
     try {
-      mq_->remove(m);
+      mq_->remove(m.message);
     } catch (const std::exception& e) {
       // It reappears after its visibility timeout; the consumer then finds the job finished.
-      spdlog::warn("worker {}: could not remove message for job {}: {}", worker_id_,
-                   m.job_id.to_string(), e.what());
+      log::job(spdlog::level::warn, m.message.job_id, m.job_type, m.attempt,
+               "worker {} could not remove its message: {}", worker_id_, e.what());
     }
   }
 
@@ -503,22 +510,27 @@ class JobsWorker::Impl {
   // less than half of its current one is left.
   void extend_messages(TimePoint now) {
     if (!mq_) return;
-    std::vector<std::pair<std::pair<JobId, int>, runtime::JobMessage>> due;
+    struct Due {
+      std::pair<JobId, int> key;
+      runtime::JobMessage m;
+      std::string job_type;
+    };
+    std::vector<Due> due;
     Duration vt = mq_->visibility_timeout();
     {
       std::lock_guard lock(mu_);
       for (auto& [key, slot] : running_) {
         if (slot.message && slot.message_hidden_until - now < vt / 2) {
-          due.emplace_back(key, *slot.message);
+          due.push_back({key, *slot.message, slot.job_type});
         }
       }
     }
-    for (auto& [key, m] : due) {
+    for (auto& [key, m, job_type] : due) {
       try {
         mq_->postpone(m, vt);
       } catch (const std::exception& e) {
-        spdlog::warn("worker {}: could not extend the message of job {}: {}", worker_id_,
-                     m.job_id.to_string(), e.what());
+        log::job(spdlog::level::warn, key.first, job_type, key.second,
+                 "worker {} could not extend its message: {}", worker_id_, e.what());
         continue;
       }
       std::lock_guard lock(mu_);
@@ -604,11 +616,14 @@ class JobsWorker::Impl {
       lock.lock();
       // A message that brought a job is removed only now that its outcome is in the store;
       // unsettled, it reappears after its visibility timeout and the job is looked at again.
-      std::vector<runtime::JobMessage> messages;
+      std::vector<SettledMessage> messages;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto it = running_.find({batch[i].id, batch[i].attempt});
         if (it == running_.end()) continue;
-        if (settled[i] && it->second.message) messages.push_back(std::move(*it->second.message));
+        if (settled[i] && it->second.message) {
+          messages.push_back(
+              {std::move(*it->second.message), it->second.job_type, batch[i].attempt});
+        }
         if (it->second.finishing) --finishing_;
         running_.erase(it);
       }
@@ -851,13 +866,13 @@ class JobsWorker::Impl {
         const auto* err = dynamic_cast<const Error*>(&e);
         bool outage = err != nullptr && err->code() == ErrorCode::kStore;
         if ((!outage && i >= 4) || past_stop_deadline()) {
-          spdlog::error("job {}: outcome not stored, left for orphan rescue: {}",
-                        fin.id.to_string(), e.what());
+          log::job(spdlog::level::err, fin.id, event.job_type, fin.attempt,
+                   "outcome not stored, left for orphan rescue: {}", e.what());
           return false;
         }
         if (i < 5 || i % 30 == 0) {
-          spdlog::warn("job {}: storing the outcome failed (try {}), retrying: {}",
-                       fin.id.to_string(), i + 1, e.what());
+          log::job(spdlog::level::warn, fin.id, event.job_type, fin.attempt,
+                   "storing the outcome failed (try {}), retrying: {}", i + 1, e.what());
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(i < 5 ? 50 << i : 1000));
       }
@@ -975,8 +990,8 @@ class JobsWorker::Impl {
         job->worker_id != worker_id_) {
       return;
     }
-    spdlog::warn("worker {}: job {} attempt {} was claimed but never received; giving it back",
-                 worker_id_, h.id.to_string(), h.attempt);
+    log::job(spdlog::level::warn, job->id, job->job_type, job->attempt,
+             "claimed by worker {} but never received; giving it back", worker_id_);
     release(job->id, job->job_type, job->attempt, effective_max_attempts(*job), job->run_at);
   }
 
@@ -996,8 +1011,8 @@ class JobsWorker::Impl {
           // handler does now cannot be stored, so tell it to stop.
           slot.lost = true;
           slot.stop.request_stop();
-          spdlog::warn("worker {}: job {} attempt {} is no longer ours; stopping its handler",
-                       worker_id_, key.first.to_string(), slot.attempt);
+          log::job(spdlog::level::warn, key.first, slot.job_type, slot.attempt,
+                   "no longer worker {}'s; stopping its handler", worker_id_);
         }
       } else if (it->cancel_requested && !slot.cancel) {
         slot.cancel = true;
@@ -1133,12 +1148,31 @@ class JobsWorker::Impl {
   static constexpr std::size_t kRelayBatch = 32;
 
   void emit(const JobEvent& e) {
+    if (e.kind != JobEvent::Kind::kRescued) {
+      log::job(spdlog::level::debug, e.id, e.job_type, e.attempt, "{}{}{}", event_name(e.kind),
+               e.error.empty() ? "" : ": ", e.error);
+    }
     if (!opts_.on_event) return;
     try {
       opts_.on_event(e);
     } catch (const std::exception& ex) {
       spdlog::warn("on_event callback threw: {}", ex.what());
     }
+  }
+
+  static const char* event_name(JobEvent::Kind k) {
+    switch (k) {
+      case JobEvent::Kind::kStarted: return "started";
+      case JobEvent::Kind::kCompleted: return "completed";
+      case JobEvent::Kind::kRetryScheduled: return "failed, retry scheduled";
+      case JobEvent::Kind::kFailed: return "failed";
+      case JobEvent::Kind::kReleased: return "released";
+      case JobEvent::Kind::kFenced: return "outcome refused (no longer this attempt's)";
+      case JobEvent::Kind::kCancelled: return "cancelled";
+      case JobEvent::Kind::kRescued: return "rescued";
+      case JobEvent::Kind::kSnoozed: return "snoozed";
+    }
+    return "?";
   }
 
   bool shutting_down() {

@@ -1,0 +1,35 @@
+// ergon/logging.h — how Ergon's log lines look.
+//
+// Ergon logs through spdlog's default logger (an application that sets its own default logger
+// gets Ergon's lines there). Every line about a job names it: "job <id> (<type>, attempt N):
+// ...". configure_logging() sets the default logger's level and format; in the JSON format
+// each line is one JSON object with the job's id, type and attempt as fields of their own:
+//   {"time":"2026-11-29T02:10:00.123456Z","level":"warning","logger":"ergon","thread":1234,
+//    "msg":"job 0193... (send_email, attempt 2): ...","job_id":"0193...",
+//    "job_type":"send_email","attempt":2}
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ergon {
+
+enum class LogFormat { kText, kJson };
+
+struct LogOptions {
+  LogFormat format = LogFormat::kText;
+  // trace, debug, info, warning, error, critical or off.
+  std::string level = "info";
+};
+
+// Applies `options` to spdlog's default logger. Throws Error(kInvalidArgument) for an unknown
+// level.
+void configure_logging(const LogOptions& options);
+
+// "text" or "json" (any case); nullopt otherwise.
+std::optional<LogFormat> parse_log_format(std::string_view text);
+// Whether `level` names a log level configure_logging accepts.
+bool is_log_level(std::string_view level);
+
+}  // namespace ergon

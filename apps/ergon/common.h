@@ -33,6 +33,7 @@ std::string short_time(TimePoint t);
 void register_demo(CLI::App& app, Globals& g);
 void register_migrate(CLI::App& app, Globals& g);
 void register_queues(CLI::App& app, Globals& g);
+void register_limits(CLI::App& app, Globals& g);
 void register_worker(CLI::App& app, Globals& g);
 void register_enqueue(CLI::App& app, Globals& g);
 void register_jobs(CLI::App& app, Globals& g);

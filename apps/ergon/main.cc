@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   ergon::cli::register_cron(app, g);
   ergon::cli::register_workers(app, g);
   ergon::cli::register_queues(app, g);
+  ergon::cli::register_limits(app, g);
 
   // Logs go to stderr: stdout carries the commands' output (ids, tables, JSON).
   spdlog::set_default_logger(spdlog::stderr_color_mt("ergon"));
@@ -43,7 +44,8 @@ int main(int argc, char** argv) {
     auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
-                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers; "
+                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers, "
+                   "queues, limits; "
                    "see --help)\n";
       return 1;
     }

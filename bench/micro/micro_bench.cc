@@ -47,8 +47,7 @@ void next_occurrences(benchmark::State& state, const char* expr, const char* zon
   }
 }
 BENCHMARK_CAPTURE(next_occurrences, every_5_min_utc, "*/5 * * * *", "UTC");
-BENCHMARK_CAPTURE(next_occurrences, weekdays_9_to_17_berlin, "0 9-17 * * MON-FRI",
-                  "Europe/Berlin");
+BENCHMARK_CAPTURE(next_occurrences, weekdays_9_to_17_berlin, "0 9-17 * * MON-FRI", "Europe/Berlin");
 // 02:30 does not exist on the spring-forward day in Europe/Berlin: the DST rules run.
 BENCHMARK_CAPTURE(next_occurrences, daily_0230_berlin_dst, "30 2 * * *", "Europe/Berlin");
 BENCHMARK_CAPTURE(next_occurrences, leap_day_utc, "0 0 29 2 *", "UTC");
@@ -66,7 +65,10 @@ struct SendEmail {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SendEmail, to, subject, body, retries_left, tags)
 
 SendEmail sample_email() {
-  return {"someone@example.com", "Your report is ready", std::string(400, 'x'), 3,
+  return {"someone@example.com",
+          "Your report is ready",
+          std::string(400, 'x'),
+          3,
           {"report", "weekly"}};
 }
 
@@ -95,8 +97,7 @@ BENCHMARK(BM_JobDecode);
 class SqliteFixture {
  public:
   SqliteFixture() {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("ergon-micro-" + std::to_string(::getpid()));
+    dir_ = std::filesystem::temp_directory_path() / ("ergon-micro-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     store_ = ergon::open_store("sqlite:" + (dir_ / "micro.db").string() + "?synchronous=off");
   }

@@ -117,6 +117,14 @@ class JobRunner {
   // Queues with jobs waiting or running, and every queue ever paused, by name.
   [[nodiscard]] std::vector<QueueRecord> list_queues() const;
 
+  // Cluster-wide concurrency limits per job type (docs/flow-control.md): at most
+  // `max_running` jobs of `job_type` Running at once, across every worker of every process.
+  // 0 holds the type back; a limit lowered below what runs now lets those finish. nullopt
+  // removes the limit. Throws Error(kInvalidArgument) for a negative limit or a bad type name.
+  void set_concurrency_limit(std::string_view job_type, std::optional<int> max_running);
+  // Every limit, by job type, with how many of the type run now.
+  [[nodiscard]] std::vector<TypeLimit> list_concurrency_limits() const;
+
   // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
   void notify();
 

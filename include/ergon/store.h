@@ -78,6 +78,14 @@ struct QueueRecord {
   std::int64_t running = 0;
 };
 
+// A cluster-wide concurrency limit: at most max_running jobs of job_type Running at once,
+// across every worker of every process (docs/flow-control.md).
+struct TypeLimit {
+  std::string job_type;
+  int max_running = 0;
+  std::int64_t running = 0;  // Running now
+};
+
 // A worker process, as registered in the `workers` table.
 struct WorkerRecord {
   std::string id;    // jobs.worker_id of the jobs it runs

@@ -204,6 +204,12 @@ void JobRunner::resume_queue(std::string_view queue) {
 
 std::vector<QueueRecord> JobRunner::list_queues() const { return store_->queue_list(); }
 
+void JobRunner::set_concurrency_limit(std::string_view job_type, std::optional<int> max_running) {
+  store_->limit_set(job_type, max_running, store_->clock().now());
+}
+
+std::vector<TypeLimit> JobRunner::list_concurrency_limits() const { return store_->limit_list(); }
+
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
 
 std::optional<JobRecord> JobRunner::get_job(const JobId& id) const { return store_->job_get(id); }

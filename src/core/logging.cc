@@ -25,7 +25,9 @@ ScopedJob::~ScopedJob() { g_current = previous_; }
 
 namespace {
 
-void append(spdlog::memory_buf_t& out, std::string_view s) { out.append(s.data(), s.data() + s.size()); }
+void append(spdlog::memory_buf_t& out, std::string_view s) {
+  out.append(s.data(), s.data() + s.size());
+}
 
 // A JSON string literal of `s`: quotes, backslashes and control characters escaped. Bytes
 // that are not valid UTF-8 pass through (log text is the application's).
@@ -39,9 +41,15 @@ void append_json_string(spdlog::memory_buf_t& out, std::string_view s) {
     } else if (u < 0x20) {
       static constexpr char kHex[] = "0123456789abcdef";
       switch (c) {
-        case '\n': append(out, "\\n"); break;
-        case '\r': append(out, "\\r"); break;
-        case '\t': append(out, "\\t"); break;
+        case '\n':
+          append(out, "\\n");
+          break;
+        case '\r':
+          append(out, "\\r");
+          break;
+        case '\t':
+          append(out, "\\t");
+          break;
         default: {
           char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
           out.append(esc, esc + 6);

@@ -15,8 +15,8 @@
 #include <thread>
 #include <typeinfo>
 
-#include "ergon/config.h"
 #include "core/log.h"
+#include "ergon/config.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
 #include "runtime/job_queue.h"
@@ -225,7 +225,7 @@ class JobsWorker::Impl {
     std::stop_source stop;
     std::shared_ptr<runtime::AttemptContext> context;  // set once the attempt starts
     TimePoint claimed_at;  // set again when the attempt starts: its timeout runs from there
-    TimePoint run_at;  // when the job was due: a release puts it back there
+    TimePoint run_at;      // when the job was due: a release puts it back there
     std::optional<Duration> timeout;
     std::uint64_t claim_seq = 0;  // claims up to this number are visible to a heartbeat
     bool cancel = false;          // cancel() was called: the outcome is Cancelled
@@ -567,10 +567,9 @@ class JobsWorker::Impl {
         if (already_released) {
           queue_outcome_locked({job.id, job.attempt, std::nullopt, std::nullopt});
         } else {
-          queue_outcome_locked({job.id, job.attempt,
-                                release_params(job.id, job.attempt, max_attempts, job.run_at),
-                                JobEvent{JobEvent::Kind::kReleased, job.id, job.job_type,
-                                         job.attempt, {}}});
+          queue_outcome_locked(
+              {job.id, job.attempt, release_params(job.id, job.attempt, max_attempts, job.run_at),
+               JobEvent{JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}}});
         }
         continue;
       }
@@ -751,8 +750,8 @@ class JobsWorker::Impl {
         fin.progress_percent = p->percent;
       }
       fin.now = clock_.now();
-      return queue_outcome(
-          fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
+      return queue_outcome(fin,
+                           {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
     }
     if (result == Result::kRetryable && ctx.stop_requested() && shutting_down()) {
       result = Result::kStopped;
@@ -1162,15 +1161,24 @@ class JobsWorker::Impl {
 
   static const char* event_name(JobEvent::Kind k) {
     switch (k) {
-      case JobEvent::Kind::kStarted: return "started";
-      case JobEvent::Kind::kCompleted: return "completed";
-      case JobEvent::Kind::kRetryScheduled: return "failed, retry scheduled";
-      case JobEvent::Kind::kFailed: return "failed";
-      case JobEvent::Kind::kReleased: return "released";
-      case JobEvent::Kind::kFenced: return "outcome refused (no longer this attempt's)";
-      case JobEvent::Kind::kCancelled: return "cancelled";
-      case JobEvent::Kind::kRescued: return "rescued";
-      case JobEvent::Kind::kSnoozed: return "snoozed";
+      case JobEvent::Kind::kStarted:
+        return "started";
+      case JobEvent::Kind::kCompleted:
+        return "completed";
+      case JobEvent::Kind::kRetryScheduled:
+        return "failed, retry scheduled";
+      case JobEvent::Kind::kFailed:
+        return "failed";
+      case JobEvent::Kind::kReleased:
+        return "released";
+      case JobEvent::Kind::kFenced:
+        return "outcome refused (no longer this attempt's)";
+      case JobEvent::Kind::kCancelled:
+        return "cancelled";
+      case JobEvent::Kind::kRescued:
+        return "rescued";
+      case JobEvent::Kind::kSnoozed:
+        return "snoozed";
     }
     return "?";
   }

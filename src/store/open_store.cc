@@ -79,12 +79,19 @@ bool Store::job_delete(const JobId&) { no_operations(*this); }
 int Store::job_retry_matching(const JobFilter&, TimePoint) { no_operations(*this); }
 int Store::job_delete_matching(const JobFilter&) { no_operations(*this); }
 std::vector<JobCount> Store::job_counts(TimePoint) { no_operations(*this); }
-std::vector<ThroughputBucket> Store::job_throughput(TimePoint, Duration) {
-  no_operations(*this);
-}
+std::vector<ThroughputBucket> Store::job_throughput(TimePoint, Duration) { no_operations(*this); }
 std::vector<AttemptRecord> Store::job_attempts(const JobId&) { no_operations(*this); }
 void Store::audit_insert(const AuditRecord&) { no_operations(*this); }
 std::vector<AuditRecord> Store::audit_list(int) { no_operations(*this); }
+
+void Store::limit_set(std::string_view, std::optional<int>, TimePoint) {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(backend()) + " store does not support concurrency limits");
+}
+std::vector<TypeLimit> Store::limit_list() {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(backend()) + " store does not support concurrency limits");
+}
 
 void Store::queue_set_paused(std::string_view, bool, TimePoint) {
   throw Error(ErrorCode::kUnsupported,

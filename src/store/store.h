@@ -136,7 +136,7 @@ struct AttemptRecord {
   int attempt = 0;
   std::string worker_id;
   TimePoint started_at;
-  std::optional<TimePoint> finished_at;  // unset while it runs
+  std::optional<TimePoint> finished_at;     // unset while it runs
   JobStatus outcome = JobStatus::kRunning;  // kRunning while it runs; kPending: retried/released
   std::optional<std::string> error_message;
 };
@@ -255,6 +255,14 @@ class Store {
   // The audit log of operator actions: insert assigns the id; list is newest first.
   virtual void audit_insert(const AuditRecord& record);
   [[nodiscard]] virtual std::vector<AuditRecord> audit_list(int limit);
+
+  // Cluster-wide concurrency limits per job type (docs/flow-control.md; migration 7). A limit
+  // of 0 runs none of the type; nullopt removes the limit. job_claim then starts a job of a
+  // limited type only while fewer than max_running of its type are Running, whatever process
+  // claims (the count and the claim are serialized per type), and job_claim_id never does
+  // (the consumer's message waits for a poll).
+  virtual void limit_set(std::string_view job_type, std::optional<int> max_running, TimePoint now);
+  [[nodiscard]] virtual std::vector<TypeLimit> limit_list();
 
   // Queues paused cluster-wide (docs/flow-control.md). Pausing a queue nobody used yet is
   // fine: it is created paused.

@@ -28,6 +28,25 @@ class CliTest : public ::testing::Test {
     auto r = ergon({"migrate", "--db", db()});
     ASSERT_EQ(r.status, 0) << r.err;
   }
+  // `ergon worker --config CONFIG` in the background; -1 if it could not be started.
+  static pid_t spawn_worker(const std::string& config) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      execl(kErgon.c_str(), kErgon.c_str(), "worker", "--config", config.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  }
+  // Waits (bounded by a deadline) until `n` jobs are Completed, watching through the CLI.
+  bool wait_completed(std::size_t n, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = ergon({"jobs", "list", "--status", "Completed", "--json", "--db", db()});
+      if (r.status == 0 && nlohmann::json::parse(r.out).size() == n) return true;
+    }
+    return false;
+  }
 
   TempDir dir_;
 };
@@ -42,7 +61,7 @@ TEST_F(CliTest, MigrateThenEnqueueThenInspect) {
   ASSERT_EQ(m.status, 0) << m.err;
   EXPECT_EQ(m.out,
             "applied migration 1\napplied migration 2\napplied migration 3\napplied migration 4\n"
-            "applied migration 5\n");
+            "applied migration 5\napplied migration 7\n");
   EXPECT_EQ(ergon({"migrate", "--db", db()}).out, "schema is up to date\n");
 
   auto e = ergon({"enqueue", "resize", R"({"image":"a.png"})", "--db", db(), "--delay", "90s",
@@ -135,19 +154,9 @@ TEST_F(CliTest, WorkerRunsCommandHandlersAndStopsGracefullyOnSigterm) {
   }
   // The worker runs in the background; this test waits for the jobs by watching the
   // database through the CLI, bounded by a deadline.
-  pid_t pid = fork();
+  pid_t pid = spawn_worker(config);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl(kErgon.c_str(), kErgon.c_str(), "worker", "--config", config.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool done = false;
-  while (!done && std::chrono::steady_clock::now() < deadline) {
-    auto r = ergon({"jobs", "list", "--status", "Completed", "--json", "--db", db()});
-    done = r.status == 0 && nlohmann::json::parse(r.out).size() == 3;
-  }
+  bool done = wait_completed(3, std::chrono::seconds(30));
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -163,6 +172,62 @@ TEST_F(CliTest, WorkerRunsCommandHandlersAndStopsGracefullyOnSigterm) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_NE(content.find(R"({"i":)" + std::to_string(i) + "}"), std::string::npos) << content;
   }
+}
+
+// Three worker processes with four slots each, and a limit of one for the type: the handlers'
+// ledger never shows two of them running at once.
+TEST_F(CliTest, AConcurrencyLimitHoldsAcrossWorkerProcesses) {
+  migrate();
+  ASSERT_EQ(ergon({"limits", "set", "scarce", "1", "--db", db()}).status, 0);
+  EXPECT_NE(ergon({"limits", "set", "scarce", "-1", "--db", db()}).status, 0);
+  EXPECT_NE(ergon({"limits", "set", "", "1", "--db", db()}).status, 0);
+  EXPECT_NE(ergon({"limits", "set", "scarce", "many", "--db", db()}).status, 0);
+  constexpr int kJobs = 12;
+  ASSERT_EQ(
+      ergon({"enqueue", "scarce", "{}", "--count", std::to_string(kJobs), "--db", db()}).status, 0);
+  std::string ledger = dir_.file("ledger.txt");
+  std::string script = dir_.file("handler.sh");
+  // The handler's own work is a short sleep, so that overlapping runs would show.
+  std::ofstream(script) << "#!/bin/sh\ncat > /dev/null\necho \"start $(date +%s%N)\" >> " << ledger
+                        << "\nsleep 0.05\necho \"end $(date +%s%N)\" >> " << ledger << "\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  std::string config = dir_.file("ergon.json");
+  std::ofstream(config) << R"({"Database": ")" << db()
+                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.020",
+                              "MaxConcurrentJobs": 4, "RunScheduler": false},
+                              "Handlers": {"scarce": {"command": [")"
+                        << script << R"("]}}})";
+  std::vector<pid_t> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(spawn_worker(config));
+    ASSERT_GE(workers.back(), 0);
+  }
+  bool done = wait_completed(kJobs, std::chrono::seconds(60));
+  for (pid_t pid : workers) kill(pid, SIGTERM);
+  for (pid_t pid : workers) waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(done);
+  std::ifstream in(ledger);
+  std::string word;
+  long long stamp = 0;
+  int running = 0, most = 0, starts = 0;
+  while (in >> word >> stamp) {
+    if (word == "start") {
+      ++starts;
+      most = std::max(most, ++running);
+    } else {
+      --running;
+    }
+  }
+  EXPECT_EQ(starts, kJobs);
+  EXPECT_EQ(most, 1);
+  auto limits = nlohmann::json::parse(ergon({"limits", "list", "--json", "--db", db()}).out);
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0]["job_type"], "scarce");
+  EXPECT_EQ(limits[0]["max_running"], 1);
+  EXPECT_EQ(limits[0]["running"], 0);
+  ASSERT_EQ(ergon({"limits", "remove", "scarce", "--db", db()}).status, 0);
+  EXPECT_EQ(nlohmann::json::parse(ergon({"limits", "list", "--json", "--db", db()}).out).size(),
+            0u);
 }
 
 TEST_F(CliTest, CronNextPrintsOccurrencesWithTheZonesOffset) {

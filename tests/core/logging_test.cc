@@ -1,5 +1,7 @@
 // Log lines about jobs: the text form names the job, the JSON form is one valid JSON object
 // per line with the job's fields of their own, whatever the message contains.
+#include "ergon/logging.h"
+
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -9,7 +11,6 @@
 
 #include "core/log.h"
 #include "ergon/error.h"
-#include "ergon/logging.h"
 
 namespace ergon::testing {
 namespace {

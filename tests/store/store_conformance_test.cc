@@ -1,5 +1,7 @@
 #include "store_conformance.h"
 
+#include <algorithm>
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -144,7 +146,7 @@ TEST_P(StoreConformance, FinishManyStoresEachOutcomeAsFinishWould) {
   auto failed = outcome(claimed[4], "w1", JobStatus::kFailed, t);
   failed.error_message = "bad input";
   batch.push_back(failed);
-  batch.push_back(outcome(claimed[5], "w2", JobStatus::kCompleted, t));  // not w2's job
+  batch.push_back(outcome(claimed[5], "w2", JobStatus::kCompleted, t));        // not w2's job
   batch.push_back(outcome(claimed[5], "w1", JobStatus::kCompleted, t + 2ms));  // plain, too
 
   std::vector<TimePoint> woken;
@@ -337,6 +339,56 @@ TEST_P(StoreConformance, PausedQueuesStartNothingAndWorkersServeTheirQueues) {
 }
 
 // Queue names are data, never SQL or array syntax.
+TEST_P(StoreConformance, AConcurrencyLimitCapsRunningJobsOfItsTypeAcrossClaimers) {
+  std::vector<JobInsertParams> limited, free;
+  for (int i = 0; i < 5; ++i) {
+    limited.push_back(job(clock_.now(), "scarce"));
+    store_->job_insert(limited.back());
+  }
+  for (int i = 0; i < 3; ++i) {
+    free.push_back(job(clock_.now(), "plenty"));
+    store_->job_insert(free.back());
+  }
+  store_->limit_set("scarce", 2, clock_.now());
+  auto count = [](const std::vector<JobRecord>& v, std::string_view type) {
+    return std::count_if(v.begin(), v.end(),
+                         [&](const JobRecord& r) { return r.job_type == type; });
+  };
+  auto a = store_->job_claim({"w1", 10, clock_.now()});
+  EXPECT_EQ(count(a, "plenty"), 3);
+  EXPECT_EQ(count(a, "scarce"), 2);
+  // Another claimer finds the type at its limit.
+  EXPECT_TRUE(store_->job_claim({"w2", 10, clock_.now()}).empty());
+  EXPECT_FALSE(store_->job_claim_id({"w2", 1, clock_.now()}, limited[4].id));  // nor by id
+  auto limits = store_->limit_list();
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0].job_type, "scarce");
+  EXPECT_EQ(limits[0].max_running, 2);
+  EXPECT_EQ(limits[0].running, 2);
+
+  // One finishes: one more may start.
+  auto first_scarce =
+      *std::find_if(a.begin(), a.end(), [](const JobRecord& r) { return r.job_type == "scarce"; });
+  ASSERT_TRUE(store_->job_finish(outcome(first_scarce, "w1", JobStatus::kCompleted, clock_.now())));
+  auto b = store_->job_claim({"w2", 10, clock_.now()});
+  EXPECT_EQ(count(b, "scarce"), 1);
+  // Zero holds the type back entirely; raising the limit lets it go on at once.
+  store_->limit_set("scarce", 0, clock_.now());
+  for (const auto& r : b) {
+    ASSERT_TRUE(store_->job_finish(outcome(r, "w2", JobStatus::kCompleted, clock_.now())));
+  }
+  EXPECT_TRUE(store_->job_claim({"w2", 10, clock_.now()}).empty());
+  store_->limit_set("scarce", 10, clock_.now());
+  EXPECT_EQ(store_->job_claim({"w2", 10, clock_.now()}).size(), 2u);  // the last two
+  // Removed: the type is claimed like any other.
+  store_->limit_set("scarce", std::nullopt, clock_.now());
+  EXPECT_TRUE(store_->limit_list().empty());
+  EXPECT_TRUE(store_->job_claim({"w3", 10, clock_.now()}).empty());  // all claimed already
+  EXPECT_THROW(store_->limit_set("scarce", -1, clock_.now()), Error);
+  EXPECT_THROW(store_->limit_set("", 1, clock_.now()), Error);
+  EXPECT_THROW(store_->limit_set(std::string(201, 'x'), 1, clock_.now()), Error);
+}
+
 TEST_P(StoreConformance, QueueNamesWithQuotesAndCommasAreJustNames) {
   auto odd = job(clock_.now());
   odd.queue = R"(a,"b\c'})";
@@ -454,6 +506,45 @@ TEST_P(StoreConformance, ConcurrentClaimsNeverHandOutAJobTwice) {
   }
   EXPECT_EQ(total, static_cast<std::size_t>(kJobs));
   EXPECT_EQ(unique.size(), static_cast<std::size_t>(kJobs));
+}
+
+// Several connections (processes, for PostgreSQL) claim a limited type at once: never more
+// than the limit hold it. `held` counts a job from after its claim returned until before its
+// outcome is stored, so it never exceeds what the database counts as Running.
+TEST_P(StoreConformance, ConcurrentClaimersNeverExceedAConcurrencyLimit) {
+  constexpr int kJobs = 300;
+  constexpr int kThreads = 8;
+  constexpr int kLimit = 3;
+  for (int i = 0; i < kJobs; ++i) store_->job_insert(job(clock_.now(), "scarce"));
+  store_->limit_set("scarce", kLimit, clock_.now());
+  std::vector<std::shared_ptr<Store>> stores;
+  for (int t = 0; t < kThreads; ++t) stores.push_back(reopen());
+  std::atomic<int> held{0}, most{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string worker = "w" + std::to_string(t);
+      while (done.load() < kJobs) {
+        auto batch = stores[t]->job_claim({worker, 5, clock_.now()});
+        int now_held = held += static_cast<int>(batch.size());
+        int m = most.load();
+        while (now_held > m && !most.compare_exchange_weak(m, now_held)) {
+        }
+        std::this_thread::yield();  // let the others try while these are held
+        for (const auto& r : batch) {
+          --held;
+          if (!stores[t]->job_finish(outcome(r, worker, JobStatus::kCompleted, clock_.now()))) {
+            ADD_FAILURE() << "fenced out";
+          }
+          ++done;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(done.load(), kJobs);
+  EXPECT_LE(most.load(), kLimit);
+  EXPECT_GE(most.load(), 1);
 }
 
 }  // namespace

@@ -126,6 +126,17 @@ CREATE TABLE @SCHEMA@.queues (
   changed_at timestamptz NOT NULL DEFAULT now()
 );
 )sql"},
+    {7, R"sql(
+-- Cluster-wide concurrency limits per job type (docs/flow-control.md): at most max_running
+-- jobs of the type Running at once. The claim counts them under a per-type advisory lock.
+CREATE TABLE @SCHEMA@.job_type_limits (
+  job_type    varchar(200) PRIMARY KEY,
+  max_running integer NOT NULL CHECK (max_running >= 0),
+  changed_at  timestamptz NOT NULL DEFAULT now()
+);
+-- The count of a type's Running jobs (the set is small: what the workers hold).
+CREATE INDEX jobs_running_type_idx ON @SCHEMA@.jobs (job_type) WHERE status = 'Running';
+)sql"},
 };
 
 }  // namespace

@@ -254,6 +254,7 @@ struct PostgresStore::Statements {
       worker_register, worker_heartbeat, worker_remove, worker_list;
   PgStatement claim_id, outbox_peek, outbox_remove, unique_holder, queue_set_paused, queue_list;
   PgStatement finish_completed_many;  // job_finish_many's plain completions, in one statement
+  PgStatement claim_limited, limit_lock, limit_types, limit_set, limit_remove, limit_list;
 
   Statements(const std::string& s, bool db_clock) {
     const std::string jobs = s + ".jobs";
@@ -313,16 +314,51 @@ struct PostgresStore::Statements {
         "($3::varchar[] IS NULL OR queue = ANY($3::varchar[])) AND queue "
         "NOT IN (SELECT name FROM " +
         s + ".queues WHERE paused)";
+    // Limited types are left to claim_limited, type by type (docs/flow-control.md).
+    std::string unlimited = " AND job_type NOT IN (SELECT job_type FROM " + s + ".job_type_limits)";
+    // Flips the rows `due` picked to Running for worker $1 and returns them.
+    std::string claim_update = " UPDATE " + jobs +
+                               " AS j SET status = 'Running', attempt = j.attempt + 1, "
+                               "worker_id = $1, started_at = " +
+                               now + ", heartbeat_at = " + now +
+                               ", progress_message = NULL, progress_percent = NULL FROM due "
+                               "WHERE j.id = due.id RETURNING " +
+                               job_columns("j.");
     claim = {"ergon_job_claim",
-             "WITH due AS (SELECT id FROM " + jobs +
-                 " WHERE status = 'Pending' AND run_at <= " + now + " AND " + queue_filter +
-                 " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE " + jobs +
-                 " AS j SET status = 'Running', attempt = j.attempt + 1, worker_id = $1, "
-                 "started_at = " +
-                 now + ", heartbeat_at = " + now +
-                 ", progress_message = NULL, progress_percent = NULL FROM due WHERE j.id = "
-                 "due.id RETURNING " +
-                 job_columns("j.")};
+             "WITH due AS (SELECT id FROM " + jobs + " WHERE status = 'Pending' AND run_at <= " +
+                 now + " AND " + queue_filter + unlimited +
+                 " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)" + claim_update};
+
+    // The claim of one limited type ($T), run after pg_advisory_xact_lock on the type in the
+    // same transaction: every claimer of the type waits for the one before it, and this
+    // statement's snapshot (taken after the lock) sees every claim committed before. So the
+    // count of Running jobs is exact and the limit holds across processes. LEAST ignores a
+    // NULL (the limit was removed meanwhile): then only $2 bounds it.
+    {
+      std::string t = db_clock ? "$4" : "$5";
+      claim_limited = {"ergon_job_claim_limited",
+                       "WITH due AS (SELECT id FROM " + jobs +
+                           " WHERE status = 'Pending' AND job_type = " + t +
+                           " AND run_at <= " + now + " AND " + queue_filter +
+                           " ORDER BY priority, run_at, id LIMIT GREATEST(0, LEAST($2::bigint, "
+                           "(SELECT max_running FROM " +
+                           s + ".job_type_limits WHERE job_type = " + t +
+                           ") - (SELECT count(*) FROM " + jobs + " WHERE job_type = " + t +
+                           " AND status = 'Running'))) FOR UPDATE SKIP LOCKED)" + claim_update};
+    }
+    limit_lock = {"ergon_limit_lock", "SELECT pg_advisory_xact_lock(hashtext($1))"};
+    limit_types = {"ergon_limit_types", "SELECT job_type FROM " + s + ".job_type_limits"};
+    limit_set = {"ergon_limit_set",
+                 "INSERT INTO " + s + ".job_type_limits (job_type, max_running, changed_at) " +
+                     "VALUES ($1, $2::integer, " + time_sql(db_clock, "now()", 3, 3) +
+                     ") ON CONFLICT (job_type) DO UPDATE SET max_running = "
+                     "excluded.max_running, changed_at = excluded.changed_at"};
+    limit_remove = {"ergon_limit_remove",
+                    "DELETE FROM " + s + ".job_type_limits WHERE job_type = $1"};
+    limit_list = {"ergon_limit_list",
+                  "SELECT l.job_type, l.max_running, (SELECT count(*) FROM " + jobs +
+                      " j WHERE j.job_type = l.job_type AND j.status = 'Running') FROM " + s +
+                      ".job_type_limits l ORDER BY l.job_type"};
 
     // The outcome. The WHERE clause is the fence: only the attempt that claimed the job may
     // move it on. $2 says whether the state is final (completed_at = now) or Pending again
@@ -513,7 +549,7 @@ struct PostgresStore::Statements {
                     now + ", heartbeat_at = " + now +
                     ", progress_message = NULL, progress_percent = NULL "
                     "WHERE id = $2::uuid AND status = 'Pending' AND run_at <= " +
-                    now + " AND " + queue_filter + " RETURNING " + job_columns("")};
+                    now + " AND " + queue_filter + unlimited + " RETURNING " + job_columns("")};
     queue_set_paused = {"ergon_queue_set_paused",
                         "INSERT INTO " + s +
                             ".queues (name, paused, changed_at) VALUES ($1, $2::boolean, " +
@@ -997,10 +1033,80 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
   int rows = PQntuples(r.get());
   out.reserve(static_cast<std::size_t>(rows));
   for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
+  if (static_cast<int>(out.size()) < p.limit) claim_limited(p, out);
   // RETURNING gives rows in no defined order; hand them out in claim order.
   std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
     return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
   });
+  return out;
+}
+
+// The limited types, one transaction each (see claim_limited in Statements).
+void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out) {
+  std::vector<std::string> types = limited_types_.get([&] {
+    std::vector<std::string> v;
+    auto conn = pool_.acquire();
+    auto r = conn->run(sql_->limit_types, PgParams(), Format::kText);
+    for (int i = 0; i < PQntuples(r.get()); ++i) v.emplace_back(PQgetvalue(r.get(), i, 0));
+    return v;
+  });
+  for (const auto& type : types) {
+    int room = p.limit - static_cast<int>(out.size());
+    if (room <= 0) break;
+    PgParams params;
+    params.text(p.worker_id).integer(static_cast<std::int64_t>(room));
+    queues_param(params, p.queues);
+    if (!database_clock_) params.time(p.now);
+    params.text(type);
+    auto conn = pool_.acquire();
+    conn->exec_script("BEGIN");
+    try {
+      conn->run(sql_->limit_lock, PgParams().text(schema_ + ":" + type), Format::kText);
+      auto r = conn->run(sql_->claim_limited, params);
+      conn->exec_script("COMMIT");
+      for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_job(r.get(), i));
+    } catch (...) {
+      conn->rollback();
+      throw;
+    }
+  }
+}
+
+void PostgresStore::limit_set(std::string_view job_type, std::optional<int> max_running,
+                              TimePoint now) {
+  require_no_nul(job_type, "job type");
+  if (job_type.empty() || job_type.size() > kMaxJobTypeBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "job type must be 1 to 200 bytes");
+  }
+  if (max_running && *max_running < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "a concurrency limit must not be negative");
+  }
+  {
+    auto conn = pool_.acquire();
+    if (max_running) {
+      PgParams params;
+      params.text(job_type).integer(max_running);
+      if (!database_clock_) params.time(now);
+      conn->run(sql_->limit_set, params, Format::kText);
+    } else {
+      conn->run(sql_->limit_remove, PgParams().text(job_type), Format::kText);
+    }
+  }
+  limited_types_.invalidate();
+  notifier().notify(now);  // a raised or removed limit may let waiting jobs start
+}
+
+std::vector<TypeLimit> PostgresStore::limit_list() {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->run(sql_->limit_list, PgParams(), Format::kText);
+  }
+  std::vector<TypeLimit> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    out.push_back({PQgetvalue(r.get(), i, 0), std::atoi(PQgetvalue(r.get(), i, 1)),
+                   std::atoll(PQgetvalue(r.get(), i, 2))});
+  }
   return out;
 }
 

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "store/postgres/pg_pool.h"
+#include "store/limited_types.h"
 #include "store/store.h"
 #include "transport/pg_listener.h"
 
@@ -67,6 +68,9 @@ class PostgresStore final : public Store {
   JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the SQLite twin stays visible (and refuses)
   JobId job_insert_tx(pg_conn* conn, const JobInsertParams& p) override;
+  void limit_set(std::string_view job_type, std::optional<int> max_running,
+                 TimePoint now) override;
+  std::vector<TypeLimit> limit_list() override;
   void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
   std::vector<QueueRecord> queue_list() override;
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
@@ -127,6 +131,7 @@ class PostgresStore final : public Store {
   // to Pending.
   int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
   int schema_version(PgConnection& conn);
+  void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out);
 
   const std::string schema_;
   const std::string channel_;
@@ -135,6 +140,7 @@ class PostgresStore final : public Store {
   PgPool pool_;
   std::string quoted_schema_;  // set by the constructor, then constant
   std::unique_ptr<Statements> sql_;
+  LimitedTypes limited_types_;
 
   std::mutex listener_mu_;
   std::atomic<bool> listener_started_{false};

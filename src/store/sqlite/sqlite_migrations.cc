@@ -120,6 +120,16 @@ CREATE TABLE queues (
   changed_at TEXT NOT NULL
 );
 )sql"},
+    {7, R"sql(
+-- Cluster-wide concurrency limits per job type (docs/flow-control.md): at most max_running
+-- jobs of the type Running at once. SQLite's single writer makes count-and-claim atomic.
+CREATE TABLE job_type_limits (
+  job_type    TEXT PRIMARY KEY NOT NULL,
+  max_running INTEGER NOT NULL CHECK (max_running >= 0),
+  changed_at  TEXT NOT NULL
+);
+CREATE INDEX jobs_running_type_idx ON jobs (job_type) WHERE status = 'Running';
+)sql"},
 };
 
 }  // namespace

@@ -210,6 +210,9 @@ class Binder {
   "(?4 IS NULL OR queue IN (SELECT value FROM json_each(?4))) AND queue NOT IN " \
   "(SELECT name FROM queues WHERE paused = 1)"
 
+// Limited types are left to the per-type claim (docs/flow-control.md).
+#define ERGON_UNLIMITED " AND job_type NOT IN (SELECT job_type FROM job_type_limits)"
+
 // A job moving from Running back to Pending (retry, release, rescue) whose unique key was
 // taken meanwhile by a new Pending job (possible when the key is held only while Pending)
 // gives the key up, or the unique index would refuse the move.
@@ -553,13 +556,43 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
       "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
       "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
       "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND run_at <= ?2 "
-      "AND " ERGON_QUEUE_FILTER
+      "AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
       " ORDER BY priority, run_at, id LIMIT ?3) "
       "RETURNING " ERGON_JOB_COLUMNS;
-  Binder b(db_, prepared(sql).get());
-  b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
-  bind_queues(b, p.queues);
-  while (b.step()) out.push_back(read_job(b.stmt()));
+  {
+    Binder b(db_, prepared(sql).get());
+    b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
+    bind_queues(b, p.queues);
+    while (b.step()) out.push_back(read_job(b.stmt()));
+  }
+  if (static_cast<int>(out.size()) < p.limit) {
+    std::vector<std::string> types = limited_types_.get([&] {
+      std::vector<std::string> v;
+      Binder t(db_, prepared("SELECT job_type FROM job_type_limits").get());
+      while (t.step()) v.push_back(text_column(t.stmt(), 0));
+      return v;
+    });
+    // One limited type at a time: the count of its Running jobs and the claim are one
+    // statement, and SQLite runs a writing statement under the database's single write lock,
+    // so no other claimer (of any process) can claim the type in between.
+    static constexpr const char* limited =
+        "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
+        "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+        "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND job_type = ?5 "
+        "AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
+        " ORDER BY priority, run_at, id LIMIT max(0, min(?3, coalesce((SELECT max_running FROM "
+        "job_type_limits WHERE job_type = ?5), ?3) - (SELECT count(*) FROM jobs WHERE job_type "
+        "= ?5 AND status = 'Running')))) RETURNING " ERGON_JOB_COLUMNS;
+    for (const auto& type : types) {
+      int room = p.limit - static_cast<int>(out.size());
+      if (room <= 0) break;
+      Binder b(db_, prepared(limited).get());
+      b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(room));
+      bind_queues(b, p.queues);
+      b.text(type);
+      while (b.step()) out.push_back(read_job(b.stmt()));
+    }
+  }
   // RETURNING gives rows in no defined order; hand them out in claim order.
   std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
     return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
@@ -700,12 +733,51 @@ std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, cons
       "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
       "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
       "WHERE id = ?3 AND status = 'Pending' AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
-      " RETURNING " ERGON_JOB_COLUMNS;
+          ERGON_UNLIMITED " RETURNING " ERGON_JOB_COLUMNS;
   Binder b(db_, prepared(sql).get());
   b.text(p.worker_id).time(p.now).text(id.to_string());
   bind_queues(b, p.queues);
   if (!b.step()) return std::nullopt;
   return read_job(b.stmt());
+}
+
+void SqliteStore::limit_set(std::string_view job_type, std::optional<int> max_running,
+                            TimePoint now) {
+  if (job_type.empty() || job_type.size() > kMaxJobTypeBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "job type must be 1 to 200 bytes");
+  }
+  if (max_running && *max_running < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "a concurrency limit must not be negative");
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (max_running) {
+      Binder b(db_, prepared("INSERT INTO job_type_limits (job_type, max_running, changed_at) "
+                             "VALUES (?1, ?2, ?3) ON CONFLICT (job_type) DO UPDATE SET "
+                             "max_running = excluded.max_running, changed_at = excluded.changed_at")
+                        .get());
+      b.text(job_type).integer(static_cast<std::int64_t>(*max_running)).time(now).run();
+    } else {
+      Binder b(db_, prepared("DELETE FROM job_type_limits WHERE job_type = ?1").get());
+      b.text(job_type).run();
+    }
+  }
+  limited_types_.invalidate();
+  notifier().notify(now);  // a raised or removed limit may let waiting jobs start
+}
+
+std::vector<TypeLimit> SqliteStore::limit_list() {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT l.job_type, l.max_running, (SELECT count(*) FROM jobs j WHERE "
+                         "j.job_type = l.job_type AND j.status = 'Running') FROM job_type_limits l "
+                         "ORDER BY l.job_type")
+                    .get());
+  std::vector<TypeLimit> out;
+  while (b.step()) {
+    out.push_back({text_column(b.stmt(), 0), sqlite3_column_int(b.stmt(), 1),
+                   sqlite3_column_int64(b.stmt(), 2)});
+  }
+  return out;
 }
 
 void SqliteStore::queue_set_paused(std::string_view name, bool paused, TimePoint now) {

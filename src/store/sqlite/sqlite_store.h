@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "store/limited_types.h"
 #include "store/store.h"
 
 namespace ergon::sqlite {
@@ -40,6 +41,9 @@ class SqliteStore final : public Store {
   JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the PostgreSQL twin stays visible (and refuses)
   JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
+  void limit_set(std::string_view job_type, std::optional<int> max_running,
+                 TimePoint now) override;
+  std::vector<TypeLimit> limit_list() override;
   void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
   std::vector<QueueRecord> queue_list() override;
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
@@ -87,6 +91,7 @@ class SqliteStore final : public Store {
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 
   std::mutex mu_;
+  LimitedTypes limited_types_;
   int busy_timeout_ms_ = 5000;
   sqlite3* db_ = nullptr;                                            // guarded by mu_
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> stmts_;  // guarded by mu_

@@ -72,9 +72,7 @@ bool Store::job_delete(const JobId&) { no_operations(*this); }
 int Store::job_retry_matching(const JobFilter&, TimePoint) { no_operations(*this); }
 int Store::job_delete_matching(const JobFilter&) { no_operations(*this); }
 std::vector<JobCount> Store::job_counts(TimePoint) { no_operations(*this); }
-std::vector<ThroughputBucket> Store::job_throughput(TimePoint, Duration) {
-  no_operations(*this);
-}
+std::vector<ThroughputBucket> Store::job_throughput(TimePoint, Duration) { no_operations(*this); }
 std::vector<AttemptRecord> Store::job_attempts(const JobId&) { no_operations(*this); }
 void Store::audit_insert(const AuditRecord&) { no_operations(*this); }
 std::vector<AuditRecord> Store::audit_list(int) { no_operations(*this); }
@@ -107,6 +105,21 @@ std::string truncate_utf8(std::string_view text, std::size_t max_bytes) {
   // Step back over continuation bytes (10xxxxxx) so the cut lands on a character boundary.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return std::string(text.substr(0, cut));
+}
+
+std::vector<ThroughputBucket> throughput_buckets(TimePoint since, Duration bucket, TimePoint now) {
+  if (bucket <= Duration::zero()) {
+    throw Error(ErrorCode::kInvalidArgument, "throughput bucket must be positive");
+  }
+  std::vector<ThroughputBucket> out;
+  if (since > now) return out;
+  auto n = (now - since) / bucket + 1;
+  if (n > 10000) {
+    throw Error(ErrorCode::kInvalidArgument, "throughput asks for more than 10000 buckets");
+  }
+  out.resize(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < out.size(); ++i) out[i].start = since + bucket * static_cast<int>(i);
+  return out;
 }
 
 std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& options) {

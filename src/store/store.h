@@ -136,7 +136,7 @@ struct AttemptRecord {
   int attempt = 0;
   std::string worker_id;
   TimePoint started_at;
-  std::optional<TimePoint> finished_at;  // unset while it runs
+  std::optional<TimePoint> finished_at;     // unset while it runs
   JobStatus outcome = JobStatus::kRunning;  // kRunning while it runs; kPending: retried/released
   std::optional<std::string> error_message;
 };
@@ -293,5 +293,10 @@ inline constexpr std::size_t kMaxQueueBytes = 100;
 
 // Cuts `text` to at most `max_bytes`, never inside a UTF-8 sequence.
 std::string truncate_utf8(std::string_view text, std::size_t max_bytes);
+
+// The empty buckets job_throughput fills: from `since`, every `bucket`, up to the one holding
+// `now` (none when since > now). Throws Error(kInvalidArgument) for a bucket that is not
+// positive or more than 10000 buckets.
+std::vector<ThroughputBucket> throughput_buckets(TimePoint since, Duration bucket, TimePoint now);
 
 }  // namespace ergon

@@ -14,12 +14,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance,
-                         ::testing::Values(StoreBackend{"sqlite",
-                                                        [](const TempDir& dir, Clock& clock) {
-                                                          return open_store(sqlite_url(dir),
-                                                                            {.clock = &clock});
-                                                        }}),
+const StoreBackend kSqlite{"sqlite", [](const TempDir& dir, Clock& clock) {
+                             return open_store(sqlite_url(dir), {.clock = &clock});
+                           }};
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(kSqlite),
+                         [](const auto& param_info) { return param_info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreOps, ::testing::Values(kSqlite),
                          [](const auto& param_info) { return param_info.param.name; });
 
 struct Note {

@@ -44,7 +44,7 @@ void register_enqueue(CLI::App& app, Globals& g) {
     if (!args->delay.empty() && !args->run_at.empty()) {
       throw CLI::ValidationError("--delay and --run-at", "give one of them, not both");
     }
-    if (!args->delay.empty()) o.delay = parse_cli_duration(args->delay);
+    if (!args->delay.empty()) o.delay = parse_cli_duration(args->delay, "--delay");
     if (!args->run_at.empty()) {
       auto t = parse_timestamp(args->run_at);
       if (!t) {

@@ -26,14 +26,7 @@ void register_purge(CLI::App& app, Globals& g) {
     if (!is_final(status)) {
       throw CLI::ValidationError("--status", "only Completed, Failed or Cancelled jobs are purged");
     }
-    Duration age;
-    try {
-      age = parse_cli_duration(a->older_than);
-    } catch (const CLI::ValidationError&) {
-      throw CLI::ValidationError(
-          "--older-than",
-          "'" + a->older_than + "' is not a duration; use e.g. 90s, 12h, 7d or hh:mm:ss");
-    }
+    Duration age = parse_cli_duration(a->older_than, "--older-than");
     auto store = open_existing(database_url(g));
     const TimePoint before = Clock::system().now() - age;
     std::int64_t total = JobRunner(store).purge_jobs(status, age, a->batch);

@@ -18,14 +18,7 @@ void register_stats(CLI::App& app, Globals& g) {
                   "a worker is alive if it heartbeated within this (default 1m)");
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([&g, a] {
-    Duration alive_within;
-    try {
-      alive_within = parse_cli_duration(a->alive_within);
-    } catch (const CLI::ValidationError&) {
-      throw CLI::ValidationError(
-          "--alive-within",
-          "'" + a->alive_within + "' is not a duration; use e.g. 30s, 5m or hh:mm:ss");
-    }
+    Duration alive_within = parse_cli_duration(a->alive_within, "--alive-within");
     auto store = open_existing(database_url(g));
     JobRunner runner(store);
     const TimePoint now = Clock::system().now();

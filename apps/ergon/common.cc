@@ -19,12 +19,12 @@ std::shared_ptr<Store> open_existing(const std::string& url) {
   return open_store(url, o);
 }
 
-Duration parse_cli_duration(const std::string& text) {
+Duration parse_cli_duration(const std::string& text, const std::string& option) {
   if (text.find(':') != std::string::npos) {
     try {
       return parse_timespan(text);
     } catch (const Error& e) {
-      throw CLI::ValidationError("duration", e.what());
+      throw CLI::ValidationError(option, e.what());
     }
   }
   std::size_t used = 0;
@@ -43,9 +43,9 @@ Duration parse_cli_duration(const std::string& text) {
     if (unit == "h") return duration_cast<Duration>(hours(n));
     if (unit == "d") return duration_cast<Duration>(hours(24 * n));
   }
-  throw CLI::ValidationError("duration", "'" + text +
-                                             "' is not a duration; use e.g. 250ms, 90s, 5m, 2h, "
-                                             "1d or hh:mm:ss");
+  throw CLI::ValidationError(option, "'" + text +
+                                         "' is not a duration; use e.g. 250ms, 90s, 5m, 2h, "
+                                         "1d or hh:mm:ss");
 }
 
 JobId parse_job_id_arg(const std::string& text, const std::string& what) {

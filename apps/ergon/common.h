@@ -24,8 +24,9 @@ std::string database_url(const Globals& g, const std::optional<std::string>& fal
 // (read and repair commands must not change a database they were pointed at by mistake).
 std::shared_ptr<Store> open_existing(const std::string& url);
 
-// "90s", "5m", "2h", "1d", "250ms" or a TimeSpan "hh:mm:ss[.fff]". Throws CLI::ValidationError.
-Duration parse_cli_duration(const std::string& text);
+// "90s", "5m", "2h", "1d", "250ms" or a TimeSpan "hh:mm:ss[.fff]". Throws CLI::ValidationError
+// naming `option`.
+Duration parse_cli_duration(const std::string& text, const std::string& option = "duration");
 
 // Local wall-clock-free rendering for tables: "2026-11-28 19:20:11Z".
 std::string short_time(TimePoint t);

@@ -38,6 +38,7 @@ void register_cron(CLI::App& app, Globals&) {
     bool inclusive = false;
     bool seconds = false;
     bool vixie = false;
+    bool json = false;
   };
   auto a = std::make_shared<Args>();
   auto* next = cron_cmd->add_subcommand("next", "print the next occurrences of an expression");
@@ -47,6 +48,7 @@ void register_cron(CLI::App& app, Globals&) {
   next->add_option("--count", a->count, "how many (1-1000, default 5)")->check(CLI::Range(1, 1000));
   next->add_flag("--inclusive", a->inclusive, "the start instant itself may be returned");
   next->add_flag("--seconds", a->seconds, "the expression has 6 fields, seconds first");
+  next->add_flag("--json", a->json, "print a JSON array of ISO-8601 instants");
   next->add_flag("--or-days", a->vixie,
                  "day-of-month OR day-of-week, as Vixie cron (default: AND, as Cronos)");
   next->callback([a] {
@@ -66,10 +68,16 @@ void register_cron(CLI::App& app, Globals&) {
         from = *t;
       }
       auto t = expr.next(from, tz, a->inclusive);
+      nlohmann::json out = nlohmann::json::array();
       for (int i = 0; i < a->count && t; ++i) {
-        std::cout << with_offset(*t, tz) << "\n";
+        if (a->json) {
+          out.push_back(with_offset(*t, tz));
+        } else {
+          std::cout << with_offset(*t, tz) << "\n";
+        }
         t = expr.next(*t, tz, false);
       }
+      if (a->json) std::cout << out.dump(2) << "\n";
     } catch (const cron::CronError& e) {
       throw Error(ErrorCode::kInvalidArgument, e.what());
     }

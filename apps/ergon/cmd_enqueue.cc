@@ -44,7 +44,7 @@ void register_enqueue(CLI::App& app, Globals& g) {
     if (!args->delay.empty() && !args->run_at.empty()) {
       throw CLI::ValidationError("--delay and --run-at", "give one of them, not both");
     }
-    if (!args->delay.empty()) o.delay = parse_cli_duration(args->delay);
+    if (!args->delay.empty()) o.delay = parse_cli_duration(args->delay, "--delay");
     if (!args->run_at.empty()) {
       auto t = parse_timestamp(args->run_at);
       if (!t) {
@@ -57,15 +57,18 @@ void register_enqueue(CLI::App& app, Globals& g) {
     if (!nlohmann::json::accept(args->data)) {
       throw Error(ErrorCode::kInvalidArgument, "job data is not valid JSON: " + args->data);
     }
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     if (args->count == 1) {
-      std::cout << runner.start_job_raw(args->type, args->data, o).to_string() << "\n";
+      JobId id = runner.start_job_raw(args->type, args->data, o);
+      audit(store, "enqueue", id.to_string(), args->type);
+      std::cout << id.to_string() << "\n";
       return;
     }
     std::vector<std::string> data(static_cast<std::size_t>(args->count), args->data);
-    for (const auto& id : runner.start_jobs_raw(args->type, data, o)) {
-      std::cout << id.to_string() << "\n";
-    }
+    auto ids = runner.start_jobs_raw(args->type, data, o);
+    audit(store, "enqueue", args->type, std::to_string(ids.size()) + " jobs");
+    for (const auto& id : ids) std::cout << id.to_string() << "\n";
   });
 }
 

@@ -1,4 +1,4 @@
-// ergon jobs list | show — inspect jobs.
+// ergon jobs list | show | cancel — inspect jobs (retry and delete: cmd_jobs_repair.cc).
 #include <iostream>
 
 #include "common.h"
@@ -42,33 +42,23 @@ std::string cut(std::string s, std::size_t n) {
 }  // namespace
 
 void register_jobs(CLI::App& app, Globals& g) {
-  auto* jobs = app.add_subcommand("jobs", "inspect jobs");
+  auto* jobs = app.add_subcommand("jobs", "inspect and repair jobs");
   jobs->require_subcommand(1);
 
   struct ListArgs {
-    std::string status, type;
+    FilterArgs filter;
     int limit = 50;
     bool json = false;
   };
   auto la = std::make_shared<ListArgs>();
   auto* list = jobs->add_subcommand("list", "list jobs, newest first");
-  list->add_option("--status", la->status, "Pending, Running, Completed, Failed or Cancelled");
-  list->add_option("--type", la->type, "job type");
+  add_filter_options(list, la->filter);
   list->add_option("--limit", la->limit, "at most this many (1-10000)")
       ->check(CLI::Range(1, 10000));
   list->add_flag("--json", la->json, "print JSON");
   list->callback([&g, la] {
-    JobFilter f;
+    JobFilter f = make_filter(la->filter, Clock::system().now());
     f.limit = la->limit;
-    if (!la->status.empty()) {
-      f.status = parse_job_status(la->status);
-      if (!f.status) {
-        throw CLI::ValidationError("--status", "'" + la->status +
-                                                   "' is not one of Pending, Running, "
-                                                   "Completed, Failed, Cancelled");
-      }
-    }
-    if (!la->type.empty()) f.job_type = la->type;
     JobRunner runner(open_existing(database_url(g)));
     auto rows = runner.list_jobs(f);
     if (la->json) {
@@ -86,6 +76,10 @@ void register_jobs(CLI::App& app, Globals& g) {
                   progress.c_str(), short_time(r.created_at).c_str(),
                   cut(r.error_message.value_or(""), 60).c_str());
     }
+    // A full page may have more behind it: say how to get it (stderr keeps stdout a table).
+    if (rows.size() == static_cast<std::size_t>(f.limit)) {
+      std::fprintf(stderr, "more: --before %s\n", rows.back().id.to_string().c_str());
+    }
   });
 
   auto cancel_id = std::make_shared<std::string>();
@@ -94,14 +88,16 @@ void register_jobs(CLI::App& app, Globals& g) {
                                       "worker stops it)");
   cancel->add_option("id", *cancel_id, "job id")->required();
   cancel->callback([&g, cancel_id] {
-    auto id = JobId::parse(*cancel_id);
-    if (!id) throw Error(ErrorCode::kInvalidArgument, "not a job id: '" + *cancel_id + "'");
-    JobRunner runner(open_existing(database_url(g)));
-    switch (runner.cancel(*id)) {
+    JobId id = parse_job_id_arg(*cancel_id);
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
+    switch (runner.cancel(id)) {
       case CancelOutcome::kCancelled:
+        audit(store, "cancel", id.to_string(), "cancelled");
         std::cout << "cancelled\n";
         break;
       case CancelOutcome::kRequested:
+        audit(store, "cancel", id.to_string(), "requested");
         std::cout << "cancellation requested; its worker stops it\n";
         break;
       case CancelOutcome::kAlreadyFinished:
@@ -119,10 +115,9 @@ void register_jobs(CLI::App& app, Globals& g) {
   show->add_option("id", sa->id, "job id")->required();
   show->add_flag("--json", sa->json, "print JSON");
   show->callback([&g, sa] {
-    auto id = JobId::parse(sa->id);
-    if (!id) throw Error(ErrorCode::kInvalidArgument, "not a job id: '" + sa->id + "'");
+    JobId id = parse_job_id_arg(sa->id);
     JobRunner runner(open_existing(database_url(g)));
-    auto r = runner.get_job(*id);
+    auto r = runner.get_job(id);
     if (!r) throw Error(ErrorCode::kNotFound, "no job with id " + sa->id);
     nlohmann::json j = to_json(*r);
     if (sa->json) {
@@ -136,6 +131,8 @@ void register_jobs(CLI::App& app, Globals& g) {
       std::printf("%-17s %s\n", (key + ":").c_str(), v.c_str());
     }
   });
+
+  register_jobs_repair(jobs, g);
 }
 
 }  // namespace ergon::cli

@@ -40,12 +40,14 @@ void register_queues(CLI::App& app, Globals& g) {
                                           : "let workers start jobs from QUEUE again");
     sub->add_option("queue", *name, "queue name")->required();
     sub->callback([&g, name, pause] {
-      JobRunner runner(open_existing(database_url(g)));
+      auto store = open_existing(database_url(g));
+      JobRunner runner(store);
       if (pause) {
         runner.pause_queue(*name);
       } else {
         runner.resume_queue(*name);
       }
+      audit(store, pause ? "queue.pause" : "queue.resume", *name);
       std::cout << "queue " << *name << (pause ? " paused" : " resumed") << "\n";
     });
   }

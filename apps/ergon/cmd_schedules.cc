@@ -94,8 +94,10 @@ void register_schedules(CLI::App& app, Globals& g) {
     o.queue = a->queue;
     o.priority = a->priority;
     if (a->max_attempts > 0) o.max_attempts = a->max_attempts;
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     runner.add_or_update_scheduled_job_raw(a->type, a->data, a->expr, o);
+    audit(store, "schedule.add", a->name, a->expr);
     auto s = runner.get_scheduled_job(a->name);
     std::cout << "schedule '" << a->name << "' next runs at " << format_timestamp(s->next_run_time)
               << "\n";
@@ -108,20 +110,28 @@ void register_schedules(CLI::App& app, Globals& g) {
     return sub;
   };
   simple("remove", "remove a schedule")->callback([&g, name] {
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     need(runner.remove_scheduled_job(*name), *name);
+    audit(store, "schedule.remove", *name);
   });
   simple("enable", "enable a schedule")->callback([&g, name] {
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     need(runner.set_scheduled_job_enabled(*name, true), *name);
+    audit(store, "schedule.enable", *name);
   });
   simple("disable", "disable a schedule")->callback([&g, name] {
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     need(runner.set_scheduled_job_enabled(*name, false), *name);
+    audit(store, "schedule.disable", *name);
   });
   simple("trigger", "enqueue the schedule's job now; prints its id")->callback([&g, name] {
-    JobRunner runner(open_existing(database_url(g)));
-    std::cout << runner.trigger_scheduled_job(*name).to_string() << "\n";
+    auto store = open_existing(database_url(g));
+    JobId id = JobRunner(store).trigger_scheduled_job(*name);
+    audit(store, "schedule.trigger", *name, id.to_string());
+    std::cout << id.to_string() << "\n";
   });
 }
 

@@ -19,12 +19,12 @@ std::shared_ptr<Store> open_existing(const std::string& url) {
   return open_store(url, o);
 }
 
-Duration parse_cli_duration(const std::string& text) {
+Duration parse_cli_duration(const std::string& text, const std::string& option) {
   if (text.find(':') != std::string::npos) {
     try {
       return parse_timespan(text);
     } catch (const Error& e) {
-      throw CLI::ValidationError("duration", e.what());
+      throw CLI::ValidationError(option, e.what());
     }
   }
   std::size_t used = 0;
@@ -43,9 +43,86 @@ Duration parse_cli_duration(const std::string& text) {
     if (unit == "h") return duration_cast<Duration>(hours(n));
     if (unit == "d") return duration_cast<Duration>(hours(24 * n));
   }
-  throw CLI::ValidationError("duration", "'" + text +
-                                             "' is not a duration; use e.g. 250ms, 90s, 5m, 2h, "
-                                             "1d or hh:mm:ss");
+  throw CLI::ValidationError(option, "'" + text +
+                                         "' is not a duration; use e.g. 250ms, 90s, 5m, 2h, "
+                                         "1d or hh:mm:ss");
+}
+
+JobId parse_job_id_arg(const std::string& text, const std::string& what) {
+  auto id = JobId::parse(text);
+  if (!id) throw CLI::ValidationError(what, "not a job id: '" + text + "'");
+  return *id;
+}
+
+JobStatus parse_status_arg(const std::string& text, const std::string& option) {
+  auto s = parse_job_status(text);
+  if (!s) {
+    throw CLI::ValidationError(option, "'" + text +
+                                           "' is not one of Pending, Running, Completed, Failed, "
+                                           "Cancelled");
+  }
+  return *s;
+}
+
+void add_filter_options(CLI::App* cmd, FilterArgs& a) {
+  cmd->add_option("--status", a.status, "Pending, Running, Completed, Failed or Cancelled");
+  cmd->add_option("--type", a.type, "job type");
+  cmd->add_option("--queue", a.queue, "queue");
+  cmd->add_option("--since", a.since, "created at or after: ISO-8601, or a duration ago (2h)");
+  cmd->add_option("--until", a.until, "created before: ISO-8601, or a duration ago");
+  cmd->add_option("--text", a.text, "job_data or error_message contains this (case-sensitive)");
+  cmd->add_option("--before", a.before, "only jobs older than this id (the next page)");
+}
+
+namespace {
+TimePoint instant_arg(const std::string& text, const std::string& option, TimePoint now) {
+  if (auto t = parse_timestamp(text)) return *t;
+  try {
+    return now - parse_cli_duration(text);
+  } catch (const CLI::ValidationError&) {
+    throw CLI::ValidationError(option, "'" + text +
+                                           "' is neither an ISO-8601 instant nor a duration "
+                                           "(e.g. 2026-11-28T08:00:00Z, 90s, 2h, 1d)");
+  }
+}
+}  // namespace
+
+JobFilter make_filter(const FilterArgs& a, TimePoint now) {
+  JobFilter f;
+  if (!a.status.empty()) f.status = parse_status_arg(a.status);
+  if (!a.type.empty()) f.job_type = a.type;
+  if (!a.queue.empty()) f.queue = a.queue;
+  if (!a.since.empty()) f.created_after = instant_arg(a.since, "--since", now);
+  if (!a.until.empty()) f.created_before = instant_arg(a.until, "--until", now);
+  if (!a.text.empty()) f.text = a.text;
+  if (!a.before.empty()) f.before_id = parse_job_id_arg(a.before, "--before");
+  return f;
+}
+
+std::string describe(const JobFilter& f) {
+  std::string out;
+  auto add = [&](const std::string& key, const std::string& value) {
+    if (!out.empty()) out += ' ';
+    out += key + "=" + value;
+  };
+  if (f.status) add("status", std::string(to_string(*f.status)));
+  if (f.job_type) add("type", *f.job_type);
+  if (f.queue) add("queue", *f.queue);
+  if (f.created_after) add("since", format_timestamp(*f.created_after));
+  if (f.created_before) add("until", format_timestamp(*f.created_before));
+  if (f.text) add("text", nlohmann::json(*f.text).dump());
+  if (f.before_id) add("before", f.before_id->to_string());
+  return out.empty() ? "all jobs" : out;
+}
+
+std::string cli_actor() {
+  const char* user = std::getenv("USER");
+  return user && *user ? "cli:" + std::string(user) : "cli";
+}
+
+void audit(const std::shared_ptr<Store>& store, std::string_view action, std::string_view target,
+           std::string_view detail) {
+  JobRunner(store).audit(cli_actor(), action, target, detail);
 }
 
 std::string short_time(TimePoint t) {

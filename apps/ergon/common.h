@@ -24,11 +24,41 @@ std::string database_url(const Globals& g, const std::optional<std::string>& fal
 // (read and repair commands must not change a database they were pointed at by mistake).
 std::shared_ptr<Store> open_existing(const std::string& url);
 
-// "90s", "5m", "2h", "1d", "250ms" or a TimeSpan "hh:mm:ss[.fff]". Throws CLI::ValidationError.
-Duration parse_cli_duration(const std::string& text);
+// "90s", "5m", "2h", "1d", "250ms" or a TimeSpan "hh:mm:ss[.fff]". Throws CLI::ValidationError
+// naming `option`.
+Duration parse_cli_duration(const std::string& text, const std::string& option = "duration");
 
 // Local wall-clock-free rendering for tables: "2026-11-28 19:20:11Z".
 std::string short_time(TimePoint t);
+
+// Exit statuses (docs/cli.md#exit-status).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;     // the database or the library refused or failed
+inline constexpr int kExitUsage = 2;     // a malformed command line: nothing was done
+inline constexpr int kExitNotFound = 3;  // the job, schedule or database named does not exist,
+                                         // or a bulk action matched no job
+
+// A job id argument; throws CLI::ValidationError ("not a job id") naming `what`.
+JobId parse_job_id_arg(const std::string& text, const std::string& what = "id");
+// A status name in any case; throws CLI::ValidationError naming `option`.
+JobStatus parse_status_arg(const std::string& text, const std::string& option = "--status");
+
+// The job filter options of `jobs list` and of the bulk `jobs retry|delete --all-matching`.
+struct FilterArgs {
+  std::string status, type, queue, since, until, text, before;
+};
+void add_filter_options(CLI::App* cmd, FilterArgs& a);
+// Checks every option (CLI::ValidationError naming the option) and builds the filter. --since
+// and --until take an ISO-8601 instant or a duration back from `now` (e.g. 2h).
+JobFilter make_filter(const FilterArgs& a, TimePoint now);
+// "status=Failed type=mail" (for the audit log and messages); "all jobs" when empty.
+std::string describe(const JobFilter& f);
+
+// Who the audit log says acted: "cli:" + $USER, or "cli".
+std::string cli_actor();
+// Writes one audit record for a state-changing command.
+void audit(const std::shared_ptr<Store>& store, std::string_view action, std::string_view target,
+           std::string_view detail = {});
 
 void register_demo(CLI::App& app, Globals& g);
 void register_migrate(CLI::App& app, Globals& g);
@@ -40,5 +70,10 @@ void register_jobs(CLI::App& app, Globals& g);
 void register_schedules(CLI::App& app, Globals& g);
 void register_cron(CLI::App& app, Globals& g);
 void register_workers(CLI::App& app, Globals& g);
+void register_jobs_repair(CLI::App* jobs, Globals& g);  // jobs retry|delete
+void register_stats(CLI::App& app, Globals& g);
+void register_purge(CLI::App& app, Globals& g);
+void register_audit(CLI::App& app, Globals& g);
+void register_config(CLI::App& app, Globals& g);
 
 }  // namespace ergon::cli

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   ergon::cli::register_workers(app, g);
   ergon::cli::register_queues(app, g);
   ergon::cli::register_limits(app, g);
+  ergon::cli::register_stats(app, g);
+  ergon::cli::register_purge(app, g);
+  ergon::cli::register_audit(app, g);
+  ergon::cli::register_config(app, g);
 
   // Logs go to stderr: stdout carries the commands' output (ids, tables, JSON).
   spdlog::set_default_logger(spdlog::stderr_color_mt("ergon"));
@@ -45,22 +49,25 @@ int main(int argc, char** argv) {
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
                 << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers, "
-                   "queues, limits; "
-                   "see --help)\n";
-      return 1;
+                   "queues, limits, stats, purge, audit, config; see --help)\n";
+      return ergon::cli::kExitUsage;
     }
     break;
   }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command that reported its own outcome (docs/cli.md)
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; any malformed command line is a usage error.
+    return app.exit(e) == 0 ? ergon::cli::kExitOk : ergon::cli::kExitUsage;
   } catch (const ergon::Error& e) {
     std::cerr << "ergon: " << e.what() << "\n";
-    return e.code() == ergon::ErrorCode::kNotFound ? 3 : 1;
+    return e.code() == ergon::ErrorCode::kNotFound ? ergon::cli::kExitNotFound
+                                                   : ergon::cli::kExitError;
   } catch (const std::exception& e) {
     std::cerr << "ergon: " << e.what() << "\n";
-    return 1;
+    return ergon::cli::kExitError;
   }
-  return 0;
+  return ergon::cli::kExitOk;
 }

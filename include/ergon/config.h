@@ -25,7 +25,17 @@
 //   }
 //
 // Durations are .NET TimeSpan strings as in the original appsettings.json: "hh:mm:ss",
-// "hh:mm:ss.fff" or "d.hh:mm:ss". Unknown keys are errors (a typo must not be ignored).
+// "hh:mm:ss.fff" or "d.hh:mm:ss". Unknown keys are errors (a typo must not be ignored), and
+// every error names the key's path ("JobsWorker.Messaging.MaxDeliveries: expected an
+// integer"); all of a file's errors are reported at once. The Messaging section may also sit
+// inside JobsWorker.
+//
+// Environment overrides, named as .NET names them: JobsWorker__OrphanedJobThreshold=00:02:00,
+// JobsWorker__Messaging__MaxDeliveries=3 (or Messaging__MaxDeliveries), Handlers__TYPE__timeout,
+// Handlers__TYPE__env__NAME. They apply after the file; each value is read with its key's own
+// type (lists: a JSON array or "a,b"); a bad value or an unknown key is an error naming the
+// variable. docs/configuration.md lists every key.
+//
 // Values are plain aggregates; copy them freely.
 #pragma once
 
@@ -33,6 +43,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ergon/options.h"
@@ -53,9 +64,22 @@ struct Config {
   std::map<std::string, CommandHandlerConfig> handlers;  // by job type
 };
 
-// Throw Error(kConfig) with the offending key and value in the message.
-Config parse_config(std::string_view json_text);
+// Environment variables (name, value) that override configuration keys.
+using ConfigEnvironment = std::vector<std::pair<std::string, std::string>>;
+// The process's variables named JobsWorker__*, Messaging__* or Handlers__* (any case).
+ConfigEnvironment config_environment();
+
+// Throw Error(kConfig) with the offending key (or variable) and value in the message; several
+// errors come as "N errors:" and one indented line each.
+Config parse_config(std::string_view json_text);  // no environment overrides
+Config parse_config(std::string_view json_text, const ConfigEnvironment& env);
+// The file, then the process's overrides (config_environment()).
 Config load_config_file(const std::string& path);
+Config load_config_file(const std::string& path, const ConfigEnvironment& env);
+
+// The effective configuration as JSON text, in the file's shape, every key present (defaults
+// included); secrets masked (a database URL's password, a connection string's AccountKey).
+std::string config_to_json(const Config& config);
 
 // "hh:mm:ss", "hh:mm:ss.fffffff", "d.hh:mm:ss[.f]", optionally with a leading '-' rejected.
 // Throws Error(kConfig).

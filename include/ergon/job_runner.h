@@ -131,6 +131,33 @@ class JobRunner {
   [[nodiscard]] std::optional<JobRecord> get_job(const JobId& id) const;
   [[nodiscard]] std::vector<JobRecord> list_jobs(const JobFilter& filter = {}) const;
 
+  // Operators' actions (what `ergon jobs retry|delete`, `ergon stats` and the dashboard do).
+  // Throw Error(kNotFound) for an unknown id.
+  //
+  // Runs a Failed or Cancelled job again: Pending, due now, its attempts and last error kept
+  // (a job whose attempts are used up gets one more). false, and nothing changes, when it is
+  // in another state or when another job now holds its unique key (JobOptions::unique_key):
+  // two waiting jobs with one key are never made. Wakes the workers like start_job.
+  bool retry_job(const JobId& id);
+  // Deletes a job that is not Running (cancel it first). false when it is Running.
+  bool delete_job(const JobId& id);
+  // The bulk forms: every job `filter` matches (its limit ignored), in one transaction each;
+  // jobs that do not qualify are skipped (and of several Failed jobs sharing a unique key only
+  // the newest is retried). Return how many changed.
+  int retry_jobs(const JobFilter& filter);
+  int delete_jobs(const JobFilter& filter);
+  // Deletes the jobs of a final `status` that finished more than `older_than` ago, in batches of
+  // `batch` rows (each its own short transaction); returns how many.
+  std::int64_t purge_jobs(JobStatus status, Duration older_than, int batch = 1000);
+  // How many jobs each queue holds in each status, by queue then status; statuses with no job
+  // are left out. Pending rows carry the run_at of the job that has waited longest.
+  [[nodiscard]] std::vector<JobCount> job_counts() const;
+  // Records an operator's action in the audit log (AuditRecord::at is now; id assigned).
+  void audit(std::string_view actor, std::string_view action, std::string_view target,
+             std::string_view detail = {});
+  // The latest `limit` (1..10000) audit records, newest first.
+  [[nodiscard]] std::vector<AuditRecord> list_audit(int limit = 50) const;
+
  private:
   std::shared_ptr<Store> store_;
 };

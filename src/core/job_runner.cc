@@ -218,4 +218,55 @@ std::vector<JobRecord> JobRunner::list_jobs(const JobFilter& filter) const {
   return store_->job_list(filter);
 }
 
+bool JobRunner::retry_job(const JobId& id) {
+  if (store_->job_retry(id, store_->clock().now())) return true;
+  if (!store_->job_get(id)) throw Error(ErrorCode::kNotFound, "no job with id " + id.to_string());
+  return false;
+}
+
+bool JobRunner::delete_job(const JobId& id) {
+  if (store_->job_delete(id)) return true;
+  if (!store_->job_get(id)) throw Error(ErrorCode::kNotFound, "no job with id " + id.to_string());
+  return false;
+}
+
+int JobRunner::retry_jobs(const JobFilter& filter) {
+  return store_->job_retry_matching(filter, store_->clock().now());
+}
+
+int JobRunner::delete_jobs(const JobFilter& filter) { return store_->job_delete_matching(filter); }
+
+std::int64_t JobRunner::purge_jobs(JobStatus status, Duration older_than, int batch) {
+  if (!is_final(status)) {
+    throw Error(ErrorCode::kInvalidArgument, "only Completed, Failed or Cancelled jobs are purged");
+  }
+  if (batch < 1 || batch > 10000) {
+    throw Error(ErrorCode::kInvalidArgument, "batch must be between 1 and 10000");
+  }
+  const TimePoint before = store_->clock().now() - older_than;
+  std::int64_t total = 0;
+  for (;;) {
+    int n = store_->job_prune(status, before, batch);
+    total += n;
+    if (n < batch) return total;
+  }
+}
+
+std::vector<JobCount> JobRunner::job_counts() const {
+  return store_->job_counts(store_->clock().now());
+}
+
+void JobRunner::audit(std::string_view actor, std::string_view action, std::string_view target,
+                      std::string_view detail) {
+  store_->audit_insert({.at = store_->clock().now(),
+                        .actor = std::string(actor),
+                        .action = std::string(action),
+                        .target = std::string(target),
+                        .detail = std::string(detail)});
+}
+
+std::vector<AuditRecord> JobRunner::list_audit(int limit) const {
+  return store_->audit_list(limit);
+}
+
 }  // namespace ergon

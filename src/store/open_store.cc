@@ -123,6 +123,21 @@ std::string truncate_utf8(std::string_view text, std::size_t max_bytes) {
   return std::string(text.substr(0, cut));
 }
 
+std::vector<ThroughputBucket> throughput_buckets(TimePoint since, Duration bucket, TimePoint now) {
+  if (bucket <= Duration::zero()) {
+    throw Error(ErrorCode::kInvalidArgument, "throughput bucket must be positive");
+  }
+  std::vector<ThroughputBucket> out;
+  if (since > now) return out;
+  auto n = (now - since) / bucket + 1;
+  if (n > 10000) {
+    throw Error(ErrorCode::kInvalidArgument, "throughput asks for more than 10000 buckets");
+  }
+  out.resize(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < out.size(); ++i) out[i].start = since + bucket * static_cast<int>(i);
+  return out;
+}
+
 std::shared_ptr<Store> open_store(std::string_view url, const StoreOptions& options) {
   Clock& clock = options.clock ? *options.clock : Clock::system();
   if (url.starts_with("sqlite:")) {

@@ -249,8 +249,8 @@ class Store {
   // oldest first, every bucket present (zeros included). For the dashboard's chart.
   [[nodiscard]] virtual std::vector<ThroughputBucket> job_throughput(TimePoint since,
                                                                      Duration bucket);
-  // Every attempt of a job, oldest first (migration 7). Until then: kUnsupported, and callers
-  // show the latest attempt from the JobRecord.
+  // Every attempt of a job, oldest first (a job_attempts table, not built yet). Until then:
+  // kUnsupported, and callers show the latest attempt from the JobRecord.
   [[nodiscard]] virtual std::vector<AttemptRecord> job_attempts(const JobId& id);
   // The audit log of operator actions: insert assigns the id; list is newest first.
   virtual void audit_insert(const AuditRecord& record);
@@ -306,5 +306,10 @@ inline constexpr std::size_t kMaxQueueBytes = 100;
 
 // Cuts `text` to at most `max_bytes`, never inside a UTF-8 sequence.
 std::string truncate_utf8(std::string_view text, std::size_t max_bytes);
+
+// The empty buckets job_throughput fills: from `since`, every `bucket`, up to the one holding
+// `now` (none when since > now). Throws Error(kInvalidArgument) for a bucket that is not
+// positive or more than 10000 buckets.
+std::vector<ThroughputBucket> throughput_buckets(TimePoint since, Duration bucket, TimePoint now);
 
 }  // namespace ergon

@@ -1,6 +1,7 @@
 #include "ergon/config.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include "ergon/error.h"
 
@@ -148,6 +149,115 @@ TEST(ConfigTest, MissingFileIsAClearError) {
     EXPECT_EQ(e.code(), ErrorCode::kConfig);
     EXPECT_NE(std::string(e.what()).find("/nonexistent/ergon.json"), std::string::npos);
   }
+}
+
+// Environment overrides, named as .NET names them, apply after the file with each key's type.
+TEST(ConfigEnvTest, OverridesApplyAfterTheFileWithTheKeysOwnType) {
+  Config c = parse_config(
+      R"({"JobsWorker": {"OrphanedJobThreshold": "00:10:00", "MaxConcurrentJobs": 2},
+          "Messaging": {"ConnectionString": "UseDevelopmentStorage=true"},
+          "Handlers": {"resize": {"command": "./resize.sh"}}})",
+      {{"JobsWorker__OrphanedJobThreshold", "00:02:00"},
+       {"jobsworker__maxconcurrentjobs", "7"},  // any case, as .NET
+       {"JobsWorker__RunScheduler", "False"},
+       {"JobsWorker__Queues", "mail, reports"},
+       {"JobsWorker__Messaging__MaxDeliveries", "3"},
+       {"Handlers__resize__timeout", "00:00:30"},
+       {"Handlers__resize__env__LANG", "C"}});
+  EXPECT_EQ(c.worker.orphaned_job_threshold, 2min);
+  EXPECT_EQ(c.worker.max_concurrent_jobs, 7);
+  EXPECT_FALSE(c.worker.run_scheduler);
+  EXPECT_EQ(c.worker.queues, (std::vector<std::string>{"mail", "reports"}));
+  ASSERT_TRUE(c.worker.messaging);
+  EXPECT_EQ(c.worker.messaging->max_deliveries, 3);
+  EXPECT_EQ(c.handlers.at("resize").timeout, std::chrono::duration_cast<Duration>(30s));
+  EXPECT_EQ(c.handlers.at("resize").env.at("LANG"), "C");
+  // Overrides alone can configure a section the file does not have.
+  Config m = parse_config("{}", {{"Messaging__ConnectionString", "UseDevelopmentStorage=true"}});
+  ASSERT_TRUE(m.worker.messaging);
+}
+
+TEST(ConfigEnvTest, ABadOverrideNamesTheVariable) {
+  struct Case {
+    ConfigEnvironment env;
+    const char* expect;
+  } cases[] = {
+      {{{"JobsWorker__MaxConcurrentJobs", "many"}},
+       "JobsWorker__MaxConcurrentJobs=many: expected an integer"},
+      {{{"JobsWorker__OrphanedJobThreshold", "2m"}},
+       "JobsWorker__OrphanedJobThreshold=2m: '2m' is not a duration"},
+      {{{"JobsWorker__RunScheduler", "yes"}}, "JobsWorker__RunScheduler=yes: expected true"},
+      {{{"JobsWorker__PollingIntervall", "00:00:01"}},
+       "JobsWorker__PollingIntervall: unknown key 'PollingIntervall' in JobsWorker"},
+      {{{"JobsWorker__Messaging__Queue", "q"}}, "JobsWorker__Messaging__Queue: unknown key"},
+      {{{"JobsWorker__Messaging", "x"}}, "JobsWorker__Messaging: expected"},
+      {{{"Handlers__x__retries", "1"}}, "Handlers__x__retries: unknown key"},
+      {{{"Worker__X", "1"}}, "Worker__X: unknown section 'Worker'"},
+      {{{"JobsWorker__MaxConcurrentJobs", "-1"}},
+       "JobsWorker.MaxConcurrentJobs: must be between 0 and 10000 (set by environment variable "
+       "JobsWorker__MaxConcurrentJobs)"},
+  };
+  for (const auto& c : cases) {
+    try {
+      parse_config("{}", c.env);
+      ADD_FAILURE() << "accepted: " << c.env[0].first;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfig);
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos)
+          << c.expect << " | " << e.what();
+    }
+  }
+}
+
+TEST(ConfigEnvTest, TheProcessEnvironmentIsReadByPrefix) {
+  ::setenv("JobsWorker__DefaultMaxAttempts", "4", 1);
+  ::setenv("ERGON_UNRELATED__X", "1", 1);
+  auto env = config_environment();
+  ::unsetenv("JobsWorker__DefaultMaxAttempts");
+  ::unsetenv("ERGON_UNRELATED__X");
+  ASSERT_EQ(env.size(), 1u);
+  EXPECT_EQ(env[0], (std::pair<std::string, std::string>{"JobsWorker__DefaultMaxAttempts", "4"}));
+}
+
+// Every error of a file is reported at once, each with its key's path.
+TEST(ConfigTest, ReportsEveryErrorWithItsPath) {
+  try {
+    parse_config(R"({"Database": 5, "Extra": 1,
+                     "JobsWorker": {"MaxConcurrentJobs": "8", "PollingInterval": 1,
+                                    "Messaging": {"ConnectionString": "x", "MaxDeliveries": "3"}}})");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    std::string what = e.what();
+    for (const char* expect :
+         {"5 errors", "Database: expected a string", "Extra: unknown key 'Extra'",
+          "JobsWorker.MaxConcurrentJobs: expected an integer",
+          "JobsWorker.PollingInterval: expected a TimeSpan string",
+          "JobsWorker.Messaging.MaxDeliveries: expected an integer"}) {
+      EXPECT_NE(what.find(expect), std::string::npos) << expect << " | " << what;
+    }
+  }
+  EXPECT_THROW(parse_config(R"({"Messaging": {"ConnectionString": "x"},
+                                "JobsWorker": {"Messaging": {"ConnectionString": "y"}}})"),
+               Error);
+}
+
+TEST(ConfigTest, TheEffectiveConfigurationReadsBackAndHidesSecrets) {
+  Config c = parse_config(R"({"Database": "postgresql://app:s3cret@db/jobs",
+      "JobsWorker": {"MaxConcurrentJobs": 3, "Queues": ["a"]},
+      "Messaging": {"ConnectionString": "AccountName=x;AccountKey=k3y;QueueEndpoint=http://q"},
+      "Handlers": {"h": {"command": ["a", "b"], "maxAttempts": 2}}})");
+  std::string text = config_to_json(c);
+  EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+  EXPECT_EQ(text.find("k3y"), std::string::npos) << text;
+  Config back = parse_config(text);
+  EXPECT_EQ(back.database, "postgresql://app:***@db/jobs");
+  EXPECT_EQ(back.worker.max_concurrent_jobs, 3);
+  EXPECT_EQ(back.worker.queues, std::vector<std::string>{"a"});
+  EXPECT_EQ(back.worker.orphaned_job_threshold, c.worker.orphaned_job_threshold);
+  EXPECT_EQ(back.handlers.at("h").command, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(back.handlers.at("h").max_attempts, 2);
+  EXPECT_EQ(back.worker.messaging->connection_string,
+            "AccountName=x;AccountKey=***;QueueEndpoint=http://q");
 }
 
 }  // namespace

@@ -63,6 +63,9 @@ const bool kDropSchemasRegistered = [] {
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance,
                          ::testing::Values(StoreBackend{"postgres", open_postgres}),
                          [](const auto& param_info) { return param_info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreOps,
+                         ::testing::Values(StoreBackend{"postgres", open_postgres}),
+                         [](const auto& param_info) { return param_info.param.name; });
 
 // --- PostgreSQL only ----------------------------------------------------------------------------
 

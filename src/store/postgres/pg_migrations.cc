@@ -126,6 +126,18 @@ CREATE TABLE @SCHEMA@.queues (
   changed_at timestamptz NOT NULL DEFAULT now()
 );
 )sql"},
+    {6, R"sql(
+-- The audit log of operators' actions (`ergon jobs retry|delete`, `ergon purge`, the
+-- dashboard): who did what to which job or schedule, newest first by id. Append-only.
+CREATE TABLE @SCHEMA@.audit_log (
+  id     bigserial PRIMARY KEY,
+  at     timestamptz NOT NULL DEFAULT now(),
+  actor  varchar NOT NULL,
+  action varchar NOT NULL,
+  target varchar NOT NULL DEFAULT '',
+  detail varchar NOT NULL DEFAULT ''
+);
+)sql"},
     {7, R"sql(
 -- Cluster-wide concurrency limits per job type (docs/flow-control.md): at most max_running
 -- jobs of the type Running at once. The claim counts them under a per-type advisory lock.

@@ -38,44 +38,6 @@ std::string unique_give_up(std::string_view t, const std::string& jobs) {
          ".id) THEN NULL ELSE " + q + ".unique_key END";
 }
 
-std::string job_columns(std::string_view prefix = "") {
-  std::string out;
-  for (const char* c : kJobColumns) {
-    if (!out.empty()) out += ", ";
-    out += prefix;
-    out += c;
-  }
-  return out;
-}
-
-JobRecord read_job(const PGresult* r, int row) {
-  JobRecord j;
-  j.id = pgbin::uuid(r, row, 0);
-  j.job_type = pgbin::text(r, row, 1);
-  j.job_data = pgbin::jsonb(r, row, 2);
-  auto status = parse_job_status(pgbin::text(r, row, 3));
-  if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
-  j.status = *status;
-  j.created_at = pgbin::timestamptz(r, row, 4);
-  j.started_at = pgbin::opt_timestamptz(r, row, 5);
-  j.completed_at = pgbin::opt_timestamptz(r, row, 6);
-  j.error_message = pgbin::opt_text(r, row, 7);
-  j.progress_message = pgbin::opt_text(r, row, 8);
-  j.progress_percent = pgbin::opt_int4(r, row, 9);
-  j.queue = pgbin::text(r, row, 10);
-  j.priority = pgbin::int4(r, row, 11);
-  j.run_at = pgbin::timestamptz(r, row, 12);
-  j.attempt = pgbin::int4(r, row, 13);
-  j.max_attempts = pgbin::opt_int4(r, row, 14);
-  j.worker_id = pgbin::opt_text(r, row, 15);
-  j.heartbeat_at = pgbin::opt_timestamptz(r, row, 16);
-  if (!pgbin::is_null(r, row, 17)) j.timeout = std::chrono::milliseconds(pgbin::int8(r, row, 17));
-  j.cancel_requested = pgbin::boolean(r, row, 18);
-  j.rescue_count = pgbin::int4(r, row, 19);
-  j.unique_key = pgbin::opt_text(r, row, 20);
-  return j;
-}
-
 // The columns every schedule read returns, in ScheduleRecord order (see read_schedule).
 constexpr const char* kScheduleColumns =
     "id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time, "
@@ -241,10 +203,47 @@ std::string percent_decode(std::string_view v) {
 
 }  // namespace
 
+std::string job_columns(std::string_view prefix) {
+  std::string out;
+  for (const char* c : kJobColumns) {
+    if (!out.empty()) out += ", ";
+    out += prefix;
+    out += c;
+  }
+  return out;
+}
+
+JobRecord read_job(const PGresult* r, int row) {
+  JobRecord j;
+  j.id = pgbin::uuid(r, row, 0);
+  j.job_type = pgbin::text(r, row, 1);
+  j.job_data = pgbin::jsonb(r, row, 2);
+  auto status = parse_job_status(pgbin::text(r, row, 3));
+  if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
+  j.status = *status;
+  j.created_at = pgbin::timestamptz(r, row, 4);
+  j.started_at = pgbin::opt_timestamptz(r, row, 5);
+  j.completed_at = pgbin::opt_timestamptz(r, row, 6);
+  j.error_message = pgbin::opt_text(r, row, 7);
+  j.progress_message = pgbin::opt_text(r, row, 8);
+  j.progress_percent = pgbin::opt_int4(r, row, 9);
+  j.queue = pgbin::text(r, row, 10);
+  j.priority = pgbin::int4(r, row, 11);
+  j.run_at = pgbin::timestamptz(r, row, 12);
+  j.attempt = pgbin::int4(r, row, 13);
+  j.max_attempts = pgbin::opt_int4(r, row, 14);
+  j.worker_id = pgbin::opt_text(r, row, 15);
+  j.heartbeat_at = pgbin::opt_timestamptz(r, row, 16);
+  if (!pgbin::is_null(r, row, 17)) j.timeout = std::chrono::milliseconds(pgbin::int8(r, row, 17));
+  j.cancel_requested = pgbin::boolean(r, row, 18);
+  j.rescue_count = pgbin::int4(r, row, 19);
+  j.unique_key = pgbin::opt_text(r, row, 20);
+  return j;
+}
+
 // Every statement of the store, built once for its schema and clock rule.
 struct PostgresStore::Statements {
   PgStatement insert, insert_quiet, claim, finish, finish_retry, progress, get;
-  PgStatement list[4];                     // by filter: none, status, type, status and type
   std::string insert_tx;                   // run unprepared, on the caller's connection
   std::string finish_tx, finish_retry_tx;  // likewise
   std::string copy;                        // COPY ... FROM STDIN for job_insert_many
@@ -417,15 +416,6 @@ struct PostgresStore::Statements {
                     "AND status = 'Running'"};
 
     get = {"ergon_job_get", "SELECT " + job_columns() + " FROM " + jobs + " WHERE id = $1::uuid"};
-    // Newest first: ids are UUIDv7, so id order is creation order. One statement per filter
-    // combination, so that each gets its own plan (status filters use jobs_status_idx).
-    std::string select = "SELECT " + job_columns() + " FROM " + jobs;
-    list[0] = {"ergon_job_list", select + " ORDER BY id DESC LIMIT $1"};
-    list[1] = {"ergon_job_list_s", select + " WHERE status = $1 ORDER BY id DESC LIMIT $2"};
-    list[2] = {"ergon_job_list_t", select + " WHERE job_type = $1 ORDER BY id DESC LIMIT $2"};
-    list[3] = {"ergon_job_list_st",
-               select + " WHERE status = $1 AND job_type = $2 ORDER BY id DESC LIMIT $3"};
-
     const std::string schedules = s + ".scheduled_jobs";
     // ON CONFLICT (name): concurrent upserts of one schedule are safe. In DO UPDATE the bare
     // column names are the stored row, so the CASE compares the stored expression with the new
@@ -1229,27 +1219,6 @@ std::optional<JobRecord> PostgresStore::job_get(const JobId& id) {
   }
   if (PQntuples(r.get()) == 0) return std::nullopt;
   return read_job(r.get(), 0);
-}
-
-std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
-  if (f.limit < 1 || f.limit > 10000) {
-    throw Error(ErrorCode::kInvalidArgument, "limit must be between 1 and 10000");
-  }
-  PgParams params;
-  if (f.status) params.text(to_string(*f.status));
-  if (f.job_type) params.text(*f.job_type);
-  params.integer(static_cast<std::int64_t>(f.limit));
-  const PgStatement& st = sql_->list[(f.status ? 1 : 0) + (f.job_type ? 2 : 0)];
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(st, params);
-  }
-  std::vector<JobRecord> out;
-  int rows = PQntuples(r.get());
-  out.reserve(static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
-  return out;
 }
 
 std::vector<HeldJob> PostgresStore::job_heartbeat(std::string_view worker_id, TimePoint now) {

@@ -53,6 +53,11 @@ struct PostgresUrl {
 // Error(kInvalidArgument) for anything else.
 PostgresUrl parse_postgres_url(std::string_view url);
 
+// The jobs columns in JobRecord order ("id, job_type, ..."), each prefixed (e.g. "j."), and the
+// reader of one such row (binary format). Shared by postgres_store.cc and postgres_ops.cc.
+std::string job_columns(std::string_view prefix = "");
+JobRecord read_job(const PGresult* r, int row);
+
 class PostgresStore final : public Store {
  public:
   // Connects once (to fail fast on a bad URL or an unreachable server). Throws Error(kStore),
@@ -97,6 +102,18 @@ class PostgresStore final : public Store {
   std::vector<WorkerRecord> worker_list() override;
 
   std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
+
+  // Operators' actions (postgres_ops.cc). On the database clock a retry is due at the
+  // server's now(); counts compare run_at with it too.
+  bool job_retry(const JobId& id, TimePoint now) override;
+  bool job_delete(const JobId& id) override;
+  int job_retry_matching(const JobFilter& filter, TimePoint now) override;
+  int job_delete_matching(const JobFilter& filter) override;
+  std::vector<JobCount> job_counts(TimePoint now) override;
+  std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
+  void audit_insert(const AuditRecord& record) override;
+  std::vector<AuditRecord> audit_list(int limit) override;
+
   void outbox_enable() override;
   void outbox_disable() override;
   std::vector<OutboxRow> outbox_peek(int limit) override;
@@ -132,6 +149,9 @@ class PostgresStore final : public Store {
   int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
   int schema_version(PgConnection& conn);
   void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out);
+  // job_retry and job_retry_matching: runs the UPDATE ... RETURNING run_at, then wakes the
+  // workers of every process. Returns how many jobs went back to Pending.
+  int retry_run(const std::string& sql, const PgParams& params, TimePoint now);
 
   const std::string schema_;
   const std::string channel_;

@@ -120,6 +120,18 @@ CREATE TABLE queues (
   changed_at TEXT NOT NULL
 );
 )sql"},
+    {6, R"sql(
+-- The audit log of operators' actions (`ergon jobs retry|delete`, `ergon purge`, the
+-- dashboard): who did what to which job or schedule, newest first by id. Append-only.
+CREATE TABLE audit_log (
+  id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  at     TEXT NOT NULL,
+  actor  TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT ''
+);
+)sql"},
     {7, R"sql(
 -- Cluster-wide concurrency limits per job type (docs/flow-control.md): at most max_running
 -- jobs of the type Running at once. SQLite's single writer makes count-and-claim atomic.

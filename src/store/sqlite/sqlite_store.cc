@@ -876,25 +876,207 @@ std::optional<JobRecord> SqliteStore::job_get(const JobId& id) {
   return read_job(b.stmt());
 }
 
-std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
-  if (f.limit < 1 || f.limit > 10000) {
+namespace {
+
+void check_limit(int limit) {
+  if (limit < 1 || limit > 10000) {
     throw Error(ErrorCode::kInvalidArgument, "limit must be between 1 and 10000");
   }
+}
+
+// The WHERE clause of a JobFilter (limit aside): "1" and one "AND ..." per set field, with ?
+// placeholders that bind_filter fills in the same order. The statement text depends only on
+// which fields are set, so prepared() keeps one statement per shape.
+std::string filter_where(const JobFilter& f) {
+  std::string w = "1";
+  if (f.status) w += " AND status = ?";
+  if (f.job_type) w += " AND job_type = ?";
+  if (f.queue) w += " AND queue = ?";
+  if (f.created_after) w += " AND created_at >= ?";
+  if (f.created_before) w += " AND created_at < ?";
+  // instr() is a plain substring test: % and _ in the text mean themselves (LIKE would need
+  // escaping, and is case-insensitive for ASCII).
+  if (f.text) w += " AND (instr(job_data, ?) > 0 OR instr(coalesce(error_message, ''), ?) > 0)";
+  if (f.before_id) w += " AND id < ?";
+  return w;
+}
+
+void bind_filter(Binder& b, const JobFilter& f) {
+  if (f.status) b.text(to_string(*f.status));
+  if (f.job_type) b.text(*f.job_type);
+  if (f.queue) b.text(*f.queue);
+  if (f.created_after) b.time(*f.created_after);
+  if (f.created_before) b.time(*f.created_before);
+  if (f.text) b.text(*f.text).text(*f.text);
+  if (f.before_id) b.text(f.before_id->to_string());
+}
+
+// What an operator's retry writes: Pending, due at `now`, lease and outcome cleared; attempts and
+// error_message kept (history). A job whose attempts are used up gets exactly one more, so
+// the retry runs once even when max_attempts was reached.
+#define ERGON_RETRY_SET(now)                                                                   \
+  "status = 'Pending', run_at = " now                                                          \
+  ", completed_at = NULL, worker_id = NULL, heartbeat_at = "                                   \
+  "NULL, cancel_requested = 0, max_attempts = CASE WHEN max_attempts IS NOT NULL AND attempt " \
+  ">= max_attempts THEN attempt + 1 ELSE max_attempts END"
+
+// A retried job becomes Pending, so it would enter jobs_unique_idx: it is skipped (not
+// retried) while another job holds its unique key (Pending, or Running while held so).
+#define ERGON_KEY_FREE(t)                                                                 \
+  "(" t ".unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.unique_key = " t \
+  ".unique_key AND o.id <> " t                                                            \
+  ".id AND (o.status = 'Pending' OR (o.status = 'Running' AND "                           \
+  "o.unique_while_running = 1))))"
+
+}  // namespace
+
+std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
+  check_limit(f.limit);
   std::lock_guard lock(mu_);
-  // Newest first; ids are UUIDv7, so id order is creation order and the primary key serves it.
-  static constexpr const char* sql = "SELECT " ERGON_JOB_COLUMNS
-                                     " FROM jobs WHERE (?1 IS NULL OR status = ?1) "
-                                     "AND (?2 IS NULL OR job_type = ?2) "
-                                     "ORDER BY id DESC LIMIT ?3";
+  // Newest first; ids are UUIDv7, so id order is creation order. With a status the scan runs
+  // down jobs_status_idx (status, id), else down the primary key, starting at before_id:
+  // every page costs the same, however deep (keyset pagination, no OFFSET).
+  std::string sql = "SELECT " ERGON_JOB_COLUMNS " FROM jobs WHERE " + filter_where(f) +
+                    " ORDER BY id DESC LIMIT ?";
   Binder b(db_, prepared(sql).get());
-  if (f.status) {
-    b.text(to_string(*f.status));
-  } else {
-    b.null();
-  }
-  b.text(f.job_type).integer(static_cast<std::int64_t>(f.limit));
+  bind_filter(b, f);
+  b.integer(static_cast<std::int64_t>(f.limit));
   std::vector<JobRecord> out;
   while (b.step()) out.push_back(read_job(b.stmt()));
+  return out;
+}
+
+bool SqliteStore::job_retry(const JobId& id, TimePoint now) {
+  {
+    std::lock_guard lock(mu_);
+    // One statement under the write lock: the status fence and the unique-key check cannot be
+    // overtaken. The outbox trigger (if enabled) fires on the move to Pending.
+    Binder b(db_, prepared("UPDATE jobs SET " ERGON_RETRY_SET(
+                               "?1") " WHERE id = ?2 AND status IN ('Failed', 'Cancelled') "
+                                     "AND " ERGON_KEY_FREE("jobs"))
+                      .get());
+    b.time(now).text(id.to_string()).run();
+    if (sqlite3_changes(db_) != 1) return false;
+  }
+  notifier().notify(now);
+  return true;
+}
+
+bool SqliteStore::job_delete(const JobId& id) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("DELETE FROM jobs WHERE id = ?1 AND status <> 'Running'").get());
+  b.text(id.to_string()).run();
+  return sqlite3_changes(db_) == 1;
+}
+
+int SqliteStore::job_retry_matching(const JobFilter& f, TimePoint now) {
+  int n = 0;
+  {
+    std::lock_guard lock(mu_);
+    // Several matches may share a unique key: only the newest of them is retried (two Pending
+    // jobs with one key would break jobs_unique_idx), and none while another job holds the key.
+    std::string sql =
+        "WITH m AS (SELECT id, unique_key, row_number() OVER (PARTITION BY unique_key ORDER BY "
+        "id DESC) AS rn FROM jobs WHERE status IN ('Failed', 'Cancelled') AND " +
+        filter_where(f) +
+        ") UPDATE jobs SET " ERGON_RETRY_SET("?")
+        " WHERE status IN ('Failed', 'Cancelled') AND id IN (SELECT id FROM m WHERE "
+        "unique_key IS NULL OR rn = 1) AND " ERGON_KEY_FREE("jobs");
+    Binder b(db_, prepared(sql).get());
+    bind_filter(b, f);  // the plain ? placeholders number in the order they appear
+    b.time(now);
+    b.run();
+    n = sqlite3_changes(db_);
+  }
+  if (n > 0) notifier().notify(now);
+  return n;
+}
+
+int SqliteStore::job_delete_matching(const JobFilter& f) {
+  std::lock_guard lock(mu_);
+  Binder b(db_,
+           prepared("DELETE FROM jobs WHERE status <> 'Running' AND " + filter_where(f)).get());
+  bind_filter(b, f);
+  b.run();
+  return sqlite3_changes(db_);
+}
+
+std::vector<JobCount> SqliteStore::job_counts(TimePoint now) {
+  std::lock_guard lock(mu_);
+  // One pass over the table (a count cannot be served by an index alone in SQLite); fine for
+  // an operator's summary, not meant for a hot path.
+  Binder b(db_, prepared("SELECT queue, status, count(*), min(CASE WHEN status = 'Pending' AND "
+                         "run_at <= ?1 THEN run_at END) FROM jobs GROUP BY queue, status")
+                    .get());
+  b.time(now);
+  std::vector<JobCount> out;
+  while (b.step()) {
+    JobCount c;
+    c.queue = text_column(b.stmt(), 0);
+    auto status = parse_job_status(text_column(b.stmt(), 1));
+    if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
+    c.status = *status;
+    c.count = sqlite3_column_int64(b.stmt(), 2);
+    c.oldest_due_run_at = opt_time(b.stmt(), 3);
+    out.push_back(std::move(c));
+  }
+  std::sort(out.begin(), out.end(), [](const JobCount& x, const JobCount& y) {
+    return std::tie(x.queue, x.status) < std::tie(y.queue, y.status);
+  });
+  return out;
+}
+
+std::vector<ThroughputBucket> SqliteStore::job_throughput(TimePoint since, Duration bucket) {
+  std::vector<ThroughputBucket> out = throughput_buckets(since, bucket, clock().now());
+  if (out.empty()) return out;
+  const auto bucket_us = std::chrono::duration_cast<std::chrono::microseconds>(bucket).count();
+  std::lock_guard lock(mu_);
+  // Served by jobs_finished_idx (status, completed_at). Timestamps are fixed-width ISO text:
+  // whole seconds by unixepoch(), microseconds from characters 21-26, all integer arithmetic.
+  Binder b(db_, prepared("SELECT (unixepoch(completed_at) * 1000000 + CAST(substr(completed_at, "
+                         "21, 6) AS INTEGER) - ?1) / ?2 AS k, status, count(*) FROM jobs WHERE "
+                         "status IN ('Completed', 'Failed') AND completed_at >= ?3 GROUP BY k, "
+                         "status")
+                    .get());
+  const auto since_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(since.time_since_epoch()).count();
+  b.integer(since_us).integer(bucket_us).time(since);
+  while (b.step()) {
+    auto k = sqlite3_column_int64(b.stmt(), 0);
+    if (k < 0 || k >= static_cast<std::int64_t>(out.size())) continue;  // after now
+    auto& slot = out[static_cast<std::size_t>(k)];
+    (text_column(b.stmt(), 1) == "Completed" ? slot.completed : slot.failed) +=
+        sqlite3_column_int64(b.stmt(), 2);
+  }
+  return out;
+}
+
+void SqliteStore::audit_insert(const AuditRecord& r) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("INSERT INTO audit_log (at, actor, action, target, detail) "
+                         "VALUES (?, ?, ?, ?, ?)")
+                    .get());
+  b.time(r.at).text(r.actor).text(r.action).text(r.target).text(r.detail).run();
+}
+
+std::vector<AuditRecord> SqliteStore::audit_list(int limit) {
+  check_limit(limit);
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT id, at, actor, action, target, detail FROM audit_log "
+                         "ORDER BY id DESC LIMIT ?")
+                    .get());
+  b.integer(static_cast<std::int64_t>(limit));
+  std::vector<AuditRecord> out;
+  while (b.step()) {
+    AuditRecord r;
+    r.id = sqlite3_column_int64(b.stmt(), 0);
+    r.at = time_column(b.stmt(), 1);
+    r.actor = text_column(b.stmt(), 2);
+    r.action = text_column(b.stmt(), 3);
+    r.target = text_column(b.stmt(), 4);
+    r.detail = text_column(b.stmt(), 5);
+    out.push_back(std::move(r));
+  }
   return out;
 }
 

@@ -56,6 +56,15 @@ class SqliteStore final : public Store {
   std::optional<JobRecord> job_get(const JobId& id) override;
   std::vector<JobRecord> job_list(const JobFilter& filter) override;
 
+  bool job_retry(const JobId& id, TimePoint now) override;
+  bool job_delete(const JobId& id) override;
+  int job_retry_matching(const JobFilter& filter, TimePoint now) override;
+  int job_delete_matching(const JobFilter& filter) override;
+  std::vector<JobCount> job_counts(TimePoint now) override;
+  std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
+  void audit_insert(const AuditRecord& record) override;
+  std::vector<AuditRecord> audit_list(int limit) override;
+
   std::vector<HeldJob> job_heartbeat(std::string_view worker_id, TimePoint now) override;
   int job_rescue(const JobRescueParams& p) override;
   int job_release_worker(std::string_view worker_id, const JobRescueParams& p) override;

@@ -1,0 +1,42 @@
+// ergon audit — the audit log: who retried, deleted, cancelled, purged, paused what, and when.
+#include <iostream>
+
+#include "common.h"
+
+namespace ergon::cli {
+
+void register_audit(CLI::App& app, Globals& g) {
+  struct Args {
+    int limit = 50;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("audit", "operators' actions, newest first");
+  cmd->add_option("--limit", a->limit, "at most this many (1-10000, default 50)")
+      ->check(CLI::Range(1, 10000));
+  cmd->add_flag("--json", a->json, "print JSON");
+  cmd->callback([&g, a] {
+    JobRunner runner(open_existing(database_url(g)));
+    auto records = runner.list_audit(a->limit);
+    if (a->json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& r : records) {
+        out.push_back({{"id", r.id},
+                       {"at", format_timestamp(r.at)},
+                       {"actor", r.actor},
+                       {"action", r.action},
+                       {"target", r.target},
+                       {"detail", r.detail}});
+      }
+      std::cout << out.dump(2) << "\n";
+      return;
+    }
+    std::printf("%-20s  %-16s  %-16s  %-40s  %s\n", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL");
+    for (const auto& r : records) {
+      std::printf("%-20s  %-16s  %-16s  %-40s  %s\n", short_time(r.at).c_str(), r.actor.c_str(),
+                  r.action.c_str(), r.target.c_str(), r.detail.c_str());
+    }
+  });
+}
+
+}  // namespace ergon::cli

@@ -1,0 +1,85 @@
+// ergon stats — jobs per queue and status, how long the oldest due job has waited, and how many
+// workers are alive: the numbers an operator looks at first.
+#include <iostream>
+#include <map>
+
+#include "common.h"
+
+namespace ergon::cli {
+
+void register_stats(CLI::App& app, Globals& g) {
+  struct Args {
+    std::string alive_within = "1m";
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("stats", "jobs per queue and status, queue age, live workers");
+  cmd->add_option("--alive-within", a->alive_within,
+                  "a worker is alive if it heartbeated within this (default 1m)");
+  cmd->add_flag("--json", a->json, "print JSON");
+  cmd->callback([&g, a] {
+    Duration alive_within = parse_cli_duration(a->alive_within, "--alive-within");
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
+    const TimePoint now = Clock::system().now();
+    auto counts = runner.job_counts();
+    auto workers = runner.list_workers();
+    int alive = 0;
+    for (const auto& w : workers) alive += now - w.heartbeat_at <= alive_within ? 1 : 0;
+
+    struct Row {
+      std::map<JobStatus, std::int64_t> n;
+      std::optional<Duration> oldest_due;  // how long the oldest due Pending job has waited
+    };
+    std::map<std::string, Row> rows;
+    for (const auto& c : counts) {
+      Row& r = rows[c.queue];
+      r.n[c.status] = c.count;
+      if (c.oldest_due_run_at) {
+        r.oldest_due = std::max(Duration::zero(),
+                                std::chrono::duration_cast<Duration>(now - *c.oldest_due_run_at));
+      }
+    }
+    constexpr JobStatus kStatuses[] = {JobStatus::kPending, JobStatus::kRunning,
+                                       JobStatus::kCompleted, JobStatus::kFailed,
+                                       JobStatus::kCancelled};
+    auto seconds = [](Duration d) { return std::chrono::duration<double>(d).count(); };
+    if (a->json) {
+      nlohmann::json queues = nlohmann::json::array();
+      for (const auto& [name, r] : rows) {
+        nlohmann::json q = {{"queue", name}};
+        for (JobStatus s : kStatuses) {
+          auto it = r.n.find(s);
+          std::string key(to_string(s));
+          for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          q[key] = it == r.n.end() ? 0 : it->second;
+        }
+        q["oldest_due_pending_age_seconds"] =
+            r.oldest_due ? nlohmann::json(seconds(*r.oldest_due)) : nlohmann::json(nullptr);
+        queues.push_back(std::move(q));
+      }
+      nlohmann::json out = {{"at", format_timestamp(now)},
+                            {"queues", queues},
+                            {"workers", {{"registered", workers.size()}, {"alive", alive}}}};
+      std::cout << out.dump(2) << "\n";
+      return;
+    }
+    std::printf("%-24s %9s %9s %10s %9s %10s  %s\n", "QUEUE", "PENDING", "RUNNING", "COMPLETED",
+                "FAILED", "CANCELLED", "OLDEST DUE");
+    for (const auto& [name, r] : rows) {
+      auto n = [&](JobStatus s) {
+        auto it = r.n.find(s);
+        return static_cast<long long>(it == r.n.end() ? 0 : it->second);
+      };
+      char age[32] = "-";
+      if (r.oldest_due) std::snprintf(age, sizeof age, "%.0fs", seconds(*r.oldest_due));
+      std::printf("%-24s %9lld %9lld %10lld %9lld %10lld  %s\n", name.c_str(),
+                  n(JobStatus::kPending), n(JobStatus::kRunning), n(JobStatus::kCompleted),
+                  n(JobStatus::kFailed), n(JobStatus::kCancelled), age);
+    }
+    std::printf("workers: %zu registered, %d alive (heartbeat within %s)\n", workers.size(), alive,
+                a->alive_within.c_str());
+  });
+}
+
+}  // namespace ergon::cli

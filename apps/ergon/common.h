@@ -39,5 +39,6 @@ void register_jobs(CLI::App& app, Globals& g);
 void register_schedules(CLI::App& app, Globals& g);
 void register_cron(CLI::App& app, Globals& g);
 void register_workers(CLI::App& app, Globals& g);
+void register_dashboard(CLI::App& app, Globals& g);  // when built with the dashboard
 
 }  // namespace ergon::cli

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   ergon::cli::register_cron(app, g);
   ergon::cli::register_workers(app, g);
   ergon::cli::register_queues(app, g);
+#ifdef ERGON_HAVE_DASHBOARD
+  ergon::cli::register_dashboard(app, g);
+#endif
 
   // Logs go to stderr: stdout carries the commands' output (ids, tables, JSON).
   spdlog::set_default_logger(spdlog::stderr_color_mt("ergon"));
@@ -43,7 +46,8 @@ int main(int argc, char** argv) {
     auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
-                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers; "
+                << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers, "
+                   "queues, dashboard; "
                    "see --help)\n";
       return 1;
     }

@@ -52,6 +52,7 @@ struct JobEvent {
   std::string_view job_type;
   int attempt = 0;
   std::string_view error;  // for kRetryScheduled and kFailed
+  std::string_view queue;  // the job's queue, when the worker sets it (metrics labels)
 };
 
 // Triggering execution through a message queue, as the original system did with Azure Storage

@@ -7,34 +7,6 @@
 #include "ergon/dashboard.h"
 
 namespace ergon::cli {
-namespace {
-
-// "ADDR:PORT" or "[IPv6]:PORT". Throws CLI::ValidationError.
-std::pair<std::string, int> parse_listen(const std::string& text) {
-  std::size_t colon = text.rfind(':');
-  auto bad = [&] {
-    return CLI::ValidationError("--listen", "'" + text +
-                                                "' is not ADDR:PORT (e.g. 127.0.0.1:8080, "
-                                                "[::1]:8080, 0.0.0.0:8080)");
-  };
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) throw bad();
-  std::string addr = text.substr(0, colon);
-  if (addr.front() == '[') {
-    if (addr.back() != ']' || addr.size() < 3) throw bad();
-    addr = addr.substr(1, addr.size() - 2);
-  } else if (addr.find(':') != std::string::npos) {
-    throw bad();  // a bare IPv6 address needs brackets
-  }
-  std::string port_text = text.substr(colon + 1);
-  int port = -1;
-  if (port_text.size() <= 5 && port_text.find_first_not_of("0123456789") == std::string::npos) {
-    port = std::stoi(port_text);
-  }
-  if (port < 0 || port > 65535) throw bad();
-  return {addr, port};
-}
-
-}  // namespace
 
 void register_dashboard(CLI::App& app, Globals& g) {
   struct Args {
@@ -50,24 +22,23 @@ void register_dashboard(CLI::App& app, Globals& g) {
                   "loopback address");
   cmd->add_flag("--read-only", a->read_only, "refuse every action (retry, cancel, delete, ...)");
   cmd->callback([&g, a] {
-    auto [address, port] = parse_listen(a->listen);
+    auto [address, port] = parse_listen_address(a->listen, "--listen");
     DashboardOptions o;
     o.address = address;
     o.port = port;
-    o.token = a->token;
-    if (o.token.empty()) {
-      if (const char* env = std::getenv("ERGON_DASHBOARD_TOKEN"); env) o.token = env;
-    }
+    o.token = a->token.empty() ? dashboard_token_from_env() : a->token;
     o.read_only = a->read_only;
-    // Checks the options (a public address without a token) before touching the database.
+    // A public address without a token is refused before the database is touched.
+    if (!is_loopback_address(o.address) && o.token.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the dashboard would listen on " + o.address +
+                      ", which other machines can reach: give it an access token (--token or "
+                      "ERGON_DASHBOARD_TOKEN), or listen on 127.0.0.1");
+    }
     auto store = open_existing(database_url(g));
     Dashboard dashboard(store, o);
     // Block the signals before the server's threads start, so that only sigwait sees them.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    sigset_t set = block_stop_signals();
     dashboard.start();
     std::cout << "dashboard: " << dashboard.url() << (o.read_only ? " (read-only)" : "")
               << std::endl;

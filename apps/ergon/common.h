@@ -2,9 +2,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "ergon/ergon.h"
 
@@ -29,6 +31,15 @@ Duration parse_cli_duration(const std::string& text);
 
 // Local wall-clock-free rendering for tables: "2026-11-28 19:20:11Z".
 std::string short_time(TimePoint t);
+
+// "ADDR:PORT" or "[IPv6]:PORT" (port 0-65535). Throws CLI::ValidationError naming `option`.
+std::pair<std::string, int> parse_listen_address(const std::string& text,
+                                                 const std::string& option);
+// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts later), so that
+// only a sigwait() sees them; returns that set.
+sigset_t block_stop_signals();
+// $ERGON_DASHBOARD_TOKEN, or "".
+std::string dashboard_token_from_env();
 
 void register_demo(CLI::App& app, Globals& g);
 void register_migrate(CLI::App& app, Globals& g);

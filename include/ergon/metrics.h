@@ -2,6 +2,7 @@
 //
 //   auto metrics = std::make_shared<ergon::JobMetrics>();
 //   options.on_event = ergon::metrics_observer(metrics);        // a worker in this process
+//   options.on_schedule_fired = ergon::scheduler_lag_observer(metrics);
 //   ergon::Dashboard dashboard(store, {.metrics = metrics});    // serves /metrics
 //
 // JobMetrics counts what workers of this process report through WorkerOptions::on_event
@@ -56,6 +57,10 @@ class JobMetrics {
 // A WorkerOptions::on_event callable that feeds `metrics`, then `next` (if set).
 std::function<void(const JobEvent&)> metrics_observer(
     std::shared_ptr<JobMetrics> metrics, std::function<void(const JobEvent&)> next = {});
+
+// A WorkerOptions::on_schedule_fired callable that records the scheduler's lag in `metrics`.
+std::function<void(std::string_view schedule, Duration lag)> scheduler_lag_observer(
+    std::shared_ptr<JobMetrics> metrics);
 
 // The gauges alone, for a process that has no JobMetrics.
 std::string scrape_store_metrics(Store& store);

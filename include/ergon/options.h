@@ -123,6 +123,9 @@ struct WorkerOptions {
   std::optional<MessagingOptions> messaging;
   // Called from worker threads after each transition is stored; must be thread-safe and quick.
   std::function<void(const JobEvent&)> on_event;
+  // Called by this worker's scheduler after it fired a recurring job's slot, with the lag (the
+  // time it fired minus the slot's time); e.g. scheduler_lag_observer() of ergon/metrics.h.
+  std::function<void(std::string_view schedule, Duration lag)> on_schedule_fired;
 };
 
 }  // namespace ergon

@@ -229,6 +229,13 @@ std::function<void(const JobEvent&)> metrics_observer(std::shared_ptr<JobMetrics
   };
 }
 
+std::function<void(std::string_view, Duration)> scheduler_lag_observer(
+    std::shared_ptr<JobMetrics> metrics) {
+  return [metrics = std::move(metrics)](std::string_view, Duration lag) {
+    metrics->record_scheduler_lag(lag);
+  };
+}
+
 std::string scrape_store_metrics(Store& store) {
   prometheus::Registry gauges;
   store_gauges(store, gauges);

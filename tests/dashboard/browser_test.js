@@ -98,6 +98,9 @@ async function main() {
     const message = await page.textContent("[data-testid=progress-message]");
     if (!message.startsWith("encoding segment")) fail("progress message: " + message);
     await page.screenshot({ path: path.join(shots, "job-progress.png"), fullPage: true });
+    await page.goto(server.URL + "#/jobs");
+    await page.waitForFunction(() => document.querySelectorAll("tr[data-job-id]").length >= 10);
+    await page.screenshot({ path: path.join(shots, "jobs.png") });
 
     // 5. Retry the failed job; the handler succeeds on its second attempt.
     await page.goto(server.URL + "#/job/" + server.FAILED_JOB);
@@ -114,9 +117,6 @@ async function main() {
 
     // Finish the video job so the list shows a full history, then the screenshot.
     for (let i = 0; i < 7; ++i) server.child.stdin.write("advance\n");
-    await page.goto(server.URL + "#/jobs");
-    await page.waitForFunction(() => document.querySelectorAll("tr[data-job-id]").length >= 10);
-    await page.screenshot({ path: path.join(shots, "jobs.png"), fullPage: true });
     await page.goto(server.URL + "#/");
     await page.waitForSelector("[data-testid=workers-alive]");
     await page.screenshot({ path: path.join(shots, "dashboard.png"), fullPage: true });

@@ -112,6 +112,11 @@ async function overviewPage() {
         el("a", { href: "#/jobs?queue=" + encodeURIComponent(q) }, q)),
         statuses.map((s) => el("td", {}, String(c[s] || 0)))))));
   }
+  if (o.queues && o.queues.length) {
+    parts.push(el("h2", {}, "Queues"), table(["Queue", "State", "Pending", "Running"],
+      o.queues.map((q) => el("tr", {}, el("td", {}, el("a", { href: "#/jobs?queue=" + encodeURIComponent(q.name) }, q.name)),
+        el("td", {}, q.paused ? "paused" : "running"), el("td", {}, String(q.pending)), el("td", {}, String(q.running))))));
+  }
   for (const u of o.unavailable || []) {
     parts.push(el("p", { class: "muted" }, u.part + ": not available from this store (" + u.message + ")"));
   }
@@ -166,7 +171,7 @@ async function jobsPage(params) {
     el("td", { class: "mono" }, el("a", { href: "#/job/" + j.id }, j.id.slice(0, 8) + "…" + j.id.slice(-4))),
     el("td", {}, j.job_type), el("td", {}, statusBadge(j.status)), el("td", {}, j.queue),
     el("td", {}, j.attempt + (j.max_attempts ? "/" + j.max_attempts : "")),
-    el("td", {}, j.progress_percent == null ? "–" : [progressBar(j.progress_percent, true), " " + j.progress_percent + "%"]),
+    el("td", { class: "nowrap" }, j.progress_percent == null ? "–" : [progressBar(j.progress_percent, true), " " + j.progress_percent + "%"]),
     el("td", {}, when(j.created_at)),
     el("td", { class: "clip mono" }, j.error_message || j.payload_preview)));
   const bulk = [];

@@ -102,6 +102,14 @@ async function main() {
     await page.waitForFunction(() => document.querySelectorAll("tr[data-job-id]").length >= 10);
     await page.screenshot({ path: path.join(shots, "jobs.png") });
 
+    // The recurring job: its plain-language reading and its next five runs.
+    await page.goto(server.URL + "#/schedules");
+    await page.waitForSelector("tr[data-schedule=weekday-digest] [data-testid=cron-description]:text('at 07:00, Monday to Friday')");
+    const next = await page.textContent("tr[data-schedule=weekday-digest] td.mono");
+    if (next.trim().split("\n").length !== 5) fail("expected five next runs, got: " + next);
+    await page.screenshot({ path: path.join(shots, "schedules.png") });
+    console.log("ok: recurring job described, five next runs");
+
     // 5. Retry the failed job; the handler succeeds on its second attempt.
     await page.goto(server.URL + "#/job/" + server.FAILED_JOB);
     await page.waitForSelector("button[data-action=retry]");

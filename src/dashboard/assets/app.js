@@ -240,6 +240,43 @@ async function jobPage(id) {
   timer = setTimeout(route, active ? POLL_MS : 5000);
 }
 
+// A plain-language reading of the common shapes of a 5-field expression ("at 07:00, Monday
+// to Friday"); "" for anything it does not know, where the page shows the expression alone.
+const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const MONTHS = ["", "January", "February", "March", "April", "May", "June", "July", "August",
+  "September", "October", "November", "December"];
+function describeCron(expr, withSeconds) {
+  const macros = { "@hourly": "every hour", "@daily": "every day at midnight", "@midnight": "every day at midnight",
+    "@weekly": "every Sunday at midnight", "@monthly": "on the first of every month at midnight",
+    "@yearly": "every 1 January at midnight", "@annually": "every 1 January at midnight" };
+  const text = expr.trim().toLowerCase();
+  if (macros[text]) return macros[text];
+  const f = expr.trim().split(/\s+/);
+  if (withSeconds || f.length !== 5) return "";
+  const [mi, h, dom, mon, dow] = f;
+  const num = (v) => /^\d+$/.test(v);
+  const two = (v) => String(v).padStart(2, "0");
+  let time = "";
+  if (num(mi) && num(h)) time = "at " + two(h) + ":" + two(mi);
+  else if (num(mi) && /^\d+(,\d+)+$/.test(h)) time = "at " + h.split(",").map((x) => two(x) + ":" + two(mi)).join(", ");
+  else if (num(mi) && h === "*") time = mi === "0" ? "every hour" : "at minute " + mi + " of every hour";
+  else if (num(mi) && /^\*\/\d+$/.test(h)) time = "at minute " + mi + " of every " + h.slice(2) + " hours";
+  else if (/^\*\/\d+$/.test(mi) && h === "*") time = "every " + mi.slice(2) + " minutes";
+  else if (mi === "*" && h === "*") time = "every minute";
+  else return "";
+  const dayName = (d) => num(d) && +d <= 7 ? DAYS[+d] : null;
+  let day = "";
+  if (dom === "*" && mon === "*" && (dow === "*" || dow === "?")) day = "every day";
+  else if (dom === "*" && mon === "*" && dow === "1-5") day = "Monday to Friday";
+  else if (dom === "*" && mon === "*" && (dow === "0,6" || dow === "6,0" || dow === "6,7")) day = "on weekends";
+  else if (dom === "*" && mon === "*" && dayName(dow)) day = "on " + dayName(dow) + "s";
+  else if (dom === "*" && mon === "*" && /^\d(,\d)+$/.test(dow)) day = "on " + dow.split(",").map(dayName).join(", ");
+  else if (num(dom) && mon === "*" && (dow === "*" || dow === "?")) day = "on day " + dom + " of every month";
+  else if (num(dom) && num(mon) && +mon >= 1 && +mon <= 12 && (dow === "*" || dow === "?")) day = "every " + dom + " " + MONTHS[+mon];
+  else return "";
+  return time.startsWith("every") && day === "every day" ? time : time + ", " + day;
+}
+
 async function schedulesPage() {
   const data = await api("/api/schedules");
   const rows = data.schedules.map((s) => {
@@ -248,7 +285,8 @@ async function schedulesPage() {
       el("td", {}, s.name), el("td", {}, s.job_type),
       el("td", {}, input, " ", actionButton("Save", async () => {
         const r = await api("/api/schedules/edit", { name: s.name, expression: input.value });
-        flash("next run " + when(r.next_run_time)); route(); })),
+        flash("next run " + when(r.next_run_time)); route(); }),
+        el("div", { class: "muted", "data-testid": "cron-description" }, describeCron(s.cron_expression, s.with_seconds))),
       el("td", {}, s.time_zone),
       el("td", { class: "mono" }, s.expression_error ? s.expression_error : s.next_occurrences.map(when).join("\n")),
       el("td", {}, when(s.last_run_time), s.last_job ? [" ", el("a", { href: "#/job/" + s.last_job.id },

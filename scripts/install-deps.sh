@@ -7,10 +7,14 @@ set -euo pipefail
 
 pkgs=(g++ make cmake ninja-build pkg-config git ca-certificates tzdata
       libsqlite3-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-      libcctz-dev libcurl4-openssl-dev libssl-dev)
+      libcctz-dev libcurl4-openssl-dev libssl-dev
+      libcpp-httplib-dev prometheus-cpp-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # postgresql: the server binaries that scripts/pg-test-cluster.sh runs (libpq-dev is above).
   pkgs+=(libgtest-dev libgmock-dev clang libclang-rt-14-dev postgresql)
+  # chromium: the dashboard's browser test drives it headless (with playwright-core from npm,
+  # which scripts/playwright.sh caches).
+  pkgs+=(chromium)
   # node + npm: scripts/azurite.sh installs the Azure Storage emulator from npm. A NodeSource
   # nodejs ships its own npm and conflicts with Debian's npm package: test the commands, not
   # the packages.

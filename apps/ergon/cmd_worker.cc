@@ -2,10 +2,14 @@
 // SIGINT or SIGTERM (then stop gracefully).
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "common.h"
 #include "runtime/command_handler.h"
+#ifdef ERGON_HAVE_DASHBOARD
+#include "ergon/dashboard.h"
+#endif
 
 namespace ergon::cli {
 
@@ -14,10 +18,21 @@ void register_worker(CLI::App& app, Globals& g) {
   struct Args {
     std::string config;
     bool migrate = false;
+    std::string dashboard, dashboard_token;
+    bool dashboard_read_only = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--config", args->config, "JSON configuration file")->required();
   cmd->add_flag("--migrate", args->migrate, "create or upgrade the schema before starting");
+#ifdef ERGON_HAVE_DASHBOARD
+  cmd->add_option("--dashboard", args->dashboard,
+                  "also serve the dashboard and /metrics (with this worker's counters) on "
+                  "ADDR:PORT");
+  cmd->add_option("--dashboard-token", args->dashboard_token,
+                  "the dashboard's access token (default: $ERGON_DASHBOARD_TOKEN)");
+  cmd->add_flag("--dashboard-read-only", args->dashboard_read_only,
+                "the dashboard refuses every action");
+#endif
   cmd->callback([&g, args] {
     Config config = load_config_file(args->config);
     if (config.handlers.empty()) {
@@ -33,7 +48,29 @@ void register_worker(CLI::App& app, Globals& g) {
     HandlerRegistry handlers;
     runtime::add_command_handlers(handlers, config);
     if (spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
-    JobsWorker worker(store, std::move(handlers), config.worker);
+    WorkerOptions options = config.worker;
+#ifdef ERGON_HAVE_DASHBOARD
+    std::unique_ptr<Dashboard> dashboard;
+    if (!args->dashboard.empty()) {
+      auto [address, port] = parse_listen_address(args->dashboard, "--dashboard");
+      auto metrics = std::make_shared<JobMetrics>();
+      options.on_event = metrics_observer(metrics, std::move(options.on_event));
+      options.on_schedule_fired = scheduler_lag_observer(metrics);
+      DashboardOptions d;
+      d.address = address;
+      d.port = port;
+      d.token = args->dashboard_token.empty() ? dashboard_token_from_env() : args->dashboard_token;
+      d.read_only = args->dashboard_read_only;
+      d.metrics = metrics;
+      dashboard = std::make_unique<Dashboard>(store, d);
+      // Block the stop signals before the server's threads exist, so that only the worker's
+      // sigwait receives them (run_until_signal blocks them in this thread only).
+      block_stop_signals();
+      dashboard->start();
+      std::cout << "dashboard: " << dashboard->url() << std::endl;
+    }
+#endif
+    JobsWorker worker(store, std::move(handlers), options);
     worker.run_until_signal();
   });
 }

@@ -130,4 +130,43 @@ std::string short_time(TimePoint t) {
   return s.substr(0, 10) + " " + s.substr(11, 8) + "Z";
 }
 
+std::pair<std::string, int> parse_listen_address(const std::string& text,
+                                                 const std::string& option) {
+  std::size_t colon = text.rfind(':');
+  auto bad = [&] {
+    return CLI::ValidationError(option, "'" + text +
+                                            "' is not ADDR:PORT (e.g. 127.0.0.1:8080, "
+                                            "[::1]:8080, 0.0.0.0:8080)");
+  };
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) throw bad();
+  std::string addr = text.substr(0, colon);
+  if (addr.front() == '[') {
+    if (addr.back() != ']' || addr.size() < 3) throw bad();
+    addr = addr.substr(1, addr.size() - 2);
+  } else if (addr.find(':') != std::string::npos) {
+    throw bad();  // a bare IPv6 address needs brackets
+  }
+  std::string port_text = text.substr(colon + 1);
+  int port = -1;
+  if (port_text.size() <= 5 && port_text.find_first_not_of("0123456789") == std::string::npos) {
+    port = std::stoi(port_text);
+  }
+  if (port < 0 || port > 65535) throw bad();
+  return {addr, port};
+}
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+std::string dashboard_token_from_env() {
+  const char* env = std::getenv("ERGON_DASHBOARD_TOKEN");
+  return env ? env : "";
+}
+
 }  // namespace ergon::cli

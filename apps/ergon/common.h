@@ -2,9 +2,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "ergon/ergon.h"
 
@@ -59,6 +61,14 @@ std::string cli_actor();
 // Writes one audit record for a state-changing command.
 void audit(const std::shared_ptr<Store>& store, std::string_view action, std::string_view target,
            std::string_view detail = {});
+// "ADDR:PORT" or "[IPv6]:PORT" (port 0-65535). Throws CLI::ValidationError naming `option`.
+std::pair<std::string, int> parse_listen_address(const std::string& text,
+                                                 const std::string& option);
+// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts later), so that
+// only a sigwait() sees them; returns that set.
+sigset_t block_stop_signals();
+// $ERGON_DASHBOARD_TOKEN, or "".
+std::string dashboard_token_from_env();
 
 void register_demo(CLI::App& app, Globals& g);
 void register_migrate(CLI::App& app, Globals& g);
@@ -75,5 +85,6 @@ void register_stats(CLI::App& app, Globals& g);
 void register_purge(CLI::App& app, Globals& g);
 void register_audit(CLI::App& app, Globals& g);
 void register_config(CLI::App& app, Globals& g);
+void register_dashboard(CLI::App& app, Globals& g);  // when built with the dashboard
 
 }  // namespace ergon::cli

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   ergon::cli::register_purge(app, g);
   ergon::cli::register_audit(app, g);
   ergon::cli::register_config(app, g);
+#ifdef ERGON_HAVE_DASHBOARD
+  ergon::cli::register_dashboard(app, g);
+#endif
 
   // Logs go to stderr: stdout carries the commands' output (ids, tables, JSON).
   spdlog::set_default_logger(spdlog::stderr_color_mt("ergon"));
@@ -49,7 +52,7 @@ int main(int argc, char** argv) {
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg
                 << "' (commands: demo, migrate, worker, enqueue, jobs, schedules, cron, workers, "
-                   "queues, limits, stats, purge, audit, config; see --help)\n";
+                   "queues, limits, stats, purge, audit, config, dashboard; see --help)\n";
       return ergon::cli::kExitUsage;
     }
     break;

@@ -52,6 +52,7 @@ struct JobEvent {
   std::string_view job_type;
   int attempt = 0;
   std::string_view error;  // for kRetryScheduled and kFailed
+  std::string_view queue;  // the job's queue, when the worker sets it (metrics labels)
 };
 
 // Triggering execution through a message queue, as the original system did with Azure Storage
@@ -128,6 +129,9 @@ struct WorkerOptions {
   std::optional<MessagingOptions> messaging;
   // Called from worker threads after each transition is stored; must be thread-safe and quick.
   std::function<void(const JobEvent&)> on_event;
+  // Called by this worker's scheduler after it fired a recurring job's slot, with the lag (the
+  // time it fired minus the slot's time); e.g. scheduler_lag_observer() of ergon/metrics.h.
+  std::function<void(std::string_view schedule, Duration lag)> on_schedule_fired;
 };
 
 }  // namespace ergon

@@ -104,8 +104,8 @@ class JobsWorker::Impl {
     if (mq_ && opts_.messaging->consume) consumer_ = std::thread([this] { consume_loop(); });
     if (opts_.run_scheduler) {
       scheduler_ = std::make_unique<runtime::Scheduler>(
-          *store_,
-          runtime::SchedulerOptions{opts_.scheduled_jobs_check_interval, opts_.misfire_grace});
+          *store_, runtime::SchedulerOptions{opts_.scheduled_jobs_check_interval,
+                                             opts_.misfire_grace, opts_.on_schedule_fired});
       scheduler_->start();
     }
     spdlog::info("worker {} started: {} slots, {} job types", worker_id_, max_, handlers_.size());

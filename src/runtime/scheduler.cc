@@ -86,6 +86,15 @@ Scheduler::~Scheduler() {
   store_.schedule_notifier().unsubscribe(subscription_);
 }
 
+void Scheduler::report_fired(std::string_view name, Duration lag) {
+  if (!options_.on_fire) return;
+  try {
+    options_.on_fire(name, lag);
+  } catch (const std::exception& e) {
+    spdlog::warn("scheduler on_fire callback threw: {}", e.what());
+  }
+}
+
 std::size_t Scheduler::run_once() {
   TimePoint now = clock_.now();
   std::size_t enqueued = 0;
@@ -113,6 +122,7 @@ std::size_t Scheduler::run_once() {
       switch (store_.schedule_fire(p)) {
         case ScheduleFireResult::kFired:
           enqueued += p.jobs.size();
+          report_fired(s.name, std::chrono::duration_cast<Duration>(now - plan.latest_slot));
           if (plan.slots.size() != 1) {
             spdlog::info("schedule '{}': {} job(s) for missed slots up to {}", s.name,
                          p.jobs.size(), format_timestamp(plan.latest_slot));

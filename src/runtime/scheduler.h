@@ -14,6 +14,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -25,6 +26,9 @@ struct SchedulerOptions {
   Duration check_interval = std::chrono::minutes(1);  // ScheduledJobsCheckInterval
   // MisfirePolicy::kSkip runs a slot only if the scheduler sees it within this grace period.
   Duration misfire_grace = std::chrono::minutes(1);
+  // Called after this scheduler fired a slot (not when it lost the race or skipped it), with
+  // the lag: the time it fired minus the slot's time. For metrics; must be quick.
+  std::function<void(std::string_view schedule, Duration lag)> on_fire;
 };
 
 // What firing a due schedule at `now` means: the slots that get a job and the next slot.
@@ -58,6 +62,7 @@ class Scheduler {
 
  private:
   void loop();
+  void report_fired(std::string_view name, Duration lag);
 
   Store& store_;
   Clock& clock_;

@@ -55,6 +55,21 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<JobRunner> runner_;
 };
 
+// The lag hook (metrics): told the slot's lateness when this scheduler fires it, and only then.
+TEST_F(SchedulerTest, OnFireReportsTheLagOfEachFiredSlot) {
+  runner_->add_or_update_scheduled_job(Report{"hourly"}, "0 * * * *");
+  std::vector<std::pair<std::string, Duration>> fired;
+  runtime::SchedulerOptions o{1min, 1min};
+  o.on_fire = [&](std::string_view name, Duration lag) { fired.emplace_back(name, lag); };
+  runtime::Scheduler s(*store_, o);
+  clock_.set(utc(2026, 3, 1, 13) + 1500ms);
+  EXPECT_EQ(s.run_once(), 1u);
+  EXPECT_EQ(s.run_once(), 0u);  // nothing due: no report
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0].first, "report");
+  EXPECT_EQ(fired[0].second, Duration(1500ms));
+}
+
 TEST_F(SchedulerTest, AddOrUpdateIsKeyedByName) {
   EXPECT_EQ(runner_->add_or_update_scheduled_job(Report{"daily"}, "0 3 * * *"), "report");
   auto s = runner_->get_scheduled_job("report");

@@ -46,6 +46,7 @@ async function main() {
     page.on("dialog", async (d) => { problems.push("dialog: " + d.type() + " " + d.message()); await d.dismiss(); });
     page.on("pageerror", (e) => problems.push("page error: " + e.message));
     page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+    page.on("response", (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
 
     // 1. Load.
     await page.goto(server.URL);

@@ -1,7 +1,5 @@
 // ergon worker --config FILE — run a worker whose handlers are external commands, until
 // SIGINT or SIGTERM (then stop gracefully).
-#include <spdlog/spdlog.h>
-
 #include <csignal>
 #include <iostream>
 
@@ -47,12 +45,23 @@ void register_worker(CLI::App& app, Globals& g) {
     }
     HandlerRegistry handlers;
     runtime::add_command_handlers(handlers, config);
-    if (spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
+    // The file's Logging section, unless the command line chose (--log-format, -v).
+    LogOptions logging = config.logging;
+    if (!g.log_format.empty()) logging.format = *parse_log_format(g.log_format);
+    if (g.verbose) logging.level = "debug";
+    configure_logging(logging);
     WorkerOptions options = config.worker;
 #ifdef ERGON_HAVE_DASHBOARD
+    // The file's Dashboard section, where the command line did not say.
+    if (config.dashboard) {
+      if (args->dashboard.empty()) args->dashboard = config.dashboard->listen;
+      if (args->dashboard_token.empty()) args->dashboard_token = config.dashboard->token;
+      args->dashboard_read_only = args->dashboard_read_only || config.dashboard->read_only;
+    }
     std::unique_ptr<Dashboard> dashboard;
     if (!args->dashboard.empty()) {
-      auto [address, port] = parse_listen_address(args->dashboard, "--dashboard");
+      auto [address, port] = parse_listen_address(
+          args->dashboard, config.dashboard ? "--dashboard (or Dashboard.Listen)" : "--dashboard");
       auto metrics = std::make_shared<JobMetrics>();
       options.on_event = metrics_observer(metrics, std::move(options.on_event));
       options.on_schedule_fired = scheduler_lag_observer(metrics);

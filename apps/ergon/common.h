@@ -16,6 +16,7 @@ namespace ergon::cli {
 struct Globals {
   std::string db;
   bool verbose = false;
+  std::string log_format;  // "", "text" or "json" (--log-format)
 };
 
 // The database URL from --db, else ERGON_DATABASE_URL, else `fallback`; throws a clear error

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   ergon::cli::Globals g;
   app.add_option("--db", g.db, "database URL (sqlite:PATH); default: $ERGON_DATABASE_URL");
   app.add_flag("-v,--verbose", g.verbose, "log debug messages");
+  app.add_option("--log-format", g.log_format,
+                 "text or json (one JSON object per line; default: the config's Logging.Format)")
+      ->check(CLI::IsMember({"text", "json"}));
   app.set_version_flag("--version", "ergon 0.1.0");
 
   ergon::cli::register_demo(app, g);
@@ -39,6 +42,10 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   app.parse_complete_callback([&] {
     if (g.verbose) spdlog::set_level(spdlog::level::debug);
+    if (g.log_format == "json") {
+      auto level = spdlog::level::to_string_view(spdlog::get_level());
+      ergon::configure_logging({ergon::LogFormat::kJson, std::string(level.data(), level.size())});
+    }
   });
   // CLI11 reports an unknown command as "A subcommand is required"; say what is wrong instead.
   for (int i = 1; i < argc; ++i) {

@@ -10,8 +10,11 @@
 //       "OrphanedJobThreshold": "00:30:00",
 //       "ShutdownTimeout": "00:00:30",
 //       "RetryBaseDelay": "00:00:01", "RetryMaxDelay": "01:00:00",
-//       "DefaultMaxAttempts": 10, "ProgressInterval": "00:00:00.250", "WorkerName": "resizer-1"
+//       "DefaultMaxAttempts": 10, "ProgressInterval": "00:00:00.250", "WorkerName": "resizer-1",
+//       "PrefetchJobs": 0
 //     },
+//     "Logging": { "Format": "json", "Level": "info" },          (optional)
+//     "Dashboard": { "Listen": "127.0.0.1:8080", "Token": "", "ReadOnly": false },  (optional)
 //     "Handlers": {
 //       "resize": { "command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
 //                   "env": {"LANG": "C"}, "workingDirectory": "/srv", "maxAttempts": 3 }
@@ -46,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "ergon/logging.h"
 #include "ergon/options.h"
 
 namespace ergon {
@@ -58,9 +62,19 @@ struct CommandHandlerConfig {
   std::optional<int> max_attempts;
 };
 
+// The "Dashboard" section: `ergon worker` serves the dashboard and /metrics next to the worker
+// (docs/dashboard.md). Listen is "ADDR:PORT"; a Token is required off loopback.
+struct DashboardConfig {
+  std::string listen;
+  std::string token;
+  bool read_only = false;
+};
+
 struct Config {
   std::optional<std::string> database;  // a store URL
   WorkerOptions worker;
+  LogOptions logging;                        // "Logging": {"Format": "json", "Level": "info"}
+  std::optional<DashboardConfig> dashboard;  // "Dashboard": {"Listen": "127.0.0.1:8080"}
   std::map<std::string, CommandHandlerConfig> handlers;  // by job type
 };
 

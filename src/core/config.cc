@@ -24,11 +24,14 @@ struct Key {
   Kind kind;
 };
 
-constexpr Key kTopKeys[] = {{"Database", Kind::kString},
-                            {"JobsWorker", Kind::kObject},
-                            {"Handlers", Kind::kObject},
-                            {"Messaging", Kind::kObject}};
+constexpr Key kTopKeys[] = {{"Database", Kind::kString}, {"JobsWorker", Kind::kObject},
+                            {"Handlers", Kind::kObject}, {"Messaging", Kind::kObject},
+                            {"Logging", Kind::kObject},  {"Dashboard", Kind::kObject}};
+constexpr Key kLoggingKeys[] = {{"Format", Kind::kString}, {"Level", Kind::kString}};
+constexpr Key kDashboardKeys[] = {
+    {"Listen", Kind::kString}, {"Token", Kind::kString}, {"ReadOnly", Kind::kBool}};
 constexpr Key kWorkerKeys[] = {{"MaxConcurrentJobs", Kind::kInt},
+                               {"PrefetchJobs", Kind::kInt},
                                {"PollingInterval", Kind::kTimeSpan},
                                {"ScheduledJobsCheckInterval", Kind::kTimeSpan},
                                {"OrphanedJobsCheckInterval", Kind::kTimeSpan},
@@ -170,6 +173,7 @@ WorkerOptions Reader::worker(const json& j) {
   WorkerOptions o;
   if (!check_keys(j, w, kWorkerKeys)) return o;
   o.max_concurrent_jobs = integer(j, w, "MaxConcurrentJobs", 0, 0, 10000);
+  o.prefetch_jobs = integer(j, w, "PrefetchJobs", 0, 0, 100000);
   o.polling_interval = timespan(j, w, "PollingInterval", o.polling_interval);
   o.scheduled_jobs_check_interval =
       timespan(j, w, "ScheduledJobsCheckInterval", o.scheduled_jobs_check_interval);
@@ -426,8 +430,20 @@ void apply_overrides(json& doc, const ConfigEnvironment& env, Reader& r,
       target = handlers ? section(*handlers, parts[1]) : nullptr;
       path = "Handlers." + parts[1];
       key_name = parts[2];
+    } else if (iequals(parts[0], "Logging") || iequals(parts[0], "Dashboard")) {
+      bool logging = iequals(parts[0], "Logging");
+      if (parts.size() != 2) {
+        unknown(logging ? "expected Logging__Key" : "expected Dashboard__Key");
+        continue;
+      }
+      keys = logging ? kLoggingKeys : kDashboardKeys;
+      nkeys = logging ? std::size(kLoggingKeys) : std::size(kDashboardKeys);
+      path = logging ? "Logging" : "Dashboard";
+      target = section(doc, path);
+      key_name = parts[1];
     } else {
-      unknown("unknown section '" + parts[0] + "' (known: JobsWorker, Messaging, Handlers)");
+      unknown("unknown section '" + parts[0] +
+              "' (known: JobsWorker, Messaging, Handlers, Logging, Dashboard)");
       continue;
     }
     const Key* key = nullptr;
@@ -539,7 +555,8 @@ ConfigEnvironment config_environment() {
     if (first == std::string_view::npos) continue;
     std::string_view section_name = name.substr(0, first);
     if (iequals(section_name, "JobsWorker") || iequals(section_name, "Messaging") ||
-        iequals(section_name, "Handlers")) {
+        iequals(section_name, "Handlers") || iequals(section_name, "Logging") ||
+        iequals(section_name, "Dashboard")) {
       out.emplace_back(std::string(name), std::string(entry.substr(eq + 1)));
     }
   }
@@ -578,6 +595,36 @@ Config parse_config(std::string_view json_text, const ConfigEnvironment& env) {
   if (auto w = j.find("JobsWorker"); w != j.end()) c.worker = r.worker(*w);
   if (auto m = j.find("Messaging"); m != j.end()) {
     c.worker.messaging = r.messaging(*m, messaging_where);
+  }
+  if (auto l = j.find("Logging"); l != j.end() && r.check_keys(*l, "Logging", kLoggingKeys)) {
+    if (l->contains("Format")) {
+      std::string f = r.string(*l, "Logging", "Format");
+      if (auto format = parse_log_format(f)) {
+        c.logging.format = *format;
+      } else if ((*l)["Format"].is_string()) {
+        r.bad("Logging.Format", "expected \"text\" or \"json\", got \"" + f + "\"");
+      }
+    }
+    if (l->contains("Level")) {
+      std::string level = r.string(*l, "Logging", "Level");
+      if (is_log_level(level)) {
+        c.logging.level = level;
+      } else if ((*l)["Level"].is_string()) {
+        r.bad(
+            "Logging.Level",
+            "expected trace, debug, info, warning, error, critical or off, got \"" + level + "\"");
+      }
+    }
+  }
+  if (auto d = j.find("Dashboard"); d != j.end() && r.check_keys(*d, "Dashboard", kDashboardKeys)) {
+    DashboardConfig dc;
+    dc.listen = r.string(*d, "Dashboard", "Listen");
+    dc.token = r.string(*d, "Dashboard", "Token");
+    dc.read_only = r.boolean(*d, "Dashboard", "ReadOnly", false);
+    if (dc.listen.empty() && (*d)["Listen"].is_string()) {
+      r.bad("Dashboard.Listen", "must not be empty (ADDR:PORT)");
+    }
+    c.dashboard = dc;
   }
   if (auto h = j.find("Handlers"); h != j.end()) {
     if (!h->is_object()) {
@@ -652,6 +699,7 @@ std::string config_to_json(const Config& c) {
   const WorkerOptions& o = c.worker;
   auto ts = [](Duration d) { return format_timespan(d); };
   json w = {{"MaxConcurrentJobs", o.max_concurrent_jobs},
+            {"PrefetchJobs", o.prefetch_jobs},
             {"PollingInterval", ts(o.polling_interval)},
             {"ScheduledJobsCheckInterval", ts(o.scheduled_jobs_check_interval)},
             {"OrphanedJobsCheckInterval", ts(o.orphaned_jobs_check_interval)},
@@ -686,6 +734,13 @@ std::string config_to_json(const Config& c) {
                         {"MaxDeliveries", m.max_deliveries},
                         {"ReceiveInterval", ts(m.receive_interval)},
                         {"RelayInterval", ts(m.relay_interval)}};
+  }
+  out["Logging"] = {{"Format", c.logging.format == LogFormat::kJson ? "json" : "text"},
+                    {"Level", c.logging.level}};
+  if (c.dashboard) {
+    out["Dashboard"] = {{"Listen", c.dashboard->listen},
+                        {"Token", c.dashboard->token.empty() ? "" : "***"},
+                        {"ReadOnly", c.dashboard->read_only}};
   }
   json handlers = json::object();
   for (const auto& [type, h] : c.handlers) {

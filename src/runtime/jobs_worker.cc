@@ -141,7 +141,8 @@ class JobsWorker::Impl {
         queue_outcome_locked(
             {job.id, job.attempt,
              release_params(job.id, job.attempt, slot.max_attempts, job.run_at),
-             JobEvent{JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}}});
+             JobEvent{
+                 JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}, job.queue}});
       }
       cv_.notify_all();
       pool_cv_.notify_all();
@@ -166,7 +167,7 @@ class JobsWorker::Impl {
     // Handlers still running after the grace period: give their jobs back now. If such a
     // handler finishes later, its outcome is fenced out (the job is no longer Running for it).
     for (auto& [id, slot] : leftovers)
-      release(id, slot.job_type, slot.attempt, slot.max_attempts, slot.run_at);
+      release(id, slot.job_type, slot.attempt, slot.max_attempts, slot.run_at, slot.queue);
     {
       std::lock_guard lock(mu_);
       pool_stop_ = true;
@@ -227,6 +228,7 @@ class JobsWorker::Impl {
     TimePoint claimed_at;  // set again when the attempt starts: its timeout runs from there
     TimePoint run_at;      // when the job was due: a release puts it back there
     std::optional<Duration> timeout;
+    std::string queue;            // for the events' queue label
     std::uint64_t claim_seq = 0;  // claims up to this number are visible to a heartbeat
     bool cancel = false;          // cancel() was called: the outcome is Cancelled
     bool timed_out = false;       // the timeout passed: stop token fired
@@ -338,6 +340,7 @@ class JobsWorker::Impl {
     slot.claimed_at = now;
     slot.run_at = job.run_at;
     slot.timeout = effective_timeout(job);
+    slot.queue = job.queue;
     slot.claim_seq = claim_seq_;
     if (m) {
       slot.message = std::move(m);
@@ -569,7 +572,8 @@ class JobsWorker::Impl {
         } else {
           queue_outcome_locked(
               {job.id, job.attempt, release_params(job.id, job.attempt, max_attempts, job.run_at),
-               JobEvent{JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}}});
+               JobEvent{
+                   JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}, job.queue}});
         }
         continue;
       }
@@ -582,11 +586,22 @@ class JobsWorker::Impl {
   // A finished attempt on its way to the store. The completer stores outcomes in batches, one
   // transaction each (Store::job_finish_many), then reports them (the event) and frees their
   // slots: nothing is reported done before it is durable.
+  // An event reported later, by the completer: it owns its text, because the attempt's
+  // strings (its JobRecord, its error) are gone by then.
+  struct OwnedEvent {
+    JobEvent::Kind kind;
+    std::string job_type, error, queue;
+    OwnedEvent(const JobEvent& e)  // NOLINT(google-explicit-constructor): built from JobEvent{}
+        : kind(e.kind), job_type(e.job_type), error(e.error), queue(e.queue) {}
+    JobEvent view(const JobId& id, int attempt) const {
+      return {kind, id, job_type, attempt, error, queue};
+    }
+  };
   struct Outcome {
     JobId id;
     int attempt = 0;
     std::optional<JobFinishParams> fin;  // unset: settled already (nothing left to write)
-    std::optional<JobEvent> event;
+    std::optional<OwnedEvent> event;
   };
   static constexpr std::size_t kFinishBatch = 500;
 
@@ -653,7 +668,8 @@ class JobsWorker::Impl {
     }
     if (fins.size() == 1) {
       // Alone: the single-statement path (one round trip instead of BEGIN, UPDATE, COMMIT).
-      settled[at[0]] = finish_now(fins[0], *batch[at[0]].event);
+      settled[at[0]] =
+          finish_now(fins[0], batch[at[0]].event->view(batch[at[0]].id, batch[at[0]].attempt));
       batch[at[0]].event.reset();  // reported by finish_now
     } else if (!fins.empty()) {
       std::optional<std::vector<bool>> stored;
@@ -686,20 +702,20 @@ class JobsWorker::Impl {
           settled[at[k]] = 0;
           o.event.reset();
         } else {
-          settled[at[k]] = finish_now(fins[k], *o.event);
+          settled[at[k]] = finish_now(fins[k], o.event->view(o.id, o.attempt));
           o.event.reset();
         }
       }
     }
     for (auto& o : batch) {
-      if (o.event) emit(*o.event);
+      if (o.event) emit(o.event->view(o.id, o.attempt));
     }
     return settled;
   }
 
   // Runs the handler and queues the attempt's outcome for the completer.
   void run_attempt(const JobRecord& job, runtime::AttemptContext& ctx) {
-    emit({JobEvent::Kind::kStarted, job.id, job.job_type, job.attempt, {}});
+    emit({JobEvent::Kind::kStarted, job.id, job.job_type, job.attempt, {}, job.queue});
     JobFinishParams fin;
     fin.id = job.id;
     fin.attempt = job.attempt;
@@ -750,8 +766,8 @@ class JobsWorker::Impl {
         fin.progress_percent = p->percent;
       }
       fin.now = clock_.now();
-      return queue_outcome(fin,
-                           {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error});
+      return queue_outcome(
+          fin, {JobEvent::Kind::kCancelled, job.id, job.job_type, job.attempt, error, job.queue});
     }
     if (result == Result::kRetryable && ctx.stop_requested() && shutting_down()) {
       result = Result::kStopped;
@@ -767,7 +783,8 @@ class JobsWorker::Impl {
           std::lock_guard lock(mu_);
           return queue_outcome_locked(
               {job.id, job.attempt, std::nullopt,
-               JobEvent{JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}}});
+               JobEvent{
+                   JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}, job.queue}});
         }
         result = Result::kRetryable;
         error = "the handler's transaction that completed the job did not commit";
@@ -806,7 +823,7 @@ class JobsWorker::Impl {
       case Result::kStopped:
         return queue_outcome(
             release_params(job.id, job.attempt, ctx.max_attempts(), job.run_at, &fin),
-            {JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}});
+            {JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}, job.queue});
       case Result::kSnoozed:
         // A release to a later time: the attempt is given back, the job is due at now + delay.
         fin.status = JobStatus::kPending;
@@ -815,7 +832,7 @@ class JobsWorker::Impl {
         kind = JobEvent::Kind::kSnoozed;
         break;
     }
-    queue_outcome(fin, {kind, job.id, job.job_type, job.attempt, error});
+    queue_outcome(fin, {kind, job.id, job.job_type, job.attempt, error, job.queue});
   }
 
   void queue_outcome(const JobFinishParams& fin, const JobEvent& event) {
@@ -827,9 +844,9 @@ class JobsWorker::Impl {
   // which has passed), and gives back the attempt it used. At once, not through the completer:
   // for jobs whose handler is still running (stop, phantom claims).
   bool release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
-               TimePoint run_at) {
+               TimePoint run_at, std::string_view queue) {
     return finish_now(release_params(id, attempt, max_attempts, run_at),
-                      {JobEvent::Kind::kReleased, id, job_type, attempt, {}});
+                      {JobEvent::Kind::kReleased, id, job_type, attempt, {}, queue});
   }
 
   JobFinishParams release_params(const JobId& id, int attempt, int max_attempts, TimePoint run_at,
@@ -991,7 +1008,8 @@ class JobsWorker::Impl {
     }
     log::job(spdlog::level::warn, job->id, job->job_type, job->attempt,
              "claimed by worker {} but never received; giving it back", worker_id_);
-    release(job->id, job->job_type, job->attempt, effective_max_attempts(*job), job->run_at);
+    release(job->id, job->job_type, job->attempt, effective_max_attempts(*job), job->run_at,
+            job->queue);
   }
 
   // Compares the heartbeat's answer with running_: a job missing from it was rescued elsewhere
@@ -1026,6 +1044,7 @@ class JobsWorker::Impl {
       std::string job_type;
       int attempt, max_attempts;
       Duration timeout;
+      std::string queue;
     };
     std::vector<Expired> expired;
     {
@@ -1041,8 +1060,8 @@ class JobsWorker::Impl {
           // The handler ignored its stop token: fail the attempt without it. Its thread stays
           // busy until it returns (threads cannot be killed); its late outcome is fenced out.
           slot.abandoned = true;
-          expired.push_back(
-              {key.first, slot.job_type, slot.attempt, slot.max_attempts, *slot.timeout});
+          expired.push_back({key.first, slot.job_type, slot.attempt, slot.max_attempts,
+                             *slot.timeout, slot.queue});
         }
       }
     }
@@ -1063,7 +1082,7 @@ class JobsWorker::Impl {
                                                 opts_.retry_max_delay, unit_random());
         kind = JobEvent::Kind::kRetryScheduled;
       }
-      finish_now(fin, {kind, e.id, e.job_type, e.attempt, *fin.error_message});
+      finish_now(fin, {kind, e.id, e.job_type, e.attempt, *fin.error_message, e.queue});
     }
   }
 

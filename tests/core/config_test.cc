@@ -260,5 +260,57 @@ TEST(ConfigTest, TheEffectiveConfigurationReadsBackAndHidesSecrets) {
             "AccountName=x;AccountKey=***;QueueEndpoint=http://q");
 }
 
+TEST(ConfigTest, ReadsPrefetchLoggingAndDashboard) {
+  Config c = parse_config(R"({"JobsWorker": {"PrefetchJobs": 200},
+      "Logging": {"Format": "JSON", "Level": "warning"},
+      "Dashboard": {"Listen": "0.0.0.0:9090", "Token": "t0ken", "ReadOnly": true}})");
+  EXPECT_EQ(c.worker.prefetch_jobs, 200);
+  EXPECT_EQ(c.logging.format, LogFormat::kJson);
+  EXPECT_EQ(c.logging.level, "warning");
+  ASSERT_TRUE(c.dashboard);
+  EXPECT_EQ(c.dashboard->listen, "0.0.0.0:9090");
+  EXPECT_EQ(c.dashboard->token, "t0ken");
+  EXPECT_TRUE(c.dashboard->read_only);
+  std::string text = config_to_json(c);
+  EXPECT_EQ(text.find("t0ken"), std::string::npos) << text;  // the token is a secret
+  Config back = parse_config(text);
+  EXPECT_EQ(back.worker.prefetch_jobs, 200);
+  EXPECT_EQ(back.logging.format, LogFormat::kJson);
+
+  Config d = parse_config("{}");
+  EXPECT_EQ(d.worker.prefetch_jobs, 0);
+  EXPECT_EQ(d.logging.format, LogFormat::kText);
+  EXPECT_EQ(d.logging.level, "info");
+  EXPECT_FALSE(d.dashboard);
+
+  Config e = parse_config("{}", {{"Logging__Format", "json"},
+                                 {"Dashboard__Listen", "127.0.0.1:1"},
+                                 {"JobsWorker__PrefetchJobs", "5"}});
+  EXPECT_EQ(e.logging.format, LogFormat::kJson);
+  ASSERT_TRUE(e.dashboard);
+  EXPECT_EQ(e.dashboard->listen, "127.0.0.1:1");
+  EXPECT_EQ(e.worker.prefetch_jobs, 5);
+
+  auto error_of = [](const std::string& json_text, const ConfigEnvironment& env = {}) {
+    try {
+      parse_config(json_text, env);
+    } catch (const Error& err) {
+      return std::string(err.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of(R"({"JobsWorker": {"PrefetchJobs": -1}})").find("JobsWorker.PrefetchJobs"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"Logging": {"Format": "xml"}})").find("Logging.Format"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"Logging": {"Level": "loud"}})").find("Logging.Level"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"Logging": {"Colour": true}})").find("Colour"), std::string::npos);
+  EXPECT_NE(error_of(R"({"Dashboard": {"ReadOnly": "yes"}})").find("Dashboard.ReadOnly"),
+            std::string::npos);
+  EXPECT_NE(error_of("{}", {{"Logging__Format__X", "json"}}).find("Logging__Format__X"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace ergon

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <latch>
+#include <mutex>
+#include <tuple>
 
 #include "ergon/ergon.h"
 #include "support/test_support.h"
@@ -176,6 +178,48 @@ TEST_F(WorkerTest, UnknownJobTypeFailsAtOnceWithAClearMessage) {
   EXPECT_EQ(r->status, JobStatus::kFailed);
   EXPECT_EQ(r->attempt, 1);
   EXPECT_EQ(r->error_message, "no handler is registered for job type 'nobody_handles_this'");
+}
+
+// Events are reported by the completer after the attempt's own strings are gone: their text
+// must still be the job's (ASan catches a view into freed memory here).
+TEST_F(WorkerTest, EventsCarryTheJobsTypeQueueAndErrorText) {
+  std::mutex mu;
+  std::vector<std::tuple<Kind, std::string, std::string, std::string>> seen;
+  auto count = options_.on_event;
+  options_.on_event = [&, count](const JobEvent& e) {
+    {
+      std::lock_guard lock(mu);
+      seen.emplace_back(e.kind, std::string(e.job_type), std::string(e.error),
+                        std::string(e.queue));
+    }
+    count(e);
+  };
+  options_.default_max_attempts = 1;
+  handlers_.add<Work>([](const Work& w, JobContext&) {
+    if (w.n == 1) throw std::runtime_error("boom " + std::string(300, 'x'));
+  });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobOptions o;
+  o.queue = "reports";
+  runner.start_job(Work{1}, o);
+  runner.start_job(Work{2}, o);
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+  std::lock_guard lock(mu);
+  int checked = 0;
+  for (const auto& [kind, type, error, queue] : seen) {
+    EXPECT_EQ(type, "work");
+    EXPECT_EQ(queue, "reports");
+    if (kind == Kind::kFailed) {
+      EXPECT_EQ(error, "std::runtime_error: boom " + std::string(300, 'x'));
+      ++checked;
+    }
+    if (kind == Kind::kCompleted) ++checked;
+  }
+  EXPECT_EQ(checked, 2);
 }
 
 TEST_F(WorkerTest, UndecodableJobDataFailsAtOnce) {

@@ -5,7 +5,8 @@
 # database server. At the end it prints, and asserts: jobs enqueued, Completed, lost (must be
 # 0), run concurrently on two workers (must be 0), run more than once (only allowed after a
 # kill or a graceful stop of the worker that ran it; a database restart must cause none), and
-# the longest time a job of a killed worker waited before it ran again.
+# the longest time a job of a killed worker waited before it ran again. Workers prefetch
+# (PrefetchJobs 4) and store outcomes in batches, so both fast paths are under the chaos too.
 #
 #   tests/crash/crash_test.sh --ergon build/release/apps/ergon/ergon [--size small|large]
 #                             [--postgres]   (a private PostgreSQL cluster, restarted as chaos)
@@ -78,6 +79,7 @@ cat > "$dir/ergon.json" <<JSON
   "Database": "$db",
   "JobsWorker": {
     "MaxConcurrentJobs": 4,
+    "PrefetchJobs": 4,
     "PollingInterval": "00:00:00.100",
     "HeartbeatInterval": "00:00:00.200",
     "OrphanedJobThreshold": "$threshold",

@@ -38,7 +38,12 @@ class Params {
   [[nodiscard]] const PgParams& params() const { return params_; }
 
  private:
-  std::string next() { return "$" + std::to_string(params_.size()); }
+  // Built by appending: g++ 12 -O3 warns (falsely, -Wstringop-overflow) on "$" + to_string().
+  std::string next() {
+    std::string placeholder = "$";
+    placeholder += std::to_string(params_.size());
+    return placeholder;
+  }
   PgParams params_;
 };
 

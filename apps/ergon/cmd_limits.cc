@@ -41,8 +41,10 @@ void register_limits(CLI::App& app, Globals& g) {
       ->required()
       ->check(CLI::NonNegativeNumber);
   set->callback([&g, type, max] {
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     runner.set_concurrency_limit(*type, *max);
+    audit(store, "limit.set", *type, std::to_string(*max));
     std::cout << "at most " << *max << " job(s) of type " << *type << " run at once\n";
   });
 
@@ -50,8 +52,10 @@ void register_limits(CLI::App& app, Globals& g) {
   auto* remove = cmd->add_subcommand("remove", "remove the limit of JOB_TYPE");
   remove->add_option("job_type", *removed, "job type")->required();
   remove->callback([&g, removed] {
-    JobRunner runner(open_existing(database_url(g)));
+    auto store = open_existing(database_url(g));
+    JobRunner runner(store);
     runner.set_concurrency_limit(*removed, std::nullopt);
+    audit(store, "limit.remove", *removed);
     std::cout << "no concurrency limit for job type " << *removed << "\n";
   });
 }

@@ -80,7 +80,8 @@ struct Config {
 
 // Environment variables (name, value) that override configuration keys.
 using ConfigEnvironment = std::vector<std::pair<std::string, std::string>>;
-// The process's variables named JobsWorker__*, Messaging__* or Handlers__* (any case).
+// The process's variables named JobsWorker__*, Messaging__*, Handlers__*, Logging__* or
+// Dashboard__* (any case).
 ConfigEnvironment config_environment();
 
 // Throw Error(kConfig) with the offending key (or variable) and value in the message; several

@@ -552,6 +552,32 @@ class JobsWorker::Impl {
       JobRecord job = std::move(queue_.front());
       queue_.pop_front();
       Slot& slot = running_.at({job.id, job.attempt});
+      if (!draining_ && (slot.lost || slot.cancel)) {
+        // Lost (rescued elsewhere: another worker may run it now) or cancelled while it waited
+        // in the local queue: never start it. A lost job has nothing left to store here; a
+        // cancelled one is stored Cancelled, fenced like any outcome.
+        slot.finishing = true;
+        ++finishing_;
+        std::optional<JobFinishParams> fin;
+        std::optional<OwnedEvent> event;
+        if (!slot.lost) {
+          fin.emplace();
+          fin->id = job.id;
+          fin->attempt = job.attempt;
+          fin->worker_id = worker_id_;
+          fin->status = JobStatus::kCancelled;
+          fin->now = clock_.now();
+          fin->error_message = "cancelled before it started";
+          event = JobEvent{JobEvent::Kind::kCancelled,
+                           job.id,
+                           job.job_type,
+                           job.attempt,
+                           "cancelled",
+                           job.queue};
+        }
+        queue_outcome_locked({job.id, job.attempt, std::move(fin), std::move(event)});
+        continue;
+      }
       bool skip = draining_;
       bool already_released = slot.abandoned;
       if (!skip) {

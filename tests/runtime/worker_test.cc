@@ -511,6 +511,48 @@ TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
   EXPECT_EQ(counter(Kind::kStarted).count(), 2);
 }
 
+// A job cancelled while it waits in the local queue never starts: it is stored Cancelled.
+TEST_F(WorkerTest, APrefetchedJobCancelledBeforeItStartsNeverRuns) {
+  options_.max_concurrent_jobs = 1;
+  options_.prefetch_jobs = 1;
+  Gate gate;
+  EventCounter inside;
+  std::atomic<int> second_ran{0};
+  handlers_.add<Work>([&](const Work& w, JobContext&) {
+    if (w.n == 2) {
+      ++second_ran;
+      return;
+    }
+    inside.add();
+    gate.wait();
+  });
+  JobRunner runner(store_);
+  runner.start_job(Work{1});
+  clock_.advance(1ms);  // claim order: run_at, then id
+  JobId waiting = runner.start_job(Work{2});
+  auto worker = make_worker();
+  worker->start();
+  ASSERT_TRUE(inside.wait_for(1));
+  ASSERT_EQ(runner.get_job(waiting)->status, JobStatus::kRunning);  // claimed, in the queue
+  // The cancel reaches the worker through a heartbeat. Two cancels, each waited for until its
+  // heartbeat is in the database: the second heartbeat ran after the first one had marked the
+  // slot (one thread does both).
+  for (int i = 0; i < 2; ++i) {
+    clock_.advance(1s);
+    EXPECT_EQ(runner.cancel(waiting), CancelOutcome::kRequested);
+    TimePoint now = clock_.now();
+    ASSERT_TRUE(eventually([&] { return runner.get_job(waiting)->heartbeat_at == now; }));
+  }
+  gate.open();
+  ASSERT_TRUE(wait_for(Kind::kCancelled, 1));
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+  auto r = runner.get_job(waiting);
+  EXPECT_EQ(r->status, JobStatus::kCancelled);
+  EXPECT_EQ(r->error_message, "cancelled before it started");
+  EXPECT_EQ(second_ran.load(), 0);
+}
+
 TEST_F(WorkerTest, StopWithoutStartAndTwiceIsHarmless) {
   auto worker = make_worker();
   worker->stop();

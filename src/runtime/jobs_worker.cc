@@ -248,10 +248,10 @@ class JobsWorker::Impl {
   }
 
   // Slots taken, as the producer counts them: attempts queued or running, plus finished
-  // attempts whose outcome is not stored yet beyond the first max_ of them. A handler that
-  // returns frees its slot at once (the completer stores its outcome with others in one
-  // transaction, meanwhile the next claim runs), but no more than max_ outcomes wait: a store
-  // that stopped taking outcomes stops the claims too.
+  // attempts whose outcome is not stored yet beyond the first capacity_ of them. A handler
+  // that returns frees its slot at once (the completer stores its outcome with others in one
+  // transaction, meanwhile the next claim runs), but past capacity_ waiting outcomes count
+  // again: a store that stopped taking outcomes stops the claims too.
   int occupied_locked() const {
     int occupied = static_cast<int>(running_.size()) - finishing_;
     if (finishing_ > capacity_) occupied += finishing_ - capacity_;

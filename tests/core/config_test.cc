@@ -303,8 +303,7 @@ TEST(ConfigTest, ReadsPrefetchLoggingAndDashboard) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"Logging": {"Format": "xml"}})").find("Logging.Format"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"Logging": {"Level": "loud"}})").find("Logging.Level"),
-            std::string::npos);
+  EXPECT_NE(error_of(R"({"Logging": {"Level": "loud"}})").find("Logging.Level"), std::string::npos);
   EXPECT_NE(error_of(R"({"Logging": {"Colour": true}})").find("Colour"), std::string::npos);
   EXPECT_NE(error_of(R"({"Dashboard": {"ReadOnly": "yes"}})").find("Dashboard.ReadOnly"),
             std::string::npos);

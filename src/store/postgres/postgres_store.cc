@@ -1100,19 +1100,24 @@ std::vector<TypeLimit> PostgresStore::limit_list() {
   return out;
 }
 
-bool PostgresStore::job_finish(const JobFinishParams& p) {
+// One outcome's statement on `conn` (a final state, or Pending again with its pg_notify);
+// true if it moved the job.
+bool PostgresStore::finish_on(PgConnection& conn, const JobFinishParams& p) {
   PgParams params = finish_params(p);
+  if (is_final(p.status)) {
+    auto r = conn.run(sql_->finish, params, Format::kText);
+    return std::string_view(PQcmdTuples(r.get())) == "1";
+  }
+  params.text(channel_);
+  auto r = conn.run(sql_->finish_retry, params, Format::kText);
+  return PQntuples(r.get()) == 1;
+}
+
+bool PostgresStore::job_finish(const JobFinishParams& p) {
   bool changed;
   {
     auto conn = pool_.acquire();
-    if (is_final(p.status)) {
-      auto r = conn->run(sql_->finish, params, Format::kText);
-      changed = std::string_view(PQcmdTuples(r.get())) == "1";
-    } else {
-      params.text(channel_);
-      auto r = conn->run(sql_->finish_retry, params, Format::kText);
-      changed = PQntuples(r.get()) == 1;
-    }
+    changed = finish_on(*conn, p);
   }
   if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
   return changed;
@@ -1163,15 +1168,9 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
       for (std::size_t i = 0; i < batch.size(); ++i) {
         const auto& p = batch[i];
         if (plain(p)) continue;
-        PgParams params = finish_params(p);
-        if (is_final(p.status)) {
-          auto r = conn->run(sql_->finish, params, Format::kText);
-          out[i] = std::string_view(PQcmdTuples(r.get())) == "1";
-        } else {
-          params.text(channel_);
-          auto r = conn->run(sql_->finish_retry, params, Format::kText);
-          out[i] = PQntuples(r.get()) == 1;
-          if (out[i]) earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
+        out[i] = finish_on(*conn, p);
+        if (out[i] && p.status == JobStatus::kPending) {
+          earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
         }
       }
       conn->exec_script("COMMIT");

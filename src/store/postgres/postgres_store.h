@@ -29,8 +29,8 @@
 #include <mutex>
 #include <string>
 
-#include "store/postgres/pg_pool.h"
 #include "store/limited_types.h"
+#include "store/postgres/pg_pool.h"
 #include "store/store.h"
 #include "transport/pg_listener.h"
 
@@ -73,8 +73,7 @@ class PostgresStore final : public Store {
   JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the SQLite twin stays visible (and refuses)
   JobId job_insert_tx(pg_conn* conn, const JobInsertParams& p) override;
-  void limit_set(std::string_view job_type, std::optional<int> max_running,
-                 TimePoint now) override;
+  void limit_set(std::string_view job_type, std::optional<int> max_running, TimePoint now) override;
   std::vector<TypeLimit> limit_list() override;
   void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
   std::vector<QueueRecord> queue_list() override;
@@ -149,6 +148,7 @@ class PostgresStore final : public Store {
   int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
   int schema_version(PgConnection& conn);
   void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out);
+  bool finish_on(PgConnection& conn, const JobFinishParams& p);
   // job_retry and job_retry_matching: runs the UPDATE ... RETURNING run_at, then wakes the
   // workers of every process. Returns how many jobs went back to Pending.
   int retry_run(const std::string& sql, const PgParams& params, TimePoint now);

@@ -41,8 +41,7 @@ class SqliteStore final : public Store {
   JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the PostgreSQL twin stays visible (and refuses)
   JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
-  void limit_set(std::string_view job_type, std::optional<int> max_running,
-                 TimePoint now) override;
+  void limit_set(std::string_view job_type, std::optional<int> max_running, TimePoint now) override;
   std::vector<TypeLimit> limit_list() override;
   void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
   std::vector<QueueRecord> queue_list() override;

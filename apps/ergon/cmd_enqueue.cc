@@ -18,6 +18,7 @@ void register_enqueue(CLI::App& app, Globals& g) {
     int count = 1;
     std::string unique_key;
     bool unique_while_running = false;
+    std::string group_key;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("type", args->type, "job type")->required();
@@ -34,12 +35,15 @@ void register_enqueue(CLI::App& app, Globals& g) {
                   "while a job with this key is pending, print its id instead of adding one");
   cmd->add_flag("--unique-while-running", args->unique_while_running,
                 "with --unique-key: also while that job runs");
+  cmd->add_option("--group", args->group_key,
+                  "group key (a tenant, an account): claimed round-robin across groups");
   cmd->callback([&g, args] {
     JobOptions o;
     o.queue = args->queue;
     o.priority = args->priority;
     o.unique_key = args->unique_key;
     o.unique_while_running = args->unique_while_running;
+    o.group_key = args->group_key;
     if (args->max_attempts > 0) o.max_attempts = args->max_attempts;
     if (!args->delay.empty() && !args->run_at.empty()) {
       throw CLI::ValidationError("--delay and --run-at", "give one of them, not both");

@@ -28,7 +28,9 @@ nlohmann::json to_json(const JobRecord& r) {
           {"attempt", r.attempt},
           {"max_attempts", opt(r.max_attempts)},
           {"worker_id", opt(r.worker_id)},
-          {"heartbeat_at", opt_time(r.heartbeat_at)}};
+          {"heartbeat_at", opt_time(r.heartbeat_at)},
+          {"unique_key", opt(r.unique_key)},
+          {"group_key", opt(r.group_key)}};
 }
 
 // One line per job; long fields are cut so the table stays readable.

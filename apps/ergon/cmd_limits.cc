@@ -1,13 +1,49 @@
-// ergon limits list|set|remove — cluster-wide concurrency limits per job type
+// ergon limits list|set|remove — cluster-wide concurrency and rate limits per job type
 // (docs/flow-control.md).
 #include <iostream>
 
 #include "common.h"
 
 namespace ergon::cli {
+namespace {
+
+// "10/1s", "600/1h": a rate limit. Throws CLI::ValidationError naming --rate.
+std::pair<int, Duration> parse_rate(const std::string& text) {
+  auto slash = text.find('/');
+  int n = -1;
+  std::size_t used = 0;
+  if (slash != std::string::npos) {
+    try {
+      n = std::stoi(text.substr(0, slash), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+  }
+  if (slash == std::string::npos || used != slash || n < 0) {
+    throw CLI::ValidationError("--rate", "'" + text +
+                                             "' is not COUNT/PERIOD (e.g. 10/1s, 600/1h; COUNT "
+                                             "at least 0)");
+  }
+  Duration period = parse_cli_duration(text.substr(slash + 1), "--rate");
+  if (period < std::chrono::milliseconds(1) || period > std::chrono::hours(24 * 31)) {
+    throw CLI::ValidationError("--rate", "the period must be 1ms to 31d");
+  }
+  return {n, period};
+}
+
+// "2", "10/1s", "-" for a missing limit.
+std::string describe_limit(const TypeLimit& l, bool rate) {
+  if (!rate) return l.max_running ? std::to_string(*l.max_running) : "-";
+  if (!l.rate_limit) return "-";
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count();
+  std::string period = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+  return std::to_string(*l.rate_limit) + "/" + period;
+}
+
+}  // namespace
 
 void register_limits(CLI::App& app, Globals& g) {
-  auto* cmd = app.add_subcommand("limits", "list, set and remove concurrency limits per job type");
+  auto* cmd = app.add_subcommand("limits", "list, set and remove limits per job type");
   cmd->require_subcommand(1);
 
   auto json = std::make_shared<bool>(false);
@@ -15,48 +51,81 @@ void register_limits(CLI::App& app, Globals& g) {
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
     JobRunner runner(open_existing(database_url(g)));
-    auto limits = runner.list_concurrency_limits();
+    auto limits = runner.list_type_limits();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& l : limits) {
-        out.push_back(
-            {{"job_type", l.job_type}, {"max_running", l.max_running}, {"running", l.running}});
+        nlohmann::json row = {{"job_type", l.job_type},   {"max_running", nullptr},
+                              {"rate_limit", nullptr},    {"rate_period_ms", nullptr},
+                              {"per_group", l.per_group}, {"running", l.running}};
+        if (l.max_running) row["max_running"] = *l.max_running;
+        if (l.rate_limit) {
+          row["rate_limit"] = *l.rate_limit;
+          row["rate_period_ms"] =
+              std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count();
+        }
+        out.push_back(std::move(row));
       }
       std::cout << out.dump(2) << "\n";
       return;
     }
-    std::printf("%-40s %12s %10s\n", "JOB TYPE", "MAX RUNNING", "RUNNING");
+    std::printf("%-40s %12s %14s %9s %10s\n", "JOB TYPE", "MAX RUNNING", "RATE", "PER GROUP",
+                "RUNNING");
     for (const auto& l : limits) {
-      std::printf("%-40s %12d %10lld\n", l.job_type.c_str(), l.max_running,
-                  static_cast<long long>(l.running));
+      std::printf("%-40s %12s %14s %9s %10lld\n", l.job_type.c_str(),
+                  describe_limit(l, false).c_str(), describe_limit(l, true).c_str(),
+                  l.per_group ? "yes" : "no", static_cast<long long>(l.running));
     }
   });
 
-  auto type = std::make_shared<std::string>();
-  auto max = std::make_shared<int>(0);
+  struct SetArgs {
+    std::string type;
+    std::optional<int> max;
+    std::string rate;
+    bool per_group = false;
+  };
+  auto a = std::make_shared<SetArgs>();
   auto* set = cmd->add_subcommand(
-      "set", "at most MAX jobs of JOB_TYPE run at once, on all workers together (0: none)");
-  set->add_option("job_type", *type, "job type")->required();
-  set->add_option("max", *max, "jobs of the type running at once")
-      ->required()
-      ->check(CLI::NonNegativeNumber);
-  set->callback([&g, type, max] {
+      "set",
+      "limit JOB_TYPE on all workers together: at most MAX running at once (0: none) and/or at "
+      "most COUNT started per PERIOD (--rate); replaces the type's limits");
+  set->add_option("job_type", a->type, "job type")->required();
+  set->add_option("max", a->max, "jobs of the type running at once")->check(CLI::NonNegativeNumber);
+  set->add_option("--rate", a->rate, "COUNT/PERIOD: at most COUNT started per PERIOD (10/1s)");
+  set->add_flag("--per-group", a->per_group,
+                "hold the limits for each group key (enqueue --group) on its own");
+  set->callback([&g, a] {
+    TypeLimit l;
+    l.job_type = a->type;
+    l.max_running = a->max;
+    if (!a->rate.empty()) std::tie(l.rate_limit, l.rate_period) = parse_rate(a->rate);
+    l.per_group = a->per_group;
+    if (!l.max_running && !l.rate_limit) {
+      throw CLI::ValidationError("limits set", "give MAX, --rate COUNT/PERIOD or both");
+    }
     auto store = open_existing(database_url(g));
     JobRunner runner(store);
-    runner.set_concurrency_limit(*type, *max);
-    audit(store, "limit.set", *type, std::to_string(*max));
-    std::cout << "at most " << *max << " job(s) of type " << *type << " run at once\n";
+    runner.set_type_limit(l);
+    std::string what;
+    if (l.max_running) what = "at most " + std::to_string(*l.max_running) + " running at once";
+    if (l.rate_limit) {
+      if (!what.empty()) what += ", ";
+      what += "at most " + describe_limit(l, true) + " started";
+    }
+    if (l.per_group) what += ", per group";
+    audit(store, "limit.set", l.job_type, what);
+    std::cout << "job type " << l.job_type << ": " << what << "\n";
   });
 
   auto removed = std::make_shared<std::string>();
-  auto* remove = cmd->add_subcommand("remove", "remove the limit of JOB_TYPE");
+  auto* remove = cmd->add_subcommand("remove", "remove every limit of JOB_TYPE");
   remove->add_option("job_type", *removed, "job type")->required();
   remove->callback([&g, removed] {
     auto store = open_existing(database_url(g));
     JobRunner runner(store);
-    runner.set_concurrency_limit(*removed, std::nullopt);
+    runner.remove_type_limit(*removed);
     audit(store, "limit.remove", *removed);
-    std::cout << "no concurrency limit for job type " << *removed << "\n";
+    std::cout << "no limit for job type " << *removed << "\n";
   });
 }
 

@@ -117,13 +117,20 @@ class JobRunner {
   // Queues with jobs waiting or running, and every queue ever paused, by name.
   [[nodiscard]] std::vector<QueueRecord> list_queues() const;
 
-  // Cluster-wide concurrency limits per job type (docs/flow-control.md): at most
-  // `max_running` jobs of `job_type` Running at once, across every worker of every process.
-  // 0 holds the type back; a limit lowered below what runs now lets those finish. nullopt
-  // removes the limit. Throws Error(kInvalidArgument) for a negative limit or a bad type name.
+  // Cluster-wide limits per job type (docs/flow-control.md), held by the database for every
+  // worker of every process: at most `max_running` of the type Running at once and at most
+  // `rate_limit` started in any `rate_period`, for the whole type or, with `per_group`, for
+  // each group key on its own. 0 holds the type back; a limit lowered below what runs now lets
+  // those finish. set_type_limit replaces the type's limits; throws Error(kInvalidArgument)
+  // for a bad type name, a negative figure, a rate without a period (1 ms to 31 days), or
+  // neither limit.
+  void set_type_limit(const TypeLimit& limit);
+  void remove_type_limit(std::string_view job_type);
+  // Only the concurrency limit, keeping the type's rate limit; nullopt removes it (and the
+  // type's limits altogether when it has no rate limit).
   void set_concurrency_limit(std::string_view job_type, std::optional<int> max_running);
-  // Every limit, by job type, with how many of the type run now.
-  [[nodiscard]] std::vector<TypeLimit> list_concurrency_limits() const;
+  // Every limited type, by name, with how many of it run now.
+  [[nodiscard]] std::vector<TypeLimit> list_type_limits() const;
 
   // Wakes idle workers of this process (e.g. after committing a transactional enqueue).
   void notify();

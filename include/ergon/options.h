@@ -32,6 +32,11 @@ struct JobOptions {
   // nothing. Empty: no key. At most 200 bytes. Not for start_jobs (bulk).
   std::string unique_key;
   bool unique_while_running = false;
+  // Fair claiming (docs/flow-control.md): jobs with a group key (a tenant, an account) are
+  // claimed round-robin across groups, so one group's backlog does not hold back another
+  // group's jobs; a limit with per_group applies to each group on its own. Empty: no group.
+  // At most 200 bytes.
+  std::string group_key;
 };
 
 // What happened to a job in a worker; delivered to WorkerOptions::on_event.

@@ -68,6 +68,7 @@ struct JobRecord {
   bool cancel_requested = false;          // cancel() was called while it ran
   int rescue_count = 0;                   // times it was taken back from a dead worker
   std::optional<std::string> unique_key;  // JobOptions::unique_key, if it was given
+  std::optional<std::string> group_key;   // JobOptions::group_key, if it was given
 };
 
 // A queue as the cluster sees it: paused or not, and how many of its jobs wait or run.
@@ -78,12 +79,17 @@ struct QueueRecord {
   std::int64_t running = 0;
 };
 
-// A cluster-wide concurrency limit: at most max_running jobs of job_type Running at once,
-// across every worker of every process (docs/flow-control.md).
+// Cluster-wide limits on one job type, held by the database for every worker of every process
+// (docs/flow-control.md): at most max_running of its jobs Running at once, and at most
+// rate_limit of them started in any rate_period. With per_group, each group key
+// (JobOptions::group_key; jobs without one form one group) has these limits on its own.
 struct TypeLimit {
   std::string job_type;
-  int max_running = 0;
-  std::int64_t running = 0;  // Running now
+  std::optional<int> max_running;  // unset: no concurrency limit; 0 holds the type back
+  std::optional<int> rate_limit;   // unset: no rate limit; 0 holds the type back
+  Duration rate_period{};          // with rate_limit: 1 ms to 31 days
+  bool per_group = false;
+  std::int64_t running = 0;  // Running now (what limit_list reports; ignored when setting)
 };
 
 // A worker process, as registered in the `workers` table.

@@ -53,6 +53,13 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   }
   p.unique_key = o.unique_key;
   p.unique_while_running = o.unique_while_running;
+  if (o.group_key.size() > kMaxGroupKeyBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "group_key is longer than 200 bytes");
+  }
+  if (o.group_key.find('\0') != std::string::npos) {
+    throw Error(ErrorCode::kInvalidArgument, "group_key must not contain a NUL byte");
+  }
+  p.group_key = o.group_key;
   return p;
 }
 
@@ -204,11 +211,30 @@ void JobRunner::resume_queue(std::string_view queue) {
 
 std::vector<QueueRecord> JobRunner::list_queues() const { return store_->queue_list(); }
 
-void JobRunner::set_concurrency_limit(std::string_view job_type, std::optional<int> max_running) {
-  store_->limit_set(job_type, max_running, store_->clock().now());
+void JobRunner::set_type_limit(const TypeLimit& limit) {
+  store_->limit_set(limit, store_->clock().now());
 }
 
-std::vector<TypeLimit> JobRunner::list_concurrency_limits() const { return store_->limit_list(); }
+void JobRunner::remove_type_limit(std::string_view job_type) {
+  store_->limit_remove(job_type, store_->clock().now());
+}
+
+void JobRunner::set_concurrency_limit(std::string_view job_type, std::optional<int> max_running) {
+  // The type's other limits stay as they are.
+  TypeLimit limit;
+  limit.job_type = job_type;
+  for (auto& l : store_->limit_list()) {
+    if (l.job_type == job_type) limit = std::move(l);
+  }
+  limit.max_running = max_running;
+  if (!limit.max_running && !limit.rate_limit) {
+    remove_type_limit(job_type);
+  } else {
+    set_type_limit(limit);
+  }
+}
+
+std::vector<TypeLimit> JobRunner::list_type_limits() const { return store_->limit_list(); }
 
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
 

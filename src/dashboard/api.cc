@@ -76,6 +76,8 @@ json job_full(const JobRecord& r) {
   j["cancel_requested"] = r.cancel_requested;
   j["rescue_count"] = r.rescue_count;
   j["unique_key"] = opt_text(r.unique_key);
+  j["group_key"] = opt_text(r.group_key);
+  j["group_key"] = opt_text(r.group_key);
   return j;
 }
 

@@ -84,7 +84,11 @@ std::vector<AttemptRecord> Store::job_attempts(const JobId&) { no_operations(*th
 void Store::audit_insert(const AuditRecord&) { no_operations(*this); }
 std::vector<AuditRecord> Store::audit_list(int) { no_operations(*this); }
 
-void Store::limit_set(std::string_view, std::optional<int>, TimePoint) {
+void Store::limit_set(const TypeLimit&, TimePoint) {
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(backend()) + " store does not support concurrency limits");
+}
+void Store::limit_remove(std::string_view, TimePoint) {
   throw Error(ErrorCode::kUnsupported,
               "the " + std::string(backend()) + " store does not support concurrency limits");
 }
@@ -114,6 +118,31 @@ std::vector<ScheduleRecord> Store::schedule_list() { no_schedules(*this); }
 std::vector<ScheduleRecord> Store::schedule_due(TimePoint, int) { no_schedules(*this); }
 std::optional<TimePoint> Store::schedule_next_due() { no_schedules(*this); }
 ScheduleFireResult Store::schedule_fire(const ScheduleFireParams&) { no_schedules(*this); }
+
+void check_type_limit(const TypeLimit& l) {
+  if (l.job_type.empty() || l.job_type.size() > kMaxJobTypeBytes) {
+    throw Error(ErrorCode::kInvalidArgument, "job type must be 1 to 200 bytes");
+  }
+  if (l.job_type.find('\0') != std::string::npos) {
+    throw Error(ErrorCode::kInvalidArgument, "job type must not contain a NUL byte");
+  }
+  if (!l.max_running && !l.rate_limit) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a limit needs a concurrency limit, a rate limit or both");
+  }
+  if (l.max_running && *l.max_running < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "a concurrency limit must not be negative");
+  }
+  if (l.rate_limit) {
+    if (*l.rate_limit < 0) {
+      throw Error(ErrorCode::kInvalidArgument, "a rate limit must not be negative");
+    }
+    if (l.rate_period < std::chrono::milliseconds(1) ||
+        l.rate_period > std::chrono::hours(24 * 31)) {
+      throw Error(ErrorCode::kInvalidArgument, "a rate limit's period must be 1 ms to 31 days");
+    }
+  }
+}
 
 std::string truncate_utf8(std::string_view text, std::size_t max_bytes) {
   if (text.size() <= max_bytes) return std::string(text);

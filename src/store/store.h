@@ -48,6 +48,7 @@ struct JobInsertParams {
   // unique_while_running); job_insert then returns the holder's id and inserts nothing.
   std::string_view unique_key;
   bool unique_while_running = false;
+  std::string_view group_key;  // empty: none (JobOptions::group_key)
 };
 
 struct JobClaimParams {
@@ -256,12 +257,14 @@ class Store {
   virtual void audit_insert(const AuditRecord& record);
   [[nodiscard]] virtual std::vector<AuditRecord> audit_list(int limit);
 
-  // Cluster-wide concurrency limits per job type (docs/flow-control.md; migration 7). A limit
-  // of 0 runs none of the type; nullopt removes the limit. job_claim then starts a job of a
-  // limited type only while fewer than max_running of its type are Running, whatever process
-  // claims (the count and the claim are serialized per type), and job_claim_id never does
-  // (the consumer's message waits for a poll).
-  virtual void limit_set(std::string_view job_type, std::optional<int> max_running, TimePoint now);
+  // Cluster-wide limits per job type (docs/flow-control.md; migrations 7 and 8). limit_set
+  // replaces the type's limits (check_type_limit first; kInvalidArgument), limit_remove drops
+  // them. job_claim then starts a job of a limited type only while fewer than max_running of
+  // its type (of its group, with per_group) are Running and fewer than rate_limit were started
+  // in the last rate_period, whatever process claims (the count and the claim are serialized
+  // per type); job_claim_id never does (the consumer's message waits for a poll).
+  virtual void limit_set(const TypeLimit& limit, TimePoint now);
+  virtual void limit_remove(std::string_view job_type, TimePoint now);
   [[nodiscard]] virtual std::vector<TypeLimit> limit_list();
 
   // Queues paused cluster-wide (docs/flow-control.md). Pausing a queue nobody used yet is
@@ -303,6 +306,11 @@ inline constexpr std::size_t kMaxErrorMessageBytes = 2000;
 inline constexpr std::size_t kMaxProgressMessageBytes = 1000;
 inline constexpr std::size_t kMaxJobTypeBytes = 200;
 inline constexpr std::size_t kMaxQueueBytes = 100;
+inline constexpr std::size_t kMaxGroupKeyBytes = 200;
+
+// Throws Error(kInvalidArgument) for a limit no store should keep: a bad type name, a
+// negative figure, a rate without a period (1 ms to 31 days) or neither limit set.
+void check_type_limit(const TypeLimit& limit);
 
 // Cuts `text` to at most `max_bytes`, never inside a UTF-8 sequence.
 std::string truncate_utf8(std::string_view text, std::size_t max_bytes);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -46,6 +47,31 @@ class CliTest : public ::testing::Test {
       if (r.status == 0 && nlohmann::json::parse(r.out).size() == n) return true;
     }
     return false;
+  }
+
+  // Runs `workers` worker processes on a config whose handler is `script` for `type` (four slots,
+  // 20 ms polling) until `jobs` jobs are Completed, then stops them; false if they did not
+  // finish within a minute.
+  bool run_workers(const std::string& type, const std::string& script, int workers, int jobs) {
+    std::string config = dir_.file("ergon.json");
+    std::ofstream(config) << R"({"Database": ")" << db()
+                          << R"(", "JobsWorker": {"PollingInterval": "00:00:00.020",
+                                "MaxConcurrentJobs": 4, "RunScheduler": false},
+                                "Handlers": {")"
+                          << type << R"(": {"command": [")" << script << R"("]}}})";
+    std::vector<pid_t> pids;
+    for (int w = 0; w < workers; ++w) {
+      pids.push_back(spawn_worker(config));
+      EXPECT_GE(pids.back(), 0);
+    }
+    bool done = wait_completed(static_cast<std::size_t>(jobs), std::chrono::seconds(60));
+    for (pid_t pid : pids) {
+      if (pid > 0) kill(pid, SIGTERM);
+    }
+    for (pid_t pid : pids) {
+      if (pid > 0) waitpid(pid, nullptr, 0);
+    }
+    return done;
   }
 
   TempDir dir_;
@@ -191,21 +217,7 @@ TEST_F(CliTest, AConcurrencyLimitHoldsAcrossWorkerProcesses) {
   std::ofstream(script) << "#!/bin/sh\ncat > /dev/null\necho \"start $(date +%s%N)\" >> " << ledger
                         << "\nsleep 0.05\necho \"end $(date +%s%N)\" >> " << ledger << "\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
-  std::string config = dir_.file("ergon.json");
-  std::ofstream(config) << R"({"Database": ")" << db()
-                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.020",
-                              "MaxConcurrentJobs": 4, "RunScheduler": false},
-                              "Handlers": {"scarce": {"command": [")"
-                        << script << R"("]}}})";
-  std::vector<pid_t> workers;
-  for (int w = 0; w < 3; ++w) {
-    workers.push_back(spawn_worker(config));
-    ASSERT_GE(workers.back(), 0);
-  }
-  bool done = wait_completed(kJobs, std::chrono::seconds(60));
-  for (pid_t pid : workers) kill(pid, SIGTERM);
-  for (pid_t pid : workers) waitpid(pid, nullptr, 0);
-  ASSERT_TRUE(done);
+  ASSERT_TRUE(run_workers("scarce", script, 3, kJobs));
   std::ifstream in(ledger);
   std::string word;
   long long stamp = 0;
@@ -228,6 +240,45 @@ TEST_F(CliTest, AConcurrencyLimitHoldsAcrossWorkerProcesses) {
   ASSERT_EQ(ergon({"limits", "remove", "scarce", "--db", db()}).status, 0);
   EXPECT_EQ(nlohmann::json::parse(ergon({"limits", "list", "--json", "--db", db()}).out).size(),
             0u);
+}
+
+// Three worker processes and a rate limit of 4 per second for the type: the handlers' ledger
+// never shows more than 4 starts within a second (less a tolerance for process start-up, since
+// the ledger records when a handler began, not when its job was claimed), and 12 jobs take at
+// least two periods.
+TEST_F(CliTest, ARateLimitHoldsAcrossWorkerProcesses) {
+  migrate();
+  for (std::string bad : {"4", "x/1s", "4/", "4/soon", "-1/1s", "4/0s"}) {
+    EXPECT_EQ(ergon({"limits", "set", "api", "--rate", bad, "--db", db()}).status, 2) << bad;
+  }
+  EXPECT_EQ(ergon({"limits", "set", "api", "--db", db()}).status, 2);  // neither limit
+  EXPECT_EQ(nlohmann::json::parse(ergon({"limits", "list", "--json", "--db", db()}).out).size(),
+            0u);
+  ASSERT_EQ(ergon({"limits", "set", "api", "--rate", "4/1s", "--db", db()}).status, 0);
+  constexpr int kJobs = 12;
+  ASSERT_EQ(ergon({"enqueue", "api", "{}", "--count", std::to_string(kJobs), "--db", db()}).status,
+            0);
+  std::string ledger = dir_.file("ledger.txt");
+  std::string script = dir_.file("handler.sh");
+  std::ofstream(script) << "#!/bin/sh\ncat > /dev/null\necho \"$(date +%s%N)\" >> " << ledger
+                        << "\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  ASSERT_TRUE(run_workers("api", script, 3, kJobs));
+  std::ifstream in(ledger);
+  std::vector<long long> starts;
+  for (long long t = 0; in >> t;) starts.push_back(t);
+  ASSERT_EQ(starts.size(), static_cast<std::size_t>(kJobs));
+  std::sort(starts.begin(), starts.end());
+  constexpr long long kWindowNs = 800'000'000;  // 1 s less 200 ms of start-up tolerance
+  for (std::size_t i = 0; i + 4 < starts.size(); ++i) {
+    EXPECT_GE(starts[i + 4] - starts[i], kWindowNs) << "5 starts within 0.8 s from start " << i;
+  }
+  EXPECT_GE(starts.back() - starts.front(), 2 * kWindowNs);
+  auto limits = nlohmann::json::parse(ergon({"limits", "list", "--json", "--db", db()}).out);
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0]["rate_limit"], 4);
+  EXPECT_EQ(limits[0]["rate_period_ms"], 1000);
+  EXPECT_TRUE(limits[0]["max_running"].is_null());
 }
 
 TEST_F(CliTest, CronNextPrintsOccurrencesWithTheZonesOffset) {

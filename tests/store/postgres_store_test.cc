@@ -576,6 +576,26 @@ TEST_F(PostgresStoreTest, OnTheSystemClockTheDatabaseClockDecidesWhatIsDue) {
             "2");
 }
 
+// On the database clock, grouped jobs and a rate limit use the server's time too: the rate
+// window is measured from the server's statement time, whatever `now` the caller passes.
+TEST_F(PostgresStoreTest, OnTheDatabaseClockRateLimitsAndGroupsUseTheServersTime) {
+  auto store = std::dynamic_pointer_cast<postgres::PostgresStore>(open_store(url()));
+  ASSERT_TRUE(store->database_clock());
+  JobRunner runner(store);
+  auto wall = [] { return std::chrono::system_clock::now(); };
+  for (int i = 0; i < 3; ++i) runner.start_job_raw("api", "{}", {.group_key = "a"});
+  for (int i = 0; i < 3; ++i) runner.start_job_raw("plain", "{}", {.group_key = "b"});
+  runner.start_job_raw("plain", "{}");
+  runner.set_type_limit({.job_type = "api", .rate_limit = 2, .rate_period = 1h});
+  // A caller a day behind or ahead changes nothing: 2 api starts, and the 4 others.
+  auto first = store->job_claim({"behind", 10, wall() - 24h});
+  EXPECT_EQ(first.size(), 6u);
+  EXPECT_TRUE(store->job_claim({"ahead", 10, wall() + 2h}).empty());
+  auto limits = runner.list_type_limits();
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0].running, 2);
+}
+
 // Several processes enqueue with one unique key at once: exactly one job exists, and every
 // enqueue returned its id (ON CONFLICT on the partial unique index, and the holder's look-up).
 TEST_F(PostgresStoreTest, AUniqueKeyHoldsAcrossProcesses) {

@@ -349,7 +349,7 @@ TEST_P(StoreConformance, AConcurrencyLimitCapsRunningJobsOfItsTypeAcrossClaimers
     free.push_back(job(clock_.now(), "plenty"));
     store_->job_insert(free.back());
   }
-  store_->limit_set("scarce", 2, clock_.now());
+  store_->limit_set({.job_type = "scarce", .max_running = 2}, clock_.now());
   auto count = [](const std::vector<JobRecord>& v, std::string_view type) {
     return std::count_if(v.begin(), v.end(),
                          [&](const JobRecord& r) { return r.job_type == type; });
@@ -373,20 +373,28 @@ TEST_P(StoreConformance, AConcurrencyLimitCapsRunningJobsOfItsTypeAcrossClaimers
   auto b = store_->job_claim({"w2", 10, clock_.now()});
   EXPECT_EQ(count(b, "scarce"), 1);
   // Zero holds the type back entirely; raising the limit lets it go on at once.
-  store_->limit_set("scarce", 0, clock_.now());
+  store_->limit_set({.job_type = "scarce", .max_running = 0}, clock_.now());
   for (const auto& r : b) {
     ASSERT_TRUE(store_->job_finish(outcome(r, "w2", JobStatus::kCompleted, clock_.now())));
   }
   EXPECT_TRUE(store_->job_claim({"w2", 10, clock_.now()}).empty());
-  store_->limit_set("scarce", 10, clock_.now());
+  store_->limit_set({.job_type = "scarce", .max_running = 10}, clock_.now());
   EXPECT_EQ(store_->job_claim({"w2", 10, clock_.now()}).size(), 2u);  // the last two
   // Removed: the type is claimed like any other.
-  store_->limit_set("scarce", std::nullopt, clock_.now());
+  store_->limit_remove("scarce", clock_.now());
   EXPECT_TRUE(store_->limit_list().empty());
   EXPECT_TRUE(store_->job_claim({"w3", 10, clock_.now()}).empty());  // all claimed already
-  EXPECT_THROW(store_->limit_set("scarce", -1, clock_.now()), Error);
-  EXPECT_THROW(store_->limit_set("", 1, clock_.now()), Error);
-  EXPECT_THROW(store_->limit_set(std::string(201, 'x'), 1, clock_.now()), Error);
+  auto refused = [&](TypeLimit l) {
+    EXPECT_THROW(store_->limit_set(l, clock_.now()), Error) << l.job_type;
+  };
+  refused({.job_type = "scarce", .max_running = -1});
+  refused({.job_type = "", .max_running = 1});
+  refused({.job_type = std::string(201, 'x'), .max_running = 1});
+  refused({.job_type = "scarce"});  // neither limit
+  refused({.job_type = "scarce", .rate_limit = -1, .rate_period = std::chrono::seconds(1)});
+  refused({.job_type = "scarce", .rate_limit = 1});  // no period
+  refused({.job_type = "scarce", .rate_limit = 1, .rate_period = std::chrono::days(32)});
+  EXPECT_TRUE(store_->limit_list().empty());  // nothing half-written
 }
 
 TEST_P(StoreConformance, QueueNamesWithQuotesAndCommasAreJustNames) {
@@ -516,7 +524,7 @@ TEST_P(StoreConformance, ConcurrentClaimersNeverExceedAConcurrencyLimit) {
   constexpr int kThreads = 8;
   constexpr int kLimit = 3;
   for (int i = 0; i < kJobs; ++i) store_->job_insert(job(clock_.now(), "scarce"));
-  store_->limit_set("scarce", kLimit, clock_.now());
+  store_->limit_set({.job_type = "scarce", .max_running = kLimit}, clock_.now());
   std::vector<std::shared_ptr<Store>> stores;
   for (int t = 0; t < kThreads; ++t) stores.push_back(reopen());
   std::atomic<int> held{0}, most{0}, done{0};

@@ -219,7 +219,7 @@ async function jobPage(id) {
         ["Created", when(j.created_at)], ["Due", when(j.run_at)], ["Started", when(j.started_at)],
         ["Finished", when(j.completed_at)], ["Attempt", j.attempt + (j.max_attempts ? " of " + j.max_attempts : "")],
         ["Worker", j.worker_id || "–"], ["Heartbeat", when(j.heartbeat_at)],
-        ["Rescued", j.rescue_count], ["Unique key", j.unique_key || "–"]]
+        ["Rescued", j.rescue_count], ["Unique key", j.unique_key || "–"], ["Group", j.group_key || "–"]]
       .flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: k === "Id" ? "mono" : null }, String(v))]));
   const parts = [el("p", {}, statusBadge(j.status), j.cancel_requested ? " cancellation requested" : ""), actions,
     el("h2", {}, "Progress"),

@@ -149,6 +149,39 @@ CREATE TABLE @SCHEMA@.job_type_limits (
 -- The count of a type's Running jobs (the set is small: what the workers hold).
 CREATE INDEX jobs_running_type_idx ON @SCHEMA@.jobs (job_type) WHERE status = 'Running';
 )sql"},
+    {8, R"sql(
+-- Fair claiming and finer limits (docs/flow-control.md). A job may carry a group key (a
+-- tenant, an account): grouped jobs are claimed round-robin across groups, and a limit with
+-- per_group holds for each group on its own.
+ALTER TABLE @SCHEMA@.jobs ADD COLUMN group_key varchar;
+-- The claim takes ungrouped jobs from jobs_claim_idx, now without grouped rows (a group's
+-- backlog would otherwise sit in front of every claim's scan), and grouped ones group by group
+-- from jobs_group_claim_idx, whose leading group_key also lets the claim skip from one group
+-- to the next.
+DROP INDEX @SCHEMA@.jobs_claim_idx;
+CREATE INDEX jobs_claim_idx ON @SCHEMA@.jobs (priority, run_at, id)
+  WHERE status = 'Pending' AND group_key IS NULL;
+CREATE INDEX jobs_group_claim_idx ON @SCHEMA@.jobs (group_key, priority, run_at, id)
+  WHERE status = 'Pending' AND group_key IS NOT NULL;
+-- Rate limits (at most rate_limit started in any rate_period_ms), an optional concurrency limit,
+-- and per_group.
+ALTER TABLE @SCHEMA@.job_type_limits
+  ALTER COLUMN max_running DROP NOT NULL,
+  ADD COLUMN rate_limit     integer CHECK (rate_limit >= 0),
+  ADD COLUMN rate_period_ms bigint CHECK (rate_period_ms > 0),
+  ADD COLUMN per_group      boolean NOT NULL DEFAULT false,
+  ADD CHECK ((rate_limit IS NULL) = (rate_period_ms IS NULL)),
+  ADD CHECK (max_running IS NOT NULL OR rate_limit IS NOT NULL);
+-- The starts a rate limit counts: one row per job started of a rate-limited type (group_key is
+-- '' unless the limit is per_group), written by the claim and pruned by it once older than
+-- the period. A log rather than jobs.started_at: a retried job starts again and counts again.
+CREATE TABLE @SCHEMA@.job_type_starts (
+  job_type   varchar NOT NULL,
+  group_key  varchar NOT NULL,
+  started_at timestamptz NOT NULL
+);
+CREATE INDEX job_type_starts_idx ON @SCHEMA@.job_type_starts (job_type, group_key, started_at);
+)sql"},
 };
 
 }  // namespace

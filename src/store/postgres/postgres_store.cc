@@ -18,7 +18,7 @@ constexpr const char* kJobColumns[] = {
     "started_at", "completed_at", "error_message", "progress_message", "progress_percent",
     "queue",      "priority",     "run_at",        "attempt",          "max_attempts",
     "worker_id",  "heartbeat_at", "timeout_ms",    "cancel_requested", "rescue_count",
-    "unique_key"};
+    "unique_key", "group_key"};
 
 // The predicate of jobs_unique_idx (migration 5), which ON CONFLICT must repeat to use it.
 constexpr const char* kUniquePredicate =
@@ -134,6 +134,17 @@ void copy_field(std::string& out, std::string_view v) {
   }
 }
 
+// One element of a varchar[] literal: quoted, with " and \ escaped.
+std::string array_element(std::string_view v) {
+  std::string a = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') a += '\\';
+    a += c;
+  }
+  a += '"';
+  return a;
+}
+
 // A varchar[] literal ("{"a","b\"c"}"), or NULL for an empty list (the claim's "every queue").
 void queues_param(PgParams& params, std::span<const std::string> queues) {
   if (queues.empty()) {
@@ -143,12 +154,7 @@ void queues_param(PgParams& params, std::span<const std::string> queues) {
   std::string a = "{";
   for (std::size_t i = 0; i < queues.size(); ++i) {
     if (i) a += ',';
-    a += '"';
-    for (char c : queues[i]) {
-      if (c == '"' || c == '\\') a += '\\';
-      a += c;
-    }
-    a += '"';
+    a += array_element(queues[i]);
   }
   a += '}';
   params.text(a);
@@ -160,7 +166,7 @@ void require_no_nul(std::string_view v, std::string_view what) {
   }
 }
 
-// $1..$9 of the insert statements (the notifying ones take the channel as $10).
+// $1..$10 of the insert statements (the notifying ones take the channel as $11).
 PgParams insert_params(const JobInsertParams& p) {
   PgParams params;
   params.text(p.id.to_string())
@@ -176,6 +182,11 @@ PgParams insert_params(const JobInsertParams& p) {
         1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count()));
   } else {
     params.null();
+  }
+  if (p.group_key.empty()) {  // $10
+    params.null();
+  } else {
+    params.text(p.group_key);
   }
   return params;
 }
@@ -238,6 +249,7 @@ JobRecord read_job(const PGresult* r, int row) {
   j.cancel_requested = pgbin::boolean(r, row, 18);
   j.rescue_count = pgbin::int4(r, row, 19);
   j.unique_key = pgbin::opt_text(r, row, 20);
+  j.group_key = pgbin::opt_text(r, row, 21);
   return j;
 }
 
@@ -253,7 +265,8 @@ struct PostgresStore::Statements {
       worker_register, worker_heartbeat, worker_remove, worker_list;
   PgStatement claim_id, outbox_peek, outbox_remove, unique_holder, queue_set_paused, queue_list;
   PgStatement finish_completed_many;  // job_finish_many's plain completions, in one statement
-  PgStatement claim_limited, limit_lock, limit_types, limit_set, limit_remove, limit_list;
+  PgStatement claim_limited, limit_lock, limit_types, limit_get, limit_set, limit_remove,
+      limit_list, starts_log, starts_prune, starts_clear;
 
   Statements(const std::string& s, bool db_clock) {
     const std::string jobs = s + ".jobs";
@@ -261,24 +274,25 @@ struct PostgresStore::Statements {
     // agree. The notification goes out in the same statement, hence the same transaction:
     // PostgreSQL delivers it on commit and drops it on rollback, so no worker is woken for a
     // row it cannot see yet.
-    // With `unique`, $11 is the unique key (NULL: none) and $12 unique_while_running: a key
-    // held by another job makes the insert do nothing (no row comes back, no notification).
+    // $10 is the group key (NULL: none). With `unique`, $12 is the unique key (NULL: none) and
+    // $13 unique_while_running: a key held by another job makes the insert do nothing (no row
+    // comes back, no notification).
     auto insert_only = [&](std::string_view base, bool unique) {
       return "INSERT INTO " + jobs +
              " (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt, "
-             "max_attempts, timeout_ms" +
+             "max_attempts, timeout_ms, group_key" +
              (unique ? ", unique_key, unique_while_running" : "") +
              ") SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', " +
              time_sql(db_clock, "clock.b", 7, 7) + ", $4::varchar, $5::integer, " +
-             time_sql(db_clock, "clock.b", 8, 7) + ", 0, $6::integer, $9::bigint" +
-             (unique ? ", $11::varchar, $12::boolean" : "") + " FROM (SELECT " + std::string(base) +
+             time_sql(db_clock, "clock.b", 8, 7) + ", 0, $6::integer, $9::bigint, $10::varchar" +
+             (unique ? ", $12::varchar, $13::boolean" : "") + " FROM (SELECT " + std::string(base) +
              " AS b) AS clock" +
              (unique ? std::string(" ON CONFLICT (unique_key) WHERE ") + kUniquePredicate +
                            " DO NOTHING RETURNING id, run_at"
                      : std::string(" RETURNING run_at"));
     };
     auto insert_sql = [&](std::string_view base) {
-      return "WITH ins AS (" + insert_only(base, true) + ") SELECT id, pg_notify($10, " +
+      return "WITH ins AS (" + insert_only(base, true) + ") SELECT id, pg_notify($11, " +
              due_text("run_at") + ") FROM ins";
     };
     // now() is the statement's start here (every insert is its own transaction).
@@ -293,7 +307,7 @@ struct PostgresStore::Statements {
     insert_tx = insert_sql("clock_timestamp()");
     copy = "COPY " + jobs +
            " (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt, "
-           "max_attempts, timeout_ms) FROM STDIN";
+           "max_attempts, timeout_ms, group_key) FROM STDIN";
 
     // The claim. The CTE picks up to $2 due Pending rows in claim order (served by the
     // partial index jobs_claim_idx) and locks them; FOR UPDATE SKIP LOCKED passes over rows
@@ -323,41 +337,114 @@ struct PostgresStore::Statements {
                                ", progress_message = NULL, progress_percent = NULL FROM due "
                                "WHERE j.id = due.id RETURNING " +
                                job_columns("j.");
+    // Fairness (docs/flow-control.md): ungrouped jobs come from jobs_claim_idx in claim order
+    // (`plain`, locked as above); grouped ones group by group, at most $2 from each, from
+    // jobs_group_claim_idx: `grp` walks the distinct group keys by index seeks (a skip scan,
+    // one seek per group rather than a scan of the backlog). Each job is ranked within its
+    // group (the ungrouped ones form one group) and the best ranks are taken first, priority
+    // before rank: round-robin across groups at each priority. The grouped rows picked are
+    // locked afterwards (SKIP LOCKED again; a row another claimer took is then left out),
+    // which keeps the locks to what is claimed. Without grouped jobs `grp` is one seek into an
+    // empty index and the claim is the plain one.
+    std::string pending_due =
+        "status = 'Pending' AND run_at <= " + now + " AND " + queue_filter + unlimited;
     claim = {"ergon_job_claim",
-             "WITH due AS (SELECT id FROM " + jobs + " WHERE status = 'Pending' AND run_at <= " +
-                 now + " AND " + queue_filter + unlimited +
-                 " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)" + claim_update};
+             "WITH RECURSIVE grp(k) AS ((SELECT group_key FROM " + jobs +
+                 " WHERE status = 'Pending' AND group_key IS NOT NULL ORDER BY group_key LIMIT 1) "
+                 "UNION ALL SELECT (SELECT j.group_key FROM " +
+                 jobs +
+                 " j WHERE j.status = 'Pending' AND j.group_key IS NOT NULL AND j.group_key > "
+                 "grp.k ORDER BY j.group_key LIMIT 1) FROM grp WHERE grp.k IS NOT NULL), "
+                 "plain AS (SELECT id, priority, run_at FROM " +
+                 jobs + " WHERE group_key IS NULL AND " + pending_due +
+                 " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+                 "grouped AS (SELECT c.id, c.priority, c.run_at, row_number() OVER (PARTITION BY "
+                 "grp.k ORDER BY c.priority, c.run_at, c.id) AS rn FROM grp CROSS JOIN LATERAL "
+                 "(SELECT id, priority, run_at FROM " +
+                 jobs + " WHERE group_key = grp.k AND " + pending_due +
+                 " ORDER BY priority, run_at, id LIMIT $2) c), "
+                 "pick AS (SELECT id, g FROM (SELECT id, priority, run_at, row_number() OVER "
+                 "(ORDER BY priority, run_at, id) AS rn, false AS g FROM plain UNION ALL SELECT "
+                 "id, priority, run_at, rn, true FROM grouped) x ORDER BY priority, rn, run_at, "
+                 "id LIMIT $2), "
+                 "glock AS (SELECT id FROM " +
+                 jobs +
+                 " WHERE id IN (SELECT id FROM pick WHERE g) AND status = 'Pending' FOR UPDATE "
+                 "SKIP LOCKED), "
+                 "due AS (SELECT id FROM pick WHERE NOT g UNION ALL SELECT id FROM glock)" +
+                 claim_update};
 
-    // The claim of one limited type ($T), run after pg_advisory_xact_lock on the type in the
-    // same transaction: every claimer of the type waits for the one before it, and this
-    // statement's snapshot (taken after the lock) sees every claim committed before. So the
-    // count of Running jobs is exact and the limit holds across processes. LEAST ignores a
-    // NULL (the limit was removed meanwhile): then only $2 bounds it.
+    // The claim of one limited type, run after pg_advisory_xact_lock on the type in the same
+    // transaction, which read the type's limits (limit_get) after the lock: every claimer of
+    // the type waits for the one before it, and this statement's snapshot (taken after the
+    // lock) sees every claim and every logged start committed before. So the counts are exact
+    // and the limits hold across processes. Each job is ranked in its group (grn, for
+    // fairness) and then in its limit's partition (prn: its group with per_group, else the
+    // whole type); a partition may start as many as the smaller of its free concurrency and its
+    // unused rate allow (a NULL limit: no such limit). Parameters after the queues (and now):
+    // the type, per_group, max_running, rate_limit, the start of the rate window.
     {
-      std::string t = db_clock ? "$4" : "$5";
-      claim_limited = {"ergon_job_claim_limited",
-                       "WITH due AS (SELECT id FROM " + jobs +
-                           " WHERE status = 'Pending' AND job_type = " + t +
-                           " AND run_at <= " + now + " AND " + queue_filter +
-                           " ORDER BY priority, run_at, id LIMIT GREATEST(0, LEAST($2::bigint, "
-                           "(SELECT max_running FROM " +
-                           s + ".job_type_limits WHERE job_type = " + t +
-                           ") - (SELECT count(*) FROM " + jobs + " WHERE job_type = " + t +
-                           " AND status = 'Running'))) FOR UPDATE SKIP LOCKED)" + claim_update};
+      int b = db_clock ? 4 : 5;
+      auto arg = [&](int i) { return "$" + std::to_string(b + i); };
+      std::string part =
+          "CASE WHEN " + arg(1) + "::boolean THEN coalesce(group_key, '') ELSE '' END";
+      claim_limited = {
+          "ergon_job_claim_limited",
+          "WITH cand AS (SELECT id, priority, run_at, " + part +
+              " AS p, row_number() OVER (PARTITION BY coalesce(group_key, '') ORDER BY priority, "
+              "run_at, id) AS grn FROM " +
+              jobs + " WHERE status = 'Pending' AND job_type = " + arg(0) +
+              " AND run_at <= " + now + " AND " + queue_filter +
+              "), ranked AS (SELECT id, priority, run_at, p, grn, row_number() OVER (PARTITION "
+              "BY p ORDER BY priority, grn, run_at, id) AS prn FROM cand), "
+              "run AS (SELECT " +
+              part + " AS p, count(*) AS n FROM " + jobs + " WHERE job_type = " + arg(0) +
+              " AND status = 'Running' GROUP BY 1), "
+              "st AS (SELECT group_key AS p, count(*) AS n FROM " +
+              s + ".job_type_starts WHERE job_type = " + arg(0) + " AND started_at > " + arg(4) +
+              "::timestamptz GROUP BY 1), "
+              "due AS (SELECT id FROM " +
+              jobs +
+              " WHERE id IN (SELECT r.id FROM ranked r LEFT JOIN run ON run.p = r.p "
+              "LEFT JOIN st ON st.p = r.p WHERE r.prn <= LEAST(coalesce(" +
+              arg(2) + "::bigint - coalesce(run.n, 0), $2), coalesce(" + arg(3) +
+              "::bigint - coalesce(st.n, 0), $2)) ORDER BY r.priority, r.grn, r.run_at, r.id "
+              "LIMIT $2) FOR UPDATE SKIP LOCKED)" +
+              claim_update};
     }
     limit_lock = {"ergon_limit_lock", "SELECT pg_advisory_xact_lock(hashtext($1))"};
     limit_types = {"ergon_limit_types", "SELECT job_type FROM " + s + ".job_type_limits"};
+    // The type's limits and the statement's time (the rate window's end on the database clock).
+    limit_get = {"ergon_limit_get",
+                 "SELECT max_running, rate_limit, rate_period_ms, per_group, statement_timestamp() "
+                 "FROM " +
+                     s + ".job_type_limits WHERE job_type = $1"};
+    // The starts of one claim ($2: the group keys, '' when not per_group), and pruning the ones
+    // older than the rate window ($2).
+    starts_log = {"ergon_starts_log", "INSERT INTO " + s +
+                                          ".job_type_starts (job_type, group_key, started_at) "
+                                          "SELECT $1, unnest($2::varchar[]), $3::timestamptz"};
+    starts_prune = {"ergon_starts_prune", "DELETE FROM " + s +
+                                              ".job_type_starts WHERE job_type = $1 AND "
+                                              "started_at <= $2::timestamptz"};
+    starts_clear = {"ergon_starts_clear",
+                    "DELETE FROM " + s + ".job_type_starts WHERE job_type = $1"};
     limit_set = {"ergon_limit_set",
-                 "INSERT INTO " + s + ".job_type_limits (job_type, max_running, changed_at) " +
-                     "VALUES ($1, $2::integer, " + time_sql(db_clock, "now()", 3, 3) +
-                     ") ON CONFLICT (job_type) DO UPDATE SET max_running = "
-                     "excluded.max_running, changed_at = excluded.changed_at"};
+                 "INSERT INTO " + s +
+                     ".job_type_limits (job_type, max_running, rate_limit, rate_period_ms, "
+                     "per_group, changed_at) VALUES ($1, $2::integer, $3::integer, $4::bigint, "
+                     "$5::boolean, " +
+                     time_sql(db_clock, "now()", 6, 6) +
+                     ") ON CONFLICT (job_type) DO UPDATE SET max_running = excluded.max_running, "
+                     "rate_limit = excluded.rate_limit, rate_period_ms = excluded.rate_period_ms, "
+                     "per_group = excluded.per_group, changed_at = excluded.changed_at"};
     limit_remove = {"ergon_limit_remove",
                     "DELETE FROM " + s + ".job_type_limits WHERE job_type = $1"};
     limit_list = {"ergon_limit_list",
-                  "SELECT l.job_type, l.max_running, (SELECT count(*) FROM " + jobs +
-                      " j WHERE j.job_type = l.job_type AND j.status = 'Running') FROM " + s +
-                      ".job_type_limits l ORDER BY l.job_type"};
+                  "SELECT l.job_type, l.max_running, l.rate_limit, l.rate_period_ms, l.per_group, "
+                  "(SELECT count(*) FROM " +
+                      jobs + " j WHERE j.job_type = l.job_type AND j.status = 'Running') FROM " +
+                      s + ".job_type_limits l ORDER BY l.job_type"};
 
     // The outcome. The WHERE clause is the fence: only the attempt that claimed the job may
     // move it on. $2 says whether the state is final (completed_at = now) or Pending again
@@ -793,7 +880,7 @@ void PostgresStore::schema_check() {
 }
 
 namespace {
-// $10 the channel, then the unique key ($11, NULL for none) and unique_while_running ($12).
+// $11 the channel, then the unique key ($12, NULL for none) and unique_while_running ($13).
 PgParams insert_params_notify(const JobInsertParams& p, const std::string& channel) {
   PgParams params = insert_params(p);
   params.text(channel);
@@ -991,6 +1078,12 @@ void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
                 ? std::to_string(std::max<std::int64_t>(
                       1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count()))
                 : "\\N";
+        data += '\t';
+        if (p.group_key.empty()) {
+          data += "\\N";
+        } else {
+          copy_field(data, p.group_key);
+        }
         data += '\n';
       }
       conn->copy_in(sql_->copy, data);
@@ -1043,18 +1136,11 @@ void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord
   for (const auto& type : types) {
     int room = p.limit - static_cast<int>(out.size());
     if (room <= 0) break;
-    PgParams params;
-    params.text(p.worker_id).integer(static_cast<std::int64_t>(room));
-    queues_param(params, p.queues);
-    if (!database_clock_) params.time(p.now);
-    params.text(type);
     auto conn = pool_.acquire();
     conn->exec_script("BEGIN");
     try {
-      conn->run(sql_->limit_lock, PgParams().text(schema_ + ":" + type), Format::kText);
-      auto r = conn->run(sql_->claim_limited, params);
+      claim_type(*conn, p, type, room, out);
       conn->exec_script("COMMIT");
-      for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_job(r.get(), i));
     } catch (...) {
       conn->rollback();
       throw;
@@ -1062,40 +1148,107 @@ void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord
   }
 }
 
-void PostgresStore::limit_set(std::string_view job_type, std::optional<int> max_running,
-                              TimePoint now) {
-  require_no_nul(job_type, "job type");
-  if (job_type.empty() || job_type.size() > kMaxJobTypeBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "job type must be 1 to 200 bytes");
+void PostgresStore::claim_type(PgConnection& conn, const JobClaimParams& p, const std::string& type,
+                               int room, std::vector<JobRecord>& out) {
+  conn.run(sql_->limit_lock, PgParams().text(schema_ + ":" + type), Format::kText);
+  auto l = conn.run(sql_->limit_get, PgParams().text(type));
+  if (PQntuples(l.get()) != 1) return;  // removed meanwhile: the main claim takes the type
+  std::optional<int> max_running, rate_limit;
+  if (!pgbin::is_null(l.get(), 0, 0)) max_running = pgbin::int4(l.get(), 0, 0);
+  if (!pgbin::is_null(l.get(), 0, 1)) rate_limit = pgbin::int4(l.get(), 0, 1);
+  Duration period{};
+  if (!pgbin::is_null(l.get(), 0, 2))
+    period = std::chrono::milliseconds(pgbin::int8(l.get(), 0, 2));
+  bool per_group = pgbin::boolean(l.get(), 0, 3);
+  // The rate window ends now: the caller's clock, or the database's after the lock.
+  TimePoint now = database_clock_ ? pgbin::timestamptz(l.get(), 0, 4) : p.now;
+  PgParams params;
+  params.text(p.worker_id).integer(static_cast<std::int64_t>(room));
+  queues_param(params, p.queues);
+  if (!database_clock_) params.time(p.now);
+  params.text(type).boolean(per_group).integer(max_running).integer(rate_limit).time(now - period);
+  auto r = conn.run(sql_->claim_limited, params);
+  int rows = PQntuples(r.get());
+  std::string keys = "{";
+  for (int i = 0; i < rows; ++i) {
+    out.push_back(read_job(r.get(), i));
+    if (!rate_limit) continue;
+    if (i) keys += ',';
+    keys += array_element(per_group ? out.back().group_key.value_or("") : "");
   }
-  if (max_running && *max_running < 0) {
-    throw Error(ErrorCode::kInvalidArgument, "a concurrency limit must not be negative");
+  keys += '}';
+  if (!rate_limit) return;
+  // The starts the rate limit counts from now on, and the ones it no longer needs.
+  if (rows > 0)
+    conn.run(sql_->starts_log, PgParams().text(type).text(keys).time(now), Format::kText);
+  conn.run(sql_->starts_prune, PgParams().text(type).time(now - period), Format::kText);
+}
+
+void PostgresStore::limit_set(const TypeLimit& l, TimePoint now) {
+  check_type_limit(l);
+  PgParams params;
+  params.text(l.job_type).integer(l.max_running).integer(l.rate_limit);
+  if (l.rate_limit) {
+    params.integer(static_cast<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count()));
+  } else {
+    params.null();
   }
+  params.boolean(l.per_group);
+  if (!database_clock_) params.time(now);
   {
     auto conn = pool_.acquire();
-    if (max_running) {
-      PgParams params;
-      params.text(job_type).integer(max_running);
-      if (!database_clock_) params.time(now);
+    conn->exec_script("BEGIN");
+    try {
       conn->run(sql_->limit_set, params, Format::kText);
-    } else {
-      conn->run(sql_->limit_remove, PgParams().text(job_type), Format::kText);
+      // A type without a rate limit keeps no start log (a rate set later counts afresh).
+      if (!l.rate_limit) conn->run(sql_->starts_clear, PgParams().text(l.job_type), Format::kText);
+      conn->exec_script("COMMIT");
+    } catch (...) {
+      conn->rollback();
+      throw;
     }
   }
   limited_types_.invalidate();
-  notifier().notify(now);  // a raised or removed limit may let waiting jobs start
+  notifier().notify(now);  // a raised or changed limit may let waiting jobs start
+}
+
+void PostgresStore::limit_remove(std::string_view job_type, TimePoint now) {
+  require_no_nul(job_type, "job type");
+  {
+    auto conn = pool_.acquire();
+    conn->exec_script("BEGIN");
+    try {
+      conn->run(sql_->limit_remove, PgParams().text(job_type), Format::kText);
+      conn->run(sql_->starts_clear, PgParams().text(job_type), Format::kText);
+      conn->exec_script("COMMIT");
+    } catch (...) {
+      conn->rollback();
+      throw;
+    }
+  }
+  limited_types_.invalidate();
+  notifier().notify(now);  // waiting jobs of the type may start
 }
 
 std::vector<TypeLimit> PostgresStore::limit_list() {
   PgResult r;
   {
     auto conn = pool_.acquire();
-    r = conn->run(sql_->limit_list, PgParams(), Format::kText);
+    r = conn->run(sql_->limit_list, PgParams());
   }
   std::vector<TypeLimit> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
-    out.push_back({PQgetvalue(r.get(), i, 0), std::atoi(PQgetvalue(r.get(), i, 1)),
-                   std::atoll(PQgetvalue(r.get(), i, 2))});
+    TypeLimit l;
+    l.job_type = pgbin::text(r.get(), i, 0);
+    if (!pgbin::is_null(r.get(), i, 1)) l.max_running = pgbin::int4(r.get(), i, 1);
+    if (!pgbin::is_null(r.get(), i, 2)) l.rate_limit = pgbin::int4(r.get(), i, 2);
+    if (!pgbin::is_null(r.get(), i, 3)) {
+      l.rate_period = std::chrono::milliseconds(pgbin::int8(r.get(), i, 3));
+    }
+    l.per_group = pgbin::boolean(r.get(), i, 4);
+    l.running = pgbin::int8(r.get(), i, 5);
+    out.push_back(std::move(l));
   }
   return out;
 }

@@ -73,7 +73,8 @@ class PostgresStore final : public Store {
   JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the SQLite twin stays visible (and refuses)
   JobId job_insert_tx(pg_conn* conn, const JobInsertParams& p) override;
-  void limit_set(std::string_view job_type, std::optional<int> max_running, TimePoint now) override;
+  void limit_set(const TypeLimit& limit, TimePoint now) override;
+  void limit_remove(std::string_view job_type, TimePoint now) override;
   std::vector<TypeLimit> limit_list() override;
   void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
   std::vector<QueueRecord> queue_list() override;
@@ -148,6 +149,9 @@ class PostgresStore final : public Store {
   int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
   int schema_version(PgConnection& conn);
   void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out);
+  // One limited type's claim on `conn`, inside its transaction.
+  void claim_type(PgConnection& conn, const JobClaimParams& p, const std::string& type, int room,
+                  std::vector<JobRecord>& out);
   bool finish_on(PgConnection& conn, const JobFinishParams& p);
   // job_retry and job_retry_matching: runs the UPDATE ... RETURNING run_at, then wakes the
   // workers of every process. Returns how many jobs went back to Pending.

@@ -142,6 +142,42 @@ CREATE TABLE job_type_limits (
 );
 CREATE INDEX jobs_running_type_idx ON jobs (job_type) WHERE status = 'Running';
 )sql"},
+    {8, R"sql(
+-- Fair claiming and finer limits (docs/flow-control.md). A job may carry a group key (a
+-- tenant, an account): grouped jobs are claimed round-robin across groups, and a limit with
+-- per_group holds for each group on its own.
+ALTER TABLE jobs ADD COLUMN group_key TEXT;
+-- The claim takes ungrouped jobs from jobs_claim_idx, now without grouped rows, and grouped
+-- ones group by group from jobs_group_claim_idx (see the PostgreSQL migration).
+DROP INDEX jobs_claim_idx;
+CREATE INDEX jobs_claim_idx ON jobs (priority, run_at, id)
+  WHERE status = 'Pending' AND group_key IS NULL;
+CREATE INDEX jobs_group_claim_idx ON jobs (group_key, priority, run_at, id)
+  WHERE status = 'Pending' AND group_key IS NOT NULL;
+-- Rate limits and per_group; max_running becomes optional, which SQLite's ALTER TABLE cannot
+-- do, so the table is rebuilt.
+CREATE TABLE job_type_limits_v8 (
+  job_type       TEXT PRIMARY KEY NOT NULL,
+  max_running    INTEGER CHECK (max_running >= 0),
+  rate_limit     INTEGER CHECK (rate_limit >= 0),
+  rate_period_ms INTEGER CHECK (rate_period_ms > 0),
+  per_group      INTEGER NOT NULL DEFAULT 0 CHECK (per_group IN (0, 1)),
+  changed_at     TEXT NOT NULL,
+  CHECK ((rate_limit IS NULL) = (rate_period_ms IS NULL)),
+  CHECK (max_running IS NOT NULL OR rate_limit IS NOT NULL)
+);
+INSERT INTO job_type_limits_v8 (job_type, max_running, changed_at)
+  SELECT job_type, max_running, changed_at FROM job_type_limits;
+DROP TABLE job_type_limits;
+ALTER TABLE job_type_limits_v8 RENAME TO job_type_limits;
+-- The starts a rate limit counts (see the PostgreSQL migration).
+CREATE TABLE job_type_starts (
+  job_type   TEXT NOT NULL,
+  group_key  TEXT NOT NULL,
+  started_at TEXT NOT NULL
+);
+CREATE INDEX job_type_starts_idx ON job_type_starts (job_type, group_key, started_at);
+)sql"},
 };
 
 }  // namespace

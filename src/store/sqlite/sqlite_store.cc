@@ -54,7 +54,8 @@ std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
 #define ERGON_JOB_COLUMNS                                                                 \
   "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, " \
   "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "  \
-  "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key"
+  "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key, "     \
+  "group_key"
 
 JobRecord read_job(sqlite3_stmt* s) {
   JobRecord r;
@@ -85,6 +86,7 @@ JobRecord read_job(sqlite3_stmt* s) {
   r.cancel_requested = sqlite3_column_int(s, 18) != 0;
   r.rescue_count = sqlite3_column_int(s, 19);
   r.unique_key = opt_text(s, 20);
+  r.group_key = opt_text(s, 21);
   return r;
 }
 
@@ -229,8 +231,8 @@ class Binder {
 // A unique key already held makes the insert do nothing (sqlite3_changes() == 0).
 constexpr const char* kInsertSql =
     "INSERT INTO jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, "
-    "attempt, max_attempts, timeout_ms, unique_key, unique_while_running) "
-    "VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?, ?, ?, ?) "
+    "attempt, max_attempts, timeout_ms, unique_key, unique_while_running, group_key) "
+    "VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) "
     "ON CONFLICT (unique_key) WHERE " ERGON_UNIQUE_PREDICATE " DO NOTHING";
 
 constexpr const char* kUniqueHolderSql =
@@ -257,6 +259,11 @@ void bind_insert(Binder& b, const JobInsertParams& p) {
     b.text(p.unique_key);
   }
   b.integer(static_cast<std::int64_t>(p.unique_while_running));
+  if (p.group_key.empty()) {
+    b.null();
+  } else {
+    b.text(p.group_key);
+  }
 }
 
 void bind_queues(Binder& b, std::span<const std::string> queues) {
@@ -549,15 +556,32 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   if (p.limit <= 0) return out;
   std::lock_guard lock(mu_);
   // One statement selects and flips the rows: SQLite runs it under the database's single write
-  // lock, so no other connection (in this or another process) can claim the same rows. The
-  // inner SELECT is served by jobs_claim_idx (partial: Pending rows only), in claim order.
+  // lock, so no other connection (in this or another process) can claim the same rows.
   // ?4: the worker's queues as a JSON array, or NULL for all; paused queues never.
+  //
+  // Fairness (docs/flow-control.md): ungrouped jobs come from jobs_claim_idx in claim order;
+  // grouped ones are taken group by group, at most ?3 from each, from jobs_group_claim_idx:
+  // `grp` walks the distinct group keys by index seeks (a skip scan: one seek per group, not a
+  // scan of the backlog). Each job is ranked within its group (the ungrouped ones form one
+  // group), and the claim takes the best ranks first, priority before rank: round-robin
+  // across groups at each priority. Without grouped jobs, `grp` is one empty index seek.
   static constexpr const char* sql =
+      "WITH RECURSIVE grp(k) AS (SELECT (SELECT group_key FROM jobs WHERE status = 'Pending' "
+      "AND group_key IS NOT NULL ORDER BY group_key LIMIT 1) UNION ALL SELECT (SELECT "
+      "group_key FROM jobs WHERE status = 'Pending' AND group_key IS NOT NULL AND group_key > "
+      "grp.k ORDER BY group_key LIMIT 1) FROM grp WHERE grp.k IS NOT NULL), "
+      "cand AS (SELECT id, priority, run_at, row_number() OVER (ORDER BY priority, run_at, id) "
+      "AS rn FROM (SELECT id, priority, run_at FROM jobs WHERE status = 'Pending' AND "
+      "group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+      " ORDER BY priority, run_at, id LIMIT ?3) UNION ALL SELECT id, priority, run_at, "
+      "row_number() OVER (PARTITION BY group_key ORDER BY priority, run_at, id) FROM (SELECT "
+      "j.id, j.priority, j.run_at, j.group_key FROM grp JOIN jobs j ON j.id IN (SELECT id FROM "
+      "jobs WHERE status = 'Pending' AND group_key = grp.k AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
+          ERGON_UNLIMITED
+      " ORDER BY priority, run_at, id LIMIT ?3))) "
       "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
       "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
-      "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND run_at <= ?2 "
-      "AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
-      " ORDER BY priority, run_at, id LIMIT ?3) "
+      "WHERE id IN (SELECT id FROM cand ORDER BY priority, rn, run_at, id LIMIT ?3) "
       "RETURNING " ERGON_JOB_COLUMNS;
   {
     Binder b(db_, prepared(sql).get());
@@ -565,39 +589,102 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
     bind_queues(b, p.queues);
     while (b.step()) out.push_back(read_job(b.stmt()));
   }
-  if (static_cast<int>(out.size()) < p.limit) {
-    std::vector<std::string> types = limited_types_.get([&] {
-      std::vector<std::string> v;
-      Binder t(db_, prepared("SELECT job_type FROM job_type_limits").get());
-      while (t.step()) v.push_back(text_column(t.stmt(), 0));
-      return v;
-    });
-    // One limited type at a time: the count of its Running jobs and the claim are one
-    // statement, and SQLite runs a writing statement under the database's single write lock,
-    // so no other claimer (of any process) can claim the type in between.
-    static constexpr const char* limited =
-        "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
-        "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
-        "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND job_type = ?5 "
-        "AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
-        " ORDER BY priority, run_at, id LIMIT max(0, min(?3, coalesce((SELECT max_running FROM "
-        "job_type_limits WHERE job_type = ?5), ?3) - (SELECT count(*) FROM jobs WHERE job_type "
-        "= ?5 AND status = 'Running')))) RETURNING " ERGON_JOB_COLUMNS;
-    for (const auto& type : types) {
-      int room = p.limit - static_cast<int>(out.size());
-      if (room <= 0) break;
-      Binder b(db_, prepared(limited).get());
-      b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(room));
-      bind_queues(b, p.queues);
-      b.text(type);
-      while (b.step()) out.push_back(read_job(b.stmt()));
-    }
-  }
+  if (static_cast<int>(out.size()) < p.limit) claim_limited_locked(p, out);
   // RETURNING gives rows in no defined order; hand them out in claim order.
   std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
     return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
   });
   return out;
+}
+
+// The limited types, one at a time, each in one write transaction: its limits are read, its
+// Running jobs and recent starts counted, its jobs claimed and their starts logged under the
+// database's single write lock, so no other claimer (of any process) can claim the type in
+// between.
+void SqliteStore::claim_limited_locked(const JobClaimParams& p, std::vector<JobRecord>& out) {
+  std::vector<std::string> types = limited_types_.get([&] {
+    std::vector<std::string> v;
+    Binder t(db_, prepared("SELECT job_type FROM job_type_limits").get());
+    while (t.step()) v.push_back(text_column(t.stmt(), 0));
+    return v;
+  });
+  for (const auto& type : types) {
+    int room = p.limit - static_cast<int>(out.size());
+    if (room <= 0) break;
+    exec("BEGIN IMMEDIATE");
+    try {
+      claim_type_locked(p, type, room, out);
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+}
+
+void SqliteStore::claim_type_locked(const JobClaimParams& p, const std::string& type, int room,
+                                    std::vector<JobRecord>& out) {
+  std::optional<TypeLimit> limit;
+  {
+    Binder b(db_, prepared("SELECT max_running, rate_limit, rate_period_ms, per_group FROM "
+                           "job_type_limits WHERE job_type = ?1")
+                      .get());
+    b.text(type);
+    if (b.step()) {
+      TypeLimit l;
+      l.max_running = opt_int(b.stmt(), 0);
+      l.rate_limit = opt_int(b.stmt(), 1);
+      l.rate_period = std::chrono::milliseconds(sqlite3_column_int64(b.stmt(), 2));
+      l.per_group = sqlite3_column_int(b.stmt(), 3) != 0;
+      limit = l;
+    }
+  }
+  if (!limit) return;  // removed meanwhile: the main claim takes the type from its next poll
+  TimePoint window_start = p.now - limit->rate_period;
+  // Each job is ranked in its group (grn, for fairness) and then in its limit's partition
+  // (prn: its group with per_group, else the whole type); a partition may start as many as
+  // the smaller of its free concurrency and its unused rate allow (NULL: no such limit).
+  static constexpr const char* sql =
+      "WITH cand AS (SELECT id, priority, run_at, CASE WHEN ?6 THEN coalesce(group_key, '') "
+      "ELSE '' END AS p, row_number() OVER (PARTITION BY coalesce(group_key, '') ORDER BY "
+      "priority, run_at, id) AS grn FROM jobs WHERE status = 'Pending' AND job_type = ?5 AND "
+      "run_at <= ?2 AND " ERGON_QUEUE_FILTER
+      "), ranked AS (SELECT id, priority, run_at, p, grn, row_number() OVER (PARTITION BY p "
+      "ORDER BY priority, grn, run_at, id) AS prn FROM cand), "
+      "run AS (SELECT CASE WHEN ?6 THEN coalesce(group_key, '') ELSE '' END AS p, count(*) AS n "
+      "FROM jobs WHERE job_type = ?5 AND status = 'Running' GROUP BY 1), "
+      "st AS (SELECT group_key AS p, count(*) AS n FROM job_type_starts WHERE job_type = ?5 AND "
+      "started_at > ?9 GROUP BY 1), "
+      "allowed AS (SELECT r.id, r.priority, r.grn, r.run_at FROM ranked r LEFT JOIN run ON "
+      "run.p = r.p LEFT JOIN st ON st.p = r.p WHERE r.prn <= min(coalesce(?7 - "
+      "coalesce(run.n, 0), ?3), coalesce(?8 - coalesce(st.n, 0), ?3))) "
+      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
+      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+      "WHERE id IN (SELECT id FROM allowed ORDER BY priority, grn, run_at, id LIMIT ?3) "
+      "RETURNING " ERGON_JOB_COLUMNS;
+  std::size_t first = out.size();
+  {
+    Binder b(db_, prepared(sql).get());
+    b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(room));
+    bind_queues(b, p.queues);
+    b.text(type)
+        .integer(static_cast<std::int64_t>(limit->per_group))
+        .integer(limit->max_running)
+        .integer(limit->rate_limit)
+        .time(window_start);
+    while (b.step()) out.push_back(read_job(b.stmt()));
+  }
+  if (!limit->rate_limit) return;
+  // The starts the rate limit counts from now on, and the ones it no longer needs.
+  for (std::size_t i = first; i < out.size(); ++i) {
+    Binder b(db_, prepared("INSERT INTO job_type_starts (job_type, group_key, started_at) "
+                           "VALUES (?1, ?2, ?3)")
+                      .get());
+    b.text(type).text(limit->per_group ? out[i].group_key.value_or("") : "").time(p.now).run();
+  }
+  Binder d(db_,
+           prepared("DELETE FROM job_type_starts WHERE job_type = ?1 AND started_at <= ?2").get());
+  d.text(type).time(window_start).run();
 }
 
 namespace {
@@ -741,41 +828,78 @@ std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, cons
   return read_job(b.stmt());
 }
 
-void SqliteStore::limit_set(std::string_view job_type, std::optional<int> max_running,
-                            TimePoint now) {
-  if (job_type.empty() || job_type.size() > kMaxJobTypeBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "job type must be 1 to 200 bytes");
-  }
-  if (max_running && *max_running < 0) {
-    throw Error(ErrorCode::kInvalidArgument, "a concurrency limit must not be negative");
-  }
+void SqliteStore::limit_set(const TypeLimit& l, TimePoint now) {
+  check_type_limit(l);
   {
     std::lock_guard lock(mu_);
-    if (max_running) {
-      Binder b(db_, prepared("INSERT INTO job_type_limits (job_type, max_running, changed_at) "
-                             "VALUES (?1, ?2, ?3) ON CONFLICT (job_type) DO UPDATE SET "
-                             "max_running = excluded.max_running, changed_at = excluded.changed_at")
+    exec("BEGIN IMMEDIATE");
+    try {
+      Binder b(db_, prepared("INSERT INTO job_type_limits (job_type, max_running, rate_limit, "
+                             "rate_period_ms, per_group, changed_at) VALUES (?1, ?2, ?3, ?4, ?5, "
+                             "?6) ON CONFLICT (job_type) DO UPDATE SET max_running = "
+                             "excluded.max_running, rate_limit = excluded.rate_limit, "
+                             "rate_period_ms = excluded.rate_period_ms, per_group = "
+                             "excluded.per_group, changed_at = excluded.changed_at")
                         .get());
-      b.text(job_type).integer(static_cast<std::int64_t>(*max_running)).time(now).run();
-    } else {
-      Binder b(db_, prepared("DELETE FROM job_type_limits WHERE job_type = ?1").get());
-      b.text(job_type).run();
+      b.text(l.job_type).integer(l.max_running).integer(l.rate_limit);
+      if (l.rate_limit) {
+        b.integer(static_cast<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count()));
+      } else {
+        b.null();
+      }
+      b.integer(static_cast<std::int64_t>(l.per_group)).time(now).run();
+      if (!l.rate_limit) clear_starts_locked(l.job_type);
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
     }
   }
   limited_types_.invalidate();
-  notifier().notify(now);  // a raised or removed limit may let waiting jobs start
+  notifier().notify(now);  // a raised or changed limit may let waiting jobs start
+}
+
+void SqliteStore::limit_remove(std::string_view job_type, TimePoint now) {
+  {
+    std::lock_guard lock(mu_);
+    exec("BEGIN IMMEDIATE");
+    try {
+      Binder b(db_, prepared("DELETE FROM job_type_limits WHERE job_type = ?1").get());
+      b.text(job_type).run();
+      clear_starts_locked(job_type);
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  limited_types_.invalidate();
+  notifier().notify(now);  // waiting jobs of the type may start
+}
+
+// A type without a rate limit keeps no start log (a rate set later starts counting afresh).
+void SqliteStore::clear_starts_locked(std::string_view job_type) {
+  Binder b(db_, prepared("DELETE FROM job_type_starts WHERE job_type = ?1").get());
+  b.text(job_type).run();
 }
 
 std::vector<TypeLimit> SqliteStore::limit_list() {
   std::lock_guard lock(mu_);
-  Binder b(db_, prepared("SELECT l.job_type, l.max_running, (SELECT count(*) FROM jobs j WHERE "
-                         "j.job_type = l.job_type AND j.status = 'Running') FROM job_type_limits l "
-                         "ORDER BY l.job_type")
+  Binder b(db_, prepared("SELECT l.job_type, l.max_running, l.rate_limit, l.rate_period_ms, "
+                         "l.per_group, (SELECT count(*) FROM jobs j WHERE j.job_type = l.job_type "
+                         "AND j.status = 'Running') FROM job_type_limits l ORDER BY l.job_type")
                     .get());
   std::vector<TypeLimit> out;
   while (b.step()) {
-    out.push_back({text_column(b.stmt(), 0), sqlite3_column_int(b.stmt(), 1),
-                   sqlite3_column_int64(b.stmt(), 2)});
+    TypeLimit l;
+    l.job_type = text_column(b.stmt(), 0);
+    l.max_running = opt_int(b.stmt(), 1);
+    l.rate_limit = opt_int(b.stmt(), 2);
+    l.rate_period = std::chrono::milliseconds(sqlite3_column_int64(b.stmt(), 3));
+    l.per_group = sqlite3_column_int(b.stmt(), 4) != 0;
+    l.running = sqlite3_column_int64(b.stmt(), 5);
+    out.push_back(std::move(l));
   }
   return out;
 }

@@ -41,7 +41,8 @@ class SqliteStore final : public Store {
   JobId job_insert(const JobInsertParams& p) override;
   using Store::job_insert_tx;  // the PostgreSQL twin stays visible (and refuses)
   JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
-  void limit_set(std::string_view job_type, std::optional<int> max_running, TimePoint now) override;
+  void limit_set(const TypeLimit& limit, TimePoint now) override;
+  void limit_remove(std::string_view job_type, TimePoint now) override;
   std::vector<TypeLimit> limit_list() override;
   void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
   std::vector<QueueRecord> queue_list() override;
@@ -95,6 +96,11 @@ class SqliteStore final : public Store {
   void exec(const char* sql);                     // requires mu_
   int schema_version_locked();                    // requires mu_
   JobId insert_locked(const JobInsertParams& p);  // requires mu_
+  // The claim of limited types (docs/flow-control.md); require mu_.
+  void claim_limited_locked(const JobClaimParams& p, std::vector<JobRecord>& out);
+  void claim_type_locked(const JobClaimParams& p, const std::string& type, int room,
+                         std::vector<JobRecord>& out);
+  void clear_starts_locked(std::string_view job_type);
   // job_rescue / job_release_worker: `where` selects the Running rows to give back.
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 

@@ -1,0 +1,236 @@
+// Flow control in the claim, on every store (docs/flow-control.md): fair claiming across group
+// keys, rate limits, and limits held for each group on its own.
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "store_conformance.h"
+
+namespace ergon::testing {
+namespace {
+
+JobInsertParams job(TimePoint now, std::string_view type = "t", std::string_view group = {},
+                    int priority = 0) {
+  JobInsertParams p;
+  p.id = JobId::generate(now);
+  p.job_type = type;
+  p.job_data = "{}";
+  p.created_at = now;
+  p.run_at = now;
+  p.queue = "default";
+  p.priority = priority;
+  p.group_key = group;
+  return p;
+}
+
+void complete(Store& store, const std::vector<JobRecord>& jobs, std::string_view worker,
+              TimePoint now) {
+  for (const auto& r : jobs) {
+    JobFinishParams f;
+    f.id = r.id;
+    f.attempt = r.attempt;
+    f.worker_id = worker;
+    f.status = JobStatus::kCompleted;
+    f.now = now;
+    ASSERT_TRUE(store.job_finish(f));
+  }
+}
+
+std::map<std::string, int> by_group(const std::vector<JobRecord>& jobs) {
+  std::map<std::string, int> n;
+  for (const auto& r : jobs) ++n[r.group_key.value_or("-")];
+  return n;
+}
+
+TEST_P(StoreConformance, TheGroupKeyIsStoredAndReadBack) {
+  auto p = job(clock_.now(), "t", "tenant-7");
+  store_->job_insert(p);
+  std::vector<JobInsertParams> bulk{job(clock_.now(), "t", "tenant-8"), job(clock_.now())};
+  store_->job_insert_many(bulk);
+  EXPECT_EQ(store_->job_get(p.id)->group_key, "tenant-7");
+  EXPECT_EQ(store_->job_get(bulk[0].id)->group_key, "tenant-8");
+  EXPECT_FALSE(store_->job_get(bulk[1].id)->group_key);
+  EXPECT_EQ(store_->job_claim({"w", 10, clock_.now()}).size(), 3u);
+}
+
+// The case: one group holds 10 000 pending jobs, another enqueues 10 after them. The
+// second group's jobs start in the next claims, long before the backlog is drained.
+TEST_P(StoreConformance, AGroupsBacklogDoesNotHoldBackAnotherGroupsJobs) {
+  std::vector<JobInsertParams> backlog;
+  for (int i = 0; i < 10000; ++i) backlog.push_back(job(clock_.now(), "t", "big"));
+  store_->job_insert_many(backlog);
+  clock_.advance(std::chrono::seconds(1));
+  for (int i = 0; i < 10; ++i) store_->job_insert(job(clock_.now(), "t", "small"));
+  // A worker with 4 free slots: round-robin gives the small group half of each claim.
+  int small = 0, claims = 0;
+  while (small < 10) {
+    auto got = store_->job_claim({"w", 4, clock_.now()});
+    ASSERT_EQ(got.size(), 4u);
+    small += by_group(got)["small"];
+    ++claims;
+  }
+  EXPECT_EQ(claims, 5);  // 2 + 2 + 2 + 2 + 2: 20 jobs claimed, 9 990 of the backlog still wait
+  auto counts = store_->job_counts(clock_.now());
+  std::int64_t pending = 0;
+  for (const auto& c : counts) {
+    if (c.status == JobStatus::kPending) pending += c.count;
+  }
+  EXPECT_EQ(pending, 9990);
+}
+
+// Ungrouped jobs are one more group; priority still comes first.
+TEST_P(StoreConformance, FairClaimingRanksWithinGroupsAfterPriority) {
+  for (int i = 0; i < 3; ++i) store_->job_insert(job(clock_.now(), "t", "a"));
+  for (int i = 0; i < 3; ++i) store_->job_insert(job(clock_.now(), "t", "b"));
+  for (int i = 0; i < 3; ++i) store_->job_insert(job(clock_.now()));
+  store_->job_insert(job(clock_.now(), "t", "c", /*priority=*/5));  // least urgent
+  auto first = store_->job_claim({"w", 3, clock_.now()});
+  EXPECT_EQ(by_group(first), (std::map<std::string, int>{{"-", 1}, {"a", 1}, {"b", 1}}));
+  auto next = store_->job_claim({"w", 6, clock_.now()});
+  EXPECT_EQ(by_group(next), (std::map<std::string, int>{{"-", 2}, {"a", 2}, {"b", 2}}));
+  auto last = store_->job_claim({"w", 6, clock_.now()});
+  EXPECT_EQ(by_group(last), (std::map<std::string, int>{{"c", 1}}));
+  // Paused queues and queue filters hold for grouped jobs too.
+  auto q = job(clock_.now(), "t", "a");
+  q.queue = "other";
+  store_->job_insert(q);
+  std::vector<std::string> only_default{"default"};
+  EXPECT_TRUE(store_->job_claim({"w", 5, clock_.now(), only_default}).empty());
+  store_->queue_set_paused("other", true, clock_.now());
+  EXPECT_TRUE(store_->job_claim({"w", 5, clock_.now()}).empty());
+  store_->queue_set_paused("other", false, clock_.now());
+  EXPECT_EQ(store_->job_claim({"w", 5, clock_.now()}).size(), 1u);
+}
+
+// At most 3 started in any 10 s, counted over a sliding window of the store's clock.
+TEST_P(StoreConformance, ARateLimitCapsStartsPerPeriod) {
+  for (int i = 0; i < 10; ++i) store_->job_insert(job(clock_.now(), "api"));
+  store_->job_insert(job(clock_.now(), "other"));
+  store_->limit_set({.job_type = "api", .rate_limit = 3, .rate_period = std::chrono::seconds(10)},
+                    clock_.now());
+  auto a = store_->job_claim({"w", 20, clock_.now()});
+  EXPECT_EQ(a.size(), 4u);  // 3 of "api" and the unlimited one
+  complete(*store_, a, "w", clock_.now());
+  // Finishing does not give the rate back: starts count, not running jobs.
+  clock_.advance(std::chrono::seconds(5));
+  EXPECT_TRUE(store_->job_claim({"w", 20, clock_.now()}).empty());
+  clock_.advance(std::chrono::milliseconds(4999));
+  EXPECT_TRUE(store_->job_claim({"w", 20, clock_.now()}).empty());
+  clock_.advance(std::chrono::milliseconds(1));  // the first starts are 10 s old
+  auto b = store_->job_claim({"w", 2, clock_.now()});
+  EXPECT_EQ(b.size(), 2u);
+  clock_.advance(std::chrono::seconds(1));
+  auto d = store_->job_claim({"w", 20, clock_.now()});
+  EXPECT_EQ(d.size(), 1u);  // 3 in the last 10 s
+  // A retried job starts again and counts again.
+  JobFinishParams retry;
+  retry.id = b[0].id;
+  retry.attempt = b[0].attempt;
+  retry.worker_id = "w";
+  retry.status = JobStatus::kPending;
+  retry.now = clock_.now();
+  retry.keep_run_at = true;  // first in line again
+  ASSERT_TRUE(store_->job_finish(retry));
+  clock_.advance(std::chrono::seconds(10));
+  auto c = store_->job_claim({"w", 20, clock_.now()});
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].id, b[0].id);
+  EXPECT_EQ(c[0].attempt, 2);
+  auto limits = store_->limit_list();
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_FALSE(limits[0].max_running);
+  EXPECT_EQ(limits[0].rate_limit, 3);
+  EXPECT_EQ(limits[0].rate_period, std::chrono::seconds(10));
+  EXPECT_EQ(limits[0].running, 5);  // b[1], d and c
+  // Both limits at once: the tighter one binds.
+  complete(*store_, {b[1], d[0], c[0], c[1], c[2]}, "w", clock_.now());
+  store_->limit_set({.job_type = "api",
+                     .max_running = 1,
+                     .rate_limit = 100,
+                     .rate_period = std::chrono::seconds(1)},
+                    clock_.now());
+  EXPECT_EQ(store_->job_claim({"w", 20, clock_.now()}).size(), 1u);  // max_running
+  store_->limit_set({.job_type = "api",
+                     .max_running = 10,
+                     .rate_limit = 1,
+                     .rate_period = std::chrono::seconds(1)},
+                    clock_.now());
+  EXPECT_TRUE(store_->job_claim({"w", 20, clock_.now()}).empty());  // the start above counts
+  clock_.advance(std::chrono::seconds(1));
+  EXPECT_EQ(store_->job_claim({"w", 20, clock_.now()}).size(), 1u);
+}
+
+// With per_group, each group key has the limits on its own; ungrouped jobs form one group.
+TEST_P(StoreConformance, APerGroupLimitHoldsForEachGroupOnItsOwn) {
+  for (const char* g : {"a", "b", "c", ""}) {
+    for (int i = 0; i < 3; ++i) store_->job_insert(job(clock_.now(), "sync", g));
+  }
+  store_->limit_set({.job_type = "sync", .max_running = 1, .per_group = true}, clock_.now());
+  auto a = store_->job_claim({"w", 20, clock_.now()});
+  EXPECT_EQ(by_group(a), (std::map<std::string, int>{{"-", 1}, {"a", 1}, {"b", 1}, {"c", 1}}));
+  EXPECT_TRUE(store_->job_claim({"w", 20, clock_.now()}).empty());
+  // Group b's job finishes: only b may start another.
+  auto b = *std::find_if(a.begin(), a.end(), [](const JobRecord& r) { return r.group_key == "b"; });
+  complete(*store_, {b}, "w", clock_.now());
+  EXPECT_EQ(by_group(store_->job_claim({"w", 20, clock_.now()})),
+            (std::map<std::string, int>{{"b", 1}}));
+  // A rate per group: 2 per minute each (no concurrency limit now). Each group has 2 jobs
+  // left, b one.
+  store_->limit_set({.job_type = "sync",
+                     .rate_limit = 2,
+                     .rate_period = std::chrono::minutes(1),
+                     .per_group = true},
+                    clock_.now());
+  auto c = store_->job_claim({"w", 20, clock_.now()});
+  EXPECT_EQ(by_group(c), (std::map<std::string, int>{{"-", 2}, {"a", 2}, {"b", 1}, {"c", 2}}));
+  store_->job_insert(job(clock_.now(), "sync", "b"));
+  store_->job_insert(job(clock_.now(), "sync", "a"));
+  // b has one start in this minute left, a none.
+  EXPECT_EQ(by_group(store_->job_claim({"w", 20, clock_.now()})),
+            (std::map<std::string, int>{{"b", 1}}));
+}
+
+// Several connections (processes, for PostgreSQL) claim a rate-limited type at once: exactly
+// the rate's worth start in the period, however the claims interleave.
+TEST_P(StoreConformance, ConcurrentClaimersNeverExceedARateLimit) {
+  constexpr int kThreads = 8;
+  constexpr int kRate = 25;
+  std::vector<JobInsertParams> jobs;
+  for (int i = 0; i < 200; ++i) jobs.push_back(job(clock_.now(), "api"));
+  store_->job_insert_many(jobs);
+  store_->limit_set({.job_type = "api", .rate_limit = kRate, .rate_period = std::chrono::hours(1)},
+                    clock_.now());
+  std::vector<std::shared_ptr<Store>> stores;
+  for (int t = 0; t < kThreads; ++t) stores.push_back(reopen());
+  std::atomic<int> started{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string worker = "w" + std::to_string(t);
+      for (int round = 0; round < 20; ++round) {
+        auto batch = stores[t]->job_claim({worker, 3, clock_.now()});
+        started += static_cast<int>(batch.size());
+        complete(*stores[t], batch, worker, clock_.now());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(started.load(), kRate);
+}
+
+TEST_P(StoreConformance, RemovingALimitReleasesTheTypeAndForgetsItsStarts) {
+  for (int i = 0; i < 4; ++i) store_->job_insert(job(clock_.now(), "api"));
+  store_->limit_set({.job_type = "api", .rate_limit = 1, .rate_period = std::chrono::hours(1)},
+                    clock_.now());
+  EXPECT_EQ(store_->job_claim({"w", 20, clock_.now()}).size(), 1u);
+  store_->limit_remove("api", clock_.now());
+  EXPECT_EQ(store_->job_claim({"w", 1, clock_.now()}).size(), 1u);
+  // Set again: the starts before it do not count.
+  store_->limit_set({.job_type = "api", .rate_limit = 1, .rate_period = std::chrono::hours(1)},
+                    clock_.now());
+  EXPECT_EQ(store_->job_claim({"w", 20, clock_.now()}).size(), 1u);
+}
+
+}  // namespace
+}  // namespace ergon::testing

@@ -23,6 +23,10 @@
 //   backlog         processing with --backlog jobs pending: time to complete the first --jobs
 //   history         processing of --jobs jobs with --history finished rows in the table,
 //                   against the same run on an empty table
+//
+// Flow control in use (docs/flow-control.md): --queues Q spreads the jobs of the processing
+// benchmarks over queues q0..q(Q-1), which every worker lists; --priorities P gives job i the
+// priority i % P; --groups G gives it the group key g(i % G).
 #include <libpq-fe.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -39,6 +43,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -84,6 +89,9 @@ struct Config {
   int backlog = 200000;
   long long history = 1000000;
   bool vacuum = true;
+  int queues = 0;      // 0: every job in "default", workers serve every queue
+  int priorities = 1;  // 1: every job at priority 0
+  int groups = 0;      // 0: no group keys
   std::string only;
   std::string json_file;
 };
@@ -337,15 +345,41 @@ class Scratch {
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the benchmarks
 
-// Enqueues `n` no-op jobs in batches of at most 50k (one start_jobs call each).
-void enqueue_bulk(ergon::JobRunner& runner, long long n) {
+// "q3", "g17": built by appending; g++ 12 at -O3 warns falsely on "q" + std::to_string(i).
+std::string numbered(char prefix, int i) {
+  std::string s(1, prefix);
+  s += std::to_string(i);
+  return s;
+}
+
+// The queues every worker lists with --queues (empty: every queue).
+std::vector<std::string> bench_queues(const Config& cfg) {
+  std::vector<std::string> q;
+  for (int i = 0; i < cfg.queues; ++i) q.push_back(numbered('q', i));
+  return q;
+}
+
+// Enqueues `n` no-op jobs in batches of at most 50k, one start_jobs call per batch and
+// combination of queue, priority and group (--queues, --priorities, --groups).
+void enqueue_bulk(ergon::JobRunner& runner, long long n, const Config& cfg) {
   constexpr long long kBatch = 50000;
   for (long long done = 0; done < n;) {
     long long k = std::min(kBatch, n - done);
-    std::vector<Noop> batch(static_cast<std::size_t>(k));
-    for (long long i = 0; i < k; ++i)
-      batch[static_cast<std::size_t>(i)].n = static_cast<int>(done + i);
-    runner.start_jobs(batch);
+    std::map<std::tuple<int, int, int>, std::vector<Noop>> batches;
+    for (long long i = done; i < done + k; ++i) {
+      auto key = std::make_tuple(cfg.queues > 0 ? static_cast<int>(i % cfg.queues) : -1,
+                                 static_cast<int>(i % cfg.priorities),
+                                 cfg.groups > 0 ? static_cast<int>(i % cfg.groups) : -1);
+      batches[key].push_back(Noop{static_cast<int>(i)});
+    }
+    for (const auto& [key, batch] : batches) {
+      ergon::JobOptions o;
+      auto [queue, priority, group] = key;
+      if (queue >= 0) o.queue = numbered('q', queue);
+      o.priority = priority;
+      if (group >= 0) o.group_key = numbered('g', group);
+      runner.start_jobs(batch, o);
+    }
     done += k;
   }
 }
@@ -472,7 +506,7 @@ BurnDown burn_down(const Config& cfg, long long pending, long long history, long
     auto store = s.open();
     ergon::JobRunner runner(store);
     load_history(s, history);
-    enqueue_bulk(runner, pending);
+    enqueue_bulk(runner, pending, cfg);
   }
   if (cfg.vacuum) s.settle();
   CompletionCounter counter(target);
@@ -483,6 +517,7 @@ BurnDown burn_down(const Config& cfg, long long pending, long long history, long
     ergon::WorkerOptions o;
     o.max_concurrent_jobs = cfg.concurrency;
     o.prefetch_jobs = cfg.prefetch;
+    o.queues = bench_queues(cfg);
     o.run_scheduler = false;
     o.on_event = [&counter](const ergon::JobEvent& e) { counter.on_event(e); };
     workers.push_back(std::make_unique<ergon::JobsWorker>(stores.back(), noop_handlers(), o));
@@ -588,6 +623,9 @@ std::vector<Figure> bench_processing(const Config& cfg) {
   std::string note = std::to_string(cfg.jobs) + " jobs, " + std::to_string(cfg.workers) +
                      " worker(s) x " + std::to_string(cfg.concurrency) +
                      (cfg.prefetch > 0 ? " + prefetch " + std::to_string(cfg.prefetch) : "");
+  if (cfg.queues > 0) note += ", " + std::to_string(cfg.queues) + " queues";
+  if (cfg.priorities > 1) note += ", " + std::to_string(cfg.priorities) + " priorities";
+  if (cfg.groups > 0) note += ", " + std::to_string(cfg.groups) + " groups";
   std::vector<Figure> out = {{"processing", "burn-down", "jobs/s", {b.rate}, note}};
   if (b.xacts_per_job >= 0) {
     out.push_back({"processing",
@@ -849,6 +887,12 @@ int main(int argc, char** argv) {
   bool no_vacuum = false;
   app.add_flag("--no-settle", no_vacuum,
                "burn-downs: skip VACUUM ANALYZE (SQLite: ANALYZE) after loading");
+  app.add_option("--queues", cfg.queues, "processing: jobs spread over this many queues")
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--priorities", cfg.priorities, "processing: job i gets priority i % P")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--groups", cfg.groups, "processing: job i gets group key g(i % G)")
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--only", cfg.only, "comma-separated benchmarks (default: all)");
   app.add_option("--json", cfg.json_file, "write the results as JSON to FILE");
   CLI11_PARSE(app, argc, argv);

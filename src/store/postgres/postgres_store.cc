@@ -385,7 +385,13 @@ struct PostgresStore::Statements {
     // the type, per_group, max_running, rate_limit, the start of the rate window.
     {
       int b = db_clock ? 4 : 5;
-      auto arg = [&](int i) { return "$" + std::to_string(b + i); };
+      // Appended rather than "$" + to_string(): g++ 12 at -O3 warns falsely on the latter
+      // (stringop-overflow).
+      auto arg = [&](int i) {
+        std::string a = "$";
+        a += std::to_string(b + i);
+        return a;
+      };
       std::string part =
           "CASE WHEN " + arg(1) + "::boolean THEN coalesce(group_key, '') ELSE '' END";
       claim_limited = {

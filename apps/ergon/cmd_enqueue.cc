@@ -18,6 +18,7 @@ void register_enqueue(CLI::App& app, Globals& g) {
     int count = 1;
     std::string unique_key;
     bool unique_while_running = false;
+    std::string unique_period;
     std::string group_key;
   };
   auto args = std::make_shared<Args>();
@@ -35,6 +36,8 @@ void register_enqueue(CLI::App& app, Globals& g) {
                   "while a job with this key is pending, print its id instead of adding one");
   cmd->add_flag("--unique-while-running", args->unique_while_running,
                 "with --unique-key: also while that job runs");
+  cmd->add_option("--unique-period", args->unique_period,
+                  "with --unique-key: at most one job with the key per this period (1h, 1d)");
   cmd->add_option("--group", args->group_key,
                   "group key (a tenant, an account): claimed round-robin across groups");
   cmd->callback([&g, args] {
@@ -43,6 +46,16 @@ void register_enqueue(CLI::App& app, Globals& g) {
     o.priority = args->priority;
     o.unique_key = args->unique_key;
     o.unique_while_running = args->unique_while_running;
+    if (!args->unique_period.empty()) {
+      o.unique_period = parse_cli_duration(args->unique_period, "--unique-period");
+      if (args->unique_key.empty()) {
+        throw CLI::ValidationError("--unique-period", "needs --unique-key");
+      }
+      if (*o.unique_period < std::chrono::milliseconds(1) ||
+          *o.unique_period > std::chrono::hours(24 * 366)) {
+        throw CLI::ValidationError("--unique-period", "must be 1ms to 366d");
+      }
+    }
     o.group_key = args->group_key;
     if (args->max_attempts > 0) o.max_attempts = args->max_attempts;
     if (!args->delay.empty() && !args->run_at.empty()) {

@@ -32,6 +32,10 @@ struct JobOptions {
   // nothing. Empty: no key. At most 200 bytes. Not for start_jobs (bulk).
   std::string unique_key;
   bool unique_while_running = false;
+  // With unique_key: at most one job per key per period. The job holds its key for this long
+  // after it was enqueued, whether it completes, fails or is cancelled meanwhile (deleting it
+  // frees the key), and start_job of the key meanwhile returns its id. 1 ms to 366 days.
+  std::optional<Duration> unique_period;
   // Fair claiming (docs/flow-control.md): jobs with a group key (a tenant, an account) are
   // claimed round-robin across groups, so one group's backlog does not hold back another
   // group's jobs; a limit with per_group applies to each group on its own. Empty: no group.

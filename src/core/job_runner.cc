@@ -51,8 +51,18 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   if (o.unique_while_running && o.unique_key.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "unique_while_running needs a unique_key");
   }
+  if (o.unique_period) {
+    if (o.unique_key.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "unique_period needs a unique_key");
+    }
+    if (*o.unique_period < std::chrono::milliseconds(1) ||
+        *o.unique_period > std::chrono::hours(24 * 366)) {
+      throw Error(ErrorCode::kInvalidArgument, "unique_period must be 1 ms to 366 days");
+    }
+  }
   p.unique_key = o.unique_key;
   p.unique_while_running = o.unique_while_running;
+  p.unique_period = o.unique_period;
   if (o.group_key.size() > kMaxGroupKeyBytes) {
     throw Error(ErrorCode::kInvalidArgument, "group_key is longer than 200 bytes");
   }

@@ -48,6 +48,9 @@ struct JobInsertParams {
   // unique_while_running); job_insert then returns the holder's id and inserts nothing.
   std::string_view unique_key;
   bool unique_while_running = false;
+  // With unique_key: the job also holds the key until created_at + unique_period, whatever
+  // its status; while any job holds a key so, job_insert of the key inserts nothing either.
+  std::optional<Duration> unique_period;
   std::string_view group_key;  // empty: none (JobOptions::group_key)
 };
 

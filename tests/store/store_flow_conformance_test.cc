@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "store_conformance.h"
@@ -230,6 +231,71 @@ TEST_P(StoreConformance, RemovingALimitReleasesTheTypeAndForgetsItsStarts) {
   store_->limit_set({.job_type = "api", .rate_limit = 1, .rate_period = std::chrono::hours(1)},
                     clock_.now());
   EXPECT_EQ(store_->job_claim({"w", 20, clock_.now()}).size(), 1u);
+}
+
+// A unique key with a period: at most one job per key per period, whatever became of it.
+TEST_P(StoreConformance, AUniqueKeyWithAPeriodHoldsAfterItsJobFinishes) {
+  auto first = job(clock_.now(), "report");
+  first.unique_key = "daily:42";
+  first.unique_period = std::chrono::hours(1);
+  ASSERT_EQ(store_->job_insert(first), first.id);
+  auto claimed = store_->job_claim({"w", 1, clock_.now()});
+  ASSERT_EQ(claimed.size(), 1u);
+  complete(*store_, claimed, "w", clock_.now());
+  clock_.advance(std::chrono::minutes(59));
+  auto again = job(clock_.now(), "report");
+  again.unique_key = "daily:42";  // with or without a period of its own
+  EXPECT_EQ(store_->job_insert(again), first.id);
+  again.unique_period = std::chrono::minutes(5);
+  EXPECT_EQ(store_->job_insert(again), first.id);
+  EXPECT_EQ(store_->job_list({}).size(), 1u);
+  clock_.advance(std::chrono::minutes(1));  // the window is closed at its end
+  auto next = job(clock_.now(), "report");
+  next.unique_key = "daily:42";
+  next.unique_period = std::chrono::hours(1);
+  EXPECT_EQ(store_->job_insert(next), next.id);
+  // While the new job is Pending, its key is held by it (and by its window).
+  auto other = job(clock_.now(), "report");
+  other.unique_key = "daily:42";
+  EXPECT_EQ(store_->job_insert(other), next.id);
+  // Other keys are unaffected.
+  other.unique_key = "daily:43";
+  EXPECT_EQ(store_->job_insert(other), other.id);
+}
+
+// Many connections enqueue one key with a period while another claims and completes whatever
+// appears: exactly one job exists, since a completed job keeps its key for the period.
+TEST_P(StoreConformance, AUniqueKeyWithAPeriodHoldsUnderConcurrentEnqueues) {
+  constexpr int kThreads = 6;
+  std::vector<std::shared_ptr<Store>> stores;
+  for (int t = 0; t <= kThreads; ++t) stores.push_back(reopen());
+  std::atomic<bool> stop{false};
+  std::thread finisher([&] {
+    while (!stop.load()) {
+      auto got = stores[kThreads]->job_claim({"w", 10, clock_.now()});
+      complete(*stores[kThreads], got, "w", clock_.now());
+    }
+  });
+  std::vector<std::thread> threads;
+  std::vector<std::set<JobId>> seen(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        auto p = job(clock_.now(), "report");
+        p.unique_key = "once-an-hour";
+        p.unique_period = std::chrono::hours(1);
+        seen[static_cast<std::size_t>(t)].insert(
+            stores[static_cast<std::size_t>(t)]->job_insert(p));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  stop = true;
+  finisher.join();
+  std::set<JobId> all;
+  for (const auto& s : seen) all.insert(s.begin(), s.end());
+  EXPECT_EQ(all.size(), 1u);
+  EXPECT_EQ(store_->job_list({}).size(), 1u);
 }
 
 }  // namespace

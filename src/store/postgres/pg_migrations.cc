@@ -181,6 +181,11 @@ CREATE TABLE @SCHEMA@.job_type_starts (
   started_at timestamptz NOT NULL
 );
 CREATE INDEX job_type_starts_idx ON @SCHEMA@.job_type_starts (job_type, group_key, started_at);
+-- A unique key's time window (JobOptions::unique_period): a job enqueued with one holds its key
+-- until unique_until, whatever its status; an enqueue of the key before then inserts nothing.
+ALTER TABLE @SCHEMA@.jobs ADD COLUMN unique_until timestamptz;
+CREATE INDEX jobs_unique_until_idx ON @SCHEMA@.jobs (unique_key, unique_until)
+  WHERE unique_until IS NOT NULL;
 )sql"},
 };
 

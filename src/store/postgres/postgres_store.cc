@@ -277,17 +277,25 @@ struct PostgresStore::Statements {
     // $10 is the group key (NULL: none). With `unique`, $12 is the unique key (NULL: none) and
     // $13 unique_while_running: a key held by another job makes the insert do nothing (no row
     // comes back, no notification).
+    // $14 is the unique key's time window in ms (NULL: none): the job holds its key until
+    // created_at plus it, and a key whose window is open at this job's created_at makes the
+    // insert do nothing too.
     auto insert_only = [&](std::string_view base, bool unique) {
+      std::string created = time_sql(db_clock, "clock.b", 7, 7);
       return "INSERT INTO " + jobs +
              " (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt, "
              "max_attempts, timeout_ms, group_key" +
-             (unique ? ", unique_key, unique_while_running" : "") +
+             (unique ? ", unique_key, unique_while_running, unique_until" : "") +
              ") SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', " +
              time_sql(db_clock, "clock.b", 7, 7) + ", $4::varchar, $5::integer, " +
              time_sql(db_clock, "clock.b", 8, 7) + ", 0, $6::integer, $9::bigint, $10::varchar" +
-             (unique ? ", $12::varchar, $13::boolean" : "") + " FROM (SELECT " + std::string(base) +
-             " AS b) AS clock" +
-             (unique ? std::string(" ON CONFLICT (unique_key) WHERE ") + kUniquePredicate +
+             (unique ? ", $12::varchar, $13::boolean, " + created +
+                           " + $14::bigint * interval '1 millisecond'"
+                     : std::string()) +
+             " FROM (SELECT " + std::string(base) + " AS b) AS clock" +
+             (unique ? " WHERE $12::varchar IS NULL OR NOT EXISTS (SELECT 1 FROM " + jobs +
+                           " o WHERE o.unique_key = $12::varchar AND o.unique_until > " + created +
+                           ") ON CONFLICT (unique_key) WHERE " + kUniquePredicate +
                            " DO NOTHING RETURNING id, run_at"
                      : std::string(" RETURNING run_at"));
     };
@@ -299,8 +307,13 @@ struct PostgresStore::Statements {
     insert = {"ergon_job_insert", insert_sql("now()")};
     // Inside a longer transaction (a schedule's slot) that sends one notification at its end.
     insert_quiet = {"ergon_job_insert_quiet", insert_only("now()", false)};
+    // The job holding a key: a Pending (or Running) holder first, else the newest open window
+    // (at $2, or the database's clock_timestamp()).
     unique_holder = {"ergon_job_unique_holder",
-                     "SELECT id FROM " + jobs + " WHERE unique_key = $1 AND " + kUniquePredicate};
+                     "SELECT id FROM " + jobs + " WHERE unique_key = $1 AND ((" + kUniquePredicate +
+                         ") OR unique_until > " +
+                         (db_clock ? std::string("clock_timestamp()") : "$2::timestamptz") +
+                         ") ORDER BY (" + kUniquePredicate + ") DESC, unique_until DESC LIMIT 1"};
     // On the caller's connection now() would be the start of the caller's transaction, which
     // may be long before this insert: a delay would then be measured from BEGIN. The statement's
     // own clock_timestamp() measures it from the start_job call, as the caller meant.
@@ -886,7 +899,8 @@ void PostgresStore::schema_check() {
 }
 
 namespace {
-// $11 the channel, then the unique key ($12, NULL for none) and unique_while_running ($13).
+// $11 the channel, then the unique key ($12, NULL for none), unique_while_running ($13) and
+// the key's time window in ms ($14, NULL for none).
 PgParams insert_params_notify(const JobInsertParams& p, const std::string& channel) {
   PgParams params = insert_params(p);
   params.text(channel);
@@ -896,9 +910,24 @@ PgParams insert_params_notify(const JobInsertParams& p, const std::string& chann
     params.text(p.unique_key);
   }
   params.boolean(p.unique_while_running);
+  if (p.unique_period && !p.unique_key.empty()) {
+    params.integer(static_cast<std::int64_t>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.unique_period).count())));
+  } else {
+    params.null();
+  }
   return params;
 }
 }  // namespace
+
+// The unique-holder look-up's parameters: the key, and the time of the insert on the
+// caller's clock.
+PgParams PostgresStore::holder_params(const JobInsertParams& p) const {
+  PgParams params;
+  params.text(p.unique_key);
+  if (!database_clock_) params.time(p.created_at);
+  return params;
+}
 
 JobId PostgresStore::job_insert(const JobInsertParams& p) {
   if (!p.unique_key.empty()) require_no_nul(p.unique_key, "unique key");
@@ -912,7 +941,7 @@ JobId PostgresStore::job_insert(const JobInsertParams& p) {
     auto r = conn->run(sql_->insert, params, Format::kText);
     inserted = PQntuples(r.get()) == 1;
     if (inserted) break;
-    auto h = conn->run(sql_->unique_holder, PgParams().text(p.unique_key));
+    auto h = conn->run(sql_->unique_holder, holder_params(p));
     if (PQntuples(h.get()) == 1) return pgbin::uuid(h.get(), 0, 0);
   }
   if (!inserted) {
@@ -1003,7 +1032,7 @@ JobId PostgresStore::job_insert_tx(pg_conn* conn, const JobInsertParams& p) {
   if (PQntuples(r.get()) == 1) return p.id;
   // The key is held. (A holder that finished since the insert's snapshot leaves nothing to
   // find: the caller's transaction then fails, rather than silently inserting nothing.)
-  auto h = exec_on_caller(conn, sql_->unique_holder.sql, PgParams().text(p.unique_key),
+  auto h = exec_on_caller(conn, sql_->unique_holder.sql, holder_params(p),
                           "unique key look-up on the caller's connection");
   if (PQntuples(h.get()) == 1) return *JobId::parse(PQgetvalue(h.get(), 0, 0));
   throw Error(ErrorCode::kStore, "unique key '" + std::string(p.unique_key) +

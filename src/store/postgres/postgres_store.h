@@ -149,6 +149,7 @@ class PostgresStore final : public Store {
   int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
   int schema_version(PgConnection& conn);
   void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out);
+  [[nodiscard]] PgParams holder_params(const JobInsertParams& p) const;
   // One limited type's claim on `conn`, inside its transaction.
   void claim_type(PgConnection& conn, const JobClaimParams& p, const std::string& type, int room,
                   std::vector<JobRecord>& out);

@@ -177,6 +177,11 @@ CREATE TABLE job_type_starts (
   started_at TEXT NOT NULL
 );
 CREATE INDEX job_type_starts_idx ON job_type_starts (job_type, group_key, started_at);
+-- A unique key's time window (JobOptions::unique_period): a job enqueued with one holds its key
+-- until unique_until, whatever its status; an enqueue of the key before then inserts nothing.
+ALTER TABLE jobs ADD COLUMN unique_until TEXT;
+CREATE INDEX jobs_unique_until_idx ON jobs (unique_key, unique_until)
+  WHERE unique_until IS NOT NULL;
 )sql"},
 };
 

@@ -228,15 +228,23 @@ class Binder {
   "unique_key IS NOT NULL AND (status = 'Pending' OR (status = 'Running' " \
   "AND unique_while_running = 1))"
 
-// A unique key already held makes the insert do nothing (sqlite3_changes() == 0).
+// A unique key already held makes the insert do nothing (sqlite3_changes() == 0): by a
+// Pending (or Running) job through jobs_unique_idx, or by a job whose time window
+// (unique_until) is still open at the new job's created_at. The check and the insert are one
+// statement under the write lock.
 constexpr const char* kInsertSql =
     "INSERT INTO jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, "
-    "attempt, max_attempts, timeout_ms, unique_key, unique_while_running, group_key) "
-    "VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (unique_key) WHERE " ERGON_UNIQUE_PREDICATE " DO NOTHING";
+    "attempt, max_attempts, timeout_ms, unique_key, unique_while_running, group_key, "
+    "unique_until) SELECT ?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12, ?13 "
+    "WHERE ?10 IS NULL OR NOT EXISTS (SELECT 1 FROM jobs WHERE unique_key = ?10 AND "
+    "unique_until > ?4) ON CONFLICT (unique_key) WHERE " ERGON_UNIQUE_PREDICATE " DO NOTHING";
 
+// The job holding a key at ?2: a Pending (or Running) holder first, else the newest window.
 constexpr const char* kUniqueHolderSql =
-    "SELECT id FROM jobs WHERE unique_key = ?1 AND " ERGON_UNIQUE_PREDICATE;
+    "SELECT id FROM jobs WHERE unique_key = ?1 AND ((" ERGON_UNIQUE_PREDICATE
+    ") OR unique_until > ?2) ORDER BY (" ERGON_UNIQUE_PREDICATE
+    ") DESC, unique_until DESC "
+    "LIMIT 1";
 
 void bind_insert(Binder& b, const JobInsertParams& p) {
   b.text(p.id.to_string())
@@ -264,6 +272,11 @@ void bind_insert(Binder& b, const JobInsertParams& p) {
   } else {
     b.text(p.group_key);
   }
+  if (p.unique_period && !p.unique_key.empty()) {
+    b.time(p.created_at + *p.unique_period);
+  } else {
+    b.null();
+  }
 }
 
 void bind_queues(Binder& b, std::span<const std::string> queues) {
@@ -285,7 +298,7 @@ JobId insert_on(sqlite3* db, sqlite3_stmt* insert, sqlite3_stmt* holder, const J
   }
   if (sqlite3_changes(db) == 1) return p.id;
   Binder h(db, holder);
-  h.text(p.unique_key);
+  h.text(p.unique_key).time(p.created_at);
   if (!h.step()) {
     throw Error(ErrorCode::kStore,
                 "unique key '" + std::string(p.unique_key) + "' conflicts, but no job holds it");

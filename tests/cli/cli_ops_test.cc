@@ -189,6 +189,12 @@ TEST_P(CliOpsTest, MalformedInputIsAUsageErrorAndChangesNothing) {
       {{"purge", "--status", "completed"}, "--older-than"},
       {{"audit", "--limit", "0"}, "--limit"},
       {{"stats", "--alive-within", "never"}, "--alive-within"},
+      {{"enqueue", "t", "{}", "--unique-period", "1h"}, "needs --unique-key"},
+      {{"enqueue", "t", "{}", "--unique-key", "k", "--unique-period", "soon"}, "--unique-period"},
+      {{"enqueue", "t", "{}", "--unique-key", "k", "--unique-period", "0s"}, "1ms to 366d"},
+      {{"enqueue", "t", "{}", "--unique-key", "k", "--unique-period", "400d"}, "1ms to 366d"},
+      {{"limits", "set", "t", "--rate", "ten/1s"}, "COUNT/PERIOD"},
+      {{"limits", "set", "t"}, "give MAX"},
   };
   for (const auto& c : cases) {
     auto r = ergon(c.args);

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +97,19 @@ struct WorkerOptions {
   // The queues this worker takes jobs from; empty: every queue. Paused queues never
   // (JobRunner::pause_queue).
   std::vector<std::string> queues;
+  // At most this many jobs of a queue held by this worker at once, by queue name
+  // (docs/flow-control.md): {{"mail", 2}} keeps a slow mail provider from taking every slot.
+  // Held: claimed and its handler not yet returned, so waiting in the local queue
+  // (prefetch_jobs) or running (a handler past its timeout that ignores its stop token too). A
+  // handler that returns frees its place at once, as it frees its slot, while its outcome
+  // waits for the completer. 0: nothing from that queue. max_concurrent_jobs still bounds the
+  // total, and the queues without a limit share the pool as before: a limit caps a queue, it
+  // reserves no slot for it. Per worker; for a limit across workers, see
+  // JobRunner::set_concurrency_limit (per job type).
+  // Every limited queue must be listed in `queues`, which must then list every queue served:
+  // a claim can name the queues to take from but not those to leave out, so a worker serving
+  // every queue could not keep its unlimited claim away from a limited queue's jobs.
+  std::map<std::string, int> queue_limits;
   // How often an idle worker looks for jobs enqueued by other processes. Jobs enqueued in this
   // process wake it at once.
   Duration polling_interval = std::chrono::seconds(1);

@@ -52,6 +52,7 @@ constexpr Key kWorkerKeys[] = {{"MaxConcurrentJobs", Kind::kInt},
                                {"CancelledJobsRetention", Kind::kTimeSpan},
                                {"PruneInterval", Kind::kTimeSpan},
                                {"Queues", Kind::kStringList},
+                               {"QueueLimits", Kind::kObject},
                                {"Messaging", Kind::kObject}};
 constexpr Key kMessagingKeys[] = {
     {"Transport", Kind::kString},      {"ConnectionString", Kind::kString},
@@ -164,6 +165,7 @@ class Reader {
   }
 
   WorkerOptions worker(const json& j);
+  void queue_limits(const json& j, const std::string& w, WorkerOptions& o);
   MessagingOptions messaging(const json& j, const std::string& w);
   CommandHandlerConfig handler(const std::string& type, const json& j);
 };
@@ -209,6 +211,7 @@ WorkerOptions Reader::worker(const json& j) {
       }
     }
   }
+  queue_limits(j, w, o);
   if (o.heartbeat_interval.count() == 0) {
     bad(w + ".HeartbeatInterval", "must be greater than zero");
   } else if (o.heartbeat_interval >= o.orphaned_job_threshold) {
@@ -216,6 +219,38 @@ WorkerOptions Reader::worker(const json& j) {
   }
   if (o.polling_interval.count() == 0) bad(w + ".PollingInterval", "must be greater than zero");
   return o;
+}
+
+// "QueueLimits": {"mail": 2}. A worker with limits lists the queues it serves, the limited
+// ones among them (WorkerOptions::queue_limits says why); the JobsWorker constructor checks it
+// too, this names the keys.
+void Reader::queue_limits(const json& j, const std::string& w, WorkerOptions& o) {
+  auto l = j.find("QueueLimits");
+  if (l == j.end()) return;
+  const std::string where = w + ".QueueLimits";
+  if (!l->is_object()) {
+    bad(where, "expected an object of queue names and limits, like {\"mail\": 2}");
+    return;
+  }
+  for (const auto& [queue, value] : l->items()) {
+    if (queue.empty() || queue.size() > 100) {
+      bad(where, "each queue name must be 1 to 100 bytes");
+      continue;
+    }
+    std::size_t errors_before = errors.size();
+    int max_held = integer(*l, where, queue.c_str(), 0, 0, 100000);
+    if (errors.size() != errors_before) continue;
+    o.queue_limits[queue] = max_held;
+    if (o.queues.empty()) continue;  // reported once, below
+    if (std::find(o.queues.begin(), o.queues.end(), queue) == o.queues.end()) {
+      bad(where + "." + queue, "queue '" + queue + "' is not in " + w + ".Queues");
+    }
+  }
+  if (!o.queue_limits.empty() && o.queues.empty()) {
+    bad(where, "needs " + w +
+                   ".Queues: list every queue this worker serves, the limited ones too (a worker "
+                   "that serves every queue cannot keep a limit)");
+  }
 }
 
 CommandHandlerConfig Reader::handler(const std::string& type, const json& j) {
@@ -370,9 +405,10 @@ json* section(json& doc, const std::string& key) {
   return s.is_object() ? &s : nullptr;
 }
 
-// Applies JobsWorker__Key, JobsWorker__Messaging__Key (or Messaging__Key), Handlers__TYPE__key
-// and Handlers__TYPE__env__NAME overrides to the file's document. Section and key names match in
-// any case (as .NET's configuration does); job types as written.
+// Applies JobsWorker__Key, JobsWorker__QueueLimits__QUEUE, JobsWorker__Messaging__Key (or
+// Messaging__Key), Handlers__TYPE__key and Handlers__TYPE__env__NAME overrides to the file's
+// document. Section and key names match in any case (as .NET's configuration does); job types
+// and queue names as written.
 void apply_overrides(json& doc, const ConfigEnvironment& env, Reader& r,
                      std::string& messaging_where) {
   for (const auto& [var, value] : env) {
@@ -387,6 +423,22 @@ void apply_overrides(json& doc, const ConfigEnvironment& env, Reader& r,
     json* target = nullptr;
     std::string path;
     std::string key_name;
+    if (iequals(parts[0], "JobsWorker") && iequals(parts[1], "QueueLimits")) {
+      // JobsWorker__QueueLimits__QUEUE=N; the queue as written, as job types under Handlers.
+      if (parts.size() != 3) {
+        unknown("expected JobsWorker__QueueLimits__QUEUE");
+        continue;
+      }
+      json converted;
+      if (!convert(var, value, Kind::kInt, converted, r)) continue;
+      json* worker = section(doc, "JobsWorker");
+      json* limits = worker ? section(*worker, "QueueLimits") : nullptr;
+      if (limits) {
+        (*limits)[parts[2]] = converted;
+        r.from_env["JobsWorker.QueueLimits." + parts[2]] = var;
+      }
+      continue;
+    }
     if (iequals(parts[0], "JobsWorker") && !(parts.size() >= 2 && iequals(parts[1], "Messaging"))) {
       if (parts.size() != 2) {
         unknown("expected JobsWorker__Key or JobsWorker__Messaging__Key");
@@ -719,7 +771,8 @@ std::string config_to_json(const Config& c) {
             {"FailedJobsRetention", ts(o.failed_jobs_retention)},
             {"CancelledJobsRetention", ts(o.cancelled_jobs_retention)},
             {"PruneInterval", ts(o.prune_interval)},
-            {"Queues", o.queues}};
+            {"Queues", o.queues},
+            {"QueueLimits", o.queue_limits}};
   // Unset optional keys are left out, so that the output reads back as a configuration.
   json out = {{"JobsWorker", w}};
   if (c.database) out["Database"] = mask_url_password(*c.database);

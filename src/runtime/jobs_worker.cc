@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <deque>
@@ -66,7 +67,8 @@ class JobsWorker::Impl {
         max_(opts_.max_concurrent_jobs > 0
                  ? opts_.max_concurrent_jobs
                  : 5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-        capacity_(max_ + std::max(0, opts_.prefetch_jobs)) {
+        capacity_(max_ + std::max(0, opts_.prefetch_jobs)),
+        targets_(claim_targets(opts_)) {
     if (opts_.messaging) mq_ = runtime::make_job_queue(*opts_.messaging);
     subscription_ = store_->notifier().subscribe([this](TimePoint due) { on_notify(due); });
     cancel_subscription_ = store_->cancel_notifier().subscribe([this](TimePoint) {
@@ -136,8 +138,7 @@ class JobsWorker::Impl {
         JobRecord job = std::move(queue_.front());
         queue_.pop_front();
         Slot& slot = running_.at({job.id, job.attempt});
-        slot.finishing = true;
-        ++finishing_;
+        mark_finishing_locked(slot);
         queue_outcome_locked(
             {job.id, job.attempt,
              release_params(job.id, job.attempt, slot.max_attempts, job.run_at),
@@ -202,7 +203,7 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       start_pool_locked();
     }
-    return claim_round();
+    return claim_round(true);
   }
 
   void wait_idle() {
@@ -229,6 +230,7 @@ class JobsWorker::Impl {
     TimePoint run_at;      // when the job was due: a release puts it back there
     std::optional<Duration> timeout;
     std::string queue;            // for the events' queue label
+    int target = -1;              // its queue's limited ClaimTarget in targets_; -1: none
     std::uint64_t claim_seq = 0;  // claims up to this number are visible to a heartbeat
     bool cancel = false;          // cancel() was called: the outcome is Cancelled
     bool timed_out = false;       // the timeout passed: stop token fired
@@ -271,6 +273,62 @@ class JobsWorker::Impl {
     return room;
   }
 
+  // What a claim round asks the store for (WorkerOptions::queue_limits): one claim per limited
+  // queue, then one for the served queues without a limit. Without queue_limits there is one
+  // target, opts_.queues with no limit of its own, and a round is the one claim it always was.
+  struct ClaimTarget {
+    std::vector<std::string> queues;  // the claim's filter; empty: every queue
+    int max_held = -1;                // the queue's limit; -1: none (the pool's room only)
+    int held = 0;                     // its jobs held (slots not finishing); guarded by mu_
+    // A claim may find jobs: its last one filled every place it asked for, or a wake-up or a
+    // poll came since (look_again_locked). Guarded by mu_.
+    bool more = true;
+  };
+
+  // A worker with limits lists every queue it serves (the constructor checks it): the store's
+  // claim names the queues to take from and has no way to leave some out, so a claim "from
+  // every queue" would take a limited queue's jobs past its limit, and a job, once claimed, is
+  // never handed back just to keep a limit. When every served queue has a limit there is no
+  // unlimited target at all (an empty filter would mean every queue).
+  static std::vector<ClaimTarget> claim_targets(const WorkerOptions& o) {
+    std::vector<ClaimTarget> out;
+    for (const auto& [queue, max_held] : o.queue_limits) out.push_back({{queue}, max_held});
+    std::vector<std::string> rest;
+    for (const auto& q : o.queues) {
+      if (!o.queue_limits.contains(q)) rest.push_back(q);
+    }
+    if (o.queue_limits.empty() || !rest.empty()) out.push_back({std::move(rest)});
+    return out;
+  }
+
+  // How many jobs a claim for `t` may take: the pool's room, within the queue's limit.
+  int room_locked(const ClaimTarget& t) const {
+    int room = room_locked();
+    return t.max_held < 0 ? room : std::min(room, t.max_held - t.held);
+  }
+
+  // Some target may have jobs and has room for them.
+  bool claimable_locked() const {
+    return std::any_of(targets_.begin(), targets_.end(),
+                       [&](const ClaimTarget& t) { return t.more && room_locked(t) > 0; });
+  }
+
+  // Every target may have jobs (a wake-up, a due time, a poll). The poll deadline starts again
+  // when some target next finds fewer jobs than it asked for.
+  void look_again_locked() {
+    for (ClaimTarget& t : targets_) t.more = true;
+    poll_at_ = TimePoint::max();
+  }
+
+  // Takes in the wake-ups: a notify for a job due now, or a remembered due time that has
+  // passed, makes every target look again. A claim after this sees every job due by `now`, so
+  // a remembered due time up to `now` is served by it; a later one stays remembered.
+  void note_wakeups_locked(TimePoint now) {
+    if (wake_ || next_due_ <= now) look_again_locked();
+    wake_ = false;  // a notify from here on means "look again"
+    if (next_due_ <= now) next_due_ = TimePoint::max();
+  }
+
   void on_notify(TimePoint due) {
     std::lock_guard lock(mu_);
     if (due <= clock_.now()) {
@@ -295,46 +353,57 @@ class JobsWorker::Impl {
     return opts_.default_max_attempts;
   }
 
-  // One claim of up to the free slots; the claimed jobs are queued for the pool. Returns how
-  // many were claimed; *filled says whether that was every slot free at the claim (then more
-  // may be due).
-  std::size_t claim_round(bool* filled = nullptr) {
-    int free;
+  // One claim round: one claim for each target that may have jobs (`more`) and has room, each
+  // for at most that room; the claimed jobs are queued for the pool. `all`: every target may
+  // have jobs (TEST_claim_once). Returns how many jobs were claimed. The limited queues are
+  // claimed first: they take at most their limits, and a slot that frees goes to a limited
+  // queue before the unlimited rest, which could otherwise keep it from ever getting one. A
+  // priority does not reach across targets; within one the usual order holds.
+  std::size_t claim_round(bool all) {
     TimePoint now = clock_.now();
-    if (filled) *filled = false;
+    std::size_t claimed = 0;
     {
       std::lock_guard lock(mu_);
-      if (stopping_) return 0;
-      free = room_locked();
-      wake_ = false;  // a notify from here on means "look again"
-      // This claim sees every job due by `now`, so a remembered due time up to `now` is
-      // served by it. A later one stays remembered.
-      if (next_due_ <= now) next_due_ = TimePoint::max();
-      if (free <= 0) return 0;
-      ++claims_in_flight_;  // in the same hold as the stopping_ check: stop() waits for it
+      if (all) look_again_locked();
+      note_wakeups_locked(now);
     }
-    std::vector<JobRecord> jobs;
-    try {
-      jobs = store_->job_claim({worker_id_, free, now, opts_.queues});
-    } catch (...) {
-      // The claim may still have committed (the connection died after COMMIT): the heartbeat
-      // finds such jobs and gives them back.
+    for (ClaimTarget& t : targets_) {
+      int room;
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) break;
+        room = room_locked(t);
+        if (!t.more || room <= 0) continue;
+        ++claims_in_flight_;  // in the same hold as the stopping_ check: stop() waits for it
+      }
+      std::vector<JobRecord> jobs;
+      try {
+        jobs = store_->job_claim({worker_id_, room, now, t.queues});
+      } catch (...) {
+        // The claim may still have committed (the connection died after COMMIT): the heartbeat
+        // finds such jobs and gives them back. Jobs of earlier targets are in the pool already.
+        std::lock_guard lock(mu_);
+        --claims_in_flight_;
+        idle_cv_.notify_all();
+        throw;
+      }
       std::lock_guard lock(mu_);
       --claims_in_flight_;
       idle_cv_.notify_all();
-      throw;
+      ++claim_seq_;
+      for (auto& job : jobs) hand_to_pool_locked(std::move(job), now, std::nullopt);
+      // Every place asked for was filled: more may be due. (Compared with the room at the claim
+      // itself, not with the room now: a slot that frees in between would otherwise make a
+      // full claim look partial, and the producer would sleep until the next poll with room
+      // and jobs due.)
+      t.more = static_cast<int>(jobs.size()) == room;
+      claimed += jobs.size();
     }
-    std::lock_guard lock(mu_);
-    --claims_in_flight_;
-    idle_cv_.notify_all();
-    ++claim_seq_;
-    for (auto& job : jobs) hand_to_pool_locked(std::move(job), now, std::nullopt);
-    if (filled) *filled = static_cast<int>(jobs.size()) == free;
-    return jobs.size();
+    return claimed;
   }
 
-  // A claimed job gets its slot and joins the pool's queue (with the message that brought it,
-  // if any).
+  // A claimed job gets its slot (counted in its queue's limit, if any) and joins the pool's
+  // queue (with the message that brought it, if any).
   void hand_to_pool_locked(JobRecord job, TimePoint now, std::optional<runtime::JobMessage> m) {
     Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
     slot.claimed_at = now;
@@ -342,6 +411,14 @@ class JobsWorker::Impl {
     slot.timeout = effective_timeout(job);
     slot.queue = job.queue;
     slot.claim_seq = claim_seq_;
+    // The limited targets come first; without queue_limits this looks at one target.
+    for (std::size_t i = 0; i < targets_.size() && targets_[i].max_held >= 0; ++i) {
+      if (targets_[i].queues[0] == job.queue) {
+        slot.target = static_cast<int>(i);
+        ++targets_[i].held;
+        break;
+      }
+    }
     if (m) {
       slot.message = std::move(m);
       slot.message_hidden_until = now + mq_->visibility_timeout();
@@ -351,18 +428,46 @@ class JobsWorker::Impl {
     pool_cv_.notify_all();
   }
 
+  // The handler of `slot` returned, or will never run: its outcome is on its way to the
+  // completer. Its pool slot (see occupied_locked) and its place in its queue's limit are free.
+  void mark_finishing_locked(Slot& slot) {
+    slot.finishing = true;
+    ++finishing_;
+    if (slot.target >= 0) --targets_[slot.target].held;
+  }
+
   void produce() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
-      if (room_locked() <= 0) {
-        // Saturated: claim nothing, sleep until a slot frees (no busy spin).
-        cv_.wait(lock, [&] { return stopping_ || room_locked() > 0; });
+      note_wakeups_locked(clock_.now());
+      if (!claimable_locked()) {
+        // Nothing to claim now: each target has no room (the pool is full, or its queue is at
+        // its limit) or found fewer jobs than it asked for at its last claim. Sleep until a
+        // target that may have jobs gets room (a slot frees), a job of this process is due (a
+        // notify, or next_due_, which may move earlier while we sleep), or the polling
+        // interval passes (jobs enqueued by other processes); the last two make every target
+        // look again. Each is an event: a saturated worker does not spin. When every target is
+        // only waiting for room, there is nothing to poll for.
+        bool idle = std::any_of(targets_.begin(), targets_.end(),
+                                [](const ClaimTarget& t) { return !t.more; });
+        if (idle && poll_at_ == TimePoint::max()) {
+          poll_at_ = clock_.now() + opts_.polling_interval;
+        }
+        auto deadline = [&] { return std::min(poll_at_, next_due_); };
+        while (!stopping_ && !wake_ && !claimable_locked() && clock_.now() < deadline()) {
+          if (deadline() == TimePoint::max()) {
+            cv_.wait(lock);  // a slot frees, a notify, or a due time arrives: all notify cv_
+          } else {
+            clock_.wait_until(lock, cv_, deadline());
+          }
+        }
+        if (clock_.now() >= poll_at_) look_again_locked();
         continue;
       }
       lock.unlock();
-      bool failed = false, filled = false;
+      bool failed = false;
       try {
-        claim_round(&filled);
+        claim_round(false);
         if (claim_failures_ > 0) {
           spdlog::info("worker {}: claiming works again after {} failed tries", worker_id_,
                        claim_failures_);
@@ -376,18 +481,9 @@ class JobsWorker::Impl {
         failed = true;
       }
       lock.lock();
-      // Every free slot filled: there may be more due. (Compared with the slots free at the
-      // claim itself, not with `free` above: a slot that frees in between would otherwise make
-      // a full claim look partial, and the producer would sleep until the next poll with
-      // slots free and jobs due.)
-      if (!failed && filled) continue;
-      // Idle (or the database failed): sleep until a job of this process is due, a notify
-      // arrives, or the polling interval passes.
-      TimePoint poll_at = clock_.now() + opts_.polling_interval;
-      // next_due_ may move earlier while we sleep (a retry or delayed job of this process).
-      auto deadline = [&] { return std::min(poll_at, next_due_); };
-      while (!stopping_ && !wake_ && clock_.now() < deadline()) {
-        clock_.wait_until(lock, cv_, deadline());
+      // The database failed: try again at the next poll (or wake-up), not at once.
+      if (failed) {
+        for (ClaimTarget& t : targets_) t.more = false;
       }
     }
   }
@@ -454,35 +550,36 @@ class JobsWorker::Impl {
 
   void take_message(runtime::JobMessage& m) {
     TimePoint now = clock_.now();
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;  // the message reappears after its visibility timeout
-      ++claims_in_flight_;    // stop() waits for it, as for the producer's claims
-    }
-    std::optional<JobRecord> job;
-    try {
-      job = store_->job_claim_id({worker_id_, 1, now, opts_.queues}, m.job_id);
-    } catch (...) {
-      std::lock_guard lock(mu_);
-      --claims_in_flight_;
-      idle_cv_.notify_all();
-      throw;
-    }
-    if (job) {
-      std::lock_guard lock(mu_);
-      --claims_in_flight_;
-      idle_cv_.notify_all();
-      ++claim_seq_;
-      hand_to_pool_locked(std::move(*job), now, std::move(m));
-      return;
-    }
-    {
+    // By id only from the served queues without a limit: a job of a limited queue waits for
+    // the producer's claim, which keeps the limit (as a limited job type's does). With every
+    // served queue limited there is no such claim (an empty filter would mean every queue).
+    if (const ClaimTarget& rest = targets_.back(); rest.max_held < 0) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;  // the message reappears after its visibility timeout
+        ++claims_in_flight_;    // stop() waits for it, as for the producer's claims
+      }
+      std::optional<JobRecord> job;
+      try {
+        job = store_->job_claim_id({worker_id_, 1, now, rest.queues}, m.job_id);
+      } catch (...) {
+        std::lock_guard lock(mu_);
+        --claims_in_flight_;
+        idle_cv_.notify_all();
+        throw;
+      }
       std::lock_guard lock(mu_);
       --claims_in_flight_;
       idle_cv_.notify_all();
+      if (job) {
+        ++claim_seq_;
+        hand_to_pool_locked(std::move(*job), now, std::move(m));
+        return;
+      }
     }
     // Not claimable. Pending: not due yet (hide the message until it is), or in a paused
-    // queue or one this worker does not serve (hide it for a visibility timeout). Anything
+    // queue, one this worker does not serve, or one with a limit here (hide it for a
+    // visibility timeout; the polling claim takes a limited queue's job). Anything
     // else (running elsewhere, finished, deleted): the message has nothing left to trigger.
     std::optional<JobRecord> seen = store_->job_get(m.job_id);
     if (seen && seen->status == JobStatus::kPending) {
@@ -556,8 +653,7 @@ class JobsWorker::Impl {
         // Lost (rescued elsewhere: another worker may run it now) or cancelled while it waited
         // in the local queue: never start it. A lost job has nothing left to store here; a
         // cancelled one is stored Cancelled, fenced like any outcome.
-        slot.finishing = true;
-        ++finishing_;
+        mark_finishing_locked(slot);
         std::optional<JobFinishParams> fin;
         std::optional<OwnedEvent> event;
         if (!slot.lost) {
@@ -591,8 +687,7 @@ class JobsWorker::Impl {
       if (skip) {
         // Claimed but never started before the stop: give it back untouched (unless stop()
         // already did).
-        slot.finishing = true;
-        ++finishing_;
+        mark_finishing_locked(slot);
         if (already_released) {
           queue_outcome_locked({job.id, job.attempt, std::nullopt, std::nullopt});
         } else {
@@ -774,8 +869,7 @@ class JobsWorker::Impl {
     {
       std::lock_guard lock(mu_);
       Slot& slot = running_.at({job.id, job.attempt});
-      slot.finishing = true;
-      ++finishing_;
+      mark_finishing_locked(slot);
       if (result == Result::kDone) {
         // nothing to classify
       } else if (slot.cancel) {
@@ -1245,6 +1339,9 @@ class JobsWorker::Impl {
   const std::string worker_id_;
   const int max_;
   const int capacity_;  // max_ + prefetch_jobs: jobs held, running or waiting to
+  // The claims of a round, limited queues first; the vector is fixed, the counts in it are
+  // guarded by mu_.
+  std::vector<ClaimTarget> targets_;
   int subscription_ = 0;
   int cancel_subscription_ = 0;
   // Maintenance duties; each turns itself off if the backend lacks it. Maintenance thread only
@@ -1278,6 +1375,7 @@ class JobsWorker::Impl {
   TimePoint stop_deadline_;                // set by stop(); guarded by mu_
   TimePoint rescue_hold_until_;            // maintenance thread only
   TimePoint next_due_ = TimePoint::max();  // guarded by mu_
+  TimePoint poll_at_ = TimePoint::max();   // when idle targets look again; guarded by mu_
   // Claimed and not finished, by (job, attempt): a job rescued from this worker and claimed by
   // it again has two slots while the first handler winds down. Guarded by mu_.
   std::map<std::pair<JobId, int>, Slot> running_;
@@ -1301,6 +1399,22 @@ JobsWorker::JobsWorker(std::shared_ptr<Store> store, HandlerRegistry handlers,
   }
   if (options.default_max_attempts < 1) {
     throw Error(ErrorCode::kInvalidArgument, "default_max_attempts must be at least 1");
+  }
+  for (const auto& [queue, max_held] : options.queue_limits) {
+    if (max_held < 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "queue_limits: the limit of queue '" + queue + "' must not be negative");
+    }
+    // Why: see claim_targets().
+    if (options.queues.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "queue_limits needs queues: list every queue this worker serves, the limited "
+                  "ones too (a worker that serves every queue cannot keep a limit)");
+    }
+    if (std::find(options.queues.begin(), options.queues.end(), queue) == options.queues.end()) {
+      throw Error(ErrorCode::kInvalidArgument, "queue_limits names queue '" + queue +
+                                                   "', which is not one of this worker's queues");
+    }
   }
   impl_ = std::make_unique<Impl>(std::move(store), std::move(handlers), std::move(options));
 }

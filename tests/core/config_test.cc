@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <map>
+
 #include "ergon/error.h"
 
 namespace ergon {
@@ -123,6 +125,75 @@ TEST(ConfigTest, ReadsTheQueuesAWorkerServes) {
       ADD_FAILURE() << "accepted: " << bad;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("JobsWorker.Queues"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ConfigTest, ReadsQueueLimits) {
+  Config c = parse_config(R"({"JobsWorker": {"Queues": ["mail", "reports", "default"],
+                                              "QueueLimits": {"mail": 2, "reports": 0}}})");
+  EXPECT_EQ(c.worker.queue_limits, (std::map<std::string, int>{{"mail", 2}, {"reports", 0}}));
+  EXPECT_TRUE(parse_config("{}").worker.queue_limits.empty());
+  // The effective configuration reads back.
+  EXPECT_EQ(parse_config(config_to_json(c)).worker.queue_limits, c.worker.queue_limits);
+  // JobsWorker__QueueLimits__QUEUE overrides one queue's limit, or adds one.
+  Config e = parse_config(
+      R"({"JobsWorker": {"Queues": ["mail", "reports"],
+                                              "QueueLimits": {"mail": 2}}})",
+      {{"JobsWorker__QueueLimits__mail", "3"}, {"jobsworker__queuelimits__reports", "1"}});
+  EXPECT_EQ(e.worker.queue_limits, (std::map<std::string, int>{{"mail", 3}, {"reports", 1}}));
+}
+
+TEST(ConfigTest, RejectsBadQueueLimitsWithTheKeyInTheMessage) {
+  struct Case {
+    std::string json;
+    ConfigEnvironment env;
+    const char* expect;
+  } cases[] = {
+      {R"({"JobsWorker": {"Queues": ["mail"], "QueueLimits": ["mail"]}})",
+       {},
+       "JobsWorker.QueueLimits: expected an object of queue names and limits"},
+      {R"({"JobsWorker": {"Queues": ["mail"], "QueueLimits": {"mail": -1}}})",
+       {},
+       "JobsWorker.QueueLimits.mail: must be between 0 and 100000"},
+      {R"({"JobsWorker": {"Queues": ["mail"], "QueueLimits": {"mail": 100001}}})",
+       {},
+       "JobsWorker.QueueLimits.mail: must be between 0 and 100000"},
+      {R"({"JobsWorker": {"Queues": ["mail"], "QueueLimits": {"mail": "2"}}})",
+       {},
+       "JobsWorker.QueueLimits.mail: expected an integer"},
+      {R"({"JobsWorker": {"Queues": ["mail"], "QueueLimits": {"": 2}}})",
+       {},
+       "JobsWorker.QueueLimits: each queue name must be 1 to 100 bytes"},
+      {R"({"JobsWorker": {"Queues": ["mail"], "QueueLimits": {")" + std::string(101, 'q') +
+           R"(": 1}}})",
+       {},
+       "JobsWorker.QueueLimits: each queue name must be 1 to 100 bytes"},
+      {R"({"JobsWorker": {"QueueLimits": {"mail": 2}}})",
+       {},
+       "JobsWorker.QueueLimits: needs JobsWorker.Queues"},
+      {R"({"JobsWorker": {"Queues": ["bills"], "QueueLimits": {"mail": 2}}})",
+       {},
+       "JobsWorker.QueueLimits.mail: queue 'mail' is not in JobsWorker.Queues"},
+      {R"({"JobsWorker": {"Queues": ["mail"]}})",
+       {{"JobsWorker__QueueLimits__mail", "lots"}},
+       "JobsWorker__QueueLimits__mail=lots: expected an integer"},
+      {R"({"JobsWorker": {"Queues": ["mail"]}})",
+       {{"JobsWorker__QueueLimits__mail", "-1"}},
+       "JobsWorker.QueueLimits.mail: must be between 0 and 100000 (set by environment variable "
+       "JobsWorker__QueueLimits__mail)"},
+      {R"({"JobsWorker": {"Queues": ["mail"]}})",
+       {{"JobsWorker__QueueLimits", "2"}},
+       "JobsWorker__QueueLimits: expected JobsWorker__QueueLimits__QUEUE"},
+  };
+  for (const auto& c : cases) {
+    try {
+      parse_config(c.json, c.env);
+      ADD_FAILURE() << "accepted: " << c.json;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfig);
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos)
+          << c.expect << " | " << e.what();
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <latch>
+#include <map>
 #include <mutex>
 #include <tuple>
 
@@ -42,12 +43,22 @@ class WorkerTest : public ::testing::Test {
     return std::make_unique<JobsWorker>(store_, std::move(handlers_), options_);
   }
 
+  // Work's handler counts itself in inside_, then waits until the test opens gate_.
+  void add_blocking_handler() {
+    handlers_.add<Work>([this](const Work&, JobContext&) {
+      inside_.add();
+      gate_.wait();
+    });
+  }
+
   TempDir dir_;
   FakeClock clock_{test_epoch()};
   std::shared_ptr<Store> store_;
   HandlerRegistry handlers_;
   WorkerOptions options_;
   EventCounter events_[9];  // one per JobEvent::Kind
+  Gate gate_;
+  EventCounter inside_;
 };
 
 TEST_F(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
@@ -119,6 +130,172 @@ TEST_F(WorkerTest, AWorkerServesOnlyItsQueues) {
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
   EXPECT_EQ(runner.get_job(mine)->status, JobStatus::kCompleted);
   EXPECT_EQ(runner.get_job(other)->status, JobStatus::kPending);
+  worker->stop();
+}
+
+// How many handlers of each queue run at once, as the handlers themselves count.
+class QueueConcurrency {
+ public:
+  void enter(const std::string& queue) {
+    std::lock_guard lock(mu_);
+    int n = ++now_[queue];
+    most_[queue] = std::max(most_[queue], n);
+  }
+  void leave(const std::string& queue) {
+    std::lock_guard lock(mu_);
+    --now_[queue];
+  }
+  int most(const std::string& queue) {
+    std::lock_guard lock(mu_);
+    return most_[queue];
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, int> now_, most_;
+};
+
+// Work{n}: n < 100 are enqueued in "mail", the others in "bills" (handlers know their queue
+// from their job only).
+std::string queue_of(const Work& w) { return w.n < 100 ? "mail" : "bills"; }
+
+// WorkerOptions::queue_limits: at most two mail jobs at once, while bills fill the other slots;
+// and as mail jobs finish, the next ones are claimed at once, not at the next poll.
+TEST_F(WorkerTest, AQueueLimitCapsItsQueueWhileOtherQueuesFillTheRestOfThePool) {
+  options_.max_concurrent_jobs = 8;
+  options_.queues = {"mail", "bills"};
+  options_.queue_limits = {{"mail", 2}};
+  Gate gate;
+  EventCounter inside;
+  QueueConcurrency running;
+  handlers_.add<Work>([&](const Work& w, JobContext&) {
+    running.enter(queue_of(w));
+    inside.add();
+    gate.wait();
+    running.leave(queue_of(w));
+  });
+  JobRunner runner(store_);
+  // Mail first: a claim in (priority, run_at, id) order would take eight of them.
+  for (int i = 0; i < 10; ++i) runner.start_job(Work{i}, {.queue = "mail"});
+  for (int i = 0; i < 10; ++i) runner.start_job(Work{100 + i}, {.queue = "bills"});
+  auto worker = make_worker();
+  worker->start();
+  ASSERT_TRUE(inside.wait_for(8));
+  auto running_in = [&](const char* queue) {
+    return runner.list_jobs({.status = JobStatus::kRunning, .queue = queue, .limit = 50}).size();
+  };
+  EXPECT_EQ(running_in("mail"), 2u);
+  EXPECT_EQ(running_in("bills"), 6u);
+  EXPECT_EQ(worker->running_jobs(), 8u);
+  gate.open();
+  // The polling interval is an hour and the clock stands still: every mail job after the
+  // first two is claimed because a mail job finished.
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 20));
+  EXPECT_EQ(running.most("mail"), 2);
+  worker->stop();
+}
+
+// A worker whose every queue has a limit claims nothing beyond them, and nothing from a queue
+// it does not serve (its claims never go out without a queue filter).
+TEST_F(WorkerTest, AWorkerWhoseQueuesAllHaveLimitsTakesOneJobAtATime) {
+  options_.queues = {"mail"};
+  options_.queue_limits = {{"mail", 1}};
+  QueueConcurrency running;
+  handlers_.add<Work>([&](const Work& w, JobContext&) {
+    running.enter(queue_of(w));
+    running.leave(queue_of(w));
+  });
+  JobRunner runner(store_);
+  JobId other = runner.start_job(Work{100}, {.queue = "bills"});
+  for (int i = 0; i < 3; ++i) runner.start_job(Work{i}, {.queue = "mail"});
+  auto worker = make_worker();
+  EXPECT_EQ(worker->TEST_claim_once(), 1u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  EXPECT_EQ(worker->TEST_claim_once(), 1u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
+  worker->start();  // the producer takes the last one
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 3));
+  worker->stop();
+  EXPECT_EQ(running.most("mail"), 1);
+  EXPECT_EQ(runner.get_job(other)->status, JobStatus::kPending);
+}
+
+TEST_F(WorkerTest, ALimitOfZeroTakesNothingFromThatQueue) {
+  options_.queues = {"mail", "bills"};
+  options_.queue_limits = {{"mail", 0}};
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  JobRunner runner(store_);
+  for (int i = 0; i < 2; ++i) runner.start_job(Work{i}, {.queue = "mail"});
+  for (int i = 0; i < 2; ++i) runner.start_job(Work{100 + i}, {.queue = "bills"});
+  auto worker = make_worker();
+  EXPECT_EQ(worker->TEST_claim_once(), 2u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kPending, .queue = "mail"}).size(), 2u);
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kCompleted, .queue = "bills"}).size(), 2u);
+  worker->stop();
+}
+
+// Jobs waiting in the local queue (prefetch_jobs) are held: they count towards the limit.
+TEST_F(WorkerTest, PrefetchedJobsCountTowardsTheirQueuesLimit) {
+  options_.max_concurrent_jobs = 1;
+  options_.prefetch_jobs = 4;
+  options_.queues = {"mail"};
+  options_.queue_limits = {{"mail", 2}};
+  add_blocking_handler();
+  JobRunner runner(store_);
+  for (int i = 0; i < 5; ++i) runner.start_job(Work{i}, {.queue = "mail"});
+  auto worker = make_worker();
+  EXPECT_EQ(worker->TEST_claim_once(), 2u);  // five places in slots and local queue, two allowed
+  ASSERT_TRUE(inside_.wait_for(1));
+  EXPECT_EQ(worker->running_jobs(), 2u);  // one runs, one waits in the local queue
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  EXPECT_EQ(runner.list_jobs({.status = JobStatus::kRunning}).size(), 2u);
+  gate_.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
+  EXPECT_EQ(worker->TEST_claim_once(), 2u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 4));
+  EXPECT_EQ(worker->TEST_claim_once(), 1u);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 5));
+  worker->stop();
+}
+
+// A queue at its limit does not keep the producer from the other queues: it claims them when
+// woken in process and when it polls, while the limited queue waits for its own room.
+TEST_F(WorkerTest, OtherQueuesAreStillClaimedWhileALimitedQueueIsFull) {
+  options_.queues = {"mail", "bills"};
+  options_.queue_limits = {{"mail", 1}};
+  Gate gate;
+  EventCounter inside;
+  handlers_.add<Work>([&](const Work& w, JobContext&) {
+    if (queue_of(w) != "mail") return;
+    inside.add();
+    gate.wait();
+  });
+  auto worker = make_worker();
+  worker->start();
+  JobRunner runner(store_);
+  JobId first = runner.start_job(Work{1}, {.queue = "mail"});
+  ASSERT_TRUE(inside.wait_for(1));
+  JobId second = runner.start_job(Work{2}, {.queue = "mail"});
+  runner.start_job(Work{100}, {.queue = "bills"});  // wakes the worker: claimed at once
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  // Enqueued by another process (its own store, whose enqueues do not wake this worker):
+  // found by the next poll. The poll is due a polling interval after the producer went idle,
+  // which may come just after this advance: then the next advance finds it.
+  auto other_store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  JobRunner(other_store).start_job(Work{101}, {.queue = "bills"});
+  bool polled = false;
+  for (int i = 0; i < 5 && !polled; ++i) {
+    clock_.advance(options_.polling_interval);
+    polled = counter(Kind::kCompleted).wait_for(2, 5s);
+  }
+  ASSERT_TRUE(polled);
+  EXPECT_EQ(runner.get_job(first)->status, JobStatus::kRunning);
+  EXPECT_EQ(runner.get_job(second)->status, JobStatus::kPending);
+  gate.open();  // the first mail job ends; the second is claimed at once
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 4));
+  EXPECT_EQ(counter(Kind::kStarted).count(), 4);
   worker->stop();
 }
 
@@ -479,17 +656,12 @@ TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
 TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
   options_.max_concurrent_jobs = 2;
   options_.prefetch_jobs = 3;
-  Gate gate;
-  EventCounter inside;
-  handlers_.add<Work>([&](const Work&, JobContext&) {
-    inside.add();
-    gate.wait();
-  });
+  add_blocking_handler();
   JobRunner runner(store_);
   for (int i = 0; i < 10; ++i) runner.start_job(Work{i});
   auto worker = make_worker();
   worker->start();
-  ASSERT_TRUE(inside.wait_for(2));
+  ASSERT_TRUE(inside_.wait_for(2));
   // One claim of slots plus local queue: two run, three wait, all five Running in the database.
   EXPECT_EQ(runner.list_jobs({.status = JobStatus::kRunning, .limit = 50}).size(), 5u);
   EXPECT_EQ(runner.list_jobs({.status = JobStatus::kPending, .limit = 50}).size(), 5u);
@@ -505,7 +677,7 @@ TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
     EXPECT_EQ(r.attempt, 1);
     EXPECT_EQ(r.max_attempts, 11);  // the release gave its attempt back
   }
-  gate.open();
+  gate_.open();
   stopper.join();
   EXPECT_EQ(counter(Kind::kCompleted).count(), 2);
   EXPECT_EQ(counter(Kind::kStarted).count(), 2);
@@ -571,6 +743,28 @@ TEST_F(WorkerTest, RejectsBadOptions) {
   bad.prefetch_jobs = -1;
   EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
   EXPECT_THROW(JobsWorker(nullptr, HandlerRegistry(), WorkerOptions()), Error);
+}
+
+// A queue limit the worker cannot keep, or that names a queue it does not serve, is refused.
+TEST_F(WorkerTest, RejectsQueueLimitsItCannotKeep) {
+  auto error_of = [&](std::vector<std::string> queues, std::map<std::string, int> limits) {
+    WorkerOptions o;
+    o.queues = std::move(queues);
+    o.queue_limits = std::move(limits);
+    try {
+      JobsWorker(store_, HandlerRegistry(), o);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of({"mail"}, {{"mail", -1}}).find("must not be negative"), std::string::npos);
+  // Serving every queue: the claim could not leave the limited queue out.
+  EXPECT_NE(error_of({}, {{"mail", 2}}).find("queue_limits needs queues"), std::string::npos);
+  EXPECT_NE(error_of({"bills"}, {{"mail", 2}}).find("'mail', which is not one of"),
+            std::string::npos);
+  EXPECT_EQ(error_of({"mail", "bills"}, {{"mail", 0}}), "no error");
 }
 
 TEST_F(WorkerTest, DefaultConcurrencyIsFiveTimesTheHardwareThreads) {

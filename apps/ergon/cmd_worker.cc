@@ -43,6 +43,12 @@ void register_worker(CLI::App& app, Globals& g) {
     } else {
       store = open_existing(url);
     }
+    // The file's Limits: set (each type's limits replaced) before this worker claims anything.
+    // Types the file does not name keep whatever limits they have.
+    if (!config.limits.empty()) {
+      JobRunner runner(store);
+      for (const auto& l : config.limits) runner.set_type_limit(l);
+    }
     HandlerRegistry handlers;
     runtime::add_command_handlers(handlers, config);
     // The file's Logging section, unless the command line chose (--log-format, -v).

@@ -15,6 +15,7 @@
 //     },
 //     "Logging": { "Format": "json", "Level": "info" },          (optional)
 //     "Dashboard": { "Listen": "127.0.0.1:8080", "Token": "", "ReadOnly": false },  (optional)
+//     "Limits": { "resize": { "MaxRunning": 2, "RateLimit": 10, "RatePeriod": "00:00:01" } },
 //     "Handlers": {
 //       "resize": { "command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
 //                   "env": {"LANG": "C"}, "workingDirectory": "/srv", "maxAttempts": 3 }
@@ -51,6 +52,7 @@
 
 #include "ergon/logging.h"
 #include "ergon/options.h"
+#include "ergon/store.h"
 
 namespace ergon {
 
@@ -76,6 +78,10 @@ struct Config {
   LogOptions logging;                        // "Logging": {"Format": "json", "Level": "info"}
   std::optional<DashboardConfig> dashboard;  // "Dashboard": {"Listen": "127.0.0.1:8080"}
   std::map<std::string, CommandHandlerConfig> handlers;  // by job type
+  // "Limits": {"TYPE": {"MaxRunning": 2, "RateLimit": 10, "RatePeriod": "00:00:01",
+  // "PerGroup": false}}: cluster-wide limits per job type that `ergon worker` sets when it
+  // starts (JobRunner::set_type_limit; docs/flow-control.md).
+  std::vector<TypeLimit> limits;
 };
 
 // Environment variables (name, value) that override configuration keys.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "ergon/error.h"
+#include "store/store.h"
 
 extern char** environ;  // POSIX
 
@@ -26,7 +27,12 @@ struct Key {
 
 constexpr Key kTopKeys[] = {{"Database", Kind::kString}, {"JobsWorker", Kind::kObject},
                             {"Handlers", Kind::kObject}, {"Messaging", Kind::kObject},
-                            {"Logging", Kind::kObject},  {"Dashboard", Kind::kObject}};
+                            {"Logging", Kind::kObject},  {"Dashboard", Kind::kObject},
+                            {"Limits", Kind::kObject}};
+constexpr Key kLimitKeys[] = {{"MaxRunning", Kind::kInt},
+                              {"RateLimit", Kind::kInt},
+                              {"RatePeriod", Kind::kTimeSpan},
+                              {"PerGroup", Kind::kBool}};
 constexpr Key kLoggingKeys[] = {{"Format", Kind::kString}, {"Level", Kind::kString}};
 constexpr Key kDashboardKeys[] = {
     {"Listen", Kind::kString}, {"Token", Kind::kString}, {"ReadOnly", Kind::kBool}};
@@ -168,6 +174,7 @@ class Reader {
   void queue_limits(const json& j, const std::string& w, WorkerOptions& o);
   MessagingOptions messaging(const json& j, const std::string& w);
   CommandHandlerConfig handler(const std::string& type, const json& j);
+  std::optional<TypeLimit> limit(const std::string& type, const json& j);
 };
 
 WorkerOptions Reader::worker(const json& j) {
@@ -294,6 +301,31 @@ CommandHandlerConfig Reader::handler(const std::string& type, const json& j) {
   h.working_directory = string(j, w, "workingDirectory");
   if (j.contains("maxAttempts")) h.max_attempts = integer(j, w, "maxAttempts", 1, 1, 1000000);
   return h;
+}
+
+std::optional<TypeLimit> Reader::limit(const std::string& type, const json& j) {
+  const std::string w = "Limits." + type;
+  if (!check_keys(j, w, kLimitKeys)) return std::nullopt;
+  std::size_t errors_before = errors.size();
+  TypeLimit l;
+  l.job_type = type;
+  if (j.contains("MaxRunning")) l.max_running = integer(j, w, "MaxRunning", 0, 0, 1000000);
+  if (j.contains("RateLimit")) {
+    l.rate_limit = integer(j, w, "RateLimit", 0, 0, 1000000);
+    if (!j.contains("RatePeriod")) bad(w, "RateLimit needs a RatePeriod");
+  } else if (j.contains("RatePeriod")) {
+    bad(w, "RatePeriod needs a RateLimit");
+  }
+  l.rate_period = timespan(j, w, "RatePeriod", Duration::zero());
+  l.per_group = boolean(j, w, "PerGroup", false);
+  if (errors.size() != errors_before) return std::nullopt;
+  try {
+    check_type_limit(l);
+  } catch (const Error& e) {
+    bad(w, e.what());
+    return std::nullopt;
+  }
+  return l;
 }
 
 MessagingOptions Reader::messaging(const json& j, const std::string& w) {
@@ -678,6 +710,15 @@ Config parse_config(std::string_view json_text, const ConfigEnvironment& env) {
     }
     c.dashboard = dc;
   }
+  if (auto l = j.find("Limits"); l != j.end()) {
+    if (!l->is_object()) {
+      r.bad("Limits", "must be an object keyed by job type");
+    } else {
+      for (const auto& [type, spec] : l->items()) {
+        if (auto limit = r.limit(type, spec)) c.limits.push_back(std::move(*limit));
+      }
+    }
+  }
   if (auto h = j.find("Handlers"); h != j.end()) {
     if (!h->is_object()) {
       r.bad("Handlers", "must be an object keyed by job type");
@@ -794,6 +835,19 @@ std::string config_to_json(const Config& c) {
     out["Dashboard"] = {{"Listen", c.dashboard->listen},
                         {"Token", c.dashboard->token.empty() ? "" : "***"},
                         {"ReadOnly", c.dashboard->read_only}};
+  }
+  if (!c.limits.empty()) {
+    json limits = json::object();
+    for (const auto& l : c.limits) {
+      json lj = {{"PerGroup", l.per_group}};
+      if (l.max_running) lj["MaxRunning"] = *l.max_running;
+      if (l.rate_limit) {
+        lj["RateLimit"] = *l.rate_limit;
+        lj["RatePeriod"] = ts(l.rate_period);
+      }
+      limits[l.job_type] = lj;
+    }
+    out["Limits"] = limits;
   }
   json handlers = json::object();
   for (const auto& [type, h] : c.handlers) {

@@ -86,6 +86,8 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
       {"timeout_ms", {"bigint", true}},
       {"unique_key", {varchar, true}},
       {"unique_while_running", {boolean, false}},
+      {"group_key", {varchar, true}},
+      {"unique_until", {tstz, true}},
   };
   ASSERT_EQ(jobs_order.size(), jobs.size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -114,12 +116,21 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
   EXPECT_EQ(tables["ergon_schema_migrations"]["version"].type, integer);
   EXPECT_EQ(tables["ergon_schema_migrations"]["applied_at"].type, tstz);
 
-  // The claim's index: partial, Pending rows only, in claim order.
-  std::string claim_idx = psql.value("SELECT indexdef FROM pg_indexes WHERE schemaname = '" +
-                                     schema_->name() + "' AND indexname = 'jobs_claim_idx'");
-  EXPECT_NE(claim_idx.find("(priority, run_at, id) WHERE ((status)::text = 'Pending'::text)"),
+  // The claim's indexes: partial, Pending rows only, in claim order; grouped jobs by group.
+  auto index = [&](const std::string& name) {
+    return psql.value("SELECT indexdef FROM pg_indexes WHERE schemaname = '" + schema_->name() +
+                      "' AND indexname = '" + name + "'");
+  };
+  std::string claim_idx = index("jobs_claim_idx");
+  EXPECT_NE(claim_idx.find("(priority, run_at, id) WHERE (((status)::text = 'Pending'::text) AND "
+                           "(group_key IS NULL))"),
             std::string::npos)
       << claim_idx;
+  std::string group_idx = index("jobs_group_claim_idx");
+  EXPECT_NE(group_idx.find("(group_key, priority, run_at, id) WHERE (((status)::text = "
+                           "'Pending'::text) AND (group_key IS NOT NULL))"),
+            std::string::npos)
+      << group_idx;
   EXPECT_NE(psql.value("SELECT indexdef FROM pg_indexes WHERE schemaname = '" + schema_->name() +
                        "' AND indexname = 'jobs_status_idx'")
                 .find("(status, id)"),

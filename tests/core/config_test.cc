@@ -198,6 +198,54 @@ TEST(ConfigTest, RejectsBadQueueLimitsWithTheKeyInTheMessage) {
   }
 }
 
+TEST(ConfigTest, ReadsLimitsPerJobType) {
+  Config c = parse_config(R"({"Limits": {
+      "api": {"MaxRunning": 2, "RateLimit": 10, "RatePeriod": "00:00:01"},
+      "sync": {"MaxRunning": 1, "PerGroup": true}}})");
+  ASSERT_EQ(c.limits.size(), 2u);
+  EXPECT_EQ(c.limits[0].job_type, "api");
+  EXPECT_EQ(c.limits[0].max_running, 2);
+  EXPECT_EQ(c.limits[0].rate_limit, 10);
+  EXPECT_EQ(c.limits[0].rate_period, 1s);
+  EXPECT_FALSE(c.limits[0].per_group);
+  EXPECT_EQ(c.limits[1].job_type, "sync");
+  EXPECT_FALSE(c.limits[1].rate_limit);
+  EXPECT_TRUE(c.limits[1].per_group);
+  // The effective configuration reads back.
+  Config back = parse_config(config_to_json(c));
+  ASSERT_EQ(back.limits.size(), 2u);
+  EXPECT_EQ(back.limits[0].rate_period, 1s);
+  EXPECT_EQ(back.limits[1].max_running, 1);
+}
+
+TEST(ConfigTest, RejectsBadLimitsWithTheKeyInTheMessage) {
+  std::pair<std::string, const char*> cases[] = {
+      {R"({"Limits": []})", "Limits: must be an object keyed by job type"},
+      {R"({"Limits": {"api": 2}})", "Limits.api: must be a JSON object"},
+      {R"({"Limits": {"api": {"Max": 2}}})", "Limits.api.Max: unknown key"},
+      {R"({"Limits": {"api": {"MaxRunning": -1}}})", "Limits.api.MaxRunning: must be between"},
+      {R"({"Limits": {"api": {"RateLimit": 5}}})", "Limits.api: RateLimit needs a RatePeriod"},
+      {R"({"Limits": {"api": {"RatePeriod": "00:00:01"}}})", "RatePeriod needs a RateLimit"},
+      {R"({"Limits": {"api": {"RateLimit": 5, "RatePeriod": "soon"}}})", "Limits.api.RatePeriod:"},
+      {R"({"Limits": {"api": {"RateLimit": 5, "RatePeriod": "00:00:00"}}})",
+       "Limits.api: a rate limit's period must be 1 ms to 31 days"},
+      {R"({"Limits": {"api": {}}})", "Limits.api: a limit needs a concurrency limit"},
+      {R"({"Limits": {"": {"MaxRunning": 1}}})", "job type must be 1 to 200 bytes"},
+      {R"({"Limits": {"api": {"MaxRunning": 1, "PerGroup": "yes"}}})",
+       "Limits.api.PerGroup: expected true or false"},
+  };
+  for (const auto& [json, expect] : cases) {
+    try {
+      parse_config(json);
+      ADD_FAILURE() << "accepted: " << json;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfig);
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos)
+          << expect << " | " << e.what();
+    }
+  }
+}
+
 TEST(ConfigTest, ReadsTheMessagingSection) {
   Config c = parse_config(R"({"Messaging": {"ConnectionString": "UseDevelopmentStorage=true",
       "QueueName": "jobs", "Relay": false, "VisibilityTimeout": "00:01:00", "MaxDeliveries": 3}})");

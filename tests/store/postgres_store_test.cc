@@ -171,6 +171,15 @@ TEST(PostgresUrlTest, SplitsErgonsParametersFromLibpqs) {
   EXPECT_EQ(get("application_name"), "ergon");
   EXPECT_EQ(get("client_encoding"), "UTF8");
   EXPECT_EQ(get("schema"), "");
+  // No JIT on Ergon's connections (a claim compiled for ~100 ms); the URL's options follow.
+  EXPECT_EQ(get("options"), "-c jit=off");
+  auto with_options = postgres::parse_postgres_url(
+      "postgresql://h/d?options=-c%20statement_timeout%3D5000%20-c%20jit%3Don");
+  std::vector<std::string> options;
+  for (const auto& [k, v] : with_options.conninfo) {
+    if (k == "options") options.push_back(v);
+  }
+  EXPECT_EQ(options, std::vector<std::string>{"-c jit=off -c statement_timeout=5000 -c jit=on"});
 
   auto plain = postgres::parse_postgres_url("postgres://localhost/jobs");
   EXPECT_EQ(plain.schema, "public");

@@ -744,14 +744,26 @@ PostgresUrl parse_postgres_url(std::string_view url) {
                     "libpq connection parameter)");
   }
   bool app_name = false, timeout = false;
+  // No JIT on Ergon's connections: its statements touch a handful of rows, yet the claim's
+  // estimated cost (the skip scan over group keys is costed as if it visited many groups) can
+  // pass jit_above_cost, and compiling it took ~100 ms per claim, 6x Ergon's whole throughput
+  // on a 50 000-job burn-down (docs/performance.md). The URL's own `options` come after it, so
+  // a user who wants JIT back can say so (options=-c%20jit%3Don).
+  std::string server_options = "-c jit=off";
   for (auto* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
     std::string_view k(o->keyword);
     app_name = app_name || k == "application_name";
     timeout = timeout || k == "connect_timeout";
-    if (k != "client_encoding") out.conninfo.emplace_back(o->keyword, o->val);
+    if (k == "options") {
+      server_options += " ";
+      server_options += o->val;
+    } else if (k != "client_encoding") {
+      out.conninfo.emplace_back(o->keyword, o->val);
+    }
   }
   PQconninfoFree(options);
+  out.conninfo.emplace_back("options", server_options);
   if (!app_name) out.conninfo.emplace_back("application_name", "ergon");
   if (!timeout) out.conninfo.emplace_back("connect_timeout", "10");
   // Ergon speaks UTF-8: its text (job types, messages) is UTF-8 and sanitised as such.

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/pg_test_db.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {
@@ -19,7 +20,8 @@ class CliTest : public ::testing::Test {
     args.insert(args.begin(), kErgon);
     return run_process(args, input, {"ERGON_DATABASE_URL="});
   }
-  std::string db() { return "sqlite:" + dir_.file("jobs.db"); }
+  // The database: a SQLite file, unless a test (CliStoreTest) points it elsewhere.
+  std::string db() { return db_url_.empty() ? "sqlite:" + dir_.file("jobs.db") : db_url_; }
   std::size_t job_count() {
     auto r = ergon({"jobs", "list", "--json", "--db", db(), "--limit", "10000"});
     EXPECT_EQ(r.status, 0) << r.err;
@@ -75,6 +77,21 @@ class CliTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string db_url_;
+};
+
+// The tests that hold on both stores: "sqlite", or "postgres" (a fresh schema of the server in
+// ERGON_TEST_POSTGRES_URL; skipped without one).
+class CliStoreTest : public CliTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != "postgres") return;
+    std::string server = pg_test_server_url();
+    if (server.empty()) GTEST_SKIP() << kNoPostgres;
+    schema_ = std::make_unique<PgTestSchema>(server);
+    db_url_ = schema_->url();
+  }
+  std::unique_ptr<PgTestSchema> schema_;
 };
 
 std::string trim(std::string s) {
@@ -202,7 +219,7 @@ TEST_F(CliTest, WorkerRunsCommandHandlersAndStopsGracefullyOnSigterm) {
 
 // Three worker processes with four slots each, and a limit of one for the type: the handlers'
 // ledger never shows two of them running at once.
-TEST_F(CliTest, AConcurrencyLimitHoldsAcrossWorkerProcesses) {
+TEST_P(CliStoreTest, AConcurrencyLimitHoldsAcrossWorkerProcesses) {
   migrate();
   ASSERT_EQ(ergon({"limits", "set", "scarce", "1", "--db", db()}).status, 0);
   EXPECT_NE(ergon({"limits", "set", "scarce", "-1", "--db", db()}).status, 0);
@@ -246,7 +263,7 @@ TEST_F(CliTest, AConcurrencyLimitHoldsAcrossWorkerProcesses) {
 // never shows more than 4 starts within a second (less a tolerance for process start-up, since
 // the ledger records when a handler began, not when its job was claimed), and 12 jobs take at
 // least two periods.
-TEST_F(CliTest, ARateLimitHoldsAcrossWorkerProcesses) {
+TEST_P(CliStoreTest, ARateLimitHoldsAcrossWorkerProcesses) {
   migrate();
   for (std::string bad : {"4", "x/1s", "4/", "4/soon", "-1/1s", "4/0s"}) {
     EXPECT_EQ(ergon({"limits", "set", "api", "--rate", bad, "--db", db()}).status, 2) << bad;
@@ -280,6 +297,9 @@ TEST_F(CliTest, ARateLimitHoldsAcrossWorkerProcesses) {
   EXPECT_EQ(limits[0]["rate_period_ms"], 1000);
   EXPECT_TRUE(limits[0]["max_running"].is_null());
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, CliStoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& p) { return p.param; });
 
 TEST_F(CliTest, CronNextPrintsOccurrencesWithTheZonesOffset) {
   auto r = ergon({"cron", "next", "30 2 * * *", "--tz", "America/New_York", "--from",

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "ergon/job_runner.h"
 #include "store_conformance.h"
 
 namespace ergon::testing {
@@ -231,6 +232,30 @@ TEST_P(StoreConformance, RemovingALimitReleasesTheTypeAndForgetsItsStarts) {
   store_->limit_set({.job_type = "api", .rate_limit = 1, .rate_period = std::chrono::hours(1)},
                     clock_.now());
   EXPECT_EQ(store_->job_claim({"w", 20, clock_.now()}).size(), 1u);
+}
+
+// JobRunner::set_concurrency_limit changes only the concurrency limit of a type.
+TEST_P(StoreConformance, SettingOnlyTheConcurrencyLimitKeepsTheRateLimit) {
+  JobRunner runner(store_);
+  runner.set_type_limit(
+      {.job_type = "api", .rate_limit = 5, .rate_period = std::chrono::seconds(1)});
+  runner.set_concurrency_limit("api", 2);
+  auto limits = runner.list_type_limits();
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0].max_running, 2);
+  EXPECT_EQ(limits[0].rate_limit, 5);
+  runner.set_concurrency_limit("api", std::nullopt);
+  limits = runner.list_type_limits();
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_FALSE(limits[0].max_running);
+  EXPECT_EQ(limits[0].rate_period, std::chrono::seconds(1));
+  runner.set_concurrency_limit("solo", 1);
+  EXPECT_EQ(runner.list_type_limits().size(), 2u);
+  runner.set_concurrency_limit("solo", std::nullopt);  // nothing left: the type is unlimited
+  EXPECT_EQ(runner.list_type_limits().size(), 1u);
+  EXPECT_THROW(runner.set_concurrency_limit("api", -1), Error);
+  runner.remove_type_limit("api");
+  EXPECT_TRUE(runner.list_type_limits().empty());
 }
 
 // A unique key with a period: at most one job per key per period, whatever became of it.

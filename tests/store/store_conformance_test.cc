@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -528,12 +530,24 @@ TEST_P(StoreConformance, ConcurrentClaimersNeverExceedAConcurrencyLimit) {
   std::vector<std::shared_ptr<Store>> stores;
   for (int t = 0; t < kThreads; ++t) stores.push_back(reopen());
   std::atomic<int> held{0}, most{0}, done{0};
+  // A claimer that found nothing waits for a job to finish rather than claiming again at once:
+  // on SQLite, claimers looping without pause can keep a finishing one from the write lock
+  // past its busy timeout (seen under TSan).
+  std::mutex mu;
+  std::condition_variable finished;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::string worker = "w" + std::to_string(t);
       while (done.load() < kJobs) {
+        int done_before = done.load();
         auto batch = stores[t]->job_claim({worker, 5, clock_.now()});
+        if (batch.empty()) {
+          std::unique_lock lock(mu);
+          finished.wait_for(lock, std::chrono::seconds(1),
+                            [&] { return done.load() != done_before; });
+          continue;
+        }
         int now_held = held += static_cast<int>(batch.size());
         int m = most.load();
         while (now_held > m && !most.compare_exchange_weak(m, now_held)) {
@@ -544,7 +558,11 @@ TEST_P(StoreConformance, ConcurrentClaimersNeverExceedAConcurrencyLimit) {
           if (!stores[t]->job_finish(outcome(r, worker, JobStatus::kCompleted, clock_.now()))) {
             ADD_FAILURE() << "fenced out";
           }
-          ++done;
+          {
+            std::lock_guard lock(mu);
+            ++done;
+          }
+          finished.notify_all();
         }
       }
     });

@@ -43,7 +43,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <tuple>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -52,6 +51,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "ergon/ergon.h"

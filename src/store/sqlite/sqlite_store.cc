@@ -212,6 +212,11 @@ class Binder {
   "(?4 IS NULL OR queue IN (SELECT value FROM json_each(?4))) AND queue NOT IN " \
   "(SELECT name FROM queues WHERE paused = 1)"
 
+// What every claim writes: Running for worker ?1 from ?2, the next attempt, progress cleared.
+#define ERGON_CLAIM_SET                                                         \
+  "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, " \
+  "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+
 // Limited types are left to the per-type claim (docs/flow-control.md).
 #define ERGON_UNLIMITED " AND job_type NOT IN (SELECT job_type FROM job_type_limits)"
 
@@ -590,19 +595,14 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
       "row_number() OVER (PARTITION BY group_key ORDER BY priority, run_at, id) FROM (SELECT "
       "j.id, j.priority, j.run_at, j.group_key FROM grp JOIN jobs j ON j.id IN (SELECT id FROM "
       "jobs WHERE status = 'Pending' AND group_key = grp.k AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
-          ERGON_UNLIMITED
-      " ORDER BY priority, run_at, id LIMIT ?3))) "
-      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
-      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+          ERGON_UNLIMITED " ORDER BY priority, run_at, id LIMIT ?3))) " ERGON_CLAIM_SET
       "WHERE id IN (SELECT id FROM cand ORDER BY priority, rn, run_at, id LIMIT ?3) "
       "RETURNING " ERGON_JOB_COLUMNS;
   // Without grouped jobs waiting, the plain claim: the ranking above costs about a tenth of
   // the throughput when it has nothing to rank (bench/results/2026-11-29-flow). The probe is
   // one in-process seek into jobs_group_claim_idx. A grouped job another process adds between
   // the probe and the claim is taken by the next claim, as if it had come a moment later.
-  static constexpr const char* plain_sql =
-      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
-      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+  static constexpr const char* plain_sql = ERGON_CLAIM_SET
       "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND group_key IS NULL AND "
       "run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
       " ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
@@ -687,9 +687,7 @@ void SqliteStore::claim_type_locked(const JobClaimParams& p, const std::string& 
       "started_at > ?9 GROUP BY 1), "
       "allowed AS (SELECT r.id, r.priority, r.grn, r.run_at FROM ranked r LEFT JOIN run ON "
       "run.p = r.p LEFT JOIN st ON st.p = r.p WHERE r.prn <= min(coalesce(?7 - "
-      "coalesce(run.n, 0), ?3), coalesce(?8 - coalesce(st.n, 0), ?3))) "
-      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
-      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+      "coalesce(run.n, 0), ?3), coalesce(?8 - coalesce(st.n, 0), ?3))) " ERGON_CLAIM_SET
       "WHERE id IN (SELECT id FROM allowed ORDER BY priority, grn, run_at, id LIMIT ?3) "
       "RETURNING " ERGON_JOB_COLUMNS;
   std::size_t first = out.size();
@@ -846,9 +844,7 @@ bool SqliteStore::job_progress_update(const JobProgressParams& p) {
 std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, const JobId& id) {
   std::lock_guard lock(mu_);
   // The claim's own conditions, for one row: the single write lock makes it atomic.
-  static constexpr const char* sql =
-      "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, "
-      "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+  static constexpr const char* sql = ERGON_CLAIM_SET
       "WHERE id = ?3 AND status = 'Pending' AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
           ERGON_UNLIMITED " RETURNING " ERGON_JOB_COLUMNS;
   Binder b(db_, prepared(sql).get());

@@ -369,16 +369,18 @@ class JobsWorker::Impl {
     }
     for (ClaimTarget& t : targets_) {
       int room;
+      bool renew;
       {
         std::lock_guard lock(mu_);
         if (stopping_) break;
         room = room_locked(t);
         if (!t.more || room <= 0) continue;
         ++claims_in_flight_;  // in the same hold as the stopping_ check: stop() waits for it
+        renew = registry_renewal_due_locked(now);
       }
       std::vector<JobRecord> jobs;
       try {
-        jobs = store_->job_claim({worker_id_, room, now, t.queues});
+        jobs = store_->job_claim({worker_id_, room, now, t.queues, renew});
       } catch (...) {
         // The claim may still have committed (the connection died after COMMIT): the heartbeat
         // finds such jobs and gives them back. Jobs of earlier targets are in the pool already.
@@ -390,6 +392,7 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       --claims_in_flight_;
       idle_cv_.notify_all();
+      if (renew) registry_renewed_at_ = std::max(registry_renewed_at_, now);
       ++claim_seq_;
       for (auto& job : jobs) hand_to_pool_locked(std::move(job), now, std::nullopt);
       // Every place asked for was filled: more may be due. (Compared with the room at the claim
@@ -1040,10 +1043,9 @@ class JobsWorker::Impl {
       lock.unlock();
       for (auto& c : contexts) c->flush_if_due();
       now = clock_.now();
-      if (heartbeat_now || now >= next_heartbeat) {
-        heartbeat(now);
-        next_heartbeat = now + opts_.heartbeat_interval;
-      }
+      bool jobs_due = heartbeat_now || now >= next_heartbeat;
+      heartbeat(now, jobs_due);
+      if (jobs_due) next_heartbeat = now + opts_.heartbeat_interval;
       check_timeouts(now);
       extend_messages(now);
       if (now >= next_rescue) {
@@ -1055,7 +1057,8 @@ class JobsWorker::Impl {
         next_prune = now + opts_.prune_interval;
       }
       lock.lock();
-      TimePoint deadline = std::min(clock_.now() + opts_.progress_interval, next_heartbeat);
+      TimePoint deadline = std::min({clock_.now() + opts_.progress_interval, next_heartbeat,
+                                     registry_renewed_at_ + opts_.heartbeat_interval});
       while (!pool_stop_ && !heartbeat_now_ && clock_.now() < deadline) {
         clock_.wait_until(lock, flusher_cv_, deadline);
       }
@@ -1083,13 +1086,37 @@ class JobsWorker::Impl {
     return false;
   }
 
-  void heartbeat(TimePoint now) {
+  // The registry's heartbeat rides on a claim when one is due anyway (an idle worker polls):
+  // a claim renews it once it is this old, early enough that the maintenance loop, which
+  // renews it after a full heartbeat_interval, does not also have to (the next poll comes
+  // within a polling_interval, give or take the claim's own time).
+  bool registry_renewal_due_locked(TimePoint now) const {
+    if (!registered_) return false;
+    Duration early = opts_.polling_interval + opts_.polling_interval / 2;
+    Duration after =
+        opts_.heartbeat_interval > early ? opts_.heartbeat_interval - early : Duration::zero();
+    return now - registry_renewed_at_ >= after;
+  }
+
+  // The worker's heartbeat in the registry, unless a claim renewed it within the last
+  // heartbeat_interval, and with `jobs_due` the heartbeat of its Running jobs.
+  void heartbeat(TimePoint now, bool jobs_due) {
+    bool registry_due;
+    {
+      // Counted from the try, successful or not: a database that is down is tried again a
+      // heartbeat_interval later, not at every tick.
+      std::lock_guard lock(mu_);
+      registry_due = now - registry_renewed_at_ >= opts_.heartbeat_interval;
+      if (registry_due) registry_renewed_at_ = now;
+    }
+    if (!registry_due && !jobs_due) return;
     // A heartbeat that fails means the database was out of reach for this worker, and likely
     // for the others too: their heartbeats lapsed through no fault of theirs. This worker's
     // rescuer holds off for one threshold after any failed heartbeat, so that the others can
     // renew theirs before anything of theirs is taken for an orphan.
     bool ok = duty(heartbeats_on_, "heartbeats", [&] {
-      store_->worker_heartbeat(worker_id_, now);
+      if (registry_due) store_->worker_heartbeat(worker_id_, now);
+      if (!jobs_due) return;
       std::uint64_t seen_seq;
       bool claim_before;
       {
@@ -1268,6 +1295,8 @@ class JobsWorker::Impl {
       me.heartbeat_at = now;
       store_->worker_register(me);
       registered_ = true;
+      std::lock_guard lock(mu_);
+      registry_renewed_at_ = now;
     });
   }
 
@@ -1349,7 +1378,10 @@ class JobsWorker::Impl {
   bool heartbeats_on_ = true;
   bool rescue_on_ = true;
   bool prune_on_ = true;
-  bool registered_ = false;
+  bool registered_ = false;  // written before the threads start
+  // When this worker's registry heartbeat was last renewed by a claim, or tried by the
+  // maintenance loop; guarded by mu_.
+  TimePoint registry_renewed_at_{};
   TimePoint pool_started_at_;  // set before the maintenance thread starts
 
   std::mutex mu_;

@@ -60,6 +60,9 @@ struct JobClaimParams {
   TimePoint now;  // jobs with run_at <= now are due
   // Claim only from these queues; empty: from every queue. Paused queues never.
   std::span<const std::string> queues = {};
+  // Also renew worker_id's registry heartbeat, as worker_heartbeat(worker_id, now) would, with
+  // the claim (PostgreSQL: in the same statement, so an idle worker's poll is one query).
+  bool renew_worker = false;
 };
 
 struct JobFinishParams {

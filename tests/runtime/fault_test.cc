@@ -166,6 +166,21 @@ TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfThePreviousWorkerWithTheSameNam
   EXPECT_TRUE(JobRunner(store_).list_workers().empty());
 }
 
+// The registry heartbeat rides on a claim (one query per idle poll); without claims the
+// maintenance loop renews it every heartbeat_interval, counted from the last renewal.
+TEST_F(FaultTest, TheRegistryHeartbeatRidesOnClaimsAndKeepsItsScheduleWithout) {
+  auto worker = start_worker();  // polling every hour: no claim but the first and ours
+  auto heartbeat_at = [&] { return JobRunner(store_).list_workers().at(0).heartbeat_at; };
+  TimePoint registered = heartbeat_at();
+  clock_.advance(2s);
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  EXPECT_EQ(heartbeat_at(), registered + 2s);  // the maintenance loop was not due until +5s
+  clock_.advance(4s);                          // +6s: 4 s after the claim's renewal
+  clock_.advance(1s);                          // +7s: due
+  EXPECT_TRUE(eventually([&] { return heartbeat_at() == registered + 7s; }));
+  worker->stop();
+}
+
 TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
   // A pid that provably no longer exists: a child that has exited and been reaped.
   pid_t pid = 0;

@@ -166,5 +166,35 @@ TEST_P(StoreConformance, WorkerRegistry) {
   EXPECT_TRUE(store_->worker_list().empty());
 }
 
+// An idle worker's poll renews its registry heartbeat with the claim (one query per poll on
+// PostgreSQL), whether or not the claim finds a job; a claim without renew_worker leaves it.
+TEST_P(StoreConformance, AClaimCanRenewTheWorkersRegistryHeartbeat) {
+  TimePoint registered = clock_.now();
+  store_->worker_register({"w-1", "resizer", "host-a", 1234, registered, registered});
+  clock_.advance(5s);
+  EXPECT_TRUE(store_->job_claim({"w-1", 4, clock_.now()}).empty());
+  EXPECT_EQ(store_->worker_list().at(0).heartbeat_at, registered);
+
+  JobClaimParams renew{"w-1", 4, clock_.now()};
+  renew.renew_worker = true;
+  EXPECT_TRUE(store_->job_claim(renew).empty());
+  EXPECT_EQ(store_->worker_list().at(0).heartbeat_at, clock_.now());
+
+  JobInsertParams p;
+  p.id = JobId::generate(clock_.now());
+  p.job_type = "t";
+  p.job_data = "{}";
+  p.created_at = clock_.now();
+  p.run_at = clock_.now();
+  p.queue = "default";
+  store_->job_insert(p);
+  clock_.advance(5s);
+  renew.now = clock_.now();
+  auto claimed = store_->job_claim(renew);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, p.id);
+  EXPECT_EQ(store_->worker_list().at(0).heartbeat_at, clock_.now());
+}
+
 }  // namespace
 }  // namespace ergon::testing

@@ -223,6 +223,19 @@ TEST_P(StoreConformance, ConcurrentClaimersNeverExceedARateLimit) {
   EXPECT_EQ(started.load(), kRate);
 }
 
+// A claimer keeps the list of limited types for a few seconds (store/limited_types.h), but a
+// limit another process sets is honoured by its next claim, not only once the list is old:
+// the claim also learns how many types are limited, and a changed number reloads the list.
+TEST_P(StoreConformance, ALimitSetElsewhereIsClaimedUnderAtOnce) {
+  store_->limit_set({.job_type = "mail", .max_running = 1}, clock_.now());
+  EXPECT_TRUE(store_->job_claim({"w", 4, clock_.now()}).empty());  // the list is loaded: mail
+  auto other = reopen();
+  other->limit_set({.job_type = "api", .max_running = 1}, clock_.now());
+  for (int i = 0; i < 3; ++i) store_->job_insert(job(clock_.now(), "api"));
+  EXPECT_EQ(store_->job_claim({"w", 4, clock_.now()}).size(), 1u);
+  EXPECT_TRUE(store_->job_claim({"w", 4, clock_.now()}).empty());
+}
+
 TEST_P(StoreConformance, RemovingALimitReleasesTheTypeAndForgetsItsStarts) {
   for (int i = 0; i < 4; ++i) store_->job_insert(job(clock_.now(), "api"));
   store_->limit_set({.job_type = "api", .rate_limit = 1, .rate_period = std::chrono::hours(1)},

@@ -255,7 +255,7 @@ JobRecord read_job(const PGresult* r, int row) {
 
 // Every statement of the store, built once for its schema and clock rule.
 struct PostgresStore::Statements {
-  PgStatement insert, insert_quiet, claim, finish, finish_retry, progress, get;
+  PgStatement insert, insert_quiet, claim, claim_renew, finish, finish_retry, progress, get;
   std::string insert_tx;                   // run unprepared, on the caller's connection
   std::string finish_tx, finish_retry_tx;  // likewise
   std::string copy;                        // COPY ... FROM STDIN for job_insert_many
@@ -361,31 +361,43 @@ struct PostgresStore::Statements {
     // empty index and the claim is the plain one.
     std::string pending_due =
         "status = 'Pending' AND run_at <= " + now + " AND " + queue_filter + unlimited;
-    claim = {"ergon_job_claim",
-             "WITH RECURSIVE grp(k) AS ((SELECT group_key FROM " + jobs +
-                 " WHERE status = 'Pending' AND group_key IS NOT NULL ORDER BY group_key LIMIT 1) "
-                 "UNION ALL SELECT (SELECT j.group_key FROM " +
-                 jobs +
-                 " j WHERE j.status = 'Pending' AND j.group_key IS NOT NULL AND j.group_key > "
-                 "grp.k ORDER BY j.group_key LIMIT 1) FROM grp WHERE grp.k IS NOT NULL), "
-                 "plain AS (SELECT id, priority, run_at FROM " +
-                 jobs + " WHERE group_key IS NULL AND " + pending_due +
-                 " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
-                 "grouped AS (SELECT c.id, c.priority, c.run_at, row_number() OVER (PARTITION BY "
-                 "grp.k ORDER BY c.priority, c.run_at, c.id) AS rn FROM grp CROSS JOIN LATERAL "
-                 "(SELECT id, priority, run_at FROM " +
-                 jobs + " WHERE group_key = grp.k AND " + pending_due +
-                 " ORDER BY priority, run_at, id LIMIT $2) c), "
-                 "pick AS (SELECT id, g FROM (SELECT id, priority, run_at, row_number() OVER "
-                 "(ORDER BY priority, run_at, id) AS rn, false AS g FROM plain UNION ALL SELECT "
-                 "id, priority, run_at, rn, true FROM grouped) x ORDER BY priority, rn, run_at, "
-                 "id LIMIT $2), "
-                 "glock AS (SELECT id FROM " +
-                 jobs +
-                 " WHERE id IN (SELECT id FROM pick WHERE g) AND status = 'Pending' FOR UPDATE "
-                 "SKIP LOCKED), "
-                 "due AS (SELECT id FROM pick WHERE NOT g UNION ALL SELECT id FROM glock)" +
-                 claim_update};
+    std::string claim_ctes =
+        "WITH RECURSIVE grp(k) AS ((SELECT group_key FROM " + jobs +
+        " WHERE status = 'Pending' AND group_key IS NOT NULL ORDER BY group_key LIMIT 1) "
+        "UNION ALL SELECT (SELECT j.group_key FROM " +
+        jobs +
+        " j WHERE j.status = 'Pending' AND j.group_key IS NOT NULL AND j.group_key > "
+        "grp.k ORDER BY j.group_key LIMIT 1) FROM grp WHERE grp.k IS NOT NULL), "
+        "plain AS (SELECT id, priority, run_at FROM " +
+        jobs + " WHERE group_key IS NULL AND " + pending_due +
+        " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+        "grouped AS (SELECT c.id, c.priority, c.run_at, row_number() OVER (PARTITION BY "
+        "grp.k ORDER BY c.priority, c.run_at, c.id) AS rn FROM grp CROSS JOIN LATERAL "
+        "(SELECT id, priority, run_at FROM " +
+        jobs + " WHERE group_key = grp.k AND " + pending_due +
+        " ORDER BY priority, run_at, id LIMIT $2) c), "
+        "pick AS (SELECT id, g FROM (SELECT id, priority, run_at, row_number() OVER "
+        "(ORDER BY priority, run_at, id) AS rn, false AS g FROM plain UNION ALL SELECT "
+        "id, priority, run_at, rn, true FROM grouped) x ORDER BY priority, rn, run_at, "
+        "id LIMIT $2), "
+        "glock AS (SELECT id FROM " +
+        jobs +
+        " WHERE id IN (SELECT id FROM pick WHERE g) AND status = 'Pending' FOR UPDATE "
+        "SKIP LOCKED), "
+        "due AS (SELECT id FROM pick WHERE NOT g UNION ALL SELECT id FROM glock)";
+    // The claimed rows, each followed by the number of limited types (the last column). With
+    // no job claimed there is still one row, its job columns NULL: an idle poll learns in the
+    // same statement whether claim_limited has anything to do, and needs no second query.
+    std::string claim_result = ", claimed AS (" + claim_update +
+                               ") SELECT c.*, l.n FROM (SELECT count(*) AS n FROM " + s +
+                               ".job_type_limits) l LEFT JOIN claimed c ON true";
+    claim = {"ergon_job_claim", claim_ctes + claim_result};
+    // The same claim, also renewing the worker's registry heartbeat (JobClaimParams::
+    // renew_worker, worker_heartbeat's UPDATE): an idle worker's poll and its heartbeat are then
+    // one statement. A data-modifying CTE runs to completion whether or not it is read.
+    claim_renew = {"ergon_job_claim_renew", claim_ctes + ", renew AS (UPDATE " + s +
+                                                ".workers SET heartbeat_at = " + now +
+                                                " WHERE id = $1)" + claim_result};
 
     // The claim of one limited type, run after pg_advisory_xact_lock on the type in the same
     // transaction, which read the type's limits (limit_get) after the lock: every claimer of
@@ -1158,12 +1170,19 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
   PgResult r;
   {
     auto conn = pool_.acquire();
-    r = conn->run(sql_->claim, params);
+    r = conn->run(p.renew_worker ? sql_->claim_renew : sql_->claim, params);
   }
+  // Every row ends with the number of limited types; a row with a NULL id claimed nothing.
   int rows = PQntuples(r.get());
+  int limited_col = PQnfields(r.get()) - 1;
+  std::int64_t limited = rows > 0 ? pgbin::int8(r.get(), 0, limited_col) : 0;
   out.reserve(static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
-  if (static_cast<int>(out.size()) < p.limit) claim_limited(p, out);
+  for (int i = 0; i < rows; ++i) {
+    if (!pgbin::is_null(r.get(), i, 0)) out.push_back(read_job(r.get(), i));
+  }
+  if (static_cast<int>(out.size()) < p.limit && limited > 0) {
+    claim_limited(p, out, static_cast<std::size_t>(limited));
+  }
   // RETURNING gives rows in no defined order; hand them out in claim order.
   std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
     return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
@@ -1172,8 +1191,9 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
 }
 
 // The limited types, one transaction each (see claim_limited in Statements).
-void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out) {
-  std::vector<std::string> types = limited_types_.get([&] {
+void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out,
+                                  std::size_t count) {
+  std::vector<std::string> types = limited_types_.get(count, [&] {
     std::vector<std::string> v;
     auto conn = pool_.acquire();
     auto r = conn->run(sql_->limit_types, PgParams(), Format::kText);

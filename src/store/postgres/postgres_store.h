@@ -148,7 +148,7 @@ class PostgresStore final : public Store {
   // to Pending.
   int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
   int schema_version(PgConnection& conn);
-  void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out);
+  void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out, std::size_t count);
   [[nodiscard]] PgParams holder_params(const JobInsertParams& p) const;
   // One limited type's claim on `conn`, inside its transaction.
   void claim_type(PgConnection& conn, const JobClaimParams& p, const std::string& type, int room,

@@ -606,6 +606,11 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
       "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND group_key IS NULL AND "
       "run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
       " ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
+  if (p.renew_worker) {
+    // Its own autocommit statement: SQLite has no round trip to save by folding it into the
+    // claim, and an idle claim that changes nothing commits nothing.
+    worker_heartbeat_locked(p.worker_id, p.now);
+  }
   bool grouped = false;
   {
     Binder g(db_, prepared("SELECT 1 FROM jobs WHERE status = 'Pending' AND group_key IS NOT "
@@ -632,12 +637,13 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
 // database's single write lock, so no other claimer (of any process) can claim the type in
 // between.
 void SqliteStore::claim_limited_locked(const JobClaimParams& p, std::vector<JobRecord>& out) {
-  std::vector<std::string> types = limited_types_.get([&] {
-    std::vector<std::string> v;
+  // Read on every claim that has room left: a look-up in this process, not a round trip, so
+  // unlike PostgreSQL's (store/limited_types.h) it needs no cache.
+  std::vector<std::string> types;
+  {
     Binder t(db_, prepared("SELECT job_type FROM job_type_limits").get());
-    while (t.step()) v.push_back(text_column(t.stmt(), 0));
-    return v;
-  });
+    while (t.step()) types.push_back(text_column(t.stmt(), 0));
+  }
   for (const auto& type : types) {
     int room = p.limit - static_cast<int>(out.size());
     if (room <= 0) break;
@@ -882,7 +888,6 @@ void SqliteStore::limit_set(const TypeLimit& l, TimePoint now) {
       throw;
     }
   }
-  limited_types_.invalidate();
   notifier().notify(now);  // a raised or changed limit may let waiting jobs start
 }
 
@@ -900,7 +905,6 @@ void SqliteStore::limit_remove(std::string_view job_type, TimePoint now) {
       throw;
     }
   }
-  limited_types_.invalidate();
   notifier().notify(now);  // waiting jobs of the type may start
 }
 
@@ -1530,6 +1534,10 @@ void SqliteStore::worker_register(const WorkerRecord& w) {
 
 void SqliteStore::worker_heartbeat(std::string_view id, TimePoint now) {
   std::lock_guard lock(mu_);
+  worker_heartbeat_locked(id, now);
+}
+
+void SqliteStore::worker_heartbeat_locked(std::string_view id, TimePoint now) {
   Binder b(db_, prepared("UPDATE workers SET heartbeat_at = ? WHERE id = ?").get());
   b.time(now).text(id).run();
 }

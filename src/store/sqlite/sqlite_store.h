@@ -14,7 +14,6 @@
 #include <mutex>
 #include <string>
 
-#include "store/limited_types.h"
 #include "store/store.h"
 
 namespace ergon::sqlite {
@@ -101,11 +100,11 @@ class SqliteStore final : public Store {
   void claim_type_locked(const JobClaimParams& p, const std::string& type, int room,
                          std::vector<JobRecord>& out);
   void clear_starts_locked(std::string_view job_type);
+  void worker_heartbeat_locked(std::string_view id, TimePoint now);  // requires mu_
   // job_rescue / job_release_worker: `where` selects the Running rows to give back.
   int rescue_locked(const char* sql, const JobRescueParams& p, std::string_view worker_id);
 
   std::mutex mu_;
-  LimitedTypes limited_types_;
   int busy_timeout_ms_ = 5000;
   sqlite3* db_ = nullptr;                                            // guarded by mu_
   std::map<std::string, std::unique_ptr<Stmt>, std::less<>> stmts_;  // guarded by mu_

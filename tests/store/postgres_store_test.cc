@@ -444,6 +444,68 @@ TEST_F(PostgresStoreTest, ManyConnectionsDrainThousandsOfJobsExactlyOnce) {
             std::to_string(kJobs));
 }
 
+// An outcome or a progress report finds its job by id (jobs_pkey), whatever the table's
+// statistics say. Here they were taken when every job was Pending, and every plan is generic
+// (as a prepared statement's becomes after five runs): a plain `status = 'Running'` fence then
+// made the planner read the worker's Running rows through jobs_running_idx for every job.
+TEST_F(PostgresStoreTest, OutcomesFindTheirJobByIdWhateverTheStatistics) {
+  constexpr int kJobs = 300;
+  const std::string generic = url() + "&options=-c%20plan_cache_mode%3Dforce_generic_plan";
+  PgTestConnection app(server_);
+  auto scans = [&](const std::string& index) {
+    app.exec("SELECT pg_stat_clear_snapshot()");
+    return std::stoll(app.value("SELECT idx_scan FROM pg_stat_user_indexes WHERE schemaname = '" +
+                                schema_->name() + "' AND indexrelname = '" + index + "'"));
+  };
+  // Rows updated in jobs, as reported so far: a backend reports its counts when it exits, all
+  // in one go, so once the total matches what was done every report has arrived.
+  auto updated = [&] {
+    app.exec("SELECT pg_stat_clear_snapshot()");
+    return std::stoll(app.value("SELECT n_tup_upd FROM pg_stat_user_tables WHERE schemaname = '" +
+                                schema_->name() + "' AND relname = 'jobs'"));
+  };
+  std::vector<JobRecord> claimed;
+  {
+    auto store = open(generic, &clock_);
+    std::vector<JobInsertParams> batch;
+    for (int i = 0; i < kJobs; ++i) batch.push_back(job(clock_.now()));
+    store->job_insert_many(batch);
+    ASSERT_TRUE(app.exec("VACUUM ANALYZE " + quoted_schema() + ".jobs"));
+    claimed = store->job_claim({"w", kJobs, clock_.now()});
+    ASSERT_EQ(claimed.size(), static_cast<std::size_t>(kJobs));
+  }  // its connections close, and their backends report their statistics
+  ASSERT_TRUE(eventually([&] { return updated() == kJobs; }));  // the claims
+  long long running = scans("jobs_running_idx") + scans("jobs_running_type_idx");
+  {
+    auto store = open(generic, &clock_);
+    std::vector<JobFinishParams> batch;
+    for (int i = 0; i < kJobs; ++i) {
+      const JobRecord& r = claimed[static_cast<std::size_t>(i)];
+      if (i % 3 == 1) {
+        EXPECT_TRUE(store->job_progress_update({r.id, r.attempt, "w", "half", 50}));
+      }
+      JobFinishParams f;
+      f.id = r.id;
+      f.attempt = r.attempt;
+      f.worker_id = "w";
+      f.status = JobStatus::kCompleted;
+      f.now = clock_.now();
+      if (i % 3 == 2) {
+        EXPECT_TRUE(store->job_finish(f));  // one by one
+      } else {
+        batch.push_back(f);  // in one statement
+      }
+    }
+    for (bool ok : store->job_finish_many(batch)) EXPECT_TRUE(ok);
+  }
+  // Every outcome and report looked its job up by id; the Running indexes were not read.
+  ASSERT_TRUE(eventually([&] { return updated() == kJobs + kJobs + kJobs / 3; }));
+  EXPECT_EQ(scans("jobs_running_idx") + scans("jobs_running_type_idx"), running);
+  EXPECT_EQ(
+      app.value("SELECT count(*) FROM " + quoted_schema() + ".jobs WHERE status = 'Completed'"),
+      std::to_string(kJobs));
+}
+
 // Several processes claim from one database at once: each job is handed out exactly once.
 TEST_F(PostgresStoreTest, ClaimsFromSeveralProcessesNeverOverlap) {
   constexpr int kJobs = 600;

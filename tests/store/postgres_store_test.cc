@@ -4,6 +4,8 @@
 // without it every test here is skipped with a message saying so.
 #include "store/postgres/postgres_store.h"
 
+#include <algorithm>
+#include <atomic>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -504,6 +506,62 @@ TEST_F(PostgresStoreTest, OutcomesFindTheirJobByIdWhateverTheStatistics) {
   EXPECT_EQ(
       app.value("SELECT count(*) FROM " + quoted_schema() + ".jobs WHERE status = 'Completed'"),
       std::to_string(kJobs));
+}
+
+// A worker's heartbeat renews all of its Running jobs while its completer stores a batch of
+// their outcomes on another connection: both lock many of the same rows, and unless both take
+// them in one order they can deadlock (seen in a 10M-history burn-down: "deadlock detected" in
+// job_finish_many). The batches here come in descending id order, the heartbeat's rows in
+// whatever order its index gives; every seventh outcome is a failure, which the batch stores
+// with a statement of its own in the same transaction.
+TEST_F(PostgresStoreTest, HeartbeatsAndBatchedOutcomesNeverDeadlock) {
+  constexpr int kJobs = 3000;
+  constexpr int kBatch = 250;
+  auto store = open();
+  std::vector<JobInsertParams> batch;
+  for (int i = 0; i < kJobs; ++i) batch.push_back(job(clock_.now()));
+  store->job_insert_many(batch);
+  auto claimed = store->job_claim({"w", kJobs, clock_.now()});
+  ASSERT_EQ(claimed.size(), static_cast<std::size_t>(kJobs));
+  std::sort(claimed.begin(), claimed.end(),
+            [](const JobRecord& a, const JobRecord& b) { return b.id < a.id; });
+  std::atomic<bool> done{false};
+  std::atomic<int> heartbeats{0};
+  std::string heart_error;
+  std::thread heart([&] {
+    try {
+      while (!done) {
+        (void)store->job_heartbeat("w", clock_.now());
+        ++heartbeats;
+      }
+    } catch (const std::exception& e) {
+      heart_error = e.what();
+    }
+  });
+  std::size_t stored = 0;
+  try {
+    for (std::size_t at = 0; at < claimed.size(); at += kBatch) {
+      std::vector<JobFinishParams> outcomes;
+      for (std::size_t i = at; i < std::min(claimed.size(), at + kBatch); ++i) {
+        JobFinishParams f;
+        f.id = claimed[i].id;
+        f.attempt = claimed[i].attempt;
+        f.worker_id = "w";
+        f.status = i % 7 == 0 ? JobStatus::kFailed : JobStatus::kCompleted;
+        if (i % 7 == 0) f.error_message = "failed";
+        f.now = clock_.now();
+        outcomes.push_back(f);
+      }
+      for (bool ok : store->job_finish_many(outcomes)) stored += ok ? 1 : 0;
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  done = true;
+  heart.join();
+  EXPECT_EQ(heart_error, "");
+  EXPECT_EQ(stored, static_cast<std::size_t>(kJobs));
+  EXPECT_GT(heartbeats.load(), 0);
 }
 
 // Several processes claim from one database at once: each job is handed out exactly once.

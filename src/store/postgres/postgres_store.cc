@@ -1391,7 +1391,14 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
   std::optional<TimePoint> earliest;  // of the jobs that are Pending again
   {
     auto conn = pool_.acquire();
-    conn->exec_script("BEGIN");
+    // No nested loop for the batch's join of the outcomes with the Running rows: the planner,
+    // trusting statistics taken while few jobs ran, estimates one Running row, and a nested
+    // loop over that "one" row with the outcomes as its inner side compares every Running row
+    // with every outcome. With 10M finished rows in the table it chose that plan: 766,000
+    // comparisons and 200-270 ms for a batch of 500 at 1,532 Running (auto_explain,
+    // 2026-11-29), a tenth of the usual rate. A hash join reads each side once. SET LOCAL
+    // ends with the transaction; the statement runs nowhere else.
+    conn->exec_script("BEGIN; SET LOCAL enable_nestloop = off");
     try {
       if (n_plain > 0) {
         PgParams params;

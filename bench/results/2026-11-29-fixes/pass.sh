@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The pass of 2026-11-29 after the idle-query, outcome-fence and lock-order changes, on one
+# The pass of 2026-11-29 after the idle-query and outcome-fence changes and the worker's
+# heartbeat/completer turn-taking (as committed in a214121; run 08:29-08:39 UTC), on one
 # fresh durable-commit cluster, back to back:
 #   1. processing, 50,000 jobs, 3 runs, without a local queue and with --prefetch 1000, for
 #      the build before those changes (BASE_BENCH, an ergon-bench built from 6a391f8) and this

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The 10M-history pass of 2026-11-29: processing of 200,000 jobs with PrefetchJobs 1000 on an
 # empty table and on one holding 10,000,000 Completed rows, run alternately, 3 runs each, on a
-# fresh durable-commit cluster.
+# fresh durable-commit cluster. Run 08:06-08:13 UTC with the build of f54a8e7 (the idle-query
+# change); it logged one "deadlock detected" (docs/performance.md).
 #   bench/results/2026-11-29-history/pass.sh OUT_DIR     (from the repository root, after
 #   cmake --build build/bench --target ergon_bench)
 set -euo pipefail

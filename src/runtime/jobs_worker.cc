@@ -1090,12 +1090,13 @@ class JobsWorker::Impl {
   // The registry's heartbeat rides on a claim when one is due anyway (an idle worker polls):
   // a claim renews it once it is this old, early enough that the maintenance loop, which
   // renews it after a full heartbeat_interval, does not also have to (the next poll comes
-  // within a polling_interval, give or take the claim's own time).
+  // within a polling_interval, give or take the claim's own time). Never younger than half a
+  // heartbeat_interval: with polling slower than heartbeats, a busy worker's frequent claims
+  // would otherwise each write the registry row.
   bool registry_renewal_due_locked(TimePoint now) const {
     if (!registered_) return false;
     Duration early = opts_.polling_interval + opts_.polling_interval / 2;
-    Duration after =
-        opts_.heartbeat_interval > early ? opts_.heartbeat_interval - early : Duration::zero();
+    Duration after = std::max(opts_.heartbeat_interval - early, opts_.heartbeat_interval / 2);
     return now - registry_renewed_at_ >= after;
   }
 

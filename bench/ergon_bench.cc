@@ -52,6 +52,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "ergon/ergon.h"
@@ -316,12 +317,24 @@ class Scratch {
     return sql().count("SELECT count(*) FROM " + table_ + " WHERE status = '" + status + "'");
   }
   // What autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) does to a table in steady
-  // state: statistics, visibility map, hint bits. Applied after loading, before timing.
+  // state: statistics, visibility map, hint bits. Applied after loading, before timing. On
+  // PostgreSQL a CHECKPOINT follows: the WAL of the load (and of the runs before) could
+  // otherwise start one during the timed window, and every page first written after a
+  // checkpoint starts goes to the WAL whole (full_page_writes), weighing on whichever run
+  // comes next. Needs superuser or pg_checkpoint; without, a warning, once.
   void settle() {
     if (sqlite_) {
       sql().exec("ANALYZE");
-    } else {
-      sql().exec("VACUUM (ANALYZE) " + table_);
+      return;
+    }
+    sql().exec("VACUUM (ANALYZE) " + table_);
+    try {
+      sql().exec("CHECKPOINT");
+    } catch (const std::exception& e) {
+      static bool warned = false;
+      if (!std::exchange(warned, true)) {
+        std::fprintf(stderr, "ergon-bench: no CHECKPOINT before timing: %s\n", e.what());
+      }
     }
   }
 

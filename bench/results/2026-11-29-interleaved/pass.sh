@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build 6a391f8 (BASE_BENCH) against this build, interleaved (base new, new base, base new),
+# Build 6a391f8 (BASE_BENCH) against this build (b2ac145 when run, 09:24 UTC), interleaved (base new, new base, base new),
 # one run each of the 50,000-job burn-down with --prefetch 1000, each after a CHECKPOINT from
 # here (the base build's settle has none), on one fresh durable-commit cluster.
 #   bench/results/2026-11-29-interleaved/pass.sh OUT_DIR BASE_BENCH   (from the repository

@@ -786,12 +786,9 @@ std::vector<Figure> bench_idle(const Config& cfg) {
   PgSql admin(s.conninfo());
   admin.exec("CREATE DATABASE \"" + db + "\"");
   // The store's URL with the database replaced: postgresql://host[:port]/db?params.
-  std::string url = s.store_url();
-  std::size_t host = url.find("://") + 3;
-  std::size_t path = url.find_first_of("/?", host);
-  std::size_t rest = path == std::string::npos ? url.size() : url.find('?', path);
-  url = url.substr(0, std::min(path, url.size())) + "/" + db +
-        (rest == std::string::npos ? "" : url.substr(rest));
+  auto [base, params] = split_url(s.store_url());
+  std::string url =
+      join_url(base.substr(0, base.find('/', base.find("://") + 3)) + "/" + db, params);
   auto xacts = [&] {
     admin.exec("SELECT pg_stat_clear_snapshot()");
     return admin.count(

@@ -527,10 +527,9 @@ struct PostgresStore::Statements {
     // one round trip instead of a hundred. The same fence as finish_update, per row. $1: ids
     // (uuid[]), $2: attempts (integer[]), $3: the worker, $4 (system clock only): each
     // outcome's time (timestamptz[]).
-    // Its fence is the plain `status = 'Running'`, not running_fence(): for a batch, the plan
-    // that reads the Running rows once and hashes them (through jobs_running_type_idx) took
-    // 19 us per job in a 50,000-job burn-down with a local queue of 1,000, one look-up by id
-    // per job 58 us (statement durations in the server log, 2026-11-29).
+    // Its fence is the plain `status = 'Running'`, not running_fence(): for a batch, reading
+    // the Running rows once and hashing them beat one look-up by id per job by about three
+    // times per job (statement durations in the server log of a diagnostic build, 2026-11-29).
     finish_completed_many = {
         "ergon_job_finish_completed_many",
         "UPDATE " + jobs + " AS j SET status = 'Completed', completed_at = " +

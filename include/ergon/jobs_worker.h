@@ -48,8 +48,13 @@ class JobsWorker {
   [[nodiscard]] std::size_t running_jobs() const;
 
   // Test hook: one claim round, as the producer does it; returns how many jobs were claimed
-  // and handed to the pool. Only for a worker that was not start()ed.
+  // and handed to the pool. On a start()ed worker the producer may claim alongside (this
+  // round makes every target look again): TEST_wait_quiet() waits for it.
   std::size_t TEST_claim_once();
+  // Test hook: blocks until no claim is under way and the producer has nothing to claim until
+  // its next wake-up or poll, so that a fake clock advanced afterwards is not read by a claim
+  // that started before.
+  void TEST_wait_quiet();
   // Test hook: blocks until no job is running in this worker.
   void TEST_wait_idle();
 

@@ -206,6 +206,16 @@ class JobsWorker::Impl {
     return claim_round(true);
   }
 
+  void wait_quiet() {
+    // Nothing notifies when a claim ends with nothing more to claim, hence the short waits. A
+    // producer that saw more to claim checks again in the hold that counts its claim in
+    // claims_in_flight_, so once this holds it stays so until the next wake-up.
+    std::unique_lock lock(mu_);
+    while (claims_in_flight_ > 0 || (!stopping_ && claimable_locked())) {
+      idle_cv_.wait_for(lock, std::chrono::milliseconds(2));
+    }
+  }
+
   void wait_idle() {
     std::unique_lock lock(mu_);
     idle_cv_.wait(lock, [&] { return running_.empty(); });
@@ -1491,5 +1501,6 @@ int JobsWorker::max_concurrent_jobs() const { return impl_->max_concurrent_jobs(
 std::size_t JobsWorker::running_jobs() const { return impl_->running_jobs(); }
 std::size_t JobsWorker::TEST_claim_once() { return impl_->claim_once(); }
 void JobsWorker::TEST_wait_idle() { impl_->wait_idle(); }
+void JobsWorker::TEST_wait_quiet() { impl_->wait_quiet(); }
 
 }  // namespace ergon

@@ -172,11 +172,16 @@ TEST_F(FaultTest, TheRegistryHeartbeatRidesOnClaimsAndKeepsItsScheduleWithout) {
   auto worker = start_worker();  // polling every hour: no claim but the first and ours
   auto heartbeat_at = [&] { return JobRunner(store_).list_workers().at(0).heartbeat_at; };
   TimePoint registered = heartbeat_at();
+  // Each claim of ours makes the producer look again too; its claim must read the clock
+  // before the next advance, as ours did, or it renews at a time the test did not mean.
+  worker->TEST_wait_quiet();
   clock_.advance(2s);
   EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  worker->TEST_wait_quiet();
   EXPECT_EQ(heartbeat_at(), registered);  // younger than half a heartbeat_interval: left
   clock_.advance(1s);
   EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  worker->TEST_wait_quiet();
   EXPECT_EQ(heartbeat_at(), registered + 3s);  // renewed; the maintenance loop was not due
   clock_.advance(4s);                          // +7s: 4 s after the claim's renewal
   clock_.advance(1s);                          // +8s: due

@@ -107,6 +107,21 @@ TEST_P(StoreConformance, FairClaimingRanksWithinGroupsAfterPriority) {
   EXPECT_EQ(store_->job_claim({"w", 5, clock_.now()}).size(), 1u);
 }
 
+// A store may claim more simply while no grouped job is Pending (PostgreSQL does); grouped
+// jobs that appear after such a claim are claimed fairly from the next claim on, whole.
+TEST_P(StoreConformance, GroupedJobsThatAppearAfterAnUngroupedClaimAreClaimedFairly) {
+  store_->job_insert(job(clock_.now()));
+  EXPECT_EQ(store_->job_claim({"w", 5, clock_.now()}).size(), 1u);
+  EXPECT_TRUE(store_->job_claim({"w", 5, clock_.now(), {}, true}).empty());
+  for (int i = 0; i < 3; ++i) store_->job_insert(job(clock_.now()));
+  for (int i = 0; i < 2; ++i) store_->job_insert(job(clock_.now(), "t", "a"));
+  for (int i = 0; i < 2; ++i) store_->job_insert(job(clock_.now(), "t", "b"));
+  auto got = store_->job_claim({"w", 6, clock_.now(), {}, true});
+  EXPECT_EQ(by_group(got), (std::map<std::string, int>{{"-", 2}, {"a", 2}, {"b", 2}}));
+  EXPECT_EQ(store_->job_claim({"w", 6, clock_.now()}).size(), 1u);
+  EXPECT_TRUE(store_->job_claim({"w", 6, clock_.now()}).empty());
+}
+
 // At most 3 started in any 10 s, counted over a sliding window of the store's clock.
 TEST_P(StoreConformance, ARateLimitCapsStartsPerPeriod) {
   for (int i = 0; i < 10; ++i) store_->job_insert(job(clock_.now(), "api"));

@@ -270,7 +270,8 @@ JobRecord read_job(const PGresult* r, int row) {
 
 // Every statement of the store, built once for its schema and clock rule.
 struct PostgresStore::Statements {
-  PgStatement insert, insert_quiet, claim, claim_renew, finish, finish_retry, progress, get;
+  PgStatement insert, insert_quiet, claim, claim_renew, claim_plain, claim_plain_renew, finish,
+      finish_retry, progress, get;
   std::string insert_tx;                   // run unprepared, on the caller's connection
   std::string finish_tx, finish_retry_tx;  // likewise
   std::string copy;                        // COPY ... FROM STDIN for job_insert_many
@@ -400,19 +401,33 @@ struct PostgresStore::Statements {
         " WHERE id IN (SELECT id FROM pick WHERE g) AND status = 'Pending' FOR UPDATE "
         "SKIP LOCKED), "
         "due AS (SELECT id FROM pick WHERE NOT g UNION ALL SELECT id FROM glock)";
-    // The claimed rows, each followed by the number of limited types (the last column). With
-    // no job claimed there is still one row, its job columns NULL: an idle poll learns in the
-    // same statement whether claim_limited has anything to do, and needs no second query.
-    std::string claim_result = ", claimed AS (" + claim_update +
-                               ") SELECT c.*, l.n FROM (SELECT count(*) AS n FROM " + s +
+    // The claimed rows, each followed by the number of limited types and whether any grouped
+    // job is Pending (one seek into jobs_group_claim_idx). With no job claimed there is still
+    // one row, its job columns NULL: an idle poll learns in the same statement whether
+    // claim_limited has anything to do, and needs no second query.
+    std::string grouped_pending =
+        "EXISTS (SELECT 1 FROM " + jobs + " WHERE status = 'Pending' AND group_key IS NOT NULL)";
+    std::string claim_result = ", claimed AS (" + claim_update + ") SELECT c.*, l.n, " +
+                               grouped_pending + " FROM (SELECT count(*) AS n FROM " + s +
                                ".job_type_limits) l LEFT JOIN claimed c ON true";
+    // A data-modifying CTE runs to completion whether or not it is read: with it, the claim
+    // also renews the worker's registry heartbeat (JobClaimParams::renew_worker,
+    // worker_heartbeat's UPDATE), and an idle worker's poll and heartbeat are one statement.
+    std::string renew =
+        ", renew AS (UPDATE " + s + ".workers SET heartbeat_at = " + now + " WHERE id = $1)";
     claim = {"ergon_job_claim", claim_ctes + claim_result};
-    // The same claim, also renewing the worker's registry heartbeat (JobClaimParams::
-    // renew_worker, worker_heartbeat's UPDATE): an idle worker's poll and its heartbeat are then
-    // one statement. A data-modifying CTE runs to completion whether or not it is read.
-    claim_renew = {"ergon_job_claim_renew", claim_ctes + ", renew AS (UPDATE " + s +
-                                                ".workers SET heartbeat_at = " + now +
-                                                " WHERE id = $1)" + claim_result};
+    claim_renew = {"ergon_job_claim_renew", claim_ctes + renew + claim_result};
+    // The claim while no grouped job is Pending (the last claim saw none): `plain` alone,
+    // without the group walk, the ranking and the union. It claims nothing when grouped jobs
+    // are Pending after all (the uncorrelated NOT EXISTS is evaluated once, in the statement's
+    // snapshot), and says so in its last column: job_claim then runs the fair claim, so the
+    // choice never shows in what is claimed.
+    std::string plain_ctes = "WITH due AS (SELECT id FROM " + jobs +
+                             " WHERE group_key IS NULL AND " + pending_due + " AND NOT " +
+                             grouped_pending +
+                             " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)";
+    claim_plain = {"ergon_job_claim_plain", plain_ctes + claim_result};
+    claim_plain_renew = {"ergon_job_claim_plain_renew", plain_ctes + renew + claim_result};
 
     // The claim of one limited type, run after pg_advisory_xact_lock on the type in the same
     // transaction, which read the type's limits (limit_get) after the lock: every claimer of
@@ -1181,23 +1196,41 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
   listener_ensure();
   std::vector<JobRecord> out;
   if (p.limit <= 0) return out;
-  PgParams params;
-  params.text(p.worker_id).integer(static_cast<std::int64_t>(p.limit));
-  queues_param(params, p.queues);
-  if (!database_clock_) params.time(p.now);
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(p.renew_worker ? sql_->claim_renew : sql_->claim, params);
+  // Runs one claim statement for up to `limit` jobs. Every row ends with the number of
+  // limited types and whether grouped jobs are Pending; a row with a NULL id claimed nothing.
+  std::int64_t limited = 0;
+  bool grouped = false;
+  auto run = [&](const PgStatement& statement, int limit) {
+    PgParams params;
+    params.text(p.worker_id).integer(static_cast<std::int64_t>(limit));
+    queues_param(params, p.queues);
+    if (!database_clock_) params.time(p.now);
+    PgResult r;
+    {
+      auto conn = pool_.acquire();
+      r = conn->run(statement, params);
+    }
+    int rows = PQntuples(r.get());
+    int grouped_col = PQnfields(r.get()) - 1;
+    if (rows > 0) {
+      limited = pgbin::int8(r.get(), 0, grouped_col - 1);
+      grouped = pgbin::boolean(r.get(), 0, grouped_col);
+    }
+    for (int i = 0; i < rows; ++i) {
+      if (!pgbin::is_null(r.get(), i, 0)) out.push_back(read_job(r.get(), i));
+    }
+  };
+  // The plain claim while the last claim saw no grouped job Pending; the fair one otherwise.
+  bool fair = grouped_pending_.load(std::memory_order_relaxed);
+  if (fair) {
+    run(p.renew_worker ? sql_->claim_renew : sql_->claim, p.limit);
+  } else {
+    run(p.renew_worker ? sql_->claim_plain_renew : sql_->claim_plain, p.limit);
+    // Grouped jobs appeared since the last claim: the plain claim took nothing, the fair
+    // claim takes them now rather than at the next poll.
+    if (grouped) run(sql_->claim, p.limit);
   }
-  // Every row ends with the number of limited types; a row with a NULL id claimed nothing.
-  int rows = PQntuples(r.get());
-  int limited_col = PQnfields(r.get()) - 1;
-  std::int64_t limited = rows > 0 ? pgbin::int8(r.get(), 0, limited_col) : 0;
-  out.reserve(static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i) {
-    if (!pgbin::is_null(r.get(), i, 0)) out.push_back(read_job(r.get(), i));
-  }
+  grouped_pending_.store(grouped, std::memory_order_relaxed);
   if (static_cast<int>(out.size()) < p.limit && limited > 0) {
     claim_limited(p, out, static_cast<std::size_t>(limited));
   }

@@ -169,6 +169,9 @@ class PostgresStore final : public Store {
 
   std::mutex listener_mu_;
   std::atomic<bool> listener_started_{false};
+  // Whether the last claim saw a grouped job Pending: the next claim is then the fair one
+  // (round-robin across groups), otherwise the plain one. Starts fair.
+  std::atomic<bool> grouped_pending_{true};
   std::unique_ptr<transport::PgListener> listener_;  // guarded by listener_mu_
 };
 

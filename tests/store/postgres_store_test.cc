@@ -227,6 +227,56 @@ TEST(PgListenerTest, StopsPromptlyWhileWaitingToReconnect) {
   EXPECT_EQ(failures.count(), 1);
 }
 
+// A statement PostgreSQL plans for its parameters at every execution pays the planner each
+// time: for the claim with a backlog that was as much as executing it. The claims run on a
+// connection that plans generically; the other statements of the hot path are written so that
+// the plan cache settles on a generic plan after its five custom ones.
+TEST_F(PostgresStoreTest, TheHotPathsStatementsSettleOnGenericPlans) {
+  auto store = open(pg_url_with(url(), "pool_size=1"), &clock_);
+  // A backlog, and statistics that know it: what a busy deployment's planner sees.
+  std::vector<JobInsertParams> backlog;
+  for (int i = 0; i < 5000; ++i) backlog.push_back(job(clock_.now()));
+  store->job_insert_many(backlog);
+  PgTestConnection app(server_);
+  ASSERT_TRUE(app.exec("ANALYZE " + quoted_schema() + ".jobs"));
+  const int n = 12;
+  for (int i = 0; i < n * 3; ++i) store->job_insert(job(clock_.now()));
+  std::vector<JobRecord> claimed;
+  for (int i = 0; i < n * 3; ++i) {
+    auto got = store->job_claim({"w", 1, clock_.now(), {}, i % 2 == 0});
+    ASSERT_EQ(got.size(), 1u);
+    claimed.push_back(got[0]);
+  }
+  for (int i = 0; i < n; ++i) {
+    (void)store->job_heartbeat("w", clock_.now());
+    const JobRecord& r = claimed[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(store->job_progress_update({r.id, r.attempt, "w", "half", 50}));
+    ASSERT_TRUE(store->job_finish({r.id, r.attempt, "w", JobStatus::kCompleted, clock_.now()}));
+  }
+  for (int i = n; i < n * 3; i += 2) {
+    std::vector<JobFinishParams> batch;
+    for (int k = i; k < i + 2; ++k) {
+      const JobRecord& r = claimed[static_cast<std::size_t>(k)];
+      batch.push_back({r.id, r.attempt, "w", JobStatus::kCompleted, clock_.now()});
+    }
+    auto ok = store->job_finish_many(batch);
+    ASSERT_EQ(std::count(ok.begin(), ok.end(), true), 2);
+  }
+  auto counts = store->TEST_plan_counts();
+  for (const char* claim :
+       {"ergon_job_claim_renew", "ergon_job_claim_plain", "ergon_job_claim_plain_renew"}) {
+    SCOPED_TRACE(claim);
+    EXPECT_GT(counts[claim].generic, 0);
+    EXPECT_EQ(counts[claim].custom, 0);
+  }
+  for (const char* settles : {"ergon_job_insert", "ergon_job_heartbeat", "ergon_job_progress",
+                              "ergon_job_finish_completed_many"}) {
+    SCOPED_TRACE(settles);
+    EXPECT_EQ(counts[settles].custom, 5);
+    EXPECT_GT(counts[settles].generic, 0);
+  }
+}
+
 TEST_F(PostgresStoreTest, CommittedTransactionalEnqueueExistsAndWakesTheWorkers) {
   auto store = open();
   ASSERT_TRUE(store->listener_wait_ready(30s));

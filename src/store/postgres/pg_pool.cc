@@ -59,26 +59,39 @@ PgPool::Lease PgPool::acquire() {
 void PgPool::release(std::unique_ptr<PgConnection> conn) {
   // A call that threw may leave a transaction open: never let it reach the next caller.
   conn->rollback();
-  std::vector<std::unique_ptr<PgConnection>> closing;
+  bool broken = conn->broken();
   {
     std::lock_guard lock(mu_);
     --leased_;
-    if (conn->broken()) {
+    if (broken) {
       pids_.erase(conn->backend_pid());
-      closing.push_back(std::move(conn));
-      // The idle ones most likely went down with it (a server restart): drop them too, so that
-      // each of the next calls does not fail on a stale connection first.
-      for (auto& c : idle_) {
-        pids_.erase(c->backend_pid());
-        closing.push_back(std::move(c));
-      }
-      idle_.clear();
     } else {
       idle_.push_back(std::move(conn));
     }
     cv_.notify_all();
   }
-  // `closing` is closed here, outside the lock (PQfinish may send a terminate message).
+  if (!broken) return;
+  conn.reset();  // closed outside the lock (PQfinish may send a terminate message)
+  // The idle ones most likely went down with it (a server restart): drop them too, so that
+  // each of the next calls does not fail on a stale connection first.
+  drop_idle();
+  for (PgPool* sibling : siblings_) sibling->drop_idle();
+}
+
+void PgPool::drop_idle() {
+  std::vector<std::unique_ptr<PgConnection>> closing;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& c : idle_) pids_.erase(c->backend_pid());
+    closing = std::move(idle_);
+    idle_.clear();
+  }
+  // `closing` is closed here, outside the lock.
+}
+
+void PgPool::share_failures_with(PgPool& other) {
+  siblings_.push_back(&other);
+  other.siblings_.push_back(this);
 }
 
 bool PgPool::owns_backend(int pid) const {

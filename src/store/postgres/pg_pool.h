@@ -5,9 +5,10 @@
 // makes one call opens one. A caller that finds every connection leased waits for one.
 //
 // Failure: a connection that comes back broken (lost, or with a transaction that could not be
-// rolled back) is closed, and so are the idle ones — a lost connection usually means a server
-// restart, which took the others with it — so the next acquire() reconnects instead of failing
-// once per stale connection. When connecting fails, acquire() throws Error(kStore) and further
+// rolled back) is closed, and so are the idle ones (also those of a pool linked with
+// share_failures_with) — a lost connection usually means a server restart, which took the
+// others with it — so the next acquire() reconnects instead of failing once per stale
+// connection. When connecting fails, acquire() throws Error(kStore) and further
 // attempts wait out a back-off (50 ms doubling up to 2 s, real time) during which acquire()
 // fails at once: a worker polling a dead server does not hammer it.
 //
@@ -59,8 +60,14 @@ class PgPool {
   // True if `pid` is the server process of one of this pool's open connections.
   [[nodiscard]] bool owns_backend(int pid) const;
 
+  // Two pools of one server (a store's own and its claims'): a broken connection in either
+  // drops the idle connections of both. Call before either is used.
+  void share_failures_with(PgPool& other);
+
  private:
   void release(std::unique_ptr<PgConnection> conn);
+  // Closes the idle connections (after a broken one: they most likely went down with it).
+  void drop_idle();
 
   const ConnParams params_;
   const int size_;
@@ -73,6 +80,7 @@ class PgPool {
   int failures_ = 0;                                 // connect failures in a row; guarded by mu_
   std::chrono::steady_clock::time_point retry_at_;   // no connect attempt before; guarded by mu_
   std::string last_error_;                           // of the last failed connect; guarded by mu_
+  std::vector<PgPool*> siblings_;  // share_failures_with; set before use, then constant
 };
 
 }  // namespace ergon::postgres

@@ -358,13 +358,18 @@ struct PostgresStore::Statements {
         s + ".queues WHERE paused)";
     // Limited types are left to claim_limited, type by type (docs/flow-control.md).
     std::string unlimited = " AND job_type NOT IN (SELECT job_type FROM " + s + ".job_type_limits)";
-    // Flips the rows `due` picked to Running for worker $1 and returns them.
+    // Flips the rows `due` picked to Running for worker $1 and returns them. They are found by
+    // `id = ANY (ARRAY(...))`, a look-up in jobs_pkey whatever `due` is estimated to hold, and
+    // not by a join with `due`: the generic plan of a prepared statement cannot know LIMIT $2
+    // and, with a due backlog in the statistics, plans the join as a hash join over the whole
+    // table, so PostgreSQL kept planning the claim anew for its parameters at every execution
+    // (PostgresStoreTest.TheHotPathsStatementsSettleOnGenericPlans).
     std::string claim_update = " UPDATE " + jobs +
                                " AS j SET status = 'Running', attempt = j.attempt + 1, "
                                "worker_id = $1, started_at = " +
                                now + ", heartbeat_at = " + now +
-                               ", progress_message = NULL, progress_percent = NULL FROM due "
-                               "WHERE j.id = due.id RETURNING " +
+                               ", progress_message = NULL, progress_percent = NULL "
+                               "WHERE j.id = ANY (ARRAY(SELECT id FROM due)) RETURNING " +
                                job_columns("j.");
     // Fairness (docs/flow-control.md): ungrouped jobs come from jobs_claim_idx in claim order
     // (`plain`, locked as above); grouped ones group by group, at most $2 from each, from
@@ -816,13 +821,28 @@ PostgresUrl parse_postgres_url(std::string_view url) {
   return out;
 }
 
+namespace {
+
+// `conninfo` with `option` added to its server options (the `options` keyword, which
+// parse_postgres_url always sets), after the URL's own: a user's setting still wins.
+ConnParams with_server_option(ConnParams conninfo, const std::string& option) {
+  for (auto& [key, value] : conninfo) {
+    if (key == "options") value = option + " " + value;
+  }
+  return conninfo;
+}
+
+}  // namespace
+
 PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
     : Store(clock),
       schema_(url.schema),
       channel_(channel_for(url.schema)),
       database_clock_(&clock == &Clock::system()),
       conninfo_(url.conninfo),
-      pool_(url.conninfo, url.pool_size) {
+      pool_(url.conninfo, url.pool_size),
+      claim_pool_(with_server_option(url.conninfo, "-c plan_cache_mode=force_generic_plan"), 1) {
+  pool_.share_failures_with(claim_pool_);
   {
     auto conn = pool_.acquire();
     char* quoted = PQescapeIdentifier(conn->get(), schema_.data(), schema_.size());
@@ -861,6 +881,21 @@ void PostgresStore::listener_ensure() {
   o.ignore_backend = [this](int pid) { return pool_.owns_backend(pid); };
   listener_ = std::make_unique<transport::PgListener>(std::move(o), notifier(), clock());
   listener_started_.store(true, std::memory_order_release);
+}
+
+std::map<std::string, PostgresStore::PlanCounts> PostgresStore::TEST_plan_counts() {
+  std::map<std::string, PlanCounts> out;
+  for (PgPool* pool : {&pool_, &claim_pool_}) {
+    auto conn = pool->acquire();
+    auto r = conn->exec("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements",
+                        PgParams(), Format::kText);
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      PlanCounts& c = out[PQgetvalue(r.get(), i, 0)];
+      c.generic += std::stoll(PQgetvalue(r.get(), i, 1));
+      c.custom += std::stoll(PQgetvalue(r.get(), i, 2));
+    }
+  }
+  return out;
 }
 
 bool PostgresStore::listener_wait_ready(std::chrono::milliseconds timeout) {
@@ -1207,7 +1242,7 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
     if (!database_clock_) params.time(p.now);
     PgResult r;
     {
-      auto conn = pool_.acquire();
+      auto conn = claim_pool_.acquire();
       r = conn->run(statement, params);
     }
     int rows = PQntuples(r.get());

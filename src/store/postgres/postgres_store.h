@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -141,6 +142,15 @@ class PostgresStore final : public Store {
   // `timeout` passes (false).
   bool listener_wait_ready(std::chrono::milliseconds timeout);
 
+  // Test hook: for each statement prepared on the store's connections (those a call gets now;
+  // with pool_size=1 every one), how many times PostgreSQL planned it generically and how many
+  // times for its parameters (pg_prepared_statements).
+  struct PlanCounts {
+    std::int64_t generic = 0;
+    std::int64_t custom = 0;
+  };
+  std::map<std::string, PlanCounts> TEST_plan_counts();
+
  private:
   struct Statements;
   void listener_ensure();
@@ -163,6 +173,12 @@ class PostgresStore final : public Store {
   const bool database_clock_;  // see "Time" above
   const ConnParams conninfo_;
   PgPool pool_;
+  // The claim's own connection, which plans every statement generically (plan_cache_mode =
+  // force_generic_plan): with a backlog the plan cache would otherwise plan the claim for its
+  // parameters at every execution, which took about as long as executing it (the generic
+  // plan's LIMIT $2 is costed at a tenth of the backlog). The claims' generic plans are
+  // index scans whatever the backlog (docs/performance.md); other statements keep the default.
+  PgPool claim_pool_;
   std::string quoted_schema_;  // set by the constructor, then constant
   std::unique_ptr<Statements> sql_;
   LimitedTypes limited_types_;

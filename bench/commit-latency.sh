@@ -3,9 +3,13 @@
 # enqueue commits, then the claim that starts the job commits): pgbench with one client for
 # SECONDS each, first `SELECT 1` (a round trip, no commit), then a one-row INSERT per
 # transaction into a scratch table (a round trip and a commit that waits for the WAL flush).
-# pgbench's "latency average" of each is printed.
+# pgbench's "latency average" of each is printed. Then the same INSERT after a pause of
+# GAP_MS (default 5, as ergon-bench's latency benchmark pauses before each enqueue), whose
+# own latency pgbench -r reports apart from the pause: what one commit costs when the server
+# was idle before it, as it is when a job is enqueued into an idle system.
 #
 #   bench/commit-latency.sh URL [SECONDS]        (default 10)
+#   env: GAP_MS (default 5)
 set -euo pipefail
 url=$1
 secs=${2:-10}
@@ -23,3 +27,8 @@ for v in select insert; do
   printf '%s: ' "$v"
   "$pgbench" -n -c 1 -T "$secs" -f "$tmp/$v.sql" "$url" 2>/dev/null | grep 'latency average'
 done
+gap=${GAP_MS:-5}
+printf '\\sleep %s ms\nINSERT INTO ergon_commit_probe DEFAULT VALUES;\n' "$gap" >"$tmp/gap.sql"
+printf 'insert after a %s ms pause: ' "$gap"
+"$pgbench" -n -c 1 -T "$secs" -r -f "$tmp/gap.sql" "$url" 2>/dev/null |
+  awk '/INSERT INTO ergon_commit_probe/ { print "latency average = " $1 " ms" }'

@@ -840,7 +840,8 @@ PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
       database_clock_(&clock == &Clock::system()),
       conninfo_(url.conninfo),
       pool_(url.conninfo, url.pool_size),
-      claim_pool_(with_server_option(url.conninfo, "-c plan_cache_mode=force_generic_plan"), 1) {
+      claim_pool_(with_server_option(url.conninfo, "-c plan_cache_mode=force_generic_plan"),
+                  url.pool_size) {
   pool_.share_failures_with(claim_pool_);
   {
     auto conn = pool_.acquire();

@@ -173,12 +173,14 @@ class PostgresStore final : public Store {
   const bool database_clock_;  // see "Time" above
   const ConnParams conninfo_;
   PgPool pool_;
-  // The claim's own connection, which plans every statement generically (plan_cache_mode =
-  // force_generic_plan): with a backlog the plan cache would otherwise plan the claim for its
-  // parameters at every execution, which took about as long as executing it (the generic
-  // plan's LIMIT $2 is costed at a tenth of the backlog, so it never looks cheaper). The
-  // plain claim's generic plan reads jobs_claim_idx and jobs_pkey with 50,000 and with
-  // 1,000,000 jobs due (EXPLAIN, docs/performance.md); other statements keep the default.
+  // The claims' own connections (as many as claim at once: usually one, as a worker has one
+  // producer; up to pool_size when workers share the store), which plan every statement
+  // generically (plan_cache_mode = force_generic_plan): with a backlog the plan cache would
+  // otherwise plan the claim for its parameters at every execution, which took about as long
+  // as executing it (the generic plan's LIMIT $2 is costed at a tenth of the backlog, so it
+  // never looks cheaper). The plain claim's generic plan reads jobs_claim_idx and jobs_pkey
+  // with 50,000 and with 1,000,000 jobs due (EXPLAIN, docs/performance.md); other statements
+  // keep the default.
   PgPool claim_pool_;
   std::string quoted_schema_;  // set by the constructor, then constant
   std::unique_ptr<Statements> sql_;

@@ -108,7 +108,7 @@ TEST_P(StoreConformance, FairClaimingRanksWithinGroupsAfterPriority) {
 }
 
 // A store may claim more simply while no grouped job is Pending (PostgreSQL does); grouped
-// jobs that appear after such a claim are claimed fairly from the next claim on, whole.
+// jobs that appear after such a claim are claimed fairly by the very next claim.
 TEST_P(StoreConformance, GroupedJobsThatAppearAfterAnUngroupedClaimAreClaimedFairly) {
   store_->job_insert(job(clock_.now()));
   EXPECT_EQ(store_->job_claim({"w", 5, clock_.now()}).size(), 1u);

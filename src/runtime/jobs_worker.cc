@@ -207,13 +207,12 @@ class JobsWorker::Impl {
   }
 
   void wait_quiet() {
-    // Nothing notifies when a claim ends with nothing more to claim, hence the short waits. A
+    // A claim ends (idle_cv_) in the same hold that records whether its target has more; a
     // producer that saw more to claim checks again in the hold that counts its claim in
-    // claims_in_flight_, so once this holds it stays so until the next wake-up.
+    // claims_in_flight_. So once this holds it stays so until the next wake-up.
     std::unique_lock lock(mu_);
-    while (claims_in_flight_ > 0 || (!stopping_ && claimable_locked())) {
-      idle_cv_.wait_for(lock, std::chrono::milliseconds(2));
-    }
+    idle_cv_.wait(lock,
+                  [&] { return claims_in_flight_ == 0 && (stopping_ || !claimable_locked()); });
   }
 
   void wait_idle() {
@@ -497,6 +496,7 @@ class JobsWorker::Impl {
       // The database failed: try again at the next poll (or wake-up), not at once.
       if (failed) {
         for (ClaimTarget& t : targets_) t.more = false;
+        idle_cv_.notify_all();  // TEST_wait_quiet
       }
     }
   }

@@ -6,18 +6,13 @@
 # on one fresh durable-commit cluster, each after a CHECKPOINT.
 #   bench/results/2026-11-29-backlog/pass.sh OUT_DIR BASE_BENCH
 set -euo pipefail
-out=$1
+source bench/pass-lib.sh
 base=$2
-new=build/bench/bench/ergon-bench
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+pass_cluster "$1"
 n=0
 for b in base new new base; do
   n=$((n + 1))
-  bin=$base
-  [[ $b == new ]] && bin=$new
+  bin=$(pass_bin "$b")
   psql -X -q "$url" -c "CHECKPOINT"
   "$bin" --db "$url" --runs 1 --only backlog --backlog 1000000 --jobs 50000 --prefetch 1000 \
     2>/dev/null | grep -E '^backlog' | sed "s/^/$n $b /" | tee -a "$out/backlog.txt"

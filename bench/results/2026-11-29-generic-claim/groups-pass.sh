@@ -5,18 +5,13 @@
 # each after a CHECKPOINT.
 #   bench/results/2026-11-29-generic-claim/groups-pass.sh OUT_DIR BASE_BENCH
 set -euo pipefail
-out=$1
+source bench/pass-lib.sh
 base=$2
-new=build/bench/bench/ergon-bench
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+pass_cluster "$1"
 n=0
 for b in base new new base; do
   n=$((n + 1))
-  bin=$base
-  [[ $b == new ]] && bin=$new
+  bin=$(pass_bin "$b")
   for prefetch in 0 1000; do
     psql -X -q "$url" -c "CHECKPOINT"
     "$bin" --db "$url" --runs 1 --only processing --jobs 30000 --groups 100 \

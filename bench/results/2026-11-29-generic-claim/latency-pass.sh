@@ -3,17 +3,12 @@
 # durable-commit cluster, each run after a CHECKPOINT.
 #   bench/results/2026-11-29-generic-claim/latency-pass.sh OUT_DIR BASE_BENCH
 set -euo pipefail
-out=$1
+source bench/pass-lib.sh
 base=$2
-new=build/bench/bench/ergon-bench
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+pass_cluster "$1"
 for n in 1 2 3 4 5 6; do
   for b in base new; do
-    bin=$base
-    [[ $b == new ]] && bin=$new
+    bin=$(pass_bin "$b")
     psql -X -q "$url" -c "CHECKPOINT"
     "$bin" --db "$url" --runs 1 --only latency 2>/dev/null | grep -E '^latency' |
       sed "s/^/$n $b /" | tee -a "$out/latency-alone.txt"

@@ -7,17 +7,13 @@
 #   bench/results/2026-11-29-generic-claim/pass.sh OUT_DIR BASE_BENCH   (from the repository
 #   root, after cmake --build build/bench --target ergon_bench)
 set -euo pipefail
-out=$1
+source bench/pass-lib.sh
 base=$2
-new=build/bench/bench/ergon-bench
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+pass_cluster "$1"
 run() {  # FILE BUILD ARGS...: one run, its lines prefixed with the pass number and build
-  local file=$1 b=$2 bin=$base
+  local file=$1 b=$2 bin
+  bin=$(pass_bin "$b")
   shift 2
-  [[ $b == new ]] && bin=$new
   psql -X -q "$url" -c "CHECKPOINT"
   "$bin" --db "$url" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down|^latency' |
     sed "s/^/$n $b /" | tee -a "$out/$file"

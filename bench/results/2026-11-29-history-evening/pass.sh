@@ -5,10 +5,7 @@
 #   bench/results/2026-11-29-history-evening/pass.sh OUT_DIR   (from the repository root,
 #   after cmake --build build/bench --target ergon_bench)
 set -euo pipefail
-out=$1
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+source bench/pass-lib.sh
+pass_cluster "$1"
 build/bench/bench/ergon-bench --db "$url" --only history --history 10000000 --jobs 200000 \
   --prefetch 1000 --runs 3 --json "$out/history.json" 2>&1 | tee "$out/history.txt"

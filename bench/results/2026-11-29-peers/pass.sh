@@ -6,11 +6,8 @@
 #   bench/results/2026-11-29-peers/pass.sh OUT_DIR   (from the repository root, after
 #   cmake --build build/bench --target ergon_bench)
 set -euo pipefail
-out=$1
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+source bench/pass-lib.sh
+pass_cluster "$1"
 for n in 1 2 3; do
   psql -X -q "$url" -c "CHECKPOINT"
   bench/peers/graphile.sh "$url" 50000 1 2>&1 | sed "s/^/$n graphile /" | tee -a "$out/peers.txt"

@@ -6,19 +6,14 @@
 #   bench/results/2026-11-29-plain-claim/pass.sh OUT_DIR BASE_BENCH   (from the repository
 #   root, after cmake --build build/bench --target ergon_bench)
 set -euo pipefail
-out=$1
+source bench/pass-lib.sh
 base=$2
-new=build/bench/bench/ergon-bench
-mkdir -p "$out"
-d=$(mktemp -d)
-url=$(bench/pg-bench-cluster.sh start "$d")
-trap 'bench/pg-bench-cluster.sh stop "$d"' EXIT
+pass_cluster "$1"
 n=0
 for order in "base new" "new base" "base new" "new base"; do
   for b in $order; do
     n=$((n + 1))
-    bin=$base
-    [[ $b == new ]] && bin=$new
+    bin=$(pass_bin "$b")
     psql -X -q "$url" -c "CHECKPOINT"
     printf '%s %s ' "$n" "$b" | tee -a "$out/processing.txt"
     "$bin" --db "$url" --only processing --jobs 50000 --prefetch 1000 --runs 1 2>/dev/null |

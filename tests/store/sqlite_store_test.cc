@@ -272,6 +272,73 @@ TEST_F(SqliteStoreTest, AUniqueKeyHoldsAcrossProcesses) {
   EXPECT_EQ(store->job_list({}).size(), 1u);
 }
 
+// Migration 9 rewrites jobs' CHECK on status in place (writable_schema) and rebuilds
+// jobs_finished_idx: a file that was at version 8, with jobs in it, keeps every row, passes
+// integrity_check, still refuses a status outside the five, and prunes through the index.
+TEST_F(SqliteStoreTest, UpgradingFromVersion8KeepsTheJobsAndTheStatusCheck) {
+  const std::string path = dir_.file("v8.db");
+  {
+    AppConnection app(path);
+    app.exec("CREATE TABLE ergon_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)");
+    for (const auto& m : sqlite::migrations()) {
+      if (m.version > 8) break;
+      app.exec(m.sql);
+      app.exec(
+          ("INSERT INTO ergon_schema_migrations VALUES (" + std::to_string(m.version) + ", 'x')")
+              .c_str());
+    }
+    app.exec(
+        "INSERT INTO jobs (id, job_type, job_data, status, created_at, run_at, completed_at) "
+        "VALUES ('00000000-0000-7000-8000-000000000001', 'note', '{}', 'Pending', "
+        "'2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', NULL), "
+        "('00000000-0000-7000-8000-000000000002', 'note', '{}', 'Completed', "
+        "'2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', "
+        "'2026-01-01T00:00:01.000000Z')");
+  }
+  auto store = open_store("sqlite:" + path, {.clock = &clock_});  // migrates to the latest
+  EXPECT_EQ(store->job_list({}).size(), 2u);
+
+  AppConnection app(path);
+  auto one_text = [&](const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(app.get(), sql, -1, &s, nullptr), SQLITE_OK) << sql;
+    std::string out;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      out += reinterpret_cast<const char*>(sqlite3_column_text(s, sqlite3_column_count(s) - 1));
+      out += "\n";
+    }
+    sqlite3_finalize(s);
+    return out;
+  };
+  EXPECT_EQ(one_text("PRAGMA integrity_check"), "ok\n");
+  std::string table = one_text("SELECT sql FROM sqlite_schema WHERE name = 'jobs'");
+  EXPECT_NE(table.find("CHECK (status = 'Pending' OR status = 'Running' OR status = 'Completed' "
+                       "OR status = 'Failed' OR status = 'Cancelled')"),
+            std::string::npos)
+      << table;
+  EXPECT_EQ(table.find("status IN"), std::string::npos) << table;
+
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(app.get(),
+                         "UPDATE jobs SET status = 'Done' WHERE id = "
+                         "'00000000-0000-7000-8000-000000000001'",
+                         nullptr, nullptr, &err),
+            SQLITE_CONSTRAINT);
+  EXPECT_NE(std::string(err ? err : "").find("CHECK constraint failed"), std::string::npos);
+  sqlite3_free(err);
+  std::multiset<JobStatus> statuses;
+  for (const auto& j : store->job_list({})) statuses.insert(j.status);
+  EXPECT_EQ(statuses, (std::multiset<JobStatus>{JobStatus::kPending, JobStatus::kCompleted}));
+
+  // The prune reads jobs_finished_idx (the old index's predicate hid it from the planner).
+  std::string plan = one_text(
+      "EXPLAIN QUERY PLAN DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
+      "WHERE status = 'Completed' AND completed_at < '2026-02-01' LIMIT 10)");
+  EXPECT_NE(plan.find("jobs_finished_idx"), std::string::npos) << plan;
+  EXPECT_EQ(store->job_prune(JobStatus::kCompleted, clock_.now(), 10), 1);
+  EXPECT_EQ(store->job_list({}).size(), 1u);
+}
+
 // Several processes migrate a new file at once: exactly one applies each migration.
 TEST_F(SqliteStoreTest, ConcurrentMigrationsApplyEachVersionOnce) {
   std::string url = "sqlite:" + dir_.file("fresh.db");

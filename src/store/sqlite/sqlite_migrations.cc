@@ -183,6 +183,33 @@ ALTER TABLE jobs ADD COLUMN unique_until TEXT;
 CREATE INDEX jobs_unique_until_idx ON jobs (unique_key, unique_until)
   WHERE unique_until IS NOT NULL;
 )sql"},
+    {9, R"sql(
+-- Cheaper status changes. SQLite evaluates `status IN (<three or more constants>)` in a CHECK
+-- constraint or a partial index's WHERE by building a temporary b-tree of the constants, once
+-- for every row a statement writes; on an UPDATE of status that was three b-trees per job
+-- (the CHECK, and jobs_finished_idx's predicate for the old and the new row). Without them
+-- the burn-down with a local queue ran 40% faster (bench/results/2026-11-29-sqlite-check).
+--
+-- jobs_finished_idx: completed_at is set exactly when a job reaches a final status, and the
+-- queries that need the index (pruning, the dashboard's throughput) bound completed_at, which
+-- lets SQLite see that they imply `completed_at IS NOT NULL`; it could not see that they imply
+-- the old `status IN (...)`, so the old index was written but never read.
+DROP INDEX jobs_finished_idx;
+CREATE INDEX jobs_finished_idx ON jobs (status, completed_at) WHERE completed_at IS NOT NULL;
+-- The CHECK on status becomes the same condition spelled with OR, which SQLite compiles to
+-- plain comparisons. Changing a CHECK that every row already satisfies is done by editing the
+-- table's definition in place (https://sqlite.org/lang_altertable.html, "the simpler
+-- procedure"); rebuilding the table would copy every row. The edit matches the exact text of
+-- migration 1 or does nothing. RESET reloads this connection's schema; the index DDL above
+-- advances the schema cookie, so other connections reload theirs at their next statement.
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = replace(sql,
+    'CHECK (status IN (''Pending'', ''Running'', ''Completed'', ''Failed'', ''Cancelled''))',
+    'CHECK (status = ''Pending'' OR status = ''Running'' OR status = ''Completed'' OR '
+    || 'status = ''Failed'' OR status = ''Cancelled'')')
+  WHERE type = 'table' AND name = 'jobs';
+PRAGMA writable_schema = RESET;
+)sql"},
 };
 
 }  // namespace

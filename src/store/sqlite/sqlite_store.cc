@@ -443,6 +443,10 @@ int SqliteStore::schema_version_locked() {
 
 std::vector<int> SqliteStore::schema_migrate() {
   std::lock_guard lock(mu_);
+  // Migration 9 edits a table's definition through writable_schema, which defensive mode
+  // forbids. It is off by default; a build of SQLite may turn it on, and this connection is
+  // Ergon's own.
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_DEFENSIVE, 0, static_cast<int*>(nullptr));
   // BEGIN IMMEDIATE takes the write lock before reading the version, so two processes that
   // migrate at once serialise here: the second sees the first one's version and does nothing.
   exec("BEGIN IMMEDIATE");

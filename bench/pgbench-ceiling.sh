@@ -6,7 +6,8 @@
 #   bench/pgbench-ceiling.sh URL [SECONDS]        (default 10 s per variant)
 #   env: CLIENTS (pgbench clients, default 4), THREADS (pgbench -j, default 2),
 #        ROWS (pending rows loaded before each claim variant, default SECONDS * 150000),
-#        COPY_ROWS (rows per COPY measurement, default 400000)
+#        COPY_ROWS (rows per COPY measurement, default 400000),
+#        VARIANTS (which of the variants below to run, space-separated; default all)
 #
 # Variants, each on a freshly loaded table (loading and VACUUM ANALYZE are not timed):
 #   update        one statement: claim 100 Pending rows (FOR UPDATE SKIP LOCKED, claim order)
@@ -39,6 +40,8 @@ clients=${CLIENTS:-4}
 threads=${THREADS:-2}
 rows=${ROWS:-$((secs * 150000))}
 copy_rows=${COPY_ROWS:-400000}
+variants=" ${VARIANTS:-update claim_complete update_2tx delete insert_1 insert_1000 copy} "
+wanted() { [[ $variants == *" $1 "* ]]; }
 
 pgbench=$(command -v pgbench || true)
 if [[ -z "$pgbench" ]]; then
@@ -174,6 +177,7 @@ echo "  $clients clients, $threads pgbench threads, $secs s per variant," \
 printf '%-14s %12s %12s  %s\n' variant tps jobs/s notes
 
 for variant in update claim_complete update_2tx delete; do
+  wanted "$variant" || continue
   load "$rows"
   tps=$(run_pgbench "$work/$variant.sql")
   left=$(value "SELECT count(*) FROM ergon_ceiling.jobs WHERE status = 'Pending'")
@@ -182,14 +186,19 @@ for variant in update claim_complete update_2tx delete; do
   printf '%-14s %12s %12s  %s\n' "$variant" "$tps" "$(calc "$tps * 100")" "$note"
 done
 
-create_table
-tps=$(run_pgbench "$work/insert_1.sql")
-printf '%-14s %12s %12s  %s\n' insert_1 "$tps" "$(calc "$tps * 1")" \
-  "one row and its pg_notify per transaction"
-create_table
-tps=$(run_pgbench "$work/insert_1000.sql")
-printf '%-14s %12s %12s  %s\n' insert_1000 "$tps" "$(calc "$tps * 1000")" \
-  "INSERT ... SELECT of 1000 rows per transaction"
+if wanted insert_1; then
+  create_table
+  tps=$(run_pgbench "$work/insert_1.sql")
+  printf '%-14s %12s %12s  %s\n' insert_1 "$tps" "$(calc "$tps * 1")" \
+    "one row and its pg_notify per transaction"
+fi
+if wanted insert_1000; then
+  create_table
+  tps=$(run_pgbench "$work/insert_1000.sql")
+  printf '%-14s %12s %12s  %s\n' insert_1000 "$tps" "$(calc "$tps * 1000")" \
+    "INSERT ... SELECT of 1000 rows per transaction"
+fi
+wanted copy || exit 0
 
 # COPY: the server makes each client's rows once (not timed), then CLIENTS psql processes load
 # them back through COPY FROM STDIN at once, one transaction each.

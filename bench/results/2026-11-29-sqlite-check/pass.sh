@@ -7,20 +7,13 @@
 #   repository root, after cmake --build build/bench --target ergon_bench)
 set -euo pipefail
 source bench/pass-lib.sh
-out=$1 base=$2 dir=$3
-mkdir -p "$out" "$dir"
-run() {  # FILE BUILD ARGS...: one run, its lines prefixed with the pass number and build
-  local file=$1 b=$2 bin
-  bin=$(pass_bin "$b")
-  shift 2
-  "$bin" --db "sqlite:$dir/bench.db" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down' |
-    sed "s/^/$n $b /" | tee -a "$out/$file"
-}
+base=$2
+pass_sqlite "$1" "$3"
 n=0
 for order in "base new" "new base" "base new" "new base" "base new" "new base"; do
   for b in $order; do
     n=$((n + 1))
-    run prefetch.txt "$b" --only processing --jobs 40000 --prefetch 1000
-    run default.txt "$b" --only processing --jobs 20000
+    pass_run prefetch.txt "$b" "$db" --only processing --jobs 40000 --prefetch 1000
+    pass_run default.txt "$b" "$db" --only processing --jobs 20000
   done
 done

@@ -573,43 +573,61 @@ JobId SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
   }
 }
 
+namespace {
+
+// The claims. One statement selects and flips the rows: SQLite runs it under the database's
+// single write lock, so no other connection (in this or another process) can claim the same
+// rows. ?4: the worker's queues as a JSON array, or NULL for all; paused queues never.
+//
+// INDEXED BY: SQLite plans without statistics unless ANALYZE has run (Ergon does not run it).
+// Without them it took `status = 'Pending'` on jobs_status_idx for a handful of rows and read
+// and sorted the whole backlog at every claim; each claim names the index that holds its rows
+// in its order, so it reads no more rows than it takes (and the ones it skips: not yet due,
+// paused, limited).
+//
+// Fairness (docs/flow-control.md): ungrouped jobs come from jobs_claim_idx in claim order;
+// grouped ones are taken group by group, at most ?3 from each, from jobs_group_claim_idx:
+// `grp` walks the distinct group keys by index seeks (a skip scan: one seek per group, not a
+// scan of the backlog). Each job is ranked within its group (the ungrouped ones form one
+// group), and the claim takes the best ranks first, priority before rank: round-robin across
+// groups at each priority. Without grouped jobs, `grp` is one empty index seek.
+constexpr const char* kClaimFairSql =
+    "WITH RECURSIVE grp(k) AS (SELECT (SELECT group_key FROM jobs INDEXED BY "
+    "jobs_group_claim_idx WHERE status = 'Pending' AND group_key IS NOT NULL ORDER BY group_key "
+    "LIMIT 1) UNION ALL SELECT (SELECT group_key FROM jobs INDEXED BY jobs_group_claim_idx WHERE "
+    "status = 'Pending' AND group_key IS NOT NULL AND group_key > grp.k ORDER BY group_key LIMIT "
+    "1) FROM grp WHERE grp.k IS NOT NULL), "
+    "cand AS (SELECT id, priority, run_at, row_number() OVER (ORDER BY priority, run_at, id) "
+    "AS rn FROM (SELECT id, priority, run_at FROM jobs INDEXED BY jobs_claim_idx WHERE status = "
+    "'Pending' AND group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+    " ORDER BY priority, run_at, id LIMIT ?3) UNION ALL SELECT id, priority, run_at, "
+    "row_number() OVER (PARTITION BY group_key ORDER BY priority, run_at, id) FROM (SELECT "
+    "j.id, j.priority, j.run_at, j.group_key FROM grp JOIN jobs j ON j.id IN (SELECT id FROM "
+    "jobs INDEXED BY jobs_group_claim_idx WHERE status = 'Pending' AND group_key = grp.k AND "
+    "run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+    " ORDER BY priority, run_at, id LIMIT ?3))) " ERGON_CLAIM_SET
+    "WHERE id IN (SELECT id FROM cand ORDER BY priority, rn, run_at, id LIMIT ?3) "
+    "RETURNING " ERGON_JOB_COLUMNS;
+
+// Without grouped jobs waiting, the plain claim: the ranking above costs about a tenth of the
+// throughput when it has nothing to rank (bench/results/2026-11-29-flow). The probe is one
+// in-process seek into jobs_group_claim_idx. A grouped job another process adds between the
+// probe and the claim is taken by the next claim, as if it had come a moment later.
+constexpr const char* kClaimPlainSql = ERGON_CLAIM_SET
+    "WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'Pending' AND "
+    "group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+    " ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
+
+constexpr const char* kGroupedProbeSql =
+    "SELECT 1 FROM jobs INDEXED BY jobs_group_claim_idx WHERE status = 'Pending' AND group_key "
+    "IS NOT NULL LIMIT 1";
+
+}  // namespace
+
 std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   std::vector<JobRecord> out;
   if (p.limit <= 0) return out;
   std::lock_guard lock(mu_);
-  // One statement selects and flips the rows: SQLite runs it under the database's single write
-  // lock, so no other connection (in this or another process) can claim the same rows.
-  // ?4: the worker's queues as a JSON array, or NULL for all; paused queues never.
-  //
-  // Fairness (docs/flow-control.md): ungrouped jobs come from jobs_claim_idx in claim order;
-  // grouped ones are taken group by group, at most ?3 from each, from jobs_group_claim_idx:
-  // `grp` walks the distinct group keys by index seeks (a skip scan: one seek per group, not a
-  // scan of the backlog). Each job is ranked within its group (the ungrouped ones form one
-  // group), and the claim takes the best ranks first, priority before rank: round-robin
-  // across groups at each priority. Without grouped jobs, `grp` is one empty index seek.
-  static constexpr const char* sql =
-      "WITH RECURSIVE grp(k) AS (SELECT (SELECT group_key FROM jobs WHERE status = 'Pending' "
-      "AND group_key IS NOT NULL ORDER BY group_key LIMIT 1) UNION ALL SELECT (SELECT "
-      "group_key FROM jobs WHERE status = 'Pending' AND group_key IS NOT NULL AND group_key > "
-      "grp.k ORDER BY group_key LIMIT 1) FROM grp WHERE grp.k IS NOT NULL), "
-      "cand AS (SELECT id, priority, run_at, row_number() OVER (ORDER BY priority, run_at, id) "
-      "AS rn FROM (SELECT id, priority, run_at FROM jobs WHERE status = 'Pending' AND "
-      "group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
-      " ORDER BY priority, run_at, id LIMIT ?3) UNION ALL SELECT id, priority, run_at, "
-      "row_number() OVER (PARTITION BY group_key ORDER BY priority, run_at, id) FROM (SELECT "
-      "j.id, j.priority, j.run_at, j.group_key FROM grp JOIN jobs j ON j.id IN (SELECT id FROM "
-      "jobs WHERE status = 'Pending' AND group_key = grp.k AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
-          ERGON_UNLIMITED " ORDER BY priority, run_at, id LIMIT ?3))) " ERGON_CLAIM_SET
-      "WHERE id IN (SELECT id FROM cand ORDER BY priority, rn, run_at, id LIMIT ?3) "
-      "RETURNING " ERGON_JOB_COLUMNS;
-  // Without grouped jobs waiting, the plain claim: the ranking above costs about a tenth of
-  // the throughput when it has nothing to rank (bench/results/2026-11-29-flow). The probe is
-  // one in-process seek into jobs_group_claim_idx. A grouped job another process adds between
-  // the probe and the claim is taken by the next claim, as if it had come a moment later.
-  static constexpr const char* plain_sql = ERGON_CLAIM_SET
-      "WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND group_key IS NULL AND "
-      "run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
-      " ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
   if (p.renew_worker) {
     // Its own autocommit statement: SQLite has no round trip to save by folding it into the
     // claim, and an idle claim that changes nothing commits nothing.
@@ -617,13 +635,11 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   }
   bool grouped = false;
   {
-    Binder g(db_, prepared("SELECT 1 FROM jobs WHERE status = 'Pending' AND group_key IS NOT "
-                           "NULL LIMIT 1")
-                      .get());
+    Binder g(db_, prepared(kGroupedProbeSql).get());
     grouped = g.step();
   }
   {
-    Binder b(db_, prepared(grouped ? sql : plain_sql).get());
+    Binder b(db_, prepared(grouped ? kClaimFairSql : kClaimPlainSql).get());
     b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
     bind_queues(b, p.queues);
     while (b.step()) out.push_back(read_job(b.stmt()));
@@ -633,6 +649,18 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
   std::sort(out.begin(), out.end(), [](const JobRecord& a, const JobRecord& c) {
     return std::tie(a.priority, a.run_at, a.id) < std::tie(c.priority, c.run_at, c.id);
   });
+  return out;
+}
+
+std::map<std::string, std::string> SqliteStore::TEST_claim_plans() {
+  std::lock_guard lock(mu_);
+  std::map<std::string, std::string> out;
+  for (auto [name, sql] :
+       {std::pair{"claim", kClaimPlainSql}, std::pair{"claim_fair", kClaimFairSql},
+        std::pair{"grouped_probe", kGroupedProbeSql}}) {
+    Binder b(db_, prepared(std::string("EXPLAIN QUERY PLAN ") + sql).get());
+    while (b.step()) out[name] += text_column(b.stmt(), 3) + "\n";
+  }
   return out;
 }
 

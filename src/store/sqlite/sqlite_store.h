@@ -89,6 +89,10 @@ class SqliteStore final : public Store {
   std::optional<TimePoint> schedule_next_due() override;
   ScheduleFireResult schedule_fire(const ScheduleFireParams& p) override;
 
+  // Tests only: EXPLAIN QUERY PLAN of the statements every claim runs, by name ("claim",
+  // "claim_fair", "grouped_probe"), each plan's lines joined by newlines.
+  std::map<std::string, std::string> TEST_claim_plans();
+
  private:
   class Stmt;
   Stmt& prepared(std::string_view sql);           // requires mu_

@@ -32,6 +32,6 @@ pass_run() {
   local file=$1 b=$2 db=$3 bin
   bin=$(pass_bin "$b")
   shift 3
-  "$bin" --db "$db" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down|^latency|^bulk_enqueue' |
+  "$bin" --db "$db" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down|^latency|^bulk_enqueue|^single_enqueue' |
     sed "s/^/$n $b /" | tee -a "$out/$file"
 }

@@ -18,8 +18,11 @@
 #   update_2tx    claim 100 (-> Running) in one transaction, complete them in a second one:
 #                 the shape of a worker that batches its completions
 #   delete        claim 100 and DELETE them in one statement
-#   insert_1      one row per transaction with its pg_notify, as JobRunner::start_job does
-#                 (the ceiling of single_enqueue)
+#   insert_1      one row per transaction with its pg_notify, as JobRunner::start_job did
+#                 before its wake-ups were coalesced
+#   insert_1q     one row per transaction without pg_notify: the ceiling of single_enqueue
+#                 with wake-ups coalesced (a transaction that notifies holds a database-wide
+#                 lock through its commit, so notifying commits do not share WAL flushes)
 #   insert_1000   INSERT ... SELECT of 1000 Pending rows per transaction (server-side rows)
 #   copy          COPY ... FROM STDIN of COPY_ROWS rows, split over CLIENTS psql \copy
 #                 processes at once, one transaction each (pgbench cannot run COPY FROM STDIN)
@@ -40,7 +43,7 @@ clients=${CLIENTS:-4}
 threads=${THREADS:-2}
 rows=${ROWS:-$((secs * 150000))}
 copy_rows=${COPY_ROWS:-400000}
-variants=" ${VARIANTS:-update claim_complete update_2tx delete insert_1 insert_1000 copy} "
+variants=" ${VARIANTS:-update claim_complete update_2tx delete insert_1 insert_1q insert_1000 copy} "
 wanted() { [[ $variants == *" $1 "* ]]; }
 
 pgbench=$(command -v pgbench || true)
@@ -169,6 +172,9 @@ printf '%s\n' "WITH ins AS (INSERT INTO ergon_ceiling.jobs $insert_columns" \
 printf '%s\n' "INSERT INTO ergon_ceiling.jobs $insert_columns" \
   "SELECT gen_random_uuid(), 'bench_noop', '{\"n\": 0}', 'Pending', now(), now()" \
   "  FROM generate_series(1, 1000);" >"$work/insert_1000.sql"
+printf '%s\n' "INSERT INTO ergon_ceiling.jobs $insert_columns" \
+  "  VALUES (gen_random_uuid(), 'bench_noop', '{\"n\": 0}', 'Pending', now(), now());" \
+  >"$work/insert_1q.sql"
 
 echo "pgbench-ceiling: $(value "SELECT split_part(version(), ' on ', 1)"), fsync=$(value 'SHOW fsync')," \
   "synchronous_commit=$(value 'SHOW synchronous_commit'), full_page_writes=$(value 'SHOW full_page_writes')"
@@ -191,6 +197,12 @@ if wanted insert_1; then
   tps=$(run_pgbench "$work/insert_1.sql")
   printf '%-14s %12s %12s  %s\n' insert_1 "$tps" "$(calc "$tps * 1")" \
     "one row and its pg_notify per transaction"
+fi
+if wanted insert_1q; then
+  create_table
+  tps=$(run_pgbench "$work/insert_1q.sql")
+  printf '%-14s %12s %12s  %s\n' insert_1q "$tps" "$(calc "$tps * 1")" \
+    "one row per transaction, no pg_notify"
 fi
 if wanted insert_1000; then
   create_table

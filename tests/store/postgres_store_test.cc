@@ -635,6 +635,48 @@ TEST_F(PostgresStoreTest, AnotherConnectionsInsertWakesThisStoresSubscribers) {
   EXPECT_EQ(seen[3], clock_.now() + 7s);
 }
 
+// An insert that commits without a notification of its own (another insert of its store was
+// notifying at the time) is announced by the store's wake thread once it has committed: one at
+// a time, each with its due time; from many threads at once, coalesced (a round's payload is
+// the earliest due time it covers), and still every insert is covered by a round that starts
+// after its commit. TEST_notify_inline(false) sends every insert down that path.
+TEST_F(PostgresStoreTest, InsertsWithoutTheirOwnNotificationAreAnnouncedAfterTheyCommit) {
+  auto listener = open();
+  auto writer = open();
+  writer->TEST_notify_inline(false);
+  ASSERT_TRUE(listener->listener_wait_ready(30s));
+  DueRecorder due(*listener);
+
+  for (int i = 1; i <= 3; ++i) {
+    auto one = job(clock_.now(), "t", std::chrono::seconds(i));
+    writer->job_insert(one);
+    ASSERT_TRUE(due.wait_for(i));
+    EXPECT_EQ(due.seen().back(), one.run_at);
+  }
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 20; ++k) {
+        writer->job_insert(job(clock_.now(), "t", std::chrono::seconds(100 + t * 20 + k)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Due before all of them: whichever round covers it carries exactly its due time.
+  auto last = job(clock_.now(), "t", 50s);
+  writer->job_insert(last);
+  for (int n = static_cast<int>(due.seen().size()) + 1;; ++n) {
+    auto seen = due.seen();
+    if (std::find(seen.begin(), seen.end(), last.run_at) != seen.end()) break;
+    ASSERT_TRUE(due.wait_for(n)) << "no wake-up for the last insert";
+  }
+  auto seen = due.seen();
+  EXPECT_LE(seen.size(), 3u + 160u + 1u);
+  PgTestConnection app(server_);
+  EXPECT_EQ(app.value("SELECT count(*) FROM " + quoted_schema() + ".jobs"), "164");
+}
+
 TEST_F(PostgresStoreTest, TwoSchemasInOneDatabaseDoNotSeeEachOther) {
   PgTestSchema other_schema(server_);
   auto a = open();

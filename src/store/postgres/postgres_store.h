@@ -25,10 +25,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "store/limited_types.h"
 #include "store/postgres/pg_pool.h"
@@ -150,6 +152,9 @@ class PostgresStore final : public Store {
     std::int64_t custom = 0;
   };
   std::map<std::string, PlanCounts> TEST_plan_counts();
+  // Test hook: with false, no insert notifies in its own transaction; every wake-up of other
+  // processes goes through the wake thread (see job_insert).
+  void TEST_notify_inline(bool on);
 
  private:
   struct Statements;
@@ -167,6 +172,13 @@ class PostgresStore final : public Store {
   // job_retry and job_retry_matching: runs the UPDATE ... RETURNING run_at, then wakes the
   // workers of every process. Returns how many jobs went back to Pending.
   int retry_run(const std::string& sql, const PgParams& params, TimePoint now);
+  // Wake-ups of other processes for job_insert (see there): whether this insert notifies in
+  // its own transaction (then wake_inline_end after it), and the announcement of one that
+  // committed without (`due`: the payload), sent by the wake thread (wake_run).
+  bool wake_inline_begin();
+  void wake_inline_end();
+  void wake_later(std::string due);
+  void wake_run();
 
   const std::string schema_;
   const std::string channel_;
@@ -192,6 +204,15 @@ class PostgresStore final : public Store {
   // (round-robin across groups), otherwise the plain one. Starts fair.
   std::atomic<bool> grouped_pending_{true};
   std::unique_ptr<transport::PgListener> listener_;  // guarded by listener_mu_
+
+  // Guarded by wake_mu_:
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool wake_inline_busy_ = false;  // an insert is notifying in its own transaction
+  bool wake_inline_off_ = false;   // TEST_notify_inline(false)
+  bool wake_stop_ = false;
+  std::string wake_pending_;  // the earliest due of quiet inserts not yet announced; "": none
+  std::thread wake_thread_;   // started by the first quiet insert
 };
 
 }  // namespace ergon::postgres

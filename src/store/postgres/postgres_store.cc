@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <system_error>
 #include <tuple>
 #include <unordered_set>
 
@@ -1046,8 +1047,9 @@ JobId PostgresStore::job_insert(const JobInsertParams& p) {
   PgParams params = insert_params_notify(p, channel_);
   // Wake-ups coalesced. A transaction that sends pg_notify holds a database-wide lock from the
   // start of its commit to its end, WAL flush included, so notifying inserts commit one at a
-  // time, a flush each, where plain ones share flushes (pgbench on this machine: 3,314 inserts
-  // per second with their notifications against 6,332 without, 4 clients; docs/storage.md).
+  // time, a flush each, where plain ones share flushes (bench/pgbench-ceiling.sh with 16
+  // clients: 1,745 one-row transactions per second with their notifications against 5,709
+  // without, bench/results/2026-11-29-coalesced).
   // So one insert at a time per store notifies in its own transaction: in an idle system every
   // enqueue does, and other processes hear of it with no extra round trip. An insert that starts
   // while another is notifying commits without, and the wake thread notifies for it once it has
@@ -1107,7 +1109,15 @@ void PostgresStore::wake_later(std::string due) {
   std::lock_guard lock(wake_mu_);
   // Payloads are fixed-width ISO-8601 UTC: text order is time order.
   if (wake_pending_.empty() || due < wake_pending_) wake_pending_ = std::move(due);
-  if (!wake_thread_.joinable()) wake_thread_ = std::thread([this] { wake_run(); });
+  if (!wake_thread_.joinable()) {
+    try {
+      wake_thread_ = std::thread([this] { wake_run(); });
+    } catch (const std::system_error& e) {
+      // The insert has committed: report it as done. The next quiet insert tries again.
+      spdlog::warn("postgresql: no wake thread ({}); other processes rely on polling", e.what());
+      return;
+    }
+  }
   wake_cv_.notify_one();
 }
 

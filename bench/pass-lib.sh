@@ -6,6 +6,7 @@
 #   pass_bin base|new      the ergon-bench of that side: $base, or this build's
 #   pass_run FILE BUILD DB ARGS...   one ergon-bench run (--runs 1) of BUILD against DB; its
 #                          figure lines, prefixed with the turn $n and BUILD, go to $out/FILE
+#   pass_checkpoint        CHECKPOINT on $url, so that no run inherits the WAL of the one before
 pass_cluster() {
   out=$1
   mkdir -p "$out"
@@ -32,6 +33,10 @@ pass_run() {
   local file=$1 b=$2 db=$3 bin
   bin=$(pass_bin "$b")
   shift 3
-  "$bin" --db "$db" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down|^latency|^bulk_enqueue|^single_enqueue' |
+  "$bin" --db "$db" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down|^latency|^backlog|^bulk_enqueue|^single_enqueue' |
     sed "s/^/$n $b /" | tee -a "$out/$file"
+}
+
+pass_checkpoint() {
+  psql -X -q "$url" -c "CHECKPOINT"
 }

@@ -12,8 +12,6 @@ pass_cluster "$1"
 n=0
 for b in base new new base; do
   n=$((n + 1))
-  bin=$(pass_bin "$b")
-  psql -X -q "$url" -c "CHECKPOINT"
-  "$bin" --db "$url" --runs 1 --only backlog --backlog 1000000 --jobs 50000 --prefetch 1000 \
-    2>/dev/null | grep -E '^backlog' | sed "s/^/$n $b /" | tee -a "$out/backlog.txt"
+  pass_checkpoint
+  pass_run backlog.txt "$b" "$url" --only backlog --backlog 1000000 --jobs 50000 --prefetch 1000
 done

@@ -11,11 +11,9 @@ pass_cluster "$1"
 n=0
 for b in base new new base; do
   n=$((n + 1))
-  bin=$(pass_bin "$b")
   for prefetch in 0 1000; do
-    psql -X -q "$url" -c "CHECKPOINT"
-    "$bin" --db "$url" --runs 1 --only processing --jobs 30000 --groups 100 \
-      --prefetch "$prefetch" 2>/dev/null | grep 'burn-down' | sed "s/^/$n $b /" |
-      tee -a "$out/groups.txt"
+    pass_checkpoint
+    pass_run groups.txt "$b" "$url" --only processing --jobs 30000 --groups 100 \
+      --prefetch "$prefetch"
   done
 done

@@ -8,9 +8,7 @@ base=$2
 pass_cluster "$1"
 for n in 1 2 3 4 5 6; do
   for b in base new; do
-    bin=$(pass_bin "$b")
-    psql -X -q "$url" -c "CHECKPOINT"
-    "$bin" --db "$url" --runs 1 --only latency 2>/dev/null | grep -E '^latency' |
-      sed "s/^/$n $b /" | tee -a "$out/latency-alone.txt"
+    pass_checkpoint
+    pass_run latency-alone.txt "$b" "$url" --only latency
   done
 done

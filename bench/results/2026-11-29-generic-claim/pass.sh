@@ -10,20 +10,15 @@ set -euo pipefail
 source bench/pass-lib.sh
 base=$2
 pass_cluster "$1"
-run() {  # FILE BUILD ARGS...: one run, its lines prefixed with the pass number and build
-  local file=$1 b=$2 bin
-  bin=$(pass_bin "$b")
-  shift 2
-  psql -X -q "$url" -c "CHECKPOINT"
-  "$bin" --db "$url" --runs 1 "$@" 2>/dev/null | grep -E 'burn-down|^latency' |
-    sed "s/^/$n $b /" | tee -a "$out/$file"
-}
 n=0
 for order in "base new" "new base" "base new" "new base"; do
   for b in $order; do
     n=$((n + 1))
-    run default.txt "$b" --only processing --jobs 30000
-    run prefetch.txt "$b" --only processing --jobs 50000 --prefetch 1000
-    run latency.txt "$b" --only latency
+    pass_checkpoint
+    pass_run default.txt "$b" "$url" --only processing --jobs 30000
+    pass_checkpoint
+    pass_run prefetch.txt "$b" "$url" --only processing --jobs 50000 --prefetch 1000
+    pass_checkpoint
+    pass_run latency.txt "$b" "$url" --only latency
   done
 done

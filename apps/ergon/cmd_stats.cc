@@ -1,5 +1,6 @@
-// ergon stats — jobs per queue and status, how long the oldest due job has waited, and how many
-// workers are alive: the numbers an operator looks at first.
+// ergon stats — jobs per queue and status, how long the oldest due job has waited, how many
+// workers are alive, and the job types no live worker handles: the numbers an operator looks
+// at first.
 #include <iostream>
 #include <map>
 
@@ -26,6 +27,8 @@ void register_stats(CLI::App& app, Globals& g) {
     auto workers = runner.list_workers();
     int alive = 0;
     for (const auto& w : workers) alive += now - w.heartbeat_at <= alive_within ? 1 : 0;
+    auto unhandled = runner.unhandled_job_types(alive_within);
+    OutboxState outbox = runner.outbox_state();
 
     struct Row {
       std::map<JobStatus, std::int64_t> n;
@@ -58,9 +61,15 @@ void register_stats(CLI::App& app, Globals& g) {
             r.oldest_due ? nlohmann::json(seconds(*r.oldest_due)) : nlohmann::json(nullptr);
         queues.push_back(std::move(q));
       }
+      nlohmann::json waiting = nlohmann::json::array();
+      for (const auto& u : unhandled) {
+        waiting.push_back({{"job_type", u.job_type}, {"pending", u.pending}});
+      }
       nlohmann::json out = {{"at", format_timestamp(now)},
                             {"queues", queues},
-                            {"workers", {{"registered", workers.size()}, {"alive", alive}}}};
+                            {"workers", {{"registered", workers.size()}, {"alive", alive}}},
+                            {"unhandled_types", waiting},
+                            {"outbox", {{"enabled", outbox.enabled}, {"rows", outbox.rows}}}};
       std::cout << out.dump(2) << "\n";
       return;
     }
@@ -79,6 +88,12 @@ void register_stats(CLI::App& app, Globals& g) {
     }
     std::printf("workers: %zu registered, %d alive (heartbeat within %s)\n", workers.size(), alive,
                 a->alive_within.c_str());
+    std::printf("messaging outbox: %lld row(s), triggers %s\n", static_cast<long long>(outbox.rows),
+                outbox.enabled ? "on" : "off");
+    for (const auto& u : unhandled) {
+      std::printf("no live worker handles job type %s: %lld pending\n", u.job_type.c_str(),
+                  static_cast<long long>(u.pending));
+    }
   });
 }
 

@@ -147,6 +147,8 @@ class HandlerRegistry {
 
   [[nodiscard]] const Entry* find(std::string_view job_type) const;
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  // The registered job types, sorted.
+  [[nodiscard]] std::vector<std::string> types() const;
 
   template <JobType T>
   static T decode(std::string_view job_data) {

@@ -159,6 +159,13 @@ class JobRunner {
   // How many jobs each queue holds in each status, by queue then status; statuses with no job
   // are left out. Pending rows carry the run_at of the job that has waited longest.
   [[nodiscard]] std::vector<JobCount> job_counts() const;
+  // The Pending jobs per type that no worker alive within `alive_within` claims (no live
+  // worker has a handler for the type, and none runs with claim_unhandled_types): they wait
+  // until one does.
+  [[nodiscard]] std::vector<JobTypeCount> unhandled_job_types(Duration alive_within) const;
+  // The messaging outbox: whether its triggers are installed, and its rows. Throws
+  // Error(kUnsupported) on a store without messaging.
+  [[nodiscard]] OutboxState outbox_state() const;
   // Records an operator's action in the audit log (AuditRecord::at is now; id assigned).
   void audit(std::string_view actor, std::string_view action, std::string_view target,
              std::string_view detail = {});

@@ -110,6 +110,12 @@ struct WorkerOptions {
   // a claim can name the queues to take from but not those to leave out, so a worker serving
   // every queue could not keep its unlimited claim away from a limited queue's jobs.
   std::map<std::string, int> queue_limits;
+  // A worker claims only jobs of the types it has handlers for: jobs of other types wait,
+  // Pending, for a worker that handles them (`ergon stats` lists the types that no live worker
+  // handles), so workers of different applications can share one database and its queues.
+  // True: claim jobs of every type, as a catch-all, and fail those without a handler ("no
+  // handler is registered") instead of letting them wait.
+  bool claim_unhandled_types = false;
   // How often an idle worker looks for jobs enqueued by other processes. Jobs enqueued in this
   // process wake it at once.
   Duration polling_interval = std::chrono::seconds(1);

@@ -100,6 +100,10 @@ struct WorkerRecord {
   int pid = 0;
   TimePoint started_at;
   TimePoint heartbeat_at;
+  // The job types it claims (its handlers), sorted; unset: every type
+  // (WorkerOptions::claim_unhandled_types).
+  std::optional<std::vector<std::string>> job_types;
+  bool relay = false;  // it relays the messaging outbox (docs/messaging.md)
 };
 
 // What job_list returns: newest first (by id, which is time-ordered), every condition ANDed.
@@ -124,6 +128,21 @@ struct JobCount {
   std::int64_t count = 0;
   // Pending only: the run_at of the job waiting longest among those due (for queue age).
   std::optional<TimePoint> oldest_due_run_at;
+};
+
+// How many jobs of one type are Pending (due or not).
+struct JobTypeCount {
+  std::string job_type;
+  std::int64_t pending = 0;
+
+  friend bool operator==(const JobTypeCount&, const JobTypeCount&) = default;
+};
+
+// The messaging outbox (docs/messaging.md) as a whole: its triggers and the rows that wait
+// for a relay.
+struct OutboxState {
+  bool enabled = false;  // the triggers are installed
+  std::int64_t rows = 0;
 };
 
 // One operator action, as the audit table keeps it (`ergon jobs retry`, the dashboard).

@@ -49,6 +49,7 @@ constexpr Key kWorkerKeys[] = {{"MaxConcurrentJobs", Kind::kInt},
                                {"ProgressInterval", Kind::kTimeSpan},
                                {"WorkerName", Kind::kString},
                                {"RunScheduler", Kind::kBool},
+                               {"ClaimUnhandledTypes", Kind::kBool},
                                {"MisfireGracePeriod", Kind::kTimeSpan},
                                {"HeartbeatInterval", Kind::kTimeSpan},
                                {"PoisonJobRescues", Kind::kInt},
@@ -196,6 +197,7 @@ WorkerOptions Reader::worker(const json& j) {
   o.progress_interval = timespan(j, w, "ProgressInterval", o.progress_interval);
   o.worker_name = string(j, w, "WorkerName");
   o.run_scheduler = boolean(j, w, "RunScheduler", o.run_scheduler);
+  o.claim_unhandled_types = boolean(j, w, "ClaimUnhandledTypes", o.claim_unhandled_types);
   o.misfire_grace = timespan(j, w, "MisfireGracePeriod", o.misfire_grace);
   o.heartbeat_interval = timespan(j, w, "HeartbeatInterval", o.heartbeat_interval);
   o.poison_job_rescues = integer(j, w, "PoisonJobRescues", o.poison_job_rescues, 1, 1000);
@@ -804,6 +806,7 @@ std::string config_to_json(const Config& c) {
             {"ProgressInterval", ts(o.progress_interval)},
             {"WorkerName", o.worker_name},
             {"RunScheduler", o.run_scheduler},
+            {"ClaimUnhandledTypes", o.claim_unhandled_types},
             {"MisfireGracePeriod", ts(o.misfire_grace)},
             {"HeartbeatInterval", ts(o.heartbeat_interval)},
             {"PoisonJobRescues", o.poison_job_rescues},

@@ -2,6 +2,7 @@
 
 #include "ergon/cron.h"
 #include "runtime/scheduler.h"
+#include "store/handled_types.h"
 #include "store/store.h"
 
 namespace ergon {
@@ -290,6 +291,12 @@ std::int64_t JobRunner::purge_jobs(JobStatus status, Duration older_than, int ba
 
 std::vector<JobCount> JobRunner::job_counts() const {
   return store_->job_counts(store_->clock().now());
+}
+
+OutboxState JobRunner::outbox_state() const { return store_->outbox_state(); }
+
+std::vector<JobTypeCount> JobRunner::unhandled_job_types(Duration alive_within) const {
+  return unhandled_job_types_of(*store_, store_->clock().now(), alive_within);
 }
 
 void JobRunner::audit(std::string_view actor, std::string_view action, std::string_view target,

@@ -31,4 +31,11 @@ const HandlerRegistry::Entry* HandlerRegistry::find(std::string_view job_type) c
   return it == entries_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::string> HandlerRegistry::types() const {
+  std::vector<std::string> out;
+  out.reserve(entries_.size());
+  for (const auto& [type, entry] : entries_) out.push_back(type);
+  return out;
+}
+
 }  // namespace ergon

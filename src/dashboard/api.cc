@@ -7,6 +7,7 @@
 
 #include "ergon/cron.h"
 #include "ergon/job_runner.h"
+#include "store/handled_types.h"
 
 namespace ergon::dashboard {
 namespace {
@@ -300,6 +301,13 @@ json Api::overview() {
       if (now - w.heartbeat_at <= kWorkerAliveWindow) ++alive;
     }
     out["workers"] = {{"alive", alive}, {"registered", workers.size()}};
+  });
+  part("unhandled_types", [&] {
+    json types = json::array();
+    for (const auto& u : unhandled_job_types_of(*store_, now, kWorkerAliveWindow)) {
+      types.push_back({{"job_type", text(u.job_type)}, {"pending", u.pending}});
+    }
+    out["unhandled_types"] = types;
   });
   part("queues", [&] {
     json qs = json::array();

@@ -68,7 +68,8 @@ class JobsWorker::Impl {
                  ? opts_.max_concurrent_jobs
                  : 5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         capacity_(max_ + std::max(0, opts_.prefetch_jobs)),
-        targets_(claim_targets(opts_)) {
+        targets_(claim_targets(opts_)),
+        job_types_(handlers_.types()) {
     if (opts_.messaging) mq_ = runtime::make_job_queue(*opts_.messaging);
     subscription_ = store_->notifier().subscribe([this](TimePoint due) { on_notify(due); });
     cancel_subscription_ = store_->cancel_notifier().subscribe([this](TimePoint) {
@@ -99,6 +100,7 @@ class JobsWorker::Impl {
     }
     // Without the lock: recovery notifies, and listeners take mu_.
     recover_at_start();
+    drop_unrelayed_outbox(clock_.now());
     std::lock_guard lock(mu_);
     start_pool_locked();
     producer_ = std::thread([this] { produce(); });
@@ -282,6 +284,12 @@ class JobsWorker::Impl {
     return room;
   }
 
+  // The job types a claim may take (WorkerOptions::claim_unhandled_types): the handlers'.
+  [[nodiscard]] std::optional<std::span<const std::string>> claim_types() const {
+    if (opts_.claim_unhandled_types) return std::nullopt;
+    return std::span<const std::string>(job_types_);
+  }
+
   // What a claim round asks the store for (WorkerOptions::queue_limits): one claim per limited
   // queue, then one for the served queues without a limit. Without queue_limits there is one
   // target, opts_.queues with no limit of its own, and a round is the one claim it always was.
@@ -389,7 +397,7 @@ class JobsWorker::Impl {
       }
       std::vector<JobRecord> jobs;
       try {
-        jobs = store_->job_claim({worker_id_, room, now, t.queues, renew});
+        jobs = store_->job_claim({worker_id_, room, now, t.queues, renew, claim_types()});
       } catch (...) {
         // The claim may still have committed (the connection died after COMMIT): the heartbeat
         // finds such jobs and gives them back. Jobs of earlier targets are in the pool already.
@@ -507,10 +515,21 @@ class JobsWorker::Impl {
   void relay_loop() {
     std::unique_lock lock(mu_);
     long failures = 0;
+    TimePoint next_trigger_check = clock_.now() + opts_.heartbeat_interval;
     while (!stopping_) {
       lock.unlock();
       std::size_t sent = 0, seen = 0;
       try {
+        // A worker that saw no live relay may have dropped the triggers while this one was
+        // starting (drop_unrelayed_outbox): put them back.
+        if (clock_.now() >= next_trigger_check) {
+          next_trigger_check = clock_.now() + opts_.heartbeat_interval;
+          if (!store_->outbox_state().enabled) {
+            store_->outbox_enable();
+            spdlog::warn("worker {}: relay: the outbox triggers were gone; installed again",
+                         worker_id_);
+          }
+        }
         std::vector<OutboxRow> rows = store_->outbox_peek(kRelayBatch);
         seen = rows.size();
         std::vector<std::int64_t> done;
@@ -574,7 +593,8 @@ class JobsWorker::Impl {
       }
       std::optional<JobRecord> job;
       try {
-        job = store_->job_claim_id({worker_id_, 1, now, rest.queues}, m.job_id);
+        job =
+            store_->job_claim_id({worker_id_, 1, now, rest.queues, false, claim_types()}, m.job_id);
       } catch (...) {
         std::lock_guard lock(mu_);
         --claims_in_flight_;
@@ -1044,6 +1064,7 @@ class JobsWorker::Impl {
     // that their schedule does not depend on thread start-up order.
     TimePoint now = pool_started_at_;
     TimePoint next_heartbeat = now, next_rescue = now, next_prune = now + opts_.prune_interval;
+    TimePoint next_outbox_check = now + opts_.prune_interval;  // start() checked once
     std::unique_lock lock(mu_);
     while (!pool_stop_) {
       std::vector<std::shared_ptr<runtime::AttemptContext>> contexts;
@@ -1066,6 +1087,10 @@ class JobsWorker::Impl {
       if (now >= next_prune) {
         prune(now);
         next_prune = now + opts_.prune_interval;
+      }
+      if (now >= next_outbox_check) {
+        drop_unrelayed_outbox(now);
+        next_outbox_check = now + opts_.prune_interval;
       }
       lock.lock();
       TimePoint deadline = std::min({clock_.now() + opts_.progress_interval, next_heartbeat,
@@ -1285,6 +1310,27 @@ class JobsWorker::Impl {
     });
   }
 
+  // Messaging turned off leaves the outbox triggers behind, and job_outbox would grow without
+  // bound: a worker that is not a relay drops them (and empties the outbox) when no live worker
+  // relays. A relay that starts meanwhile installs them again (relay_loop).
+  void drop_unrelayed_outbox(TimePoint now) {
+    if (relaying()) return;
+    duty(outbox_check_on_, "outbox check", [&] {
+      if (!store_->outbox_state().enabled) return;
+      for (const WorkerRecord& w : store_->worker_list()) {
+        if (w.relay && now - w.heartbeat_at <= opts_.orphaned_job_threshold) return;
+      }
+      OutboxState state = store_->outbox_state();
+      store_->outbox_disable();
+      spdlog::warn(
+          "worker {}: no live worker relays messages: the outbox triggers are dropped and its {} "
+          "row(s) deleted (a worker with messaging installs them again when it starts)",
+          worker_id_, state.rows);
+    });
+  }
+
+  [[nodiscard]] bool relaying() const { return mq_ && opts_.messaging->relay; }
+
   // At start: register this process, and give back at once the jobs of workers that are gone
   // (the same configured name, or a process of this host that no longer exists) instead of
   // waiting for OrphanedJobThreshold.
@@ -1309,6 +1355,8 @@ class JobsWorker::Impl {
       me.pid = getpid();
       me.started_at = now;
       me.heartbeat_at = now;
+      if (!opts_.claim_unhandled_types) me.job_types = job_types_;
+      me.relay = relaying();
       store_->worker_register(me);
       registered_ = true;
       std::lock_guard lock(mu_);
@@ -1387,6 +1435,7 @@ class JobsWorker::Impl {
   // The claims of a round, limited queues first; the vector is fixed, the counts in it are
   // guarded by mu_.
   std::vector<ClaimTarget> targets_;
+  const std::vector<std::string> job_types_;  // the handlers' types, sorted
   int subscription_ = 0;
   int cancel_subscription_ = 0;
   // Maintenance duties; each turns itself off if the backend lacks it. Maintenance thread only
@@ -1394,6 +1443,7 @@ class JobsWorker::Impl {
   bool heartbeats_on_ = true;
   bool rescue_on_ = true;
   bool prune_on_ = true;
+  bool outbox_check_on_ = true;
   // Held around the heartbeat of this worker's jobs and the completer's batch of outcomes.
   // Both write many of the same rows, in one statement or transaction each, from two
   // connections; on PostgreSQL row locks taken in two orders deadlock (a 10M-history

@@ -107,6 +107,7 @@ std::vector<QueueRecord> Store::queue_list() {
 }
 void Store::outbox_enable() { no_messaging(*this); }
 void Store::outbox_disable() { no_messaging(*this); }
+OutboxState Store::outbox_state() { no_messaging(*this); }
 std::vector<OutboxRow> Store::outbox_peek(int) { no_messaging(*this); }
 void Store::outbox_remove(const std::vector<std::int64_t>&) { no_messaging(*this); }
 

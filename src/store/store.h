@@ -17,6 +17,7 @@
 // implementations must be safe for concurrent use.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <span>
 #include <string>
@@ -63,7 +64,16 @@ struct JobClaimParams {
   // Also renew worker_id's registry heartbeat, as worker_heartbeat(worker_id, now) would, with
   // the claim (PostgreSQL: in the same statement, so an idle worker's poll is one query).
   bool renew_worker = false;
+  // Claim only jobs of these types; unset: of every type. An empty list claims nothing (a
+  // worker without handlers).
+  std::optional<std::span<const std::string>> job_types;
 };
+
+// Whether a claim with `p` may take jobs of `type` (the per-type claims of limited types).
+[[nodiscard]] inline bool claims_type(const JobClaimParams& p, std::string_view type) {
+  return !p.job_types ||
+         std::find(p.job_types->begin(), p.job_types->end(), type) != p.job_types->end();
+}
 
 struct JobFinishParams {
   JobId id;
@@ -252,6 +262,8 @@ class Store {
   virtual int job_delete_matching(const JobFilter& filter);
   // Job counts per queue and status (statuses with no job are left out).
   [[nodiscard]] virtual std::vector<JobCount> job_counts(TimePoint now);
+  // Pending jobs per job type, by type (store/handled_types.h).
+  [[nodiscard]] virtual std::vector<JobTypeCount> job_pending_types() = 0;
   // Completed and failed jobs per bucket of `bucket` length from `since` (by completed_at),
   // oldest first, every bucket present (zeros included). For the dashboard's chart.
   [[nodiscard]] virtual std::vector<ThroughputBucket> job_throughput(TimePoint since,
@@ -284,6 +296,8 @@ class Store {
   // release, rescue); idempotent. outbox_disable() drops them and empties the outbox.
   virtual void outbox_enable();
   virtual void outbox_disable();
+  // Whether the triggers are installed, and how many rows wait for a relay.
+  [[nodiscard]] virtual OutboxState outbox_state();
   // The oldest `limit` rows, oldest first. The relay publishes them, then removes them.
   [[nodiscard]] virtual std::vector<OutboxRow> outbox_peek(int limit);
   virtual void outbox_remove(const std::vector<std::int64_t>& ids);

@@ -220,9 +220,16 @@ TEST_P(CliOpsTest, StatsCountPerQueueAndStatus) {
   EXPECT_EQ(s["queues"][1]["pending"], 2);
   EXPECT_TRUE(s["queues"][1]["oldest_due_pending_age_seconds"].is_number());
   EXPECT_EQ(s["workers"]["registered"], 0);
+  // With no live worker, nothing handles the Pending jobs' type; no messaging outbox.
+  EXPECT_EQ(s["unhandled_types"], nlohmann::json::parse(R"([{"job_type": "t", "pending": 2}])"));
+  EXPECT_EQ(s["outbox"], nlohmann::json::parse(R"({"enabled": false, "rows": 0})"));
   auto table = ergon({"stats"});
   ASSERT_EQ(table.status, 0) << table.err;
   EXPECT_NE(table.out.find("workers: 0 registered, 0 alive"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("no live worker handles job type t: 2 pending"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("messaging outbox: 0 row(s), triggers off"), std::string::npos)
+      << table.out;
 }
 
 TEST_P(CliOpsTest, PurgeDeletesOldFinishedJobsOnly) {

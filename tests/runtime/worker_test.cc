@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "ergon/ergon.h"
+#include "store/store.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {
@@ -345,7 +346,60 @@ TEST_F(WorkerTest, PerJobMaxAttemptsWinsOverTheHandlers) {
   EXPECT_EQ(counter(Kind::kRetryScheduled).count(), 0);
 }
 
+// Workers of different applications share a database: each claims only the types it has
+// handlers for, and the others' jobs wait for them instead of failing here.
+TEST_F(WorkerTest, AWorkerLeavesJobsOfTypesItHasNoHandlerForPending) {
+  handlers_.add<Work>([](const Work&, JobContext&) {});
+  JobRunner runner(store_);
+  JobId other = runner.start_job_raw("another_apps_job", "{}");
+  JobId mine = runner.start_job(Work{});
+  auto worker = make_worker();
+  worker->start();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->TEST_wait_quiet();
+  EXPECT_EQ(worker->TEST_claim_once(), 0u);
+  EXPECT_EQ(runner.get_job(mine)->status, JobStatus::kCompleted);
+  auto r = runner.get_job(other);
+  EXPECT_EQ(r->status, JobStatus::kPending);
+  EXPECT_EQ(r->attempt, 0);
+  EXPECT_EQ(counter(Kind::kFailed).count(), 0);
+  EXPECT_EQ(runner.unhandled_job_types(std::chrono::minutes(1)),
+            (std::vector<JobTypeCount>{{"another_apps_job", 1}}));
+  worker->stop();
+}
+
+// Messaging turned off: the triggers a relay installed would fill job_outbox forever. A worker
+// that is no relay drops them when no live worker relays, and leaves them while one does.
+TEST_F(WorkerTest, AWorkerDropsTheOutboxTriggersWhenNoLiveWorkerRelays) {
+  JobRunner runner(store_);
+  store_->outbox_enable();
+  runner.start_job_raw("t", "{}");
+  WorkerRecord relay;
+  relay.id = relay.name = "relay";
+  relay.host = "elsewhere";
+  relay.pid = 1;
+  relay.started_at = relay.heartbeat_at = clock_.now();
+  relay.relay = true;
+  store_->worker_register(relay);
+  {
+    auto worker = make_worker();
+    worker->start();
+    EXPECT_EQ(runner.outbox_state().enabled, true);  // the relay is alive
+    worker->stop();
+  }
+  clock_.advance(options_.orphaned_job_threshold + 1s);
+  auto worker = make_worker();
+  worker->start();
+  OutboxState state = runner.outbox_state();
+  EXPECT_FALSE(state.enabled);
+  EXPECT_EQ(state.rows, 0);
+  worker->stop();
+}
+
+// WorkerOptions::claim_unhandled_types: a catch-all claims every type and fails the ones it
+// cannot run.
 TEST_F(WorkerTest, UnknownJobTypeFailsAtOnceWithAClearMessage) {
+  options_.claim_unhandled_types = true;
   auto worker = make_worker();
   worker->start();
   JobRunner runner(store_);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "ergon/job_runner.h"
+#include "store/handled_types.h"
 #include "store_conformance.h"
 
 namespace ergon::testing {
@@ -387,6 +388,78 @@ TEST_P(StoreConformance, AUniqueKeyWithAPeriodHoldsUnderConcurrentEnqueues) {
   EXPECT_EQ(store_->job_list({}).size(), 1u);
   // The one job was claimed and completed, so only its window held the key.
   EXPECT_EQ(store_->job_list({})[0].status, JobStatus::kCompleted);
+}
+
+std::multiset<std::string> types_of(const std::vector<JobRecord>& jobs) {
+  std::multiset<std::string> out;
+  for (const auto& r : jobs) out.insert(r.job_type);
+  return out;
+}
+
+// A worker claims only the types it has handlers for (WorkerOptions::claim_unhandled_types):
+// in the plain claim, the fair one (grouped jobs), the per-type claim of limited types and the
+// claim by id; jobs of other types stay Pending.
+TEST_P(StoreConformance, AClaimTakesOnlyTheJobTypesItIsGiven) {
+  store_->job_insert(job(clock_.now(), "a"));
+  JobInsertParams b = job(clock_.now(), "b");
+  store_->job_insert(b);
+  store_->job_insert(job(clock_.now(), "c"));
+  store_->job_insert(job(clock_.now(), "lim"));
+  store_->job_insert(job(clock_.now(), "lim2"));
+  store_->limit_set({.job_type = "lim", .max_running = 5}, clock_.now());
+  store_->limit_set({.job_type = "lim2", .max_running = 5}, clock_.now());
+  const std::vector<std::string> none;
+  EXPECT_TRUE(store_->job_claim({"w", 10, clock_.now(), {}, false, none}).empty());
+  const std::vector<std::string> a_lim = {"a", "lim"};
+  EXPECT_EQ(types_of(store_->job_claim({"w", 10, clock_.now(), {}, false, a_lim})),
+            (std::multiset<std::string>{"a", "lim"}));
+  // Grouped jobs go through the fair claim.
+  store_->job_insert(job(clock_.now(), "a", "g1"));
+  store_->job_insert(job(clock_.now(), "b", "g1"));
+  store_->job_insert(job(clock_.now(), "c", "g2"));
+  EXPECT_EQ(types_of(store_->job_claim({"w", 10, clock_.now(), {}, false, a_lim})),
+            (std::multiset<std::string>{"a"}));
+  const std::vector<std::string> only_a = {"a"};
+  EXPECT_FALSE(store_->job_claim_id({"w", 1, clock_.now(), {}, false, only_a}, b.id));
+  EXPECT_EQ(store_->job_get(b.id)->status, JobStatus::kPending);
+  const std::vector<std::string> only_b = {"b"};
+  EXPECT_TRUE(store_->job_claim_id({"w", 1, clock_.now(), {}, false, only_b}, b.id));
+  // Unset: every type, limited ones included.
+  EXPECT_EQ(types_of(store_->job_claim({"w", 10, clock_.now()})),
+            (std::multiset<std::string>{"b", "c", "c", "lim2"}));
+}
+
+TEST_P(StoreConformance, WorkersRegisterTheTypesTheyClaimAndUnhandledTypesAreCounted) {
+  for (const char* type : {"a", "b", "b", "it's \"odd\""})
+    store_->job_insert(job(clock_.now(), type));
+  EXPECT_EQ(store_->job_pending_types(),
+            (std::vector<JobTypeCount>{{"a", 1}, {"b", 2}, {"it's \"odd\"", 1}}));
+  WorkerRecord w;
+  w.id = "w1";
+  w.name = "w1";
+  w.host = "h";
+  w.pid = 1;
+  w.started_at = w.heartbeat_at = clock_.now();
+  w.job_types = std::vector<std::string>{"a", "it's \"odd\""};
+  store_->worker_register(w);
+  auto listed = store_->worker_list();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].job_types, w.job_types);
+  const auto minute = std::chrono::minutes(1);
+  EXPECT_EQ(unhandled_job_types_of(*store_, clock_.now(), minute),
+            (std::vector<JobTypeCount>{{"b", 2}}));
+  // A catch-all worker (every type) leaves nothing unhandled while it is alive.
+  WorkerRecord all = w;
+  all.id = all.name = "w2";
+  all.job_types.reset();
+  store_->worker_register(all);
+  EXPECT_FALSE(store_->worker_list()[1].job_types.has_value());
+  EXPECT_TRUE(unhandled_job_types_of(*store_, clock_.now(), minute).empty());
+  // Workers that stopped heartbeating handle nothing.
+  clock_.advance(2 * minute);
+  store_->worker_heartbeat("w1", clock_.now());
+  EXPECT_EQ(unhandled_job_types_of(*store_, clock_.now(), minute),
+            (std::vector<JobTypeCount>{{"b", 2}}));
 }
 
 }  // namespace

@@ -174,6 +174,22 @@ TEST_P(StoreOps, ARetryWritesAnOutboxRowLikeAnyJobThatBecomesPending) {
   store_->outbox_disable();
 }
 
+TEST_P(StoreOps, TheOutboxStateSaysWhetherItsTriggersAreOnAndHowManyRowsWait) {
+  EXPECT_EQ(store_->outbox_state().enabled, false);
+  store_->outbox_enable();
+  store_->job_insert(job(clock_.now()));
+  store_->job_insert(job(clock_.now()));
+  OutboxState on = store_->outbox_state();
+  EXPECT_TRUE(on.enabled);
+  EXPECT_EQ(on.rows, 2);
+  store_->outbox_disable();
+  OutboxState off = store_->outbox_state();
+  EXPECT_FALSE(off.enabled);
+  EXPECT_EQ(off.rows, 0);
+  store_->job_insert(job(clock_.now()));
+  EXPECT_EQ(store_->outbox_state().rows, 0);
+}
+
 JobInsertParams unique_job(TimePoint now, std::string_view key) {
   auto p = job(now);
   p.unique_key = key;

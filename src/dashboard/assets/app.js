@@ -112,6 +112,13 @@ async function overviewPage() {
         el("a", { href: "#/jobs?queue=" + encodeURIComponent(q) }, q)),
         statuses.map((s) => el("td", {}, String(c[s] || 0)))))));
   }
+  if (o.unhandled_types && o.unhandled_types.length) {
+    parts.push(el("h2", {}, "Waiting for a handler"),
+      el("p", { class: "muted" }, "No live worker handles these job types; their jobs wait until one does."),
+      table(["Job type", "Pending"], o.unhandled_types.map((u) => el("tr", { "data-unhandled": u.job_type },
+        el("td", {}, el("a", { href: "#/jobs?status=Pending&type=" + encodeURIComponent(u.job_type) }, u.job_type)),
+        el("td", {}, String(u.pending))))));
+  }
   if (o.queues && o.queues.length) {
     parts.push(el("h2", {}, "Queues"), table(["Queue", "State", "Pending", "Running"],
       o.queues.map((q) => el("tr", {}, el("td", {}, el("a", { href: "#/jobs?queue=" + encodeURIComponent(q.name) }, q.name)),

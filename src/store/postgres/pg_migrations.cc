@@ -187,6 +187,15 @@ ALTER TABLE @SCHEMA@.jobs ADD COLUMN unique_until timestamptz;
 CREATE INDEX jobs_unique_until_idx ON @SCHEMA@.jobs (unique_key, unique_until)
   WHERE unique_until IS NOT NULL;
 )sql"},
+    {9, R"sql(
+-- The job types a worker claims (its handlers); NULL: every type
+-- (WorkerOptions::claim_unhandled_types). `ergon stats` names the Pending jobs' types that no
+-- live worker claims.
+ALTER TABLE @SCHEMA@.workers ADD COLUMN job_types jsonb;
+-- Whether it relays the messaging outbox: with no live relay the outbox triggers are dropped,
+-- or job_outbox would grow without bound once messaging is turned off.
+ALTER TABLE @SCHEMA@.workers ADD COLUMN relay boolean NOT NULL DEFAULT false;
+)sql"},
 };
 
 }  // namespace

@@ -206,6 +206,23 @@ int PostgresStore::job_delete_matching(const JobFilter& f) {
   return std::atoi(PQcmdTuples(r.get()));
 }
 
+std::vector<JobTypeCount> PostgresStore::job_pending_types() {
+  // The Pending rows only (a scan of them; no index leads with job_type): an operator's
+  // summary, not a hot path.
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->exec("SELECT job_type, count(*) FROM " + quoted_schema_ +
+                       ".jobs WHERE status = 'Pending' GROUP BY job_type ORDER BY job_type",
+                   PgParams());
+  }
+  std::vector<JobTypeCount> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    out.push_back({pgbin::text(r.get(), i, 0), pgbin::int8(r.get(), i, 1)});
+  }
+  return out;
+}
+
 std::vector<JobCount> PostgresStore::job_counts(TimePoint now) {
   Params p;
   std::string now_sql = database_clock_ ? "now()" : p.add_time(now);

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "ergon/error.h"
+#include "store/handled_types.h"
 #include "store/postgres/pg_migrations.h"
 
 namespace ergon::postgres {
@@ -163,19 +164,33 @@ std::string array_element(std::string_view v) {
   return a;
 }
 
-// A varchar[] literal ("{"a","b\"c"}"), or NULL for an empty list (the claim's "every queue").
-void queues_param(PgParams& params, std::span<const std::string> queues) {
-  if (queues.empty()) {
-    params.null();
-    return;
-  }
+// A varchar[] literal ("{"a","b\"c"}").
+void array_param(PgParams& params, std::span<const std::string> values) {
   std::string a = "{";
-  for (std::size_t i = 0; i < queues.size(); ++i) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
     if (i) a += ',';
-    a += array_element(queues[i]);
+    a += array_element(values[i]);
   }
   a += '}';
   params.text(a);
+}
+
+// The claim's queues, NULL for an empty list ("every queue").
+void queues_param(PgParams& params, std::span<const std::string> queues) {
+  if (queues.empty()) {
+    params.null();
+  } else {
+    array_param(params, queues);
+  }
+}
+
+// The claim's job types, NULL when unset ("every type"); an empty list matches none.
+void types_param(PgParams& params, const std::optional<std::span<const std::string>>& types) {
+  if (types) {
+    array_param(params, *types);
+  } else {
+    params.null();
+  }
 }
 
 void require_no_nul(std::string_view v, std::string_view what) {
@@ -366,6 +381,12 @@ struct PostgresStore::Statements {
         s + ".queues WHERE paused)";
     // Limited types are left to claim_limited, type by type (docs/flow-control.md).
     std::string unlimited = " AND job_type NOT IN (SELECT job_type FROM " + s + ".job_type_limits)";
+    // The job types the worker handles (varchar[]; NULL: every type), the last parameter, after
+    // `now`. Not in queue_filter: claim_limited binds its type there instead, and is not run
+    // for types the worker does not handle.
+    std::string types_arg = db_clock ? "$4" : "$5";
+    std::string type_filter = " AND (" + types_arg + "::varchar[] IS NULL OR job_type = ANY(" +
+                              types_arg + "::varchar[]))";
     // Flips the rows `due` picked to Running for worker $1 and returns them. They are found by
     // `id = ANY (ARRAY(...))`, a look-up in jobs_pkey whatever `due` is estimated to hold, and
     // not by a join with `due`, which the planner made a hash join over a scan of the whole
@@ -387,8 +408,8 @@ struct PostgresStore::Statements {
     // locked afterwards (SKIP LOCKED again; a row another claimer took is then left out),
     // which keeps the locks to what is claimed. Without grouped jobs `grp` is one seek into an
     // empty index and the claim is the plain one.
-    std::string pending_due =
-        "status = 'Pending' AND run_at <= " + now + " AND " + queue_filter + unlimited;
+    std::string pending_due = "status = 'Pending' AND run_at <= " + now + " AND " + queue_filter +
+                              unlimited + type_filter;
     std::string claim_ctes =
         "WITH RECURSIVE grp(k) AS ((SELECT group_key FROM " + jobs +
         " WHERE status = 'Pending' AND group_key IS NOT NULL ORDER BY group_key LIMIT 1) "
@@ -708,7 +729,8 @@ struct PostgresStore::Statements {
                     now + ", heartbeat_at = " + now +
                     ", progress_message = NULL, progress_percent = NULL "
                     "WHERE id = $2::uuid AND status = 'Pending' AND run_at <= " +
-                    now + " AND " + queue_filter + unlimited + " RETURNING " + job_columns("")};
+                    now + " AND " + queue_filter + unlimited + type_filter + " RETURNING " +
+                    job_columns("")};
     queue_set_paused = {"ergon_queue_set_paused",
                         "INSERT INTO " + s +
                             ".queues (name, paused, changed_at) VALUES ($1, $2::boolean, " +
@@ -738,17 +760,20 @@ struct PostgresStore::Statements {
     worker_register = {
         "ergon_worker_register",
         "INSERT INTO " + workers +
-            " (id, name, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4::integer, " +
+            " (id, name, host, pid, started_at, heartbeat_at, job_types, relay) VALUES ($1, $2, "
+            "$3, $4::integer, " +
             time_sql(db_clock, "now()", 5, 6) + ", " + time_sql(db_clock, "now()", 6, 6) +
-            ") ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, "
-            "pid = excluded.pid, started_at = excluded.started_at, "
-            "heartbeat_at = excluded.heartbeat_at"};
+            ", $7::jsonb, $8::boolean) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+            "host = excluded.host, pid = excluded.pid, started_at = excluded.started_at, "
+            "heartbeat_at = excluded.heartbeat_at, job_types = excluded.job_types, "
+            "relay = excluded.relay"};
     worker_heartbeat = {"ergon_worker_heartbeat",
                         "UPDATE " + workers + " SET heartbeat_at = " + hb_now + " WHERE id = $1"};
     worker_remove = {"ergon_worker_remove", "DELETE FROM " + workers + " WHERE id = $1"};
     worker_list = {"ergon_worker_list",
-                   "SELECT id, name, host, pid, started_at, heartbeat_at FROM " + workers +
-                       " ORDER BY started_at"};
+                   "SELECT id, name, host, pid, started_at, heartbeat_at, job_types::text, relay "
+                   "FROM " +
+                       workers + " ORDER BY started_at"};
   }
 };
 
@@ -1341,6 +1366,7 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
     params.text(p.worker_id).integer(static_cast<std::int64_t>(limit));
     queues_param(params, p.queues);
     if (!database_clock_) params.time(p.now);
+    types_param(params, p.job_types);
     PgResult r;
     {
       auto conn = claim_pool_.acquire();
@@ -1390,6 +1416,7 @@ void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord
   for (const auto& type : types) {
     int room = p.limit - static_cast<int>(out.size());
     if (room <= 0) break;
+    if (!claims_type(p, type)) continue;
     auto conn = pool_.acquire();
     conn->exec_script("BEGIN");
     try {
@@ -1732,7 +1759,9 @@ void PostgresStore::worker_register(const WorkerRecord& w) {
                 .text(w.host)
                 .integer(static_cast<std::int64_t>(w.pid))
                 .time(w.started_at)
-                .time(w.heartbeat_at),
+                .time(w.heartbeat_at)
+                .text(worker_types_json(w))
+                .boolean(w.relay),
             Format::kText);
 }
 
@@ -1755,6 +1784,7 @@ std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, co
   queues_param(params, p.queues);
   // The claim's clock rule: `now` is the last parameter, left out on the database clock.
   if (!database_clock_) params.time(p.now);
+  types_param(params, p.job_types);
   PgResult r;
   {
     auto conn = pool_.acquire();
@@ -1787,6 +1817,20 @@ void PostgresStore::outbox_disable() {
   conn->exec_script("DROP TRIGGER IF EXISTS jobs_outbox_insert ON " + q +
                     ".jobs; DROP TRIGGER IF EXISTS jobs_outbox_pending ON " + q +
                     ".jobs; DELETE FROM " + q + ".job_outbox");
+}
+
+OutboxState PostgresStore::outbox_state() {
+  PgResult r;
+  {
+    auto conn = pool_.acquire();
+    r = conn->exec(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND "
+        "tgname IN ('jobs_outbox_insert', 'jobs_outbox_pending')), (SELECT count(*) "
+        "FROM " +
+            quoted_schema_ + ".job_outbox)",
+        PgParams().text(quoted_schema_ + ".jobs"));
+  }
+  return {pgbin::boolean(r.get(), 0, 0), pgbin::int8(r.get(), 0, 1)};
 }
 
 std::vector<OutboxRow> PostgresStore::outbox_peek(int limit) {
@@ -1830,6 +1874,9 @@ std::vector<WorkerRecord> PostgresStore::worker_list() {
     w.pid = pgbin::int4(r.get(), i, 3);
     w.started_at = pgbin::timestamptz(r.get(), i, 4);
     w.heartbeat_at = pgbin::timestamptz(r.get(), i, 5);
+    if (!pgbin::is_null(r.get(), i, 6))
+      w.job_types = worker_types_parse(pgbin::text(r.get(), i, 6));
+    w.relay = pgbin::boolean(r.get(), i, 7);
     out.push_back(std::move(w));
   }
   return out;

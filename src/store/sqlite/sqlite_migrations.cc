@@ -210,6 +210,15 @@ UPDATE sqlite_schema SET sql = replace(sql,
   WHERE type = 'table' AND name = 'jobs';
 PRAGMA writable_schema = RESET;
 )sql"},
+    {10, R"sql(
+-- The job types a worker claims (its handlers), as a JSON array; NULL: every type
+-- (WorkerOptions::claim_unhandled_types). `ergon stats` names the Pending jobs' types that no
+-- live worker claims.
+ALTER TABLE workers ADD COLUMN job_types TEXT;
+-- Whether it relays the messaging outbox: with no live relay the outbox triggers are dropped,
+-- or job_outbox would grow without bound once messaging is turned off.
+ALTER TABLE workers ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "ergon/error.h"
+#include "store/handled_types.h"
 #include "store/sqlite/sqlite_migrations.h"
 
 namespace ergon::sqlite {
@@ -212,6 +213,11 @@ class Binder {
   "(?4 IS NULL OR queue IN (SELECT value FROM json_each(?4))) AND queue NOT IN " \
   "(SELECT name FROM queues WHERE paused = 1)"
 
+// The claim's type condition: ?5 is the job types the worker handles as a JSON array (NULL:
+// every type). Not part of ERGON_QUEUE_FILTER: the per-type claim of a limited type binds its
+// type there instead, and is not run for types the worker does not handle.
+#define ERGON_TYPE_FILTER " AND (?5 IS NULL OR job_type IN (SELECT value FROM json_each(?5)))"
+
 // What every claim writes: Running for worker ?1 from ?2, the next attempt, progress cleared.
 #define ERGON_CLAIM_SET                                                         \
   "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, " \
@@ -290,6 +296,14 @@ void bind_queues(Binder& b, std::span<const std::string> queues) {
     return;
   }
   b.text(nlohmann::json(std::vector<std::string>(queues.begin(), queues.end())).dump());
+}
+
+void bind_types(Binder& b, const std::optional<std::span<const std::string>>& types) {
+  if (!types) {
+    b.null();
+    return;
+  }
+  b.text(nlohmann::json(std::vector<std::string>(types->begin(), types->end())).dump());
 }
 
 // Runs the insert on `db` (the store's or the caller's connection, inside whatever transaction
@@ -600,11 +614,12 @@ constexpr const char* kClaimFairSql =
     "cand AS (SELECT id, priority, run_at, row_number() OVER (ORDER BY priority, run_at, id) "
     "AS rn FROM (SELECT id, priority, run_at FROM jobs INDEXED BY jobs_claim_idx WHERE status = "
     "'Pending' AND group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+        ERGON_TYPE_FILTER
     " ORDER BY priority, run_at, id LIMIT ?3) UNION ALL SELECT id, priority, run_at, "
     "row_number() OVER (PARTITION BY group_key ORDER BY priority, run_at, id) FROM (SELECT "
     "j.id, j.priority, j.run_at, j.group_key FROM grp JOIN jobs j ON j.id IN (SELECT id FROM "
     "jobs INDEXED BY jobs_group_claim_idx WHERE status = 'Pending' AND group_key = grp.k AND "
-    "run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+    "run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED ERGON_TYPE_FILTER
     " ORDER BY priority, run_at, id LIMIT ?3))) " ERGON_CLAIM_SET
     "WHERE id IN (SELECT id FROM cand ORDER BY priority, rn, run_at, id LIMIT ?3) "
     "RETURNING " ERGON_JOB_COLUMNS;
@@ -615,7 +630,7 @@ constexpr const char* kClaimFairSql =
 // probe and the claim is taken by the next claim, as if it had come a moment later.
 constexpr const char* kClaimPlainSql = ERGON_CLAIM_SET
     "WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'Pending' AND "
-    "group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED
+    "group_key IS NULL AND run_at <= ?2 AND " ERGON_QUEUE_FILTER ERGON_UNLIMITED ERGON_TYPE_FILTER
     " ORDER BY priority, run_at, id LIMIT ?3) RETURNING " ERGON_JOB_COLUMNS;
 
 constexpr const char* kGroupedProbeSql =
@@ -642,6 +657,7 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
     Binder b(db_, prepared(grouped ? kClaimFairSql : kClaimPlainSql).get());
     b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
     bind_queues(b, p.queues);
+    bind_types(b, p.job_types);
     while (b.step()) out.push_back(read_job(b.stmt()));
   }
   if (static_cast<int>(out.size()) < p.limit) claim_limited_locked(p, out);
@@ -679,6 +695,7 @@ void SqliteStore::claim_limited_locked(const JobClaimParams& p, std::vector<JobR
   for (const auto& type : types) {
     int room = p.limit - static_cast<int>(out.size());
     if (room <= 0) break;
+    if (!claims_type(p, type)) continue;
     exec("BEGIN IMMEDIATE");
     try {
       claim_type_locked(p, type, room, out);
@@ -884,10 +901,11 @@ std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, cons
   // The claim's own conditions, for one row: the single write lock makes it atomic.
   static constexpr const char* sql = ERGON_CLAIM_SET
       "WHERE id = ?3 AND status = 'Pending' AND run_at <= ?2 AND " ERGON_QUEUE_FILTER
-          ERGON_UNLIMITED " RETURNING " ERGON_JOB_COLUMNS;
+          ERGON_UNLIMITED ERGON_TYPE_FILTER " RETURNING " ERGON_JOB_COLUMNS;
   Binder b(db_, prepared(sql).get());
   b.text(p.worker_id).time(p.now).text(id.to_string());
   bind_queues(b, p.queues);
+  bind_types(b, p.job_types);
   if (!b.step()) return std::nullopt;
   return read_job(b.stmt());
 }
@@ -1020,6 +1038,16 @@ void SqliteStore::outbox_disable() {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+}
+
+OutboxState SqliteStore::outbox_state() {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "
+                         "name IN ('jobs_outbox_insert', 'jobs_outbox_pending')), (SELECT "
+                         "count(*) FROM job_outbox)")
+                    .get());
+  b.step();
+  return {sqlite3_column_int(b.stmt(), 0) > 0, sqlite3_column_int64(b.stmt(), 1)};
 }
 
 std::vector<OutboxRow> SqliteStore::outbox_peek(int limit) {
@@ -1185,6 +1213,17 @@ int SqliteStore::job_delete_matching(const JobFilter& f) {
   bind_filter(b, f);
   b.run();
   return sqlite3_changes(db_);
+}
+
+std::vector<JobTypeCount> SqliteStore::job_pending_types() {
+  std::lock_guard lock(mu_);
+  // The Pending rows of jobs_status_idx; an operator's summary, not a hot path.
+  Binder b(db_, prepared("SELECT job_type, count(*) FROM jobs WHERE status = 'Pending' GROUP BY "
+                         "job_type ORDER BY job_type")
+                    .get());
+  std::vector<JobTypeCount> out;
+  while (b.step()) out.push_back({text_column(b.stmt(), 0), sqlite3_column_int64(b.stmt(), 1)});
+  return out;
 }
 
 std::vector<JobCount> SqliteStore::job_counts(TimePoint now) {
@@ -1553,15 +1592,20 @@ int SqliteStore::job_prune(JobStatus status, TimePoint before, int limit) {
 void SqliteStore::worker_register(const WorkerRecord& w) {
   std::lock_guard lock(mu_);
   Binder b(db_, prepared("INSERT OR REPLACE INTO workers (id, name, host, pid, started_at, "
-                         "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)")
+                         "heartbeat_at, job_types, relay) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                     .get());
   b.text(w.id)
       .text(w.name)
       .text(w.host)
       .integer(static_cast<std::int64_t>(w.pid))
       .time(w.started_at)
-      .time(w.heartbeat_at)
-      .run();
+      .time(w.heartbeat_at);
+  if (auto types = worker_types_json(w)) {
+    b.text(*types);
+  } else {
+    b.null();
+  }
+  b.integer(static_cast<std::int64_t>(w.relay)).run();
 }
 
 void SqliteStore::worker_heartbeat(std::string_view id, TimePoint now) {
@@ -1582,8 +1626,8 @@ void SqliteStore::worker_remove(std::string_view id) {
 
 std::vector<WorkerRecord> SqliteStore::worker_list() {
   std::lock_guard lock(mu_);
-  Binder b(db_, prepared("SELECT id, name, host, pid, started_at, heartbeat_at FROM workers "
-                         "ORDER BY started_at")
+  Binder b(db_, prepared("SELECT id, name, host, pid, started_at, heartbeat_at, job_types, relay "
+                         "FROM workers ORDER BY started_at")
                     .get());
   std::vector<WorkerRecord> out;
   while (b.step()) {
@@ -1594,6 +1638,8 @@ std::vector<WorkerRecord> SqliteStore::worker_list() {
     w.pid = sqlite3_column_int(b.stmt(), 3);
     w.started_at = time_column(b.stmt(), 4);
     w.heartbeat_at = time_column(b.stmt(), 5);
+    if (auto types = opt_text(b.stmt(), 6)) w.job_types = worker_types_parse(*types);
+    w.relay = sqlite3_column_int(b.stmt(), 7) != 0;
     out.push_back(std::move(w));
   }
   return out;

@@ -60,6 +60,7 @@ class SqliteStore final : public Store {
   int job_retry_matching(const JobFilter& filter, TimePoint now) override;
   int job_delete_matching(const JobFilter& filter) override;
   std::vector<JobCount> job_counts(TimePoint now) override;
+  std::vector<JobTypeCount> job_pending_types() override;
   std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
   void audit_insert(const AuditRecord& record) override;
   std::vector<AuditRecord> audit_list(int limit) override;
@@ -77,6 +78,7 @@ class SqliteStore final : public Store {
   std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
   void outbox_enable() override;
   void outbox_disable() override;
+  OutboxState outbox_state() override;
   std::vector<OutboxRow> outbox_peek(int limit) override;
   void outbox_remove(const std::vector<std::int64_t>& ids) override;
 

@@ -12,6 +12,8 @@ pkgs=(g++ make cmake ninja-build pkg-config git ca-certificates tzdata
 if [[ "${1:-}" == "--test" ]]; then
   # postgresql: the server binaries that scripts/pg-test-cluster.sh runs (libpq-dev is above).
   pkgs+=(libgtest-dev libgmock-dev clang libclang-rt-14-dev postgresql)
+  # ccache: scripts/test.sh builds three configurations; repeated runs reuse their objects.
+  pkgs+=(ccache)
   # chromium: the dashboard's browser test drives it headless (with playwright-core from npm,
   # which scripts/playwright.sh caches).
   pkgs+=(chromium)

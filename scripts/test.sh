@@ -36,9 +36,19 @@ run_ctest() {  # run_ctest ARGS... ; adds the number of tests run to $passed
   passed=$((passed + n))
 }
 
+# ccache (installed with --test) keeps the objects of earlier runs on this machine: a run after
+# a small change, or CI in a fresh clone of the same tree, recompiles little. Paths are hashed
+# relative to the clone, so clones in other folders share the cache; the precompiled headers
+# need the sloppiness below to be cacheable.
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_BASEDIR=$PWD
+  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 configure() {  # configure DIR [cmake args...]
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja -DERGON_WERROR=ON "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DERGON_WERROR=ON "${launcher[@]}" "$@" >/dev/null
 }
 
 echo "== ASan+UBSan build and tests"

@@ -16,8 +16,8 @@ void register_worker(CLI::App& app, Globals& g) {
   struct Args {
     std::string config;
     bool migrate = false;
-    std::string dashboard, dashboard_token;
-    bool dashboard_read_only = false;
+    std::string dashboard, dashboard_token, dashboard_token_file;
+    bool dashboard_read_only = false, dashboard_behind_tls = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--config", args->config, "JSON configuration file")->required();
@@ -26,8 +26,15 @@ void register_worker(CLI::App& app, Globals& g) {
   cmd->add_option("--dashboard", args->dashboard,
                   "also serve the dashboard and /metrics (with this worker's counters) on "
                   "ADDR:PORT");
+  auto* token_file = cmd->add_option("--dashboard-token-file", args->dashboard_token_file,
+                                     "read the dashboard's access token from FILE (default: "
+                                     "$ERGON_DASHBOARD_TOKEN, then the config's Dashboard.Token)");
   cmd->add_option("--dashboard-token", args->dashboard_token,
-                  "the dashboard's access token (default: $ERGON_DASHBOARD_TOKEN)");
+                  "the dashboard's access token itself; `ps` shows it: prefer "
+                  "--dashboard-token-file")
+      ->excludes(token_file);
+  cmd->add_flag("--dashboard-behind-tls", args->dashboard_behind_tls,
+                "the dashboard is reached through a TLS proxy: its session cookie is Secure");
   cmd->add_flag("--dashboard-read-only", args->dashboard_read_only,
                 "the dashboard refuses every action");
 #endif
@@ -61,7 +68,6 @@ void register_worker(CLI::App& app, Globals& g) {
     // The file's Dashboard section, where the command line did not say.
     if (config.dashboard) {
       if (args->dashboard.empty()) args->dashboard = config.dashboard->listen;
-      if (args->dashboard_token.empty()) args->dashboard_token = config.dashboard->token;
       args->dashboard_read_only = args->dashboard_read_only || config.dashboard->read_only;
     }
     std::unique_ptr<Dashboard> dashboard;
@@ -74,7 +80,10 @@ void register_worker(CLI::App& app, Globals& g) {
       DashboardOptions d;
       d.address = address;
       d.port = port;
-      d.token = args->dashboard_token.empty() ? dashboard_token_from_env() : args->dashboard_token;
+      d.token =
+          dashboard_token(args->dashboard_token_file, args->dashboard_token, "--dashboard-token",
+                          config.dashboard ? config.dashboard->token : "");
+      d.behind_tls = args->dashboard_behind_tls;
       d.read_only = args->dashboard_read_only;
       d.metrics = metrics;
       dashboard = std::make_unique<Dashboard>(store, d);

@@ -164,9 +164,4 @@ sigset_t block_stop_signals() {
   return set;
 }
 
-std::string dashboard_token_from_env() {
-  const char* env = std::getenv("ERGON_DASHBOARD_TOKEN");
-  return env ? env : "";
-}
-
 }  // namespace ergon::cli

@@ -68,8 +68,11 @@ std::pair<std::string, int> parse_listen_address(const std::string& text,
 // Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts later), so that
 // only a sigwait() sees them; returns that set.
 sigset_t block_stop_signals();
-// $ERGON_DASHBOARD_TOKEN, or "".
-std::string dashboard_token_from_env();
+// The dashboard's access token: the content of `file` when given; else `flag_value`, with a
+// warning that `flag` shows it to every user of the machine (ps); else $ERGON_DASHBOARD_TOKEN;
+// else `fallback` (a config file's Token). Defined in cmd_dashboard.cc.
+std::string dashboard_token(const std::string& file, const std::string& flag_value,
+                            std::string_view flag, const std::string& fallback = "");
 
 void register_demo(CLI::App& app, Globals& g);
 void register_migrate(CLI::App& app, Globals& g);

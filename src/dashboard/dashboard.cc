@@ -4,22 +4,29 @@
 //   1. method: GET, HEAD and POST only (405 otherwise);
 //   2. Host: without a token, a loopback dashboard answers only Host headers that name this
 //      machine, so a page whose name an attacker re-points at 127.0.0.1 cannot read the API;
-//   3. token (when configured): Authorization: Bearer, or the cookie /login sets (401);
+//   3. token (when configured): an address with too many wrong tokens lately is answered 429
+//      (auth.h); then Authorization: Bearer, or the session cookie /login sets (401);
 //   4. POST only: read-only mode (403), the X-Ergon-Request header (403; a cross-site form
 //      or a simple fetch cannot send it without a CORS preflight, which this server never
 //      grants), and Origin / Sec-Fetch-Site must say the request comes from this page (403).
 // Handlers then validate their own input (api.cc): bad input is a 4xx with a JSON message.
+// Connections are served by a GuardedServer (guarded_server.h), which slow clients cannot
+// starve.
 #include "ergon/dashboard.h"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "api.h"
 #include "assets.h"
+#include "auth.h"
+#include "guarded_server.h"
 #include "http_util.h"
+#include "store/store.h"
 
 namespace ergon {
 
@@ -29,7 +36,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kCookieName = "ergon_token";
+// Holds session_cookie_value(token), never the token.
+constexpr const char* kCookieName = "ergon_session";
 constexpr const char* kJsonType = "application/json; charset=utf-8";
 
 void send_json(httplib::Response& res, int status, const json& body) {
@@ -67,13 +75,21 @@ dashboard::Params params_of(const httplib::Request& req) {
 class Dashboard::Impl {
  public:
   Impl(std::shared_ptr<Store> store, DashboardOptions options)
-      : store_(std::move(store)), options_(std::move(options)), api_(store_) {}
+      : store_(std::move(store)),
+        options_(std::move(options)),
+        api_(store_),
+        limiter_(store_->clock(), options_.max_failed_attempts, options_.failed_attempts_window) {
+    if (!options_.token.empty()) tokens_.emplace(options_.token);
+  }
 
   ~Impl() { stop(); }
 
   void start() {
     if (thread_.joinable()) return;
-    server_ = std::make_unique<httplib::Server>();
+    server_ = std::make_unique<dashboard::GuardedServer>(
+        dashboard::ConnectionLimits{.threads = options_.threads,
+                                    .max_connections = options_.max_connections,
+                                    .header_timeout = options_.header_timeout});
     configure(*server_);
     int port = options_.port;
     if (port == 0) {
@@ -88,8 +104,16 @@ class Dashboard::Impl {
                                                    ":" + std::to_string(options_.port) +
                                                    " (address in use or not of this host)");
     }
+    server_->raise_backlog();
     port_ = port;
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    listen_ended_ = false;
+    thread_ = std::thread([this] {
+      server_->listen_after_bind();
+      listen_ended_ = true;
+    });
+    // httplib's stop() does nothing before its accept loop runs: wait for it, so that a stop()
+    // right after start() cannot leave the thread running and the join hanging.
+    while (!server_->is_running() && !listen_ended_) std::this_thread::yield();
     spdlog::info("dashboard: listening on {}{}", url(), options_.read_only ? " (read-only)" : "");
   }
 
@@ -134,14 +158,35 @@ class Dashboard::Impl {
 
   std::string actor(const httplib::Request& req) const { return "dashboard:" + req.remote_addr; }
 
-  bool authorized(const httplib::Request& req) const {
-    const std::string& token = options_.token;
-    std::string auth = req.get_header_value("Authorization");
-    if (auth.starts_with("Bearer ") && dashboard::constant_time_equal(auth.substr(7), token)) {
-      return true;
+  enum class Credential { kNone, kRight, kWrong };
+
+  // Only called with a token configured. Any Authorization header counts as an attempt.
+  [[nodiscard]] Credential credential(const httplib::Request& req) const {
+    if (req.has_header("Authorization")) {
+      std::string header = req.get_header_value("Authorization");
+      auto given = dashboard::bearer_credential(header);  // a view into `header`
+      return given && tokens_->token_matches(*given) ? Credential::kRight : Credential::kWrong;
     }
     auto cookie = dashboard::cookie_value(req.get_header_value("Cookie"), kCookieName);
-    return cookie && dashboard::constant_time_equal(*cookie, token);
+    if (!cookie) return Credential::kNone;
+    return tokens_->cookie_matches(*cookie) ? Credential::kRight : Credential::kWrong;
+  }
+
+  // 429 while the client's address has used up its wrong attempts.
+  bool refuse_if_limited(const httplib::Request& req, httplib::Response& res) {
+    auto left = limiter_.limited(req.remote_addr);
+    if (!left) return false;
+    auto seconds = std::chrono::ceil<std::chrono::seconds>(*left).count();
+    res.set_header("Retry-After", std::to_string(seconds));
+    send_error(res, 429,
+               "too many wrong tokens from " + req.remote_addr + ": try again in " +
+                   std::to_string(seconds) + " s");
+    return true;
+  }
+
+  [[nodiscard]] std::string cookie_attributes(const httplib::Request& req) const {
+    bool secure = options_.behind_tls || req.get_header_value("X-Forwarded-Proto") == "https";
+    return std::string("; HttpOnly; SameSite=Strict; Path=/") + (secure ? "; Secure" : "");
   }
 
   httplib::Server::HandlerResponse check(const httplib::Request& req, httplib::Response& res) {
@@ -158,12 +203,22 @@ class Dashboard::Impl {
           "this dashboard answers only to localhost (Host: " + req.get_header_value("Host") + ")");
       return R::Handled;
     }
-    if (!options_.token.empty() && req.path != "/login" && !authorized(req)) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      send_error(res, 401,
-                 "an access token is required: send Authorization: Bearer TOKEN, or open "
-                 "/login?token=TOKEN once in the browser");
-      return R::Handled;
+    if (tokens_ && refuse_if_limited(req, res)) return R::Handled;
+    if (tokens_ && req.path != "/login") {
+      Credential c = credential(req);
+      if (c != Credential::kRight) {
+        if (c == Credential::kWrong) {
+          limiter_.record_failure(req.remote_addr);
+          // A stale cookie (the token changed) is dropped, so the browser stops sending it.
+          res.set_header("Set-Cookie",
+                         std::string(kCookieName) + "=" + cookie_attributes(req) + "; Max-Age=0");
+        }
+        res.set_header("WWW-Authenticate", "Bearer");
+        send_error(res, 401,
+                   "an access token is required: send Authorization: Bearer TOKEN, or open "
+                   "/login?token=TOKEN once in the browser");
+        return R::Handled;
+      }
     }
     if (req.method == "POST") {
       if (options_.read_only) {
@@ -194,10 +249,9 @@ class Dashboard::Impl {
     res.set_content(reinterpret_cast<const char*>(a->data), a->size, content_type_of(name));
   }
 
+  // Timeouts and connection limits are the GuardedServer's (options_.header_timeout, ...).
   void configure(httplib::Server& s) {
     s.set_payload_max_length(1 << 20);
-    s.set_keep_alive_timeout(2);
-    s.set_read_timeout(10);
     // Nothing from the page may load from elsewhere or run inline; no framing (clickjacking).
     s.set_default_headers(
         {{"X-Content-Type-Options", "nosniff"},
@@ -235,14 +289,18 @@ class Dashboard::Impl {
       serve_asset(req.matches[1], res);
     });
     s.Get("/login", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!options_.token.empty()) {
-        std::string given = req.get_param_value("token");
-        if (!dashboard::constant_time_equal(given, options_.token)) {
-          send_error(res, 401, "wrong or missing token");
+      if (tokens_) {
+        if (!req.has_param("token")) {
+          send_error(res, 401, "missing token: open /login?token=TOKEN");
           return;
         }
-        res.set_header("Set-Cookie", std::string(kCookieName) + "=" + options_.token +
-                                         "; HttpOnly; SameSite=Strict; Path=/");
+        if (!tokens_->token_matches(req.get_param_value("token"))) {
+          limiter_.record_failure(req.remote_addr);
+          send_error(res, 401, "wrong token");
+          return;
+        }
+        res.set_header("Set-Cookie", std::string(kCookieName) + "=" + tokens_->cookie_value() +
+                                         cookie_attributes(req));
       }
       res.status = 303;
       res.set_header("Location", "/");
@@ -294,13 +352,15 @@ class Dashboard::Impl {
   std::shared_ptr<Store> store_;
   const DashboardOptions options_;
   Api api_;
-  std::unique_ptr<httplib::Server> server_;
+  std::optional<dashboard::TokenCheck> tokens_;  // set when a token is configured
+  dashboard::FailureLimiter limiter_;
+  std::unique_ptr<dashboard::GuardedServer> server_;
   std::thread thread_;
+  std::atomic<bool> listen_ended_{false};
   std::atomic<int> port_{0};
 };
 
-Dashboard::Dashboard(std::shared_ptr<Store> store, DashboardOptions options) {
-  if (!store) throw Error(ErrorCode::kInvalidArgument, "Dashboard needs a store");
+void Dashboard::check_options(const DashboardOptions& options) {
   if (options.port < 0 || options.port > 65535) {
     throw Error(ErrorCode::kInvalidArgument,
                 "dashboard port must be 0 to 65535, not " + std::to_string(options.port));
@@ -311,17 +371,22 @@ Dashboard::Dashboard(std::shared_ptr<Store> store, DashboardOptions options) {
   if (!is_loopback_address(options.address) && options.token.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the dashboard listens on " + options.address +
-                    ", which other machines can reach: give it an access token (--token or "
-                    "ERGON_DASHBOARD_TOKEN), or listen on 127.0.0.1");
+                    ", which other machines can reach: give it an access token "
+                    "(--token-file or ERGON_DASHBOARD_TOKEN), or listen on 127.0.0.1");
   }
-  // The token travels in a cookie and a header: keep it to characters both carry safely.
-  for (char c : options.token) {
-    if (c <= ' ' || c >= 127 || c == ';' || c == ',' || c == '"' || c == '\\') {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "the dashboard token may hold printable ASCII only, without spaces, quotes, "
-                  "commas, semicolons or backslashes");
-    }
+  if (!options.token.empty()) dashboard::check_token(options.token);
+  if (options.max_connections == 0 || options.threads == 0 ||
+      options.header_timeout <= std::chrono::milliseconds::zero() ||
+      (options.max_failed_attempts > 0 && options.failed_attempts_window <= Duration::zero())) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "dashboard max_connections, threads, header_timeout and (with a limit on failed "
+                "attempts) failed_attempts_window must be positive");
   }
+}
+
+Dashboard::Dashboard(std::shared_ptr<Store> store, DashboardOptions options) {
+  if (!store) throw Error(ErrorCode::kInvalidArgument, "Dashboard needs a store");
+  check_options(options);
   impl_ = std::make_unique<Impl>(std::move(store), std::move(options));
 }
 

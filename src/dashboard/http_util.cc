@@ -4,16 +4,6 @@
 
 namespace ergon::dashboard {
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  // The length is not secret; the content is compared without an early exit.
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
-}
-
 std::optional<std::string> cookie_value(std::string_view header, std::string_view name) {
   while (!header.empty()) {
     std::size_t end = header.find(';');

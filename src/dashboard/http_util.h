@@ -8,9 +8,6 @@
 
 namespace ergon::dashboard {
 
-// Compares in time independent of where the strings differ (the token check).
-bool constant_time_equal(std::string_view a, std::string_view b);
-
 // The value of cookie `name` in a Cookie header, if present.
 std::optional<std::string> cookie_value(std::string_view header, std::string_view name);
 

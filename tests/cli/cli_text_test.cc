@@ -94,7 +94,7 @@ TEST_P(CliTextTest, AHandlersErrorTextIsStoredAndShownTheSameOnBothStores) {
     args.insert(args.end(), {"--db", db()});
     auto r = ergon(args);
     EXPECT_EQ(r.status, 0) << args[0] << ": " << r.err;
-    EXPECT_NO_THROW((void)nlohmann::json::parse(r.out)) << args[0];
+    EXPECT_TRUE(nlohmann::json::accept(r.out)) << args[0];
   }
 
   // For a person, the escapes are shown, not acted on.
@@ -137,7 +137,7 @@ TEST_P(CliTextTest, IdentifiersAndPayloadsAreRefusedTheSameOnBothStores) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, CliTextTest, ::testing::Values("sqlite", "postgres"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 class CliSqliteFileTest : public ::testing::Test {
  protected:
@@ -203,7 +203,7 @@ TEST_F(CliSqliteFileTest, ReadCommandsAnswerOverTextStoredBeforeTheRule) {
     ASSERT_EQ(r.status, 0) << args[0] << " " << args[1] << ": " << r.err;
     if (json) {
       EXPECT_NE(r.out.find("\\u001b[2J\uFFFD\\u0007"), std::string::npos) << r.out;
-      EXPECT_NO_THROW((void)nlohmann::json::parse(r.out)) << r.out;
+      EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
     } else {
       expect_printable(r.out, args[0] + " " + args[1]);
     }
@@ -280,7 +280,7 @@ TEST_F(CliSqliteFileTest, AReadOnlyDatabaseCanBeListed) {
     EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u);
     auto show = ergon({"jobs", "show", id, "--db", db()}, true);
     EXPECT_EQ(show.status, 0) << show.err;
-    if ((m.dir & perms::others_write) == perms::none) EXPECT_EQ(listing(dir_.path()), before);
+    EXPECT_EQ(listing(dir_.path()), before);
     // Writing is refused with an error, not a crash.
     auto write = ergon({"enqueue", "t", "{}", "--db", db()}, true);
     EXPECT_EQ(write.status, 1) << write.err;

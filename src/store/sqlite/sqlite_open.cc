@@ -1,4 +1,6 @@
 // Opening an SQLite file: the URL, and the checks that keep a mistaken path from being changed.
+#include <unistd.h>
+
 #include <cctype>
 #include <filesystem>
 #include <string>
@@ -155,17 +157,26 @@ sqlite3* open_database(const SqliteUrl& url, bool create_if_missing) {
     if (int rc = probe(db, path); rc != SQLITE_OK) open_failed(db, rc, path);
     return db;
   }
+  // A WAL database is read through its -shm file, which every writer has. When there is none,
+  // a reader that may not write the file would leave a -shm and a -wal it cannot remove (and
+  // that its owner could not write), and one that may not write the directory cannot create
+  // them: such a reader reads the file as it is, immutable, with no -shm and no locks.
+  const auto immutable = [&] {
+    sqlite3* db =
+        open_file(file_uri(path, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, url);
+    if (int rc = probe(db, path); rc != SQLITE_OK) open_failed(db, rc, path);
+    return db;
+  };
+  if (!fs::exists(path + "-shm", ec) && !fs::exists(path + "-wal", ec) &&
+      ::access(path.c_str(), W_OK) != 0) {
+    return immutable();
+  }
   sqlite3* db = open_file(path, SQLITE_OPEN_READONLY, url);
   const int rc = probe(db, path);
   if (rc == SQLITE_OK) return db;
   if (rc != SQLITE_READONLY && rc != SQLITE_CANTOPEN) open_failed(db, rc, path);
-  // A WAL database is read through its -shm file, which a reader that may not write the
-  // directory cannot create when no writer has. Then no writer is using the file either (it
-  // would have created one), so it is read as it is: immutable, with no -shm and no locks.
   sqlite3_close_v2(db);
-  db = open_file(file_uri(path, "immutable=1"), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, url);
-  if (int again = probe(db, path); again != SQLITE_OK) open_failed(db, again, path);
-  return db;
+  return immutable();
 }
 
 }  // namespace ergon::sqlite

@@ -258,13 +258,15 @@ TEST_F(CliSqliteFileTest, AReadOnlyDatabaseCanBeListed) {
   struct Mode {
     perms file, dir;
   } modes[] = {
-      {perms::owner_read | perms::group_read | perms::others_read, perms::all},
+      // The read-only directories first: a -shm file left by an earlier reader would let
+      // them pass without the fix.
       {perms::owner_read | perms::owner_write | perms::group_read | perms::others_read,
        perms::owner_read | perms::owner_exec | perms::group_read | perms::group_exec |
            perms::others_read | perms::others_exec},
       {perms::owner_read | perms::group_read | perms::others_read,
        perms::owner_read | perms::owner_exec | perms::group_read | perms::group_exec |
            perms::others_read | perms::others_exec},
+      {perms::owner_read | perms::group_read | perms::others_read, perms::all},
   };
   for (const auto& m : modes) {
     fs::permissions(dir_.file("jobs.db"), m.file);

@@ -16,7 +16,7 @@ void register_audit(CLI::App& app, Globals& g) {
       ->check(CLI::Range(1, 10000));
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([&g, a] {
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto records = runner.list_audit(a->limit);
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
@@ -28,13 +28,14 @@ void register_audit(CLI::App& app, Globals& g) {
                        {"target", r.target},
                        {"detail", r.detail}});
       }
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-20s  %-16s  %-16s  %-40s  %s\n", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL");
     for (const auto& r : records) {
-      std::printf("%-20s  %-16s  %-16s  %-40s  %s\n", short_time(r.at).c_str(), r.actor.c_str(),
-                  r.action.c_str(), r.target.c_str(), r.detail.c_str());
+      std::printf("%-20s  %-16s  %-16s  %-40s  %s\n", short_time(r.at).c_str(),
+                  printable(r.actor).c_str(), printable(r.action).c_str(),
+                  printable(r.target).c_str(), printable(r.detail).c_str());
     }
   });
 }

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "store/store.h"  // truncate_utf8
 
 namespace ergon::cli {
 namespace {
@@ -33,12 +34,14 @@ nlohmann::json to_json(const JobRecord& r) {
           {"group_key", opt(r.group_key)}};
 }
 
-// One line per job; long fields are cut so the table stays readable.
+// One line per job; long fields are cut so the table stays readable, and what the store holds
+// is shown, never acted on by the terminal (printable).
 std::string cut(std::string s, std::size_t n) {
   for (char& c : s) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   }
-  return s.size() <= n ? s : s.substr(0, n - 3) + "...";
+  s = printable(s);
+  return s.size() <= n ? s : truncate_utf8(s, n - 3) + "...";
 }
 
 }  // namespace
@@ -61,12 +64,12 @@ void register_jobs(CLI::App& app, Globals& g) {
   list->callback([&g, la] {
     JobFilter f = make_filter(la->filter, Clock::system().now());
     f.limit = la->limit;
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto rows = runner.list_jobs(f);
     if (la->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& r : rows) out.push_back(to_json(r));
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-36s  %-20s  %-9s  %7s  %8s  %-20s  %s\n", "ID", "TYPE", "STATUS", "ATTEMPT",
@@ -118,19 +121,20 @@ void register_jobs(CLI::App& app, Globals& g) {
   show->add_flag("--json", sa->json, "print JSON");
   show->callback([&g, sa] {
     JobId id = parse_job_id_arg(sa->id);
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto r = runner.get_job(id);
     if (!r) throw Error(ErrorCode::kNotFound, "no job with id " + sa->id);
     nlohmann::json j = to_json(*r);
     if (sa->json) {
-      std::cout << j.dump(2) << "\n";
+      print_json(j);
       return;
     }
     for (const auto& [key, value] : j.items()) {
       std::string v = value.is_string() ? value.get<std::string>()
-                      : value.is_null() ? "-"
-                                        : value.dump();
-      std::printf("%-17s %s\n", (key + ":").c_str(), v.c_str());
+                      : value.is_null()
+                          ? "-"
+                          : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      std::printf("%-17s %s\n", (key + ":").c_str(), printable(v, true).c_str());
     }
   });
 

@@ -50,7 +50,7 @@ void register_limits(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "every limit, with how many of the type run now");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto limits = runner.list_type_limits();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
@@ -66,13 +66,13 @@ void register_limits(CLI::App& app, Globals& g) {
         }
         out.push_back(std::move(row));
       }
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-40s %12s %14s %9s %10s\n", "JOB TYPE", "MAX RUNNING", "RATE", "PER GROUP",
                 "RUNNING");
     for (const auto& l : limits) {
-      std::printf("%-40s %12s %14s %9s %10lld\n", l.job_type.c_str(),
+      std::printf("%-40s %12s %14s %9s %10lld\n", printable(l.job_type).c_str(),
                   describe_limit(l, false).c_str(), describe_limit(l, true).c_str(),
                   l.per_group ? "yes" : "no", static_cast<long long>(l.running));
     }

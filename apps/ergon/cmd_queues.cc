@@ -13,7 +13,7 @@ void register_queues(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "queues with jobs waiting or running, or paused");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto queues = runner.list_queues();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
@@ -23,13 +23,14 @@ void register_queues(CLI::App& app, Globals& g) {
                        {"pending", q.pending},
                        {"running", q.running}});
       }
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-30s %-8s %10s %10s\n", "QUEUE", "STATE", "PENDING", "RUNNING");
     for (const auto& q : queues) {
-      std::printf("%-30s %-8s %10lld %10lld\n", q.name.c_str(), q.paused ? "paused" : "running",
-                  static_cast<long long>(q.pending), static_cast<long long>(q.running));
+      std::printf("%-30s %-8s %10lld %10lld\n", printable(q.name).c_str(),
+                  q.paused ? "paused" : "running", static_cast<long long>(q.pending),
+                  static_cast<long long>(q.running));
     }
   });
 

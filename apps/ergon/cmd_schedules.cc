@@ -39,19 +39,20 @@ void register_schedules(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "list schedules");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto rows = runner.list_scheduled_jobs();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& s : rows) out.push_back(to_json(s));
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %s\n", "NAME", "TYPE", "EXPRESSION", "ZONE",
                 "ENABLED", "NEXT", "LAST");
     for (const auto& s : rows) {
-      std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %s\n", s.name.c_str(), s.job_type.c_str(),
-                  s.cron_expression.c_str(), s.time_zone.c_str(), s.is_enabled ? "yes" : "no",
+      std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %s\n", printable(s.name).c_str(),
+                  printable(s.job_type).c_str(), printable(s.cron_expression).c_str(),
+                  printable(s.time_zone).c_str(), s.is_enabled ? "yes" : "no",
                   short_time(s.next_run_time).c_str(),
                   s.last_run_time ? short_time(*s.last_run_time).c_str() : "-");
     }

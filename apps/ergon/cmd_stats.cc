@@ -20,7 +20,7 @@ void register_stats(CLI::App& app, Globals& g) {
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([&g, a] {
     Duration alive_within = parse_cli_duration(a->alive_within, "--alive-within");
-    auto store = open_existing(database_url(g));
+    auto store = open_for_reading(database_url(g));
     JobRunner runner(store);
     const TimePoint now = Clock::system().now();
     auto counts = runner.job_counts();
@@ -70,7 +70,7 @@ void register_stats(CLI::App& app, Globals& g) {
                             {"workers", {{"registered", workers.size()}, {"alive", alive}}},
                             {"unhandled_types", waiting},
                             {"outbox", {{"enabled", outbox.enabled}, {"rows", outbox.rows}}}};
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-24s %9s %9s %10s %9s %10s  %s\n", "QUEUE", "PENDING", "RUNNING", "COMPLETED",
@@ -82,7 +82,7 @@ void register_stats(CLI::App& app, Globals& g) {
       };
       char age[32] = "-";
       if (r.oldest_due) std::snprintf(age, sizeof age, "%.0fs", seconds(*r.oldest_due));
-      std::printf("%-24s %9lld %9lld %10lld %9lld %10lld  %s\n", name.c_str(),
+      std::printf("%-24s %9lld %9lld %10lld %9lld %10lld  %s\n", printable(name).c_str(),
                   n(JobStatus::kPending), n(JobStatus::kRunning), n(JobStatus::kCompleted),
                   n(JobStatus::kFailed), n(JobStatus::kCancelled), age);
     }
@@ -91,8 +91,8 @@ void register_stats(CLI::App& app, Globals& g) {
     std::printf("messaging outbox: %lld row(s), triggers %s\n", static_cast<long long>(outbox.rows),
                 outbox.enabled ? "on" : "off");
     for (const auto& u : unhandled) {
-      std::printf("no live worker handles job type %s: %lld pending\n", u.job_type.c_str(),
-                  static_cast<long long>(u.pending));
+      std::printf("no live worker handles job type %s: %lld pending\n",
+                  printable(u.job_type).c_str(), static_cast<long long>(u.pending));
     }
   });
 }

@@ -12,7 +12,7 @@ void register_workers(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "list registered workers and their running jobs");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_existing(database_url(g)));
+    JobRunner runner(open_for_reading(database_url(g)));
     auto workers = runner.list_workers();
     auto running = runner.list_jobs({.status = JobStatus::kRunning, .limit = 10000});
     auto jobs_of = [&](const std::string& id) {
@@ -35,15 +35,15 @@ void register_workers(CLI::App& app, Globals& g) {
                        {"heartbeat_at", format_timestamp(w.heartbeat_at)},
                        {"running_jobs", ids}});
       }
-      std::cout << out.dump(2) << "\n";
+      print_json(out);
       return;
     }
     std::printf("%-40s %-20s %7s  %-20s  %-20s  %s\n", "ID", "HOST", "PID", "STARTED", "HEARTBEAT",
                 "RUNNING");
     for (const auto& w : workers) {
-      std::printf("%-40s %-20s %7d  %-20s  %-20s  %zu\n", w.id.c_str(), w.host.c_str(), w.pid,
-                  short_time(w.started_at).c_str(), short_time(w.heartbeat_at).c_str(),
-                  jobs_of(w.id).size());
+      std::printf("%-40s %-20s %7d  %-20s  %-20s  %zu\n", printable(w.id).c_str(),
+                  printable(w.host).c_str(), w.pid, short_time(w.started_at).c_str(),
+                  short_time(w.heartbeat_at).c_str(), jobs_of(w.id).size());
     }
   });
 }

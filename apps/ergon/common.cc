@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cstdlib>
+#include <iostream>
 
 namespace ergon::cli {
 
@@ -110,7 +111,9 @@ std::string describe(const JobFilter& f) {
   if (f.queue) add("queue", *f.queue);
   if (f.created_after) add("since", format_timestamp(*f.created_after));
   if (f.created_before) add("until", format_timestamp(*f.created_before));
-  if (f.text) add("text", nlohmann::json(*f.text).dump());
+  if (f.text)
+    add("text",
+        nlohmann::json(*f.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (f.before_id) add("before", f.before_id->to_string());
   return out.empty() ? "all jobs" : out;
 }
@@ -162,6 +165,15 @@ sigset_t block_stop_signals() {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+std::shared_ptr<Store> open_for_reading(const std::string& url) {
+  if (!url.starts_with("sqlite:")) return open_existing(url);
+  return open_existing(url + (url.find('?') == std::string::npos ? "?" : "&") + "mode=ro");
+}
+
+void print_json(const nlohmann::json& j) {
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 }  // namespace ergon::cli

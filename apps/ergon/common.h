@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "ergon/ergon.h"
+#include "store/text_rules.h"  // printable(): text from the store, shown to a person
 
 namespace ergon::cli {
 
@@ -73,6 +74,14 @@ sigset_t block_stop_signals();
 // else `fallback` (a config file's Token). Defined in cmd_dashboard.cc.
 std::string dashboard_token(const std::string& file, const std::string& flag_value,
                             std::string_view flag, const std::string& fallback = "");
+
+// open_existing for a command that only reads (listings, show, stats): on SQLite the file is
+// opened read-only (`mode=ro`), so a database its user may not write can still be read and
+// nothing is created beside the file.
+std::shared_ptr<Store> open_for_reading(const std::string& url);
+// Prints data from the store as indented JSON. Text that is not UTF-8 (rows stored before the
+// text rule, docs/storage.md#text) comes out as U+FFFD instead of failing the whole output.
+void print_json(const nlohmann::json& j);
 
 void register_demo(CLI::App& app, Globals& g);
 void register_migrate(CLI::App& app, Globals& g);

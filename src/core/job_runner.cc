@@ -4,6 +4,7 @@
 #include "runtime/scheduler.h"
 #include "store/handled_types.h"
 #include "store/store.h"
+#include "store/text_rules.h"
 
 namespace ergon {
 namespace {
@@ -12,14 +13,9 @@ namespace {
 // unless every check passes.
 JobInsertParams make_insert(Store& store, std::string_view job_type, std::string_view job_data,
                             const JobOptions& o) {
-  if (job_type.empty()) throw Error(ErrorCode::kInvalidArgument, "job type is empty");
-  if (job_type.size() > kMaxJobTypeBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "job type is longer than 200 bytes");
-  }
-  if (!nlohmann::json::accept(job_data)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "job_data of '" + std::string(job_type) + "' is not valid JSON");
-  }
+  // Identifiers and the payload follow the text rule of every store (store/text_rules.h).
+  check_identifier("job type", job_type, kMaxJobTypeBytes);
+  check_job_data(job_type, job_data);
   if (o.run_at && o.delay) {
     throw Error(ErrorCode::kInvalidArgument, "give run_at or delay, not both");
   }
@@ -29,9 +25,7 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   if (o.max_attempts && *o.max_attempts < 1) {
     throw Error(ErrorCode::kInvalidArgument, "max_attempts must be at least 1");
   }
-  if (o.queue.empty() || o.queue.size() > kMaxQueueBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "queue name must be 1 to 100 bytes");
-  }
+  check_identifier("queue name", o.queue, kMaxQueueBytes);
   TimePoint now = store.clock().now();
   JobInsertParams p;
   p.id = JobId::generate(now);
@@ -46,9 +40,7 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   p.queue = o.queue;
   p.priority = o.priority;
   p.timeout = o.timeout;
-  if (o.unique_key.size() > kMaxJobTypeBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "unique_key is longer than 200 bytes");
-  }
+  check_identifier("unique_key", o.unique_key, kMaxUniqueKeyBytes, true);
   if (o.unique_while_running && o.unique_key.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "unique_while_running needs a unique_key");
   }
@@ -64,12 +56,7 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   p.unique_key = o.unique_key;
   p.unique_while_running = o.unique_while_running;
   p.unique_period = o.unique_period;
-  if (o.group_key.size() > kMaxGroupKeyBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "group_key is longer than 200 bytes");
-  }
-  if (o.group_key.find('\0') != std::string::npos) {
-    throw Error(ErrorCode::kInvalidArgument, "group_key must not contain a NUL byte");
-  }
+  check_identifier("group_key", o.group_key, kMaxGroupKeyBytes, true);
   p.group_key = o.group_key;
   return p;
 }
@@ -128,9 +115,7 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   JobInsertParams checked = make_insert(*store_, job_type, job_data, job_options);
   ScheduleRecord r;
   r.name = o.name.empty() ? std::string(job_type) : o.name;
-  if (r.name.size() > kMaxJobTypeBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "schedule name is longer than 200 bytes");
-  }
+  check_identifier("schedule name", r.name, kMaxScheduleNameBytes);
   if (o.misfire_limit < 1) {
     throw Error(ErrorCode::kInvalidArgument, "misfire_limit must be at least 1");
   }
@@ -200,21 +185,13 @@ CancelOutcome JobRunner::cancel(const JobId& id) {
 
 std::vector<WorkerRecord> JobRunner::list_workers() const { return store_->worker_list(); }
 
-namespace {
-void check_queue_name(std::string_view queue) {
-  if (queue.empty() || queue.size() > kMaxQueueBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "queue name must be 1 to 100 bytes");
-  }
-}
-}  // namespace
-
 void JobRunner::pause_queue(std::string_view queue) {
-  check_queue_name(queue);
+  check_identifier("queue name", queue, kMaxQueueBytes);
   store_->queue_set_paused(queue, true, store_->clock().now());
 }
 
 void JobRunner::resume_queue(std::string_view queue) {
-  check_queue_name(queue);
+  check_identifier("queue name", queue, kMaxQueueBytes);
   store_->queue_set_paused(queue, false, store_->clock().now());
   // Workers of this process look again now; others at their next poll.
   store_->notifier().notify(store_->clock().now());

@@ -8,6 +8,7 @@
 #include "ergon/cron.h"
 #include "ergon/job_runner.h"
 #include "store/handled_types.h"
+#include "store/text_rules.h"
 
 namespace ergon::dashboard {
 namespace {
@@ -23,17 +24,10 @@ json opt(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
 }
 
-// Text from the database may hold bytes that are not UTF-8 (a command's stderr); json::dump
-// would throw on them. Replace them rather than fail the whole answer.
-json text(const std::string& s) {
-  json j = s;
-  try {
-    (void)j.dump();
-    return j;
-  } catch (const json::type_error&) {
-    return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace));
-  }
-}
+// Text from the database may hold bytes that are not UTF-8 (rows stored before the text rule,
+// docs/storage.md#text); json::dump would throw on them. They become U+FFFD, as the stores
+// clean what they write now.
+json text(const std::string& s) { return clean_text(s); }
 
 json opt_text(const std::optional<std::string>& s) { return s ? text(*s) : json(nullptr); }
 

@@ -23,6 +23,7 @@
 #include "runtime/job_queue.h"
 #include "runtime/scheduler.h"
 #include "store/store.h"
+#include "store/text_rules.h"
 
 namespace ergon {
 namespace {
@@ -1508,6 +1509,8 @@ JobsWorker::JobsWorker(std::shared_ptr<Store> store, HandlerRegistry handlers,
   if (options.default_max_attempts < 1) {
     throw Error(ErrorCode::kInvalidArgument, "default_max_attempts must be at least 1");
   }
+  // Stored in the workers table and in every job it claims (store/text_rules.h).
+  check_identifier("worker_name", options.worker_name, kMaxWorkerNameBytes, true);
   for (const auto& [queue, max_held] : options.queue_limits) {
     if (max_held < 0) {
       throw Error(ErrorCode::kInvalidArgument,

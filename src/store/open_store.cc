@@ -5,6 +5,7 @@
 #include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
+#include "store/text_rules.h"
 
 namespace ergon {
 
@@ -121,12 +122,7 @@ std::optional<TimePoint> Store::schedule_next_due() { no_schedules(*this); }
 ScheduleFireResult Store::schedule_fire(const ScheduleFireParams&) { no_schedules(*this); }
 
 void check_type_limit(const TypeLimit& l) {
-  if (l.job_type.empty() || l.job_type.size() > kMaxJobTypeBytes) {
-    throw Error(ErrorCode::kInvalidArgument, "job type must be 1 to 200 bytes");
-  }
-  if (l.job_type.find('\0') != std::string::npos) {
-    throw Error(ErrorCode::kInvalidArgument, "job type must not contain a NUL byte");
-  }
+  check_identifier("job type", l.job_type, kMaxJobTypeBytes);
   if (!l.max_running && !l.rate_limit) {
     throw Error(ErrorCode::kInvalidArgument,
                 "a limit needs a concurrency limit, a rate limit or both");

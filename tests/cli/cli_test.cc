@@ -151,7 +151,7 @@ TEST_F(CliTest, BadInputIsRefusedAndChangesNothing) {
       {{"enqueue", "t", "{}", "--max-attempts", "0", "--db", db()}, "max-attempts"},
       {{"enqueue", "t", "{}", "--delay", "5s", "--run-at", "2026-01-01T00:00:00Z", "--db", db()},
        "not both"},
-      {{"enqueue", "", "{}", "--db", db()}, "job type is empty"},
+      {{"enqueue", "", "{}", "--db", db()}, "job type must be 1 to 200 bytes"},
       {{"jobs", "show", "not-an-id", "--db", db()}, "not a job id"},
       {{"jobs", "show", "01a223a3-f984-716a-98ba-0e08a36a78ed", "--db", db()}, "no job with id"},
       {{"jobs", "list", "--status", "Done", "--db", db()}, "not one of"},

@@ -881,8 +881,9 @@ TEST_F(PostgresStoreTest, MessagesWithAnyBytesAreStored) {
   ASSERT_TRUE(store->job_finish(f));
   auto after = store->job_get(p.id);
   EXPECT_EQ(after->status, JobStatus::kFailed);
-  EXPECT_EQ(after->error_message, "bad \xEF\xBF\xBD byte and a  NUL");
-  EXPECT_EQ(after->progress_message, "halfway");
+  // The text rule of both stores (docs/storage.md#text): invalid bytes and NUL become U+FFFD.
+  EXPECT_EQ(after->error_message, "bad \xEF\xBF\xBD byte and a \xEF\xBF\xBD NUL");
+  EXPECT_EQ(after->progress_message, "half\xEF\xBF\xBDway");
 }
 
 // The server kills every connection of the store (as a failover or an administrator would):

@@ -210,9 +210,11 @@ TEST_F(SqliteStoreTest, ParsesUrls) {
   EXPECT_EQ(u.busy_timeout_ms, 10);
   EXPECT_EQ(sqlite::parse_sqlite_url("sqlite:rel.db").path, "rel.db");
   EXPECT_EQ(sqlite::parse_sqlite_url("sqlite:rel.db").synchronous, "FULL");
+  EXPECT_FALSE(sqlite::parse_sqlite_url("sqlite:rel.db").read_only);
+  EXPECT_TRUE(sqlite::parse_sqlite_url("sqlite:rel.db?mode=rw&mode=ro").read_only);
   for (const char* bad :
        {"sqlite:", "sqlite:a.db?synchronous=fast", "sqlite:a.db?busy_timeout_ms=x",
-        "sqlite:a.db?journal=wal", "mysql://x"}) {
+        "sqlite:a.db?journal=wal", "sqlite:a.db?mode=readonly", "mysql://x"}) {
     EXPECT_THROW(sqlite::parse_sqlite_url(bad), Error) << bad;
   }
   EXPECT_THROW(open_store("redis://localhost"), Error);

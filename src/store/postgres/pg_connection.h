@@ -142,8 +142,4 @@ std::string jsonb(const PGresult* r, int row, int col);
 // `{"n":1}`, as the caller wrote it (key order stays jsonb's own).
 std::string compact_json(std::string_view json);
 
-// `text` made storable in a PostgreSQL text column: NUL bytes dropped, invalid UTF-8 replaced
-// by U+FFFD. For messages that come from exceptions and must never make an update fail.
-std::string sanitize_utf8(std::string_view text);
-
 }  // namespace ergon::postgres

@@ -10,6 +10,7 @@
 
 #include "ergon/error.h"
 #include "store/postgres/postgres_store.h"
+#include "store/text_rules.h"
 
 namespace ergon::postgres {
 namespace {
@@ -285,10 +286,10 @@ void PostgresStore::audit_insert(const AuditRecord& a) {
                  "$4, $5)",
              PgParams()
                  .time(a.at)
-                 .text(sanitize_utf8(a.actor))
-                 .text(sanitize_utf8(a.action))
-                 .text(sanitize_utf8(a.target))
-                 .text(sanitize_utf8(a.detail)),
+                 .text(clean_text(a.actor))
+                 .text(clean_text(a.action))
+                 .text(clean_text(a.target))
+                 .text(clean_text(a.detail)),
              Format::kText);
 }
 

@@ -12,6 +12,7 @@
 #include "ergon/error.h"
 #include "store/handled_types.h"
 #include "store/postgres/pg_migrations.h"
+#include "store/text_rules.h"
 
 namespace ergon::postgres {
 namespace {
@@ -799,7 +800,7 @@ PostgresUrl parse_postgres_url(std::string_view url) {
       out.schema = percent_decode(value);
       // PostgreSQL cuts longer identifiers silently, which would merge two long names.
       if (out.schema.empty() || out.schema.size() > 63 ||
-          out.schema.find('\0') != std::string::npos || sanitize_utf8(out.schema) != out.schema) {
+          out.schema.find('\0') != std::string::npos || !is_valid_utf8(out.schema)) {
         throw Error(ErrorCode::kInvalidArgument,
                     "postgresql URL: schema must be 1 to 63 bytes of UTF-8, not '" +
                         std::string(value) + "'");
@@ -1175,16 +1176,12 @@ namespace {
 
 // $1..$11 of the finish statements (the retry ones take the channel as $12). Messages come
 // from exceptions and may hold any bytes; PostgreSQL refuses NUL and invalid UTF-8, and a
-// refused outcome would leave the job Running. Clean them first.
+// refused outcome would leave the job Running. Clean them first (the rule of both stores).
 PgParams finish_params(const JobFinishParams& p) {
   std::optional<std::string> error;
-  if (p.error_message) {
-    error = truncate_utf8(sanitize_utf8(*p.error_message), kMaxErrorMessageBytes);
-  }
+  if (p.error_message) error = clean_text(*p.error_message, kMaxErrorMessageBytes);
   std::optional<std::string> progress;
-  if (p.progress_message) {
-    progress = truncate_utf8(sanitize_utf8(*p.progress_message), kMaxProgressMessageBytes);
-  }
+  if (p.progress_message) progress = clean_text(*p.progress_message, kMaxProgressMessageBytes);
   std::optional<int> percent;
   if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
   PgParams params;
@@ -1641,7 +1638,7 @@ bool PostgresStore::job_finish_tx(pg_conn* conn, const JobFinishParams& p) {
 
 bool PostgresStore::job_progress_update(const JobProgressParams& p) {
   PgParams params;
-  params.text(truncate_utf8(sanitize_utf8(p.message), kMaxProgressMessageBytes))
+  params.text(clean_text(p.message, kMaxProgressMessageBytes))
       .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
       .text(p.id.to_string())
       .integer(static_cast<std::int64_t>(p.attempt))

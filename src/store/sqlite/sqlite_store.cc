@@ -1,7 +1,6 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -9,6 +8,7 @@
 #include "ergon/error.h"
 #include "store/handled_types.h"
 #include "store/sqlite/sqlite_migrations.h"
+#include "store/text_rules.h"
 
 namespace ergon::sqlite {
 namespace {
@@ -329,78 +329,21 @@ JobId insert_on(sqlite3* db, sqlite3_stmt* insert, sqlite3_stmt* holder, const J
 
 }  // namespace
 
-SqliteUrl parse_sqlite_url(std::string_view url) {
-  constexpr std::string_view kScheme = "sqlite:";
-  if (!url.starts_with(kScheme)) {
-    throw Error(ErrorCode::kInvalidArgument, "not a sqlite URL: '" + std::string(url) + "'");
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  if (rest.starts_with("//")) rest.remove_prefix(2);  // accept sqlite://PATH too
-  SqliteUrl out;
-  auto q = rest.find('?');
-  out.path = std::string(rest.substr(0, q));
-  if (out.path.empty()) {
-    throw Error(ErrorCode::kInvalidArgument, "sqlite URL has no path: '" + std::string(url) + "'");
-  }
-  if (q == std::string_view::npos) return out;
-  std::string_view params = rest.substr(q + 1);
-  while (!params.empty()) {
-    auto amp = params.find('&');
-    std::string_view kv = params.substr(0, amp);
-    params = amp == std::string_view::npos ? std::string_view() : params.substr(amp + 1);
-    auto eq = kv.find('=');
-    std::string key(kv.substr(0, eq));
-    std::string value(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
-    if (key == "synchronous") {
-      std::string upper;
-      for (char c : value) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (upper != "OFF" && upper != "NORMAL" && upper != "FULL" && upper != "EXTRA") {
-        throw Error(
-            ErrorCode::kInvalidArgument,
-            "sqlite URL: synchronous must be off, normal, full or extra, not '" + value + "'");
-      }
-      out.synchronous = upper;
-    } else if (key == "busy_timeout_ms") {
-      try {
-        std::size_t used = 0;
-        out.busy_timeout_ms = std::stoi(value, &used);
-        if (used != value.size() || out.busy_timeout_ms < 0) throw std::invalid_argument(value);
-      } catch (const std::exception&) {
-        throw Error(
-            ErrorCode::kInvalidArgument,
-            "sqlite URL: busy_timeout_ms must be a non-negative integer, not '" + value + "'");
-      }
-    } else {
-      throw Error(ErrorCode::kInvalidArgument, "sqlite URL: unknown parameter '" + key + "'");
-    }
-  }
-  return out;
-}
-
 SqliteStore::SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_missing)
     : Store(clock) {
-  if (!create_if_missing && !std::filesystem::exists(url.path)) {
-    throw Error(ErrorCode::kNotFound, "database file not found: " + url.path);
-  }
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-  if (create_if_missing) flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(url.path.c_str(), &db_, flags, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = "cannot open sqlite database '" + url.path +
-                      "': " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-    sqlite3_close_v2(db_);
-    db_ = nullptr;
-    throw Error(ErrorCode::kStore, msg);
-  }
+  db_ = open_database(url, create_if_missing);
   try {
     std::lock_guard lock(mu_);
     busy_timeout_ms_ = url.busy_timeout_ms;
     sqlite3_busy_timeout(db_, url.busy_timeout_ms);
     sqlite3_extended_result_codes(db_, 1);
     // WAL lets readers (the CLI, the dashboard) run while a worker writes, and keeps commits
-    // cheap. The setting is persistent in the file; re-asserting it is a no-op.
-    exec("PRAGMA journal_mode=WAL");
-    exec(("PRAGMA synchronous=" + url.synchronous).c_str());
+    // cheap. The setting is persistent in the file; re-asserting it is a no-op. A reader
+    // leaves the file as it is (switching an empty file to WAL writes it).
+    if (!url.read_only) {
+      exec("PRAGMA journal_mode=WAL");
+      exec(("PRAGMA synchronous=" + url.synchronous).c_str());
+    }
     exec("PRAGMA foreign_keys=ON");
   } catch (...) {
     sqlite3_close_v2(db_);
@@ -787,11 +730,13 @@ constexpr const char* kFinishSql =
     " END "
     "WHERE id = ?9 AND attempt = ?10 AND worker_id = ?11 AND status = 'Running'";
 
+// Messages come from exceptions and a command's stderr: cleaned as PostgreSQL needs them, so
+// both stores keep the same text (store/text_rules.h).
 void bind_finish(Binder& b, const JobFinishParams& p) {
   std::optional<std::string> error;
-  if (p.error_message) error = truncate_utf8(*p.error_message, kMaxErrorMessageBytes);
+  if (p.error_message) error = clean_text(*p.error_message, kMaxErrorMessageBytes);
   std::optional<std::string> progress;
-  if (p.progress_message) progress = truncate_utf8(*p.progress_message, kMaxProgressMessageBytes);
+  if (p.progress_message) progress = clean_text(*p.progress_message, kMaxProgressMessageBytes);
   std::optional<int> percent;
   if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
   b.text(to_string(p.status)).integer(static_cast<std::int64_t>(is_final(p.status))).time(p.now);
@@ -887,7 +832,7 @@ bool SqliteStore::job_progress_update(const JobProgressParams& p) {
                          "WHERE id = ?3 AND attempt = ?4 AND worker_id = ?5 "
                          "AND status = 'Running'")
                     .get());
-  b.text(truncate_utf8(p.message, kMaxProgressMessageBytes))
+  b.text(clean_text(p.message, kMaxProgressMessageBytes))
       .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
       .text(p.id.to_string())
       .integer(static_cast<std::int64_t>(p.attempt))
@@ -1281,7 +1226,12 @@ void SqliteStore::audit_insert(const AuditRecord& r) {
   Binder b(db_, prepared("INSERT INTO audit_log (at, actor, action, target, detail) "
                          "VALUES (?, ?, ?, ?, ?)")
                     .get());
-  b.time(r.at).text(r.actor).text(r.action).text(r.target).text(r.detail).run();
+  b.time(r.at)
+      .text(clean_text(r.actor))
+      .text(clean_text(r.action))
+      .text(clean_text(r.target))
+      .text(clean_text(r.detail))
+      .run();
 }
 
 std::vector<AuditRecord> SqliteStore::audit_list(int limit) {

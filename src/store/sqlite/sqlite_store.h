@@ -22,10 +22,20 @@ struct SqliteUrl {
   std::string path;
   std::string synchronous = "FULL";  // OFF | NORMAL | FULL | EXTRA
   int busy_timeout_ms = 5000;
+  // mode=ro: for callers that only read (the CLI's listings). The file is opened read-only and
+  // nothing is written or created beside it; a file its reader may not write (a read-only file,
+  // or one in a read-only directory) can be read.
+  bool read_only = false;
 };
 
-// "sqlite:PATH[?synchronous=normal&busy_timeout_ms=N]". Throws Error(kInvalidArgument).
+// "sqlite:PATH[?synchronous=normal&busy_timeout_ms=N&mode=ro|rw]". Throws
+// Error(kInvalidArgument).
 SqliteUrl parse_sqlite_url(std::string_view url);
+
+// Opens the database file for SqliteStore (sqlite_open.cc). Throws Error: kNotFound for a
+// missing file (unless create_if_missing and not read-only), kInvalidArgument for a path that
+// is not a database (a device, a directory, a file of another format), kStore otherwise.
+sqlite3* open_database(const SqliteUrl& url, bool create_if_missing);
 
 class SqliteStore final : public Store {
  public:

@@ -58,16 +58,29 @@ void register_cron(CLI::App& app, Globals&) {
     try {
       auto expr = cron::CronExpression::parse(a->expr, o);
       auto tz = cron::TimeZone::load(a->tz);
-      TimePoint from = std::chrono::system_clock::now();
+      // In .NET's 100 ns ticks over Cronos's range: a --from of year 1 or 9999, or with a
+      // fraction finer than a microsecond, is searched from exactly as Cronos would.
+      WideTime from = to_wide(std::chrono::system_clock::now());
       if (!a->from.empty()) {
-        auto t = parse_timestamp(a->from);
+        auto t = parse_wide_timestamp(a->from);
         if (!t) {
-          throw Error(ErrorCode::kInvalidArgument,
-                      "--from: '" + a->from + "' is not an ISO-8601 instant");
+          throw CLI::ValidationError("--from", "'" + a->from + "' is not an ISO-8601 instant");
+        }
+        if (*t < kCronEarliest || *t > kCronLatest) {
+          throw CLI::ValidationError(
+              "--from", "'" + a->from +
+                            "' is outside the range of cron instants (0001-01-01T00:00:00Z to "
+                            "9999-12-31T23:59:59.9999999Z)");
         }
         from = *t;
       }
       auto t = expr.next(from, tz, a->inclusive);
+      if (!t) {
+        std::cerr << "ergon: '" << a->expr << "' has no occurrence "
+                  << (a->inclusive ? "from " : "after ") << format_wide_timestamp(from)
+                  << " up to 9999-12-31T23:59:59Z\n";
+        throw CLI::RuntimeError(kExitNotFound);
+      }
       nlohmann::json out = nlohmann::json::array();
       for (int i = 0; i < a->count && t; ++i) {
         if (a->json) {

@@ -20,7 +20,6 @@ cleanup() {
   if [[ -n "$prefix" ]]; then rm -rf "$prefix"; fi
 }
 trap cleanup EXIT
-conformance=$(cd .. && pwd)/shared/conformance
 
 passed=0
 ctest_cmd=(ctest)
@@ -85,7 +84,7 @@ clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
 rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus
 # Seed with the conformance expressions (roughly extracted; exact escapes do not matter).
 i=0
-grep -o '"expr": "[^"]*"' "$conformance/cron/cronos-cases.jsonl" | cut -d'"' -f4 |
+grep -o '"expr": "[^"]*"' tests/cron/data/cronos-cases.jsonl | cut -d'"' -f4 |
   while IFS= read -r expr; do
     i=$((i + 1))
     printf '\000%s' "$expr" > "build/fuzz/corpus/seed$i"

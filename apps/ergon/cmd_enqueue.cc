@@ -61,15 +61,24 @@ void register_enqueue(CLI::App& app, Globals& g) {
     if (!args->delay.empty() && !args->run_at.empty()) {
       throw CLI::ValidationError("--delay and --run-at", "give one of them, not both");
     }
-    if (!args->delay.empty()) o.delay = parse_cli_duration(args->delay, "--delay");
+    if (!args->delay.empty()) {
+      o.delay = parse_cli_duration(args->delay, "--delay");
+      if (saturating_add(Clock::system().now(), *o.delay) > kLatestRunTime) {
+        throw CLI::ValidationError("--delay", run_time_range_error(args->delay + " from now"));
+      }
+    }
     if (!args->run_at.empty()) {
-      auto t = parse_timestamp(args->run_at);
+      auto t = parse_wide_timestamp(args->run_at);
       if (!t) {
         throw CLI::ValidationError("--run-at", "'" + args->run_at +
                                                    "' is not an ISO-8601 instant, e.g. "
                                                    "2026-12-01T08:00:00Z");
       }
-      o.run_at = *t;
+      auto run_at = to_time_point(*t);
+      if (!run_at || *run_at < kEarliestRunTime || *run_at > kLatestRunTime) {
+        throw CLI::ValidationError("--run-at", run_time_range_error(args->run_at));
+      }
+      o.run_at = *run_at;
     }
     if (!nlohmann::json::accept(args->data)) {
       throw Error(ErrorCode::kInvalidArgument, "job data is not valid JSON: " + args->data);

@@ -28,7 +28,7 @@ void register_purge(CLI::App& app, Globals& g) {
     }
     Duration age = parse_cli_duration(a->older_than, "--older-than");
     auto store = open_existing(database_url(g));
-    const TimePoint before = Clock::system().now() - age;
+    const TimePoint before = saturating_sub(Clock::system().now(), age);
     std::int64_t total = JobRunner(store).purge_jobs(status, age, a->batch);
     audit(store, "purge",
           "status=" + std::string(to_string(status)) + " older-than=" + a->older_than,

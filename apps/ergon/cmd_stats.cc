@@ -26,7 +26,7 @@ void register_stats(CLI::App& app, Globals& g) {
     auto counts = runner.job_counts();
     auto workers = runner.list_workers();
     int alive = 0;
-    for (const auto& w : workers) alive += now - w.heartbeat_at <= alive_within ? 1 : 0;
+    for (const auto& w : workers) alive += elapsed(w.heartbeat_at, now) <= alive_within ? 1 : 0;
     auto unhandled = runner.unhandled_job_types(alive_within);
     OutboxState outbox = runner.outbox_state();
 
@@ -39,8 +39,7 @@ void register_stats(CLI::App& app, Globals& g) {
       Row& r = rows[c.queue];
       r.n[c.status] = c.count;
       if (c.oldest_due_run_at) {
-        r.oldest_due = std::max(Duration::zero(),
-                                std::chrono::duration_cast<Duration>(now - *c.oldest_due_run_at));
+        r.oldest_due = std::max(Duration::zero(), elapsed(*c.oldest_due_run_at, now));
       }
     }
     constexpr JobStatus kStatuses[] = {JobStatus::kPending, JobStatus::kRunning,

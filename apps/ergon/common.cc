@@ -1,7 +1,11 @@
 #include "common.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
+
+#include "ergon/time_range.h"
 
 namespace ergon::cli {
 
@@ -20,7 +24,11 @@ std::shared_ptr<Store> open_existing(const std::string& url) {
   return open_store(url, o);
 }
 
-Duration parse_cli_duration(const std::string& text, const std::string& option) {
+namespace {
+
+// A duration with a unit, or a TimeSpan; nullopt when the text is not shaped like one. A
+// negative one, or one longer than kMaxDuration, throws CLI::ValidationError naming `option`.
+std::optional<Duration> cli_duration(const std::string& text, const std::string& option) {
   if (text.find(':') != std::string::npos) {
     try {
       return parse_timespan(text);
@@ -28,22 +36,35 @@ Duration parse_cli_duration(const std::string& text, const std::string& option) 
       throw CLI::ValidationError(option, e.what());
     }
   }
-  std::size_t used = 0;
-  long long n = -1;
-  try {
-    n = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
+  std::string_view digits = text;
+  const bool negative = !digits.empty() && digits.front() == '-';
+  if (negative) digits.remove_prefix(1);
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (end == digits.data()) return std::nullopt;
+  // Microseconds per unit; a count that overflows them is too long, whatever its sign.
+  static constexpr std::pair<std::string_view, std::int64_t> kUnits[] = {{"ms", 1'000},
+                                                                         {"s", 1'000'000},
+                                                                         {"m", 60'000'000},
+                                                                         {"h", 3'600'000'000},
+                                                                         {"d", 86'400'000'000}};
+  std::string_view unit(end, static_cast<std::size_t>(digits.data() + digits.size() - end));
+  const auto* u = std::find_if(std::begin(kUnits), std::end(kUnits),
+                               [&](const auto& k) { return k.first == unit; });
+  if (u == std::end(kUnits)) return std::nullopt;
+  if (negative && n != 0) throw CLI::ValidationError(option, "'" + text + "' is negative");
+  std::int64_t us = 0;
+  if (ec == std::errc::result_out_of_range || __builtin_mul_overflow(n, u->second, &us) ||
+      Duration(us) > kMaxDuration) {
+    throw CLI::ValidationError(option, "'" + text + "' " + duration_too_long_error());
   }
-  std::string unit = used ? text.substr(used) : "";
-  using namespace std::chrono;
-  if (n >= 0 && used > 0) {
-    if (unit == "ms") return duration_cast<Duration>(milliseconds(n));
-    if (unit == "s") return duration_cast<Duration>(seconds(n));
-    if (unit == "m") return duration_cast<Duration>(minutes(n));
-    if (unit == "h") return duration_cast<Duration>(hours(n));
-    if (unit == "d") return duration_cast<Duration>(hours(24 * n));
-  }
+  return Duration(us);
+}
+
+}  // namespace
+
+Duration parse_cli_duration(const std::string& text, const std::string& option) {
+  if (auto d = cli_duration(text, option)) return *d;
   throw CLI::ValidationError(option, "'" + text +
                                          "' is not a duration; use e.g. 250ms, 90s, 5m, 2h, "
                                          "1d or hh:mm:ss");
@@ -76,15 +97,15 @@ void add_filter_options(CLI::App* cmd, FilterArgs& a) {
 }
 
 namespace {
+// An instant or a duration back from `now` for a filter. One past TimePoint's range stops at
+// its end, which selects what the words say: --since 2300 nothing, --until 2300 everything,
+// --since 200000d everything.
 TimePoint instant_arg(const std::string& text, const std::string& option, TimePoint now) {
-  if (auto t = parse_timestamp(text)) return *t;
-  try {
-    return now - parse_cli_duration(text);
-  } catch (const CLI::ValidationError&) {
-    throw CLI::ValidationError(option, "'" + text +
-                                           "' is neither an ISO-8601 instant nor a duration "
-                                           "(e.g. 2026-11-28T08:00:00Z, 90s, 2h, 1d)");
-  }
+  if (auto t = parse_wide_timestamp(text)) return clamp_time(*t);
+  if (auto ago = cli_duration(text, option)) return saturating_sub(now, *ago);
+  throw CLI::ValidationError(option, "'" + text +
+                                         "' is neither an ISO-8601 instant nor a duration "
+                                         "(e.g. 2026-11-28T08:00:00Z, 90s, 2h, 1d)");
 }
 }  // namespace
 

@@ -94,7 +94,7 @@ ConfigEnvironment config_environment();
 // errors come as "N errors:" and one indented line each.
 Config parse_config(std::string_view json_text);  // no environment overrides
 Config parse_config(std::string_view json_text, const ConfigEnvironment& env);
-// The file, then the process's overrides (config_environment()).
+// The file (at most 1 MiB, one JSON document, no NUL byte), then config_environment().
 Config load_config_file(const std::string& path);
 Config load_config_file(const std::string& path, const ConfigEnvironment& env);
 
@@ -102,8 +102,8 @@ Config load_config_file(const std::string& path, const ConfigEnvironment& env);
 // included); secrets masked (a database URL's password, a connection string's AccountKey).
 std::string config_to_json(const Config& config);
 
-// "hh:mm:ss", "hh:mm:ss.fffffff", "d.hh:mm:ss[.f]", optionally with a leading '-' rejected.
-// Throws Error(kConfig).
+// "hh:mm:ss", "hh:mm:ss.fffffff", "d.hh:mm:ss[.f]"; negative spans and spans longer than
+// .NET's TimeSpan.MaxValue (10675199.02:48:05.4775807) throw Error(kConfig).
 Duration parse_timespan(std::string_view text);
 // The inverse, for messages: "00:01:30", "1.00:00:00", "00:00:00.250".
 std::string format_timespan(Duration d);

@@ -24,4 +24,5 @@
 #include "ergon/options.h"
 #include "ergon/schedule.h"
 #include "ergon/store.h"
+#include "ergon/time_range.h"
 #include "ergon/types.h"

@@ -17,7 +17,7 @@
 namespace ergon {
 
 struct JobOptions {
-  // When the job becomes due. At most one of run_at and delay may be set; neither: now.
+  // When due (1678..2262: time_range.h). At most one of run_at and delay may be set; neither: now.
   std::optional<TimePoint> run_at;
   std::optional<Duration> delay;
   // Attempts before the job fails for good. Unset: the handler's setting, else the worker's

@@ -53,7 +53,7 @@ std::optional<JobStatus> parse_job_status(std::string_view text);
 // Timestamps as text: ISO-8601 UTC with microseconds, "2026-11-28T19:20:11.123456Z".
 std::string format_timestamp(TimePoint t);
 // Accepts ISO-8601 with 'Z' or a numeric offset (+01:00, +0100), optional fraction, and a date
-// without time (midnight UTC). nullopt if malformed.
+// without time (midnight UTC). nullopt if malformed or outside TimePoint's range (time_range.h).
 std::optional<TimePoint> parse_timestamp(std::string_view text);
 
 }  // namespace ergon

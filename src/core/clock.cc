@@ -1,5 +1,9 @@
 #include "ergon/clock.h"
 
+#include <algorithm>
+
+#include "ergon/time_range.h"
+
 namespace ergon {
 
 Clock& Clock::system() {
@@ -12,9 +16,11 @@ TimePoint SystemClock::now() const { return std::chrono::system_clock::now(); }
 void SystemClock::wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                              TimePoint deadline) {
   // Wait on the steady clock: a wall-clock step (NTP) must not stretch or cut the wait.
-  auto remaining = deadline - now();
-  if (remaining <= TimePoint::duration::zero()) return;
-  cv.wait_for(lock, remaining);
+  // In microseconds, which hold any two instants' distance; at most a day at a time, since the
+  // steady clock's own sum (its now + the wait) must not overflow either. Callers loop.
+  auto remaining = elapsed(now(), deadline);
+  if (remaining <= Duration::zero()) return;
+  cv.wait_for(lock, std::min<Duration>(remaining, std::chrono::hours(24)));
 }
 
 FakeClock::FakeClock(TimePoint start) : now_(start) {}
@@ -42,7 +48,7 @@ void FakeClock::wait_until(std::unique_lock<std::mutex>& lock, std::condition_va
 void FakeClock::advance(Duration d) {
   {
     std::lock_guard g(mu_);
-    now_ += d;
+    now_ = saturating_add(now_, d);
   }
   wake_all();
 }

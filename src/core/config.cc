@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "ergon/error.h"
 #include "store/store.h"
@@ -14,6 +14,9 @@ extern char** environ;  // POSIX
 
 namespace ergon {
 namespace {
+
+// The most a configuration file may hold; a larger one (or a device that never ends) is refused.
+constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
 
 using nlohmann::json;
 
@@ -200,6 +203,8 @@ WorkerOptions Reader::worker(const json& j) {
   o.claim_unhandled_types = boolean(j, w, "ClaimUnhandledTypes", o.claim_unhandled_types);
   o.misfire_grace = timespan(j, w, "MisfireGracePeriod", o.misfire_grace);
   o.heartbeat_interval = timespan(j, w, "HeartbeatInterval", o.heartbeat_interval);
+  const bool threshold_only =
+      j.contains("OrphanedJobThreshold") && !j.contains("HeartbeatInterval");
   o.poison_job_rescues = integer(j, w, "PoisonJobRescues", o.poison_job_rescues, 1, 1000);
   o.timeout_grace = timespan(j, w, "TimeoutGracePeriod", o.timeout_grace);
   o.completed_jobs_retention = timespan(j, w, "CompletedJobsRetention", o.completed_jobs_retention);
@@ -221,7 +226,14 @@ WorkerOptions Reader::worker(const json& j) {
     }
   }
   queue_limits(j, w, o);
-  if (o.heartbeat_interval.count() == 0) {
+  if (threshold_only && o.orphaned_job_threshold.count() > 0) {
+    // Whoever sets only the threshold gets heartbeats that fit it: at most the default, and at
+    // most a third of the threshold, so a job misses two heartbeats before it is an orphan.
+    o.heartbeat_interval = std::min(o.heartbeat_interval, o.orphaned_job_threshold / 3);
+    if (o.heartbeat_interval.count() == 0) {
+      bad(w + ".OrphanedJobThreshold", "must be at least 00:00:00.000003");
+    }
+  } else if (o.heartbeat_interval.count() == 0) {
     bad(w + ".HeartbeatInterval", "must be greater than zero");
   } else if (o.heartbeat_interval >= o.orphaned_job_threshold) {
     bad(w + ".HeartbeatInterval", "must be shorter than OrphanedJobThreshold");
@@ -556,80 +568,6 @@ void apply_overrides(json& doc, const ConfigEnvironment& env, Reader& r,
 
 }  // namespace
 
-Duration parse_timespan(std::string_view text) {
-  // .NET TimeSpan's invariant format: [-][d.]hh:mm:ss[.fffffff]. Negative spans make no
-  // sense for intervals, so they are refused.
-  auto fail = [&]() -> Duration {
-    throw Error(ErrorCode::kConfig, "'" + std::string(text) +
-                                        "' is not a duration; expected hh:mm:ss, "
-                                        "hh:mm:ss.fff or d.hh:mm:ss");
-  };
-  std::string_view s = text;
-  auto read_int = [&](long long& out, std::size_t max_digits) {
-    std::size_t n = 0;
-    while (n < s.size() && n < max_digits + 1 && std::isdigit(static_cast<unsigned char>(s[n]))) {
-      ++n;
-    }
-    if (n == 0 || n > max_digits) return false;
-    std::from_chars(s.data(), s.data() + n, out);
-    s.remove_prefix(n);
-    return true;
-  };
-  long long days = 0, h = 0, m = 0, sec = 0, frac_us = 0;
-  long long first = 0;
-  if (!read_int(first, 8)) return fail();
-  if (!s.empty() && s[0] == '.') {
-    days = first;
-    s.remove_prefix(1);
-    if (!read_int(h, 2)) return fail();
-  } else {
-    h = first;
-  }
-  if (s.empty() || s[0] != ':') return fail();
-  s.remove_prefix(1);
-  if (!read_int(m, 2) || s.empty() || s[0] != ':') return fail();
-  s.remove_prefix(1);
-  if (!read_int(sec, 2)) return fail();
-  if (!s.empty()) {
-    if (s[0] != '.') return fail();
-    s.remove_prefix(1);
-    int digits = 0;
-    while (!s.empty() && std::isdigit(static_cast<unsigned char>(s[0]))) {
-      if (digits < 6) frac_us = frac_us * 10 + (s[0] - '0');
-      ++digits;
-      s.remove_prefix(1);
-    }
-    if (digits == 0 || digits > 7 || !s.empty()) return fail();
-    for (int i = digits; i < 6; ++i) frac_us *= 10;
-  }
-  if (h > 23 || m > 59 || sec > 59) return fail();
-  using namespace std::chrono;
-  return duration_cast<Duration>(hours(days * 24 + h) + minutes(m) + seconds(sec)) +
-         microseconds(frac_us);
-}
-
-std::string format_timespan(Duration d) {
-  using namespace std::chrono;
-  long long us = d.count();
-  std::string sign = us < 0 ? "-" : "";
-  if (us < 0) us = -us;
-  long long days = us / 86'400'000'000LL;
-  us %= 86'400'000'000LL;
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%s%s%02lld:%02lld:%02lld", sign.c_str(),
-                        days ? (std::to_string(days) + ".").c_str() : "", us / 3'600'000'000LL,
-                        us / 60'000'000 % 60, us / 1'000'000 % 60);
-  std::string out(buf, static_cast<std::size_t>(n));
-  if (long long frac = us % 1'000'000) {
-    char f[16];
-    std::snprintf(f, sizeof f, ".%06lld", frac);
-    std::string fs = f;
-    while (fs.back() == '0') fs.pop_back();
-    out += fs;
-  }
-  return out;
-}
-
 ConfigEnvironment config_environment() {
   ConfigEnvironment out;
   for (char** e = environ; e && *e; ++e) {
@@ -653,6 +591,11 @@ ConfigEnvironment config_environment() {
 Config parse_config(std::string_view json_text) { return parse_config(json_text, {}); }
 
 Config parse_config(std::string_view json_text, const ConfigEnvironment& env) {
+  // The JSON reader stops at a NUL as at the end of the text: what follows would be ignored.
+  if (auto nul = json_text.find('\0'); nul != std::string_view::npos) {
+    throw Error(ErrorCode::kConfig,
+                "configuration holds a NUL byte (at byte " + std::to_string(nul) + ")");
+  }
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) throw Error(ErrorCode::kConfig, "configuration is not valid JSON");
   Reader r;
@@ -743,12 +686,25 @@ Config load_config_file(const std::string& path) {
 }
 
 Config load_config_file(const std::string& path, const ConfigEnvironment& env) {
-  std::ifstream in(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw Error(ErrorCode::kConfig, "'" + path + "' is a directory, not a configuration file");
+  }
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kConfig, "cannot read configuration file '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  // Read in bounded steps: a device such as /dev/zero never ends.
+  std::string text;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes) {
+      throw Error(ErrorCode::kConfig, path + ": larger than " + std::to_string(kMaxConfigBytes) +
+                                          " bytes, the most a configuration file may hold");
+    }
+  }
+  if (in.bad()) throw Error(ErrorCode::kConfig, "cannot read configuration file '" + path + "'");
   try {
-    return parse_config(ss.str(), env);
+    return parse_config(text, env);
   } catch (const Error& e) {
     throw Error(ErrorCode::kConfig, path + ": " + e.what());
   }

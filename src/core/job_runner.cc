@@ -1,6 +1,8 @@
 #include "ergon/job_runner.h"
 
+#include "ergon/config.h"
 #include "ergon/cron.h"
+#include "ergon/time_range.h"
 #include "runtime/scheduler.h"
 #include "store/handled_types.h"
 #include "store/store.h"
@@ -19,9 +21,8 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   if (o.run_at && o.delay) {
     throw Error(ErrorCode::kInvalidArgument, "give run_at or delay, not both");
   }
-  if (o.delay && o.delay->count() < 0) {
-    throw Error(ErrorCode::kInvalidArgument, "delay must not be negative");
-  }
+  if (o.delay) check_duration(*o.delay, "delay");
+  if (o.run_at) check_run_time(*o.run_at, "run_at");
   if (o.max_attempts && *o.max_attempts < 1) {
     throw Error(ErrorCode::kInvalidArgument, "max_attempts must be at least 1");
   }
@@ -32,11 +33,16 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   p.job_type = job_type;
   p.job_data = job_data;
   p.created_at = now;
-  p.run_at = o.run_at ? *o.run_at : o.delay ? now + *o.delay : now;
+  p.run_at = o.run_at ? *o.run_at : o.delay ? saturating_add(now, *o.delay) : now;
+  if (o.delay && p.run_at > kLatestRunTime) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "delay: " + run_time_range_error(format_timespan(*o.delay) + " from now"));
+  }
   p.max_attempts = o.max_attempts;
   if (o.timeout && o.timeout->count() <= 0) {
     throw Error(ErrorCode::kInvalidArgument, "timeout must be greater than zero");
   }
+  if (o.timeout) check_duration(*o.timeout, "timeout");
   p.queue = o.queue;
   p.priority = o.priority;
   p.timeout = o.timeout;
@@ -125,12 +131,19 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   r.cron_expression = std::string(cron_expression);
   r.with_seconds = o.with_seconds;
   r.time_zone = o.time_zone;
+  std::optional<TimePoint> next;
   try {
-    r.next_run_time = runtime::first_slot_after(r.cron_expression, r.with_seconds, r.time_zone,
-                                                checked.created_at);
+    next = runtime::first_slot_after(r.cron_expression, r.with_seconds, r.time_zone,
+                                     checked.created_at);
   } catch (const cron::CronError& e) {
     throw Error(ErrorCode::kInvalidArgument, "schedule '" + r.name + "': " + std::string(e.what()));
   }
+  if (!next) {
+    throw Error(ErrorCode::kInvalidArgument, "schedule '" + r.name + "': '" + r.cron_expression +
+                                                 "' never fires (it has no occurrence up to "
+                                                 "9999-12-31)");
+  }
+  r.next_run_time = *next;
   r.is_enabled = true;
   r.misfire = o.misfire;
   r.misfire_limit = o.misfire_limit;
@@ -257,7 +270,9 @@ std::int64_t JobRunner::purge_jobs(JobStatus status, Duration older_than, int ba
   if (batch < 1 || batch > 10000) {
     throw Error(ErrorCode::kInvalidArgument, "batch must be between 1 and 10000");
   }
-  const TimePoint before = store_->clock().now() - older_than;
+  check_duration(older_than, "older_than");
+  // Older than a span that reaches past TimePoint's range: nothing is.
+  const TimePoint before = saturating_sub(store_->clock().now(), older_than);
   std::int64_t total = 0;
   for (;;) {
     int n = store_->job_prune(status, before, batch);
@@ -287,6 +302,31 @@ void JobRunner::audit(std::string_view actor, std::string_view action, std::stri
 
 std::vector<AuditRecord> JobRunner::list_audit(int limit) const {
   return store_->audit_list(limit);
+}
+
+void check_durations(const WorkerOptions& o) {
+  const std::pair<const char*, Duration> all[] = {
+      {"polling_interval", o.polling_interval},
+      {"scheduled_jobs_check_interval", o.scheduled_jobs_check_interval},
+      {"orphaned_jobs_check_interval", o.orphaned_jobs_check_interval},
+      {"orphaned_job_threshold", o.orphaned_job_threshold},
+      {"shutdown_timeout", o.shutdown_timeout},
+      {"retry_base_delay", o.retry_base_delay},
+      {"retry_max_delay", o.retry_max_delay},
+      {"progress_interval", o.progress_interval},
+      {"heartbeat_interval", o.heartbeat_interval},
+      {"timeout_grace", o.timeout_grace},
+      {"completed_jobs_retention", o.completed_jobs_retention},
+      {"failed_jobs_retention", o.failed_jobs_retention},
+      {"cancelled_jobs_retention", o.cancelled_jobs_retention},
+      {"prune_interval", o.prune_interval},
+      {"misfire_grace", o.misfire_grace}};
+  for (const auto& [name, d] : all) check_duration(d, name);
+  if (o.messaging) {
+    check_duration(o.messaging->visibility_timeout, "messaging.visibility_timeout");
+    check_duration(o.messaging->receive_interval, "messaging.receive_interval");
+    check_duration(o.messaging->relay_interval, "messaging.relay_interval");
+  }
 }
 
 }  // namespace ergon

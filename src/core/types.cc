@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ergon/error.h"
+#include "ergon/time_range.h"
 
 namespace ergon {
 namespace {
@@ -160,64 +161,11 @@ std::string format_timestamp(TimePoint t) {
 }
 
 std::optional<TimePoint> parse_timestamp(std::string_view s) {
-  using namespace std::chrono;
-  auto num = [&](std::size_t pos, std::size_t len, int& out) {
-    if (pos + len > s.size()) return false;
-    for (std::size_t i = pos; i < pos + len; ++i) {
-      if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-    }
-    std::from_chars(s.data() + pos, s.data() + pos + len, out);
-    return true;
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (!num(0, 4, y) || s.size() < 10 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' ||
-      !num(8, 2, d)) {
-    return std::nullopt;
-  }
-  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  std::size_t pos = 10;
-  long long micros = 0;
-  int offset_minutes = 0;
-  if (pos < s.size()) {
-    if (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ') return std::nullopt;
-    if (!num(pos + 1, 2, h) || s.size() < pos + 9 || s[pos + 3] != ':' || !num(pos + 4, 2, mi) ||
-        s[pos + 6] != ':' || !num(pos + 7, 2, sec)) {
-      return std::nullopt;
-    }
-    if (h > 23 || mi > 59 || sec > 59) return std::nullopt;
-    pos += 9;
-    if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
-      ++pos;
-      int digits = 0;
-      while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
-        if (digits < 6) micros = micros * 10 + (s[pos] - '0');
-        ++digits;
-        ++pos;
-      }
-      if (digits == 0) return std::nullopt;
-      for (int i = digits; i < 6; ++i) micros *= 10;
-    }
-    if (pos == s.size()) return std::nullopt;  // a time needs a zone: Z or an offset
-    if (s[pos] == 'Z' || s[pos] == 'z') {
-      ++pos;
-    } else if (s[pos] == '+' || s[pos] == '-') {
-      int sign = s[pos] == '-' ? -1 : 1;
-      int oh, om;
-      if (!num(pos + 1, 2, oh)) return std::nullopt;
-      std::size_t mpos = pos + 3;
-      if (mpos < s.size() && s[mpos] == ':') ++mpos;
-      if (!num(mpos, 2, om) || oh > 23 || om > 59) return std::nullopt;
-      offset_minutes = sign * (oh * 60 + om);
-      pos = mpos + 2;
-    } else {
-      return std::nullopt;
-    }
-    if (pos != s.size()) return std::nullopt;
-  }
-  auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + microseconds{micros} -
-            minutes{offset_minutes};
-  return time_point_cast<system_clock::duration>(tp);
+  auto wide = parse_wide_timestamp(s);
+  if (!wide) return std::nullopt;
+  // Whole microseconds, as the stores keep them; rounded down in ticks first, so that an
+  // instant just inside TimePoint's lower end cannot round out of it.
+  return to_time_point(std::chrono::floor<std::chrono::microseconds>(*wide));
 }
 
 }  // namespace ergon

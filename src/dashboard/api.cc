@@ -7,6 +7,7 @@
 
 #include "ergon/cron.h"
 #include "ergon/job_runner.h"
+#include "ergon/time_range.h"
 #include "store/handled_types.h"
 #include "store/text_rules.h"
 
@@ -106,8 +107,10 @@ int parse_limit(const Params& q, int fallback) {
   return n;
 }
 
-TimePoint parse_time(const std::string& key, const std::string& value) {
-  auto t = parse_timestamp(value);
+// Years 0000 to 9999. A filter instant past TimePoint's range stops at its end (clamp_time),
+// which selects what the words say: created_after 2300 matches nothing.
+WideTime parse_time(const std::string& key, const std::string& value) {
+  auto t = parse_wide_timestamp(value);
   if (!t) {
     throw ApiError(
         400, key + " must be an ISO-8601 time such as 2026-11-28T19:20:11Z, not '" + value + "'");
@@ -219,13 +222,16 @@ JobFilter Api::parse_filter(const Params& q, bool paged) {
   if (const auto* p = single(q, "queue"); p && !p->second.empty()) {
     f.queue = nonempty("queue", p->second, kMaxQueueBytes);
   }
+  std::optional<WideTime> after, before;
   if (const auto* p = single(q, "created_after"); p && !p->second.empty()) {
-    f.created_after = parse_time("created_after", p->second);
+    after = parse_time("created_after", p->second);
+    f.created_after = clamp_time(*after);
   }
   if (const auto* p = single(q, "created_before"); p && !p->second.empty()) {
-    f.created_before = parse_time("created_before", p->second);
+    before = parse_time("created_before", p->second);
+    f.created_before = clamp_time(*before);
   }
-  if (f.created_after && f.created_before && *f.created_after >= *f.created_before) {
+  if (after && before && *after >= *before) {
     throw ApiError(400, "created_after must be earlier than created_before");
   }
   if (const auto* p = single(q, "text"); p && !p->second.empty()) {
@@ -277,7 +283,7 @@ json Api::overview() {
     }
     out["counts"] = {{"by_status", by_status}, {"by_queue", by_queue}};
     out["oldest_pending_age_seconds"] =
-        oldest ? json(std::chrono::duration<double>(now - *oldest).count()) : json(nullptr);
+        oldest ? json(std::chrono::duration<double>(elapsed(*oldest, now)).count()) : json(nullptr);
   });
   part("throughput", [&] {
     const auto bucket = std::chrono::minutes(1);
@@ -292,7 +298,7 @@ json Api::overview() {
     int alive = 0;
     auto workers = store_->worker_list();
     for (const auto& w : workers) {
-      if (now - w.heartbeat_at <= kWorkerAliveWindow) ++alive;
+      if (elapsed(w.heartbeat_at, now) <= kWorkerAliveWindow) ++alive;
     }
     out["workers"] = {{"alive", alive}, {"registered", workers.size()}};
   });
@@ -619,7 +625,7 @@ json Api::workers() {
                    {"pid", w.pid},
                    {"started_at", format_timestamp(w.started_at)},
                    {"heartbeat_at", format_timestamp(w.heartbeat_at)},
-                   {"alive", now - w.heartbeat_at <= kWorkerAliveWindow},
+                   {"alive", elapsed(w.heartbeat_at, now) <= kWorkerAliveWindow},
                    {"running_jobs", it == running.end() ? json::array() : it->second}});
   }
   return {{"workers", out}};

@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "ergon/config.h"
+#include "ergon/time_range.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
 #include "runtime/job_queue.h"
@@ -124,7 +125,7 @@ class JobsWorker::Impl {
       if (stopped_) return;
       stopping_ = true;
       // The grace period starts now, before any handler hears of the stop.
-      deadline = clock_.now() + opts_.shutdown_timeout;
+      deadline = saturating_add(clock_.now(), opts_.shutdown_timeout);
       stop_deadline_ = deadline;
       cv_.notify_all();
       // No claim starts from here on. One under way may still bring jobs, among them jobs that
@@ -442,7 +443,7 @@ class JobsWorker::Impl {
     }
     if (m) {
       slot.message = std::move(m);
-      slot.message_hidden_until = now + mq_->visibility_timeout();
+      slot.message_hidden_until = saturating_add(now, mq_->visibility_timeout());
     }
     running_.emplace(std::pair(job.id, job.attempt), std::move(slot));
     queue_.push_back(std::move(job));
@@ -472,7 +473,7 @@ class JobsWorker::Impl {
         bool idle = std::any_of(targets_.begin(), targets_.end(),
                                 [](const ClaimTarget& t) { return !t.more; });
         if (idle && poll_at_ == TimePoint::max()) {
-          poll_at_ = clock_.now() + opts_.polling_interval;
+          poll_at_ = saturating_add(clock_.now(), opts_.polling_interval);
         }
         auto deadline = [&] { return std::min(poll_at_, next_due_); };
         while (!stopping_ && !wake_ && !claimable_locked() && clock_.now() < deadline()) {
@@ -516,7 +517,7 @@ class JobsWorker::Impl {
   void relay_loop() {
     std::unique_lock lock(mu_);
     long failures = 0;
-    TimePoint next_trigger_check = clock_.now() + opts_.heartbeat_interval;
+    TimePoint next_trigger_check = saturating_add(clock_.now(), opts_.heartbeat_interval);
     while (!stopping_) {
       lock.unlock();
       std::size_t sent = 0, seen = 0;
@@ -524,7 +525,7 @@ class JobsWorker::Impl {
         // A worker that saw no live relay may have dropped the triggers while this one was
         // starting (drop_unrelayed_outbox): put them back.
         if (clock_.now() >= next_trigger_check) {
-          next_trigger_check = clock_.now() + opts_.heartbeat_interval;
+          next_trigger_check = saturating_add(clock_.now(), opts_.heartbeat_interval);
           if (!store_->outbox_state().enabled) {
             store_->outbox_enable();
             spdlog::warn("worker {}: relay: the outbox triggers were gone; installed again",
@@ -536,7 +537,7 @@ class JobsWorker::Impl {
         std::vector<std::int64_t> done;
         TimePoint now = clock_.now();
         for (const auto& row : rows) {
-          mq_->publish(row.job_id, std::chrono::ceil<Duration>(row.due_at - now));
+          mq_->publish(row.job_id, elapsed(now, row.due_at));
           done.push_back(row.id);
         }
         sent = done.size();
@@ -547,7 +548,7 @@ class JobsWorker::Impl {
       }
       lock.lock();
       if (sent == kRelayBatch && seen == sent) continue;  // there may be more
-      TimePoint until = clock_.now() + opts_.messaging->relay_interval;
+      TimePoint until = saturating_add(clock_.now(), opts_.messaging->relay_interval);
       while (!stopping_ && clock_.now() < until) clock_.wait_until(lock, cv_, until);
     }
   }
@@ -576,7 +577,7 @@ class JobsWorker::Impl {
       }
       lock.lock();
       if (received > 0) continue;
-      TimePoint until = clock_.now() + opts_.messaging->receive_interval;
+      TimePoint until = saturating_add(clock_.now(), opts_.messaging->receive_interval);
       while (!stopping_ && clock_.now() < until) clock_.wait_until(lock, cv_, until);
     }
   }
@@ -617,8 +618,7 @@ class JobsWorker::Impl {
     // else (running elsewhere, finished, deleted): the message has nothing left to trigger.
     std::optional<JobRecord> seen = store_->job_get(m.job_id);
     if (seen && seen->status == JobStatus::kPending) {
-      mq_->postpone(m, seen->run_at > now ? std::chrono::ceil<Duration>(seen->run_at - now)
-                                          : mq_->visibility_timeout());
+      mq_->postpone(m, seen->run_at > now ? elapsed(now, seen->run_at) : mq_->visibility_timeout());
     } else {
       mq_->remove(m);
     }
@@ -654,7 +654,7 @@ class JobsWorker::Impl {
     {
       std::lock_guard lock(mu_);
       for (auto& [key, slot] : running_) {
-        if (slot.message && slot.message_hidden_until - now < vt / 2) {
+        if (slot.message && elapsed(now, slot.message_hidden_until) < vt / 2) {
           due.push_back({key, *slot.message, slot.job_type});
         }
       }
@@ -670,7 +670,7 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       if (auto it = running_.find(key); it != running_.end() && it->second.message) {
         it->second.message->receipt = m.receipt;
-        it->second.message_hidden_until = now + vt;
+        it->second.message_hidden_until = saturating_add(now, vt);
       }
     }
   }
@@ -970,8 +970,9 @@ class JobsWorker::Impl {
           kind = JobEvent::Kind::kFailed;
         } else {
           fin.status = JobStatus::kPending;
-          fin.run_at = fin.now + runtime::retry_delay(job.attempt, opts_.retry_base_delay,
-                                                      opts_.retry_max_delay, unit_random());
+          fin.run_at =
+              saturating_add(fin.now, runtime::retry_delay(job.attempt, opts_.retry_base_delay,
+                                                           opts_.retry_max_delay, unit_random()));
           kind = JobEvent::Kind::kRetryScheduled;
         }
         break;
@@ -982,7 +983,7 @@ class JobsWorker::Impl {
       case Result::kSnoozed:
         // A release to a later time: the attempt is given back, the job is due at now + delay.
         fin.status = JobStatus::kPending;
-        fin.run_at = fin.now + snooze;
+        fin.run_at = saturating_add(fin.now, snooze);
         fin.max_attempts = ctx.max_attempts() + 1;
         kind = JobEvent::Kind::kSnoozed;
         break;
@@ -1064,8 +1065,10 @@ class JobsWorker::Impl {
     // Duties are timed from when the pool started (not from when this thread got to run), so
     // that their schedule does not depend on thread start-up order.
     TimePoint now = pool_started_at_;
-    TimePoint next_heartbeat = now, next_rescue = now, next_prune = now + opts_.prune_interval;
-    TimePoint next_outbox_check = now + opts_.prune_interval;  // start() checked once
+    TimePoint next_heartbeat = now, next_rescue = now,
+              next_prune = saturating_add(now, opts_.prune_interval);
+    TimePoint next_outbox_check =
+        saturating_add(now, opts_.prune_interval);  // start() checked once
     std::unique_lock lock(mu_);
     while (!pool_stop_) {
       std::vector<std::shared_ptr<runtime::AttemptContext>> contexts;
@@ -1078,24 +1081,25 @@ class JobsWorker::Impl {
       now = clock_.now();
       bool jobs_due = heartbeat_now || now >= next_heartbeat;
       heartbeat(now, jobs_due);
-      if (jobs_due) next_heartbeat = now + opts_.heartbeat_interval;
+      if (jobs_due) next_heartbeat = saturating_add(now, opts_.heartbeat_interval);
       check_timeouts(now);
       extend_messages(now);
       if (now >= next_rescue) {
         rescue(now);
-        next_rescue = now + opts_.orphaned_jobs_check_interval;
+        next_rescue = saturating_add(now, opts_.orphaned_jobs_check_interval);
       }
       if (now >= next_prune) {
         prune(now);
-        next_prune = now + opts_.prune_interval;
+        next_prune = saturating_add(now, opts_.prune_interval);
       }
       if (now >= next_outbox_check) {
         drop_unrelayed_outbox(now);
-        next_outbox_check = now + opts_.prune_interval;
+        next_outbox_check = saturating_add(now, opts_.prune_interval);
       }
       lock.lock();
-      TimePoint deadline = std::min({clock_.now() + opts_.progress_interval, next_heartbeat,
-                                     registry_renewed_at_ + opts_.heartbeat_interval});
+      TimePoint deadline =
+          std::min({saturating_add(clock_.now(), opts_.progress_interval), next_heartbeat,
+                    saturating_add(registry_renewed_at_, opts_.heartbeat_interval)});
       while (!pool_stop_ && !heartbeat_now_ && clock_.now() < deadline) {
         clock_.wait_until(lock, flusher_cv_, deadline);
       }
@@ -1133,7 +1137,7 @@ class JobsWorker::Impl {
     if (!registered_) return false;
     Duration early = opts_.polling_interval + opts_.polling_interval / 2;
     Duration after = std::max(opts_.heartbeat_interval - early, opts_.heartbeat_interval / 2);
-    return now - registry_renewed_at_ >= after;
+    return elapsed(registry_renewed_at_, now) >= after;
   }
 
   // The worker's heartbeat in the registry, unless a claim renewed it within the last
@@ -1144,7 +1148,7 @@ class JobsWorker::Impl {
       // Counted from the try, successful or not: a database that is down is tried again a
       // heartbeat_interval later, not at every tick.
       std::lock_guard lock(mu_);
-      registry_due = now - registry_renewed_at_ >= opts_.heartbeat_interval;
+      registry_due = elapsed(registry_renewed_at_, now) >= opts_.heartbeat_interval;
       if (registry_due) registry_renewed_at_ = now;
     }
     if (!registry_due && !jobs_due) return;
@@ -1184,7 +1188,7 @@ class JobsWorker::Impl {
       }
       for (const auto& h : phantoms) release_phantom(h);
     });
-    if (!ok) rescue_hold_until_ = now + opts_.orphaned_job_threshold;
+    if (!ok) rescue_hold_until_ = saturating_add(now, opts_.orphaned_job_threshold);
   }
 
   // Gives back a job that the database says this worker holds but that it never received. The
@@ -1240,12 +1244,12 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       for (auto& [key, slot] : running_) {
         if (!slot.timeout || !slot.context || slot.abandoned) continue;
-        TimePoint deadline = slot.claimed_at + *slot.timeout;
+        TimePoint deadline = saturating_add(slot.claimed_at, *slot.timeout);
         if (!slot.timed_out && now >= deadline) {
           slot.timed_out = true;
           slot.stop.request_stop();
         }
-        if (slot.timed_out && now >= deadline + opts_.timeout_grace) {
+        if (slot.timed_out && now >= saturating_add(deadline, opts_.timeout_grace)) {
           // The handler ignored its stop token: fail the attempt without it. Its thread stays
           // busy until it returns (threads cannot be killed); its late outcome is fenced out.
           slot.abandoned = true;
@@ -1267,8 +1271,9 @@ class JobsWorker::Impl {
         fin.status = JobStatus::kFailed;
       } else {
         fin.status = JobStatus::kPending;
-        fin.run_at = now + runtime::retry_delay(e.attempt, opts_.retry_base_delay,
-                                                opts_.retry_max_delay, unit_random());
+        fin.run_at =
+            saturating_add(now, runtime::retry_delay(e.attempt, opts_.retry_base_delay,
+                                                     opts_.retry_max_delay, unit_random()));
         kind = JobEvent::Kind::kRetryScheduled;
       }
       finish_now(fin, {kind, e.id, e.job_type, e.attempt, *fin.error_message, e.queue});
@@ -1278,7 +1283,7 @@ class JobsWorker::Impl {
   JobRescueParams rescue_params(TimePoint now) const {
     JobRescueParams p;
     p.now = now;
-    p.stale_before = now - opts_.orphaned_job_threshold;
+    p.stale_before = saturating_sub(now, opts_.orphaned_job_threshold);
     p.default_max_attempts = opts_.default_max_attempts;
     p.poison_limit = opts_.poison_job_rescues;
     return p;
@@ -1305,7 +1310,8 @@ class JobsWorker::Impl {
         if (keep.count() <= 0) continue;
         // Bounded batches, and at most ten per tick: the rest waits for the next one.
         for (int i = 0; i < 10; ++i) {
-          if (store_->job_prune(status, now - keep, kPruneBatch) < kPruneBatch) break;
+          if (store_->job_prune(status, saturating_sub(now, keep), kPruneBatch) < kPruneBatch)
+            break;
         }
       }
     });
@@ -1319,7 +1325,7 @@ class JobsWorker::Impl {
     duty(outbox_check_on_, "outbox check", [&] {
       if (!store_->outbox_state().enabled) return;
       for (const WorkerRecord& w : store_->worker_list()) {
-        if (w.relay && now - w.heartbeat_at <= opts_.orphaned_job_threshold) return;
+        if (w.relay && elapsed(w.heartbeat_at, now) <= opts_.orphaned_job_threshold) return;
       }
       OutboxState state = store_->outbox_state();
       store_->outbox_disable();
@@ -1511,6 +1517,7 @@ JobsWorker::JobsWorker(std::shared_ptr<Store> store, HandlerRegistry handlers,
   }
   // Stored in the workers table and in every job it claims (store/text_rules.h).
   check_identifier("worker_name", options.worker_name, kMaxWorkerNameBytes, true);
+  check_durations(options);
   for (const auto& [queue, max_held] : options.queue_limits) {
     if (max_held < 0) {
       throw Error(ErrorCode::kInvalidArgument,

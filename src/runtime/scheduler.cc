@@ -5,15 +5,16 @@
 #include <algorithm>
 
 #include "ergon/cron.h"
+#include "ergon/time_range.h"
 
 namespace ergon::runtime {
 namespace {
 
 using std::chrono::sys_seconds;
 
-TimePoint to_time_point(sys_seconds s) {
-  return std::chrono::time_point_cast<TimePoint::duration>(s);
-}
+// Cron answers span years 1 to 9999; TimePoint does not, so an answer outside it stops at
+// its end (a previous slot before 1677 reads as TimePoint::min()).
+TimePoint to_time_point(sys_seconds s) { return clamp_time(s); }
 
 // system_clock::time_point (nanoseconds) ends in 2262; a schedule with no further occurrence
 // is parked well before that.
@@ -30,11 +31,12 @@ cron::CronExpression parse(const std::string& expression, bool with_seconds) {
 
 }  // namespace
 
-TimePoint first_slot_after(const std::string& expression, bool with_seconds,
-                           const std::string& time_zone, TimePoint after) {
+std::optional<TimePoint> first_slot_after(const std::string& expression, bool with_seconds,
+                                          const std::string& time_zone, TimePoint after) {
   auto expr = parse(expression, with_seconds);
   auto next = expr.next(after, cron::TimeZone::load(time_zone), /*inclusive=*/false);
-  return next ? std::min(to_time_point(*next), never()) : never();
+  if (!next) return std::nullopt;
+  return std::min(to_time_point(*next), never());
 }
 
 FirePlan plan_fire(const ScheduleRecord& s, TimePoint now, Duration misfire_grace) {
@@ -53,7 +55,7 @@ FirePlan plan_fire(const ScheduleRecord& s, TimePoint now, Duration misfire_grac
       plan.slots.push_back(plan.latest_slot);
       break;
     case MisfirePolicy::kSkip:
-      if (now - plan.latest_slot <= misfire_grace) plan.slots.push_back(plan.latest_slot);
+      if (elapsed(plan.latest_slot, now) <= misfire_grace) plan.slots.push_back(plan.latest_slot);
       break;
     case MisfirePolicy::kRunAll: {
       // Walk back from the newest slot: a long outage of a per-second schedule must not
@@ -122,7 +124,7 @@ std::size_t Scheduler::run_once() {
       switch (store_.schedule_fire(p)) {
         case ScheduleFireResult::kFired:
           enqueued += p.jobs.size();
-          report_fired(s.name, std::chrono::duration_cast<Duration>(now - plan.latest_slot));
+          report_fired(s.name, elapsed(plan.latest_slot, now));
           if (plan.slots.size() != 1) {
             spdlog::info("schedule '{}': {} job(s) for missed slots up to {}", s.name,
                          p.jobs.size(), format_timestamp(plan.latest_slot));
@@ -163,7 +165,7 @@ void Scheduler::loop() {
   while (!stopping_) {
     wake_at_ = TimePoint::max();
     lock.unlock();
-    TimePoint deadline = clock_.now() + options_.check_interval;
+    TimePoint deadline = saturating_add(clock_.now(), options_.check_interval);
     try {
       run_once();
       if (auto due = store_.schedule_next_due()) deadline = std::min(deadline, *due);

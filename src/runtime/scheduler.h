@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "store/store.h"
@@ -42,10 +43,11 @@ struct FirePlan {
 // cron::CronError when the stored expression or zone cannot be used.
 FirePlan plan_fire(const ScheduleRecord& s, TimePoint now, Duration misfire_grace);
 
-// The first slot strictly after `after` (for a new or changed schedule). A schedule that never
-// fires again gets a date far in the future (2200-01-01), shown as such.
-TimePoint first_slot_after(const std::string& expression, bool with_seconds,
-                           const std::string& time_zone, TimePoint after);
+// The first slot strictly after `after` (for a new or changed schedule); nullopt when the
+// expression has none up to 9999-12-31 (`0 0 31 2 *`). A slot past 2200-01-01 is parked there
+// (TimePoint ends in 2262).
+std::optional<TimePoint> first_slot_after(const std::string& expression, bool with_seconds,
+                                          const std::string& time_zone, TimePoint after);
 
 class Scheduler {
  public:

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "ergon/time_range.h"
 #include "store/store.h"
 
 namespace ergon {
@@ -25,7 +26,7 @@ std::vector<JobTypeCount> unhandled_job_types_of(Store& store, TimePoint now,
                                                  Duration alive_within) {
   std::set<std::string, std::less<>> claimed;
   for (const WorkerRecord& w : store.worker_list()) {
-    if (now - w.heartbeat_at > alive_within) continue;
+    if (elapsed(w.heartbeat_at, now) > alive_within) continue;
     if (!w.job_types) return {};  // a catch-all worker claims (and fails) every type
     claimed.insert(w.job_types->begin(), w.job_types->end());
   }

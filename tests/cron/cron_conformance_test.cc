@@ -1,5 +1,5 @@
-// Runs every Cronos 0.13.0 conformance vector (shared/conformance/cron/cronos-cases.jsonl, see the
-// README beside it) against ergon::cron and reports per-kind pass counts.
+// Runs every Cronos 0.13.0 conformance vector (tests/cron/data/cronos-cases.jsonl, see the
+// README and ATTRIBUTION.md beside it) against ergon::cron and reports per-kind pass counts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -154,7 +154,7 @@ class CronosConformance : public testing::Test {
   static const std::vector<Json>& cases() {
     static const std::vector<Json> kCases = [] {
       std::vector<Json> out;
-      std::ifstream in(std::string(ERGON_CONFORMANCE_DIR) + "/cron/cronos-cases.jsonl");
+      std::ifstream in(std::string(ERGON_CONFORMANCE_DIR) + "/cronos-cases.jsonl");
       std::string line;
       while (std::getline(in, line)) {
         if (!line.empty()) out.push_back(Json::parse(line));

@@ -31,6 +31,9 @@ void register_workers(CLI::App& app, Globals& g) {
                        {"name", w.name},
                        {"host", w.host},
                        {"pid", w.pid},
+                       {"boot_id", w.boot_id},
+                       {"pid_namespace", w.pid_namespace},
+                       {"process_start", w.process_start},
                        {"started_at", format_timestamp(w.started_at)},
                        {"heartbeat_at", format_timestamp(w.heartbeat_at)},
                        {"running_jobs", ids}});
@@ -38,12 +41,14 @@ void register_workers(CLI::App& app, Globals& g) {
       print_json(out);
       return;
     }
-    std::printf("%-40s %-20s %7s  %-20s  %-20s  %s\n", "ID", "HOST", "PID", "STARTED", "HEARTBEAT",
-                "RUNNING");
+    // The name as well as the id: two live workers may share a name (replicas of one config).
+    std::printf("%-40s %-20s %-20s %7s  %-20s  %-20s  %s\n", "ID", "NAME", "HOST", "PID", "STARTED",
+                "HEARTBEAT", "RUNNING");
     for (const auto& w : workers) {
-      std::printf("%-40s %-20s %7d  %-20s  %-20s  %zu\n", printable(w.id).c_str(),
-                  printable(w.host).c_str(), w.pid, short_time(w.started_at).c_str(),
-                  short_time(w.heartbeat_at).c_str(), jobs_of(w.id).size());
+      std::printf("%-40s %-20s %-20s %7d  %-20s  %-20s  %zu\n", printable(w.id).c_str(),
+                  printable(w.name).c_str(), printable(w.host).c_str(), w.pid,
+                  short_time(w.started_at).c_str(), short_time(w.heartbeat_at).c_str(),
+                  jobs_of(w.id).size());
     }
   });
 }

@@ -141,7 +141,7 @@ void claim_complete(benchmark::State& state, bool batched) {
     for (const auto& r : claimed) {
       ergon::JobFinishParams p;
       p.id = r.id;
-      p.attempt = r.attempt;
+      p.attempt = r.lease;  // the fencing token
       p.worker_id = "micro";
       p.status = ergon::JobStatus::kCompleted;
       p.now = now;

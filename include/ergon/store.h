@@ -13,6 +13,7 @@
 // parameters go to libpq. The database must exist; Ergon creates only its schema.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,7 +61,7 @@ struct JobRecord {
   std::string queue;
   int priority = 0;
   TimePoint run_at;  // when it is (or was) due
-  int attempt = 0;   // attempts started so far; the fencing token of Running jobs
+  int attempt = 0;   // attempts started so far, less those a release gave back
   std::optional<int> max_attempts;
   std::optional<std::string> worker_id;
   std::optional<TimePoint> heartbeat_at;
@@ -69,6 +70,9 @@ struct JobRecord {
   int rescue_count = 0;                   // times it was taken back from a dead worker
   std::optional<std::string> unique_key;  // JobOptions::unique_key, if it was given
   std::optional<std::string> group_key;   // JobOptions::group_key, if it was given
+  // The fencing token of a Running job: its claims so far. Unlike attempt it only grows, so
+  // that a worker that lost its lease can never match the job's new claim.
+  int lease = 0;
 };
 
 // A queue as the cluster sees it: paused or not, and how many of its jobs wait or run.
@@ -100,6 +104,12 @@ struct WorkerRecord {
   int pid = 0;
   TimePoint started_at;
   TimePoint heartbeat_at;
+  // What tells this process from any other (docs/reliability.md, "Worker identity"): the
+  // kernel's boot id, the inode of its PID namespace, and its start time in clock ticks since
+  // boot (/proc/<pid>/stat field 22). Empty or 0: not known, nothing can be proved from it.
+  std::string boot_id;
+  std::int64_t pid_namespace = 0;
+  std::int64_t process_start = 0;
   // The job types it claims (its handlers), sorted; unset: every type
   // (WorkerOptions::claim_unhandled_types).
   std::optional<std::vector<std::string>> job_types;

@@ -15,6 +15,7 @@ AttemptContext::AttemptContext(Store& store, const JobRecord& job, std::string_v
       job_type_(job.job_type),
       worker_id_(worker_id),
       attempt_(job.attempt),
+      lease_(job.lease),
       max_attempts_(max_attempts),
       stop_(std::move(stop)),
       interval_(progress_interval) {}
@@ -33,7 +34,7 @@ void AttemptContext::complete_with(Conn* conn) {
   std::lock_guard lock(mu_);
   JobFinishParams p;
   p.id = id_;
-  p.attempt = attempt_;
+  p.attempt = lease_;
   p.worker_id = worker_id_;
   p.status = JobStatus::kCompleted;
   p.now = store_.clock().now();
@@ -75,7 +76,7 @@ void AttemptContext::write_locked(TimePoint now) {
   last_write_ = now;
   try {
     if (!store_.job_progress_update(
-            {id_, attempt_, worker_id_, unwritten_->message, unwritten_->percent})) {
+            {id_, lease_, worker_id_, unwritten_->message, unwritten_->percent})) {
       log::job(spdlog::level::debug, id_, job_type_, attempt_,
                "progress not written: the job is no longer this attempt's");
     }

@@ -57,6 +57,7 @@ class AttemptContext final : public JobContext {
   const std::string job_type_;
   const std::string worker_id_;
   const int attempt_;
+  const int lease_;  // the fencing token of this attempt's writes
   const int max_attempts_;
   const std::stop_token stop_;
   const Duration interval_;

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
 #include <deque>
 #include <map>
@@ -23,6 +22,7 @@
 #include "runtime/backoff.h"
 #include "runtime/job_queue.h"
 #include "runtime/scheduler.h"
+#include "runtime/worker_identity.h"
 #include "store/store.h"
 #include "store/text_rules.h"
 
@@ -141,11 +141,9 @@ class JobsWorker::Impl {
       while (!queue_.empty()) {
         JobRecord job = std::move(queue_.front());
         queue_.pop_front();
-        Slot& slot = running_.at({job.id, job.attempt});
-        mark_finishing_locked(slot);
+        mark_finishing_locked(running_.at({job.id, job.lease}));
         queue_outcome_locked(
-            {job.id, job.attempt,
-             release_params(job.id, job.attempt, slot.max_attempts, job.run_at),
+            {job.id, job.lease, job.attempt, release_params(job.id, job.lease, job.run_at),
              JobEvent{
                  JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}, job.queue}});
       }
@@ -172,7 +170,7 @@ class JobsWorker::Impl {
     // Handlers still running after the grace period: give their jobs back now. If such a
     // handler finishes later, its outcome is fenced out (the job is no longer Running for it).
     for (auto& [id, slot] : leftovers)
-      release(id, slot.job_type, slot.attempt, slot.max_attempts, slot.run_at, slot.queue);
+      release(id, slot.job_type, slot.lease, slot.attempt, slot.run_at, slot.queue);
     {
       std::lock_guard lock(mu_);
       pool_stop_ = true;
@@ -235,7 +233,8 @@ class JobsWorker::Impl {
  private:
   struct Slot {
     std::string job_type;
-    int attempt;
+    int attempt;  // as the handler sees it
+    int lease;    // the fencing token; running_ is keyed by it
     int max_attempts;
     std::stop_source stop;
     std::shared_ptr<runtime::AttemptContext> context;  // set once the attempt starts
@@ -427,7 +426,7 @@ class JobsWorker::Impl {
   // A claimed job gets its slot (counted in its queue's limit, if any) and joins the pool's
   // queue (with the message that brought it, if any).
   void hand_to_pool_locked(JobRecord job, TimePoint now, std::optional<runtime::JobMessage> m) {
-    Slot slot{job.job_type, job.attempt, effective_max_attempts(job), {}, {}};
+    Slot slot{job.job_type, job.attempt, job.lease, effective_max_attempts(job), {}, {}};
     slot.claimed_at = now;
     slot.run_at = job.run_at;
     slot.timeout = effective_timeout(job);
@@ -445,7 +444,7 @@ class JobsWorker::Impl {
       slot.message = std::move(m);
       slot.message_hidden_until = saturating_add(now, mq_->visibility_timeout());
     }
-    running_.emplace(std::pair(job.id, job.attempt), std::move(slot));
+    running_.emplace(std::pair(job.id, job.lease), std::move(slot));
     queue_.push_back(std::move(job));
     pool_cv_.notify_all();
   }
@@ -682,7 +681,7 @@ class JobsWorker::Impl {
       if (queue_.empty()) return;  // pool_stop_ and nothing left
       JobRecord job = std::move(queue_.front());
       queue_.pop_front();
-      Slot& slot = running_.at({job.id, job.attempt});
+      Slot& slot = running_.at({job.id, job.lease});
       if (!draining_ && (slot.lost || slot.cancel)) {
         // Lost (rescued elsewhere: another worker may run it now) or cancelled while it waited
         // in the local queue: never start it. A lost job has nothing left to store here; a
@@ -693,7 +692,7 @@ class JobsWorker::Impl {
         if (!slot.lost) {
           fin.emplace();
           fin->id = job.id;
-          fin->attempt = job.attempt;
+          fin->attempt = job.lease;
           fin->worker_id = worker_id_;
           fin->status = JobStatus::kCancelled;
           fin->now = clock_.now();
@@ -705,7 +704,7 @@ class JobsWorker::Impl {
                            "cancelled",
                            job.queue};
         }
-        queue_outcome_locked({job.id, job.attempt, std::move(fin), std::move(event)});
+        queue_outcome_locked({job.id, job.lease, job.attempt, std::move(fin), std::move(event)});
         continue;
       }
       bool skip = draining_;
@@ -717,16 +716,15 @@ class JobsWorker::Impl {
             opts_.progress_interval);
       }
       auto context = slot.context;
-      int max_attempts = slot.max_attempts;
       if (skip) {
         // Claimed but never started before the stop: give it back untouched (unless stop()
         // already did).
         mark_finishing_locked(slot);
         if (already_released) {
-          queue_outcome_locked({job.id, job.attempt, std::nullopt, std::nullopt});
+          queue_outcome_locked({job.id, job.lease, job.attempt, std::nullopt, std::nullopt});
         } else {
           queue_outcome_locked(
-              {job.id, job.attempt, release_params(job.id, job.attempt, max_attempts, job.run_at),
+              {job.id, job.lease, job.attempt, release_params(job.id, job.lease, job.run_at),
                JobEvent{
                    JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}, job.queue}});
         }
@@ -754,7 +752,8 @@ class JobsWorker::Impl {
   };
   struct Outcome {
     JobId id;
-    int attempt = 0;
+    int lease = 0;                       // running_'s key
+    int attempt = 0;                     // for the event
     std::optional<JobFinishParams> fin;  // unset: settled already (nothing left to write)
     std::optional<OwnedEvent> event;
   };
@@ -787,7 +786,7 @@ class JobsWorker::Impl {
       // unsettled, it reappears after its visibility timeout and the job is looked at again.
       std::vector<SettledMessage> messages;
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        auto it = running_.find({batch[i].id, batch[i].attempt});
+        auto it = running_.find({batch[i].id, batch[i].lease});
         if (it == running_.end()) continue;
         if (settled[i] && it->second.message) {
           messages.push_back(
@@ -874,7 +873,7 @@ class JobsWorker::Impl {
     emit({JobEvent::Kind::kStarted, job.id, job.job_type, job.attempt, {}, job.queue});
     JobFinishParams fin;
     fin.id = job.id;
-    fin.attempt = job.attempt;
+    fin.attempt = job.lease;
     fin.worker_id = worker_id_;
     enum class Result { kDone, kRetryable, kPermanent, kStopped, kSnoozed } result = Result::kDone;
     Duration snooze{};
@@ -903,7 +902,7 @@ class JobsWorker::Impl {
     bool cancelled = false;
     {
       std::lock_guard lock(mu_);
-      Slot& slot = running_.at({job.id, job.attempt});
+      Slot& slot = running_.at({job.id, job.lease});
       mark_finishing_locked(slot);
       if (result == Result::kDone) {
         // nothing to classify
@@ -934,10 +933,10 @@ class JobsWorker::Impl {
       try {
         auto now_stored = store_->job_get(job.id);
         if (now_stored && now_stored->status == JobStatus::kCompleted &&
-            now_stored->attempt == job.attempt) {
+            now_stored->lease == job.lease) {
           std::lock_guard lock(mu_);
           return queue_outcome_locked(
-              {job.id, job.attempt, std::nullopt,
+              {job.id, job.lease, job.attempt, std::nullopt,
                JobEvent{
                    JobEvent::Kind::kCompleted, job.id, job.job_type, job.attempt, {}, job.queue}});
         }
@@ -978,13 +977,13 @@ class JobsWorker::Impl {
         break;
       case Result::kStopped:
         return queue_outcome(
-            release_params(job.id, job.attempt, ctx.max_attempts(), job.run_at, &fin),
+            release_params(job.id, job.lease, job.run_at, &fin),
             {JobEvent::Kind::kReleased, job.id, job.job_type, job.attempt, {}, job.queue});
       case Result::kSnoozed:
         // A release to a later time: the attempt is given back, the job is due at now + delay.
         fin.status = JobStatus::kPending;
         fin.run_at = saturating_add(fin.now, snooze);
-        fin.max_attempts = ctx.max_attempts() + 1;
+        fin.give_back_attempt = true;
         kind = JobEvent::Kind::kSnoozed;
         break;
     }
@@ -993,32 +992,31 @@ class JobsWorker::Impl {
 
   void queue_outcome(const JobFinishParams& fin, const JobEvent& event) {
     std::lock_guard lock(mu_);
-    queue_outcome_locked({fin.id, fin.attempt, fin, event});
+    queue_outcome_locked({fin.id, fin.attempt, event.attempt, fin, event});
   }
 
   // Puts a Running job of ours back to Pending at its old place in the queue (its own run_at,
   // which has passed), and gives back the attempt it used. At once, not through the completer:
   // for jobs whose handler is still running (stop, phantom claims).
-  bool release(const JobId& id, std::string_view job_type, int attempt, int max_attempts,
-               TimePoint run_at, std::string_view queue) {
-    return finish_now(release_params(id, attempt, max_attempts, run_at),
+  bool release(const JobId& id, std::string_view job_type, int lease, int attempt, TimePoint run_at,
+               std::string_view queue) {
+    return finish_now(release_params(id, lease, run_at),
                       {JobEvent::Kind::kReleased, id, job_type, attempt, {}, queue});
   }
 
-  JobFinishParams release_params(const JobId& id, int attempt, int max_attempts, TimePoint run_at,
+  JobFinishParams release_params(const JobId& id, int lease, TimePoint run_at,
                                  const JobFinishParams* from = nullptr) {
     JobFinishParams fin = from ? *from : JobFinishParams{};
     fin.id = id;
-    fin.attempt = attempt;
+    fin.attempt = lease;
     fin.worker_id = worker_id_;
     fin.status = JobStatus::kPending;
     fin.now = clock_.now();
     fin.run_at = run_at;  // for the local wake-up; the row keeps its own
     fin.keep_run_at = true;
     fin.error_message.reset();
-    // The fencing token (attempt) only ever grows; raising max_attempts instead is what makes
-    // the release free.
-    fin.max_attempts = max_attempts + 1;
+    // The attempt is given back; the fencing token (the lease) keeps growing.
+    fin.give_back_attempt = true;
     return fin;
   }
 
@@ -1038,12 +1036,12 @@ class JobsWorker::Impl {
         const auto* err = dynamic_cast<const Error*>(&e);
         bool outage = err != nullptr && err->code() == ErrorCode::kStore;
         if ((!outage && i >= 4) || past_stop_deadline()) {
-          log::job(spdlog::level::err, fin.id, event.job_type, fin.attempt,
+          log::job(spdlog::level::err, fin.id, event.job_type, event.attempt,
                    "outcome not stored, left for orphan rescue: {}", e.what());
           return false;
         }
         if (i < 5 || i % 30 == 0) {
-          log::job(spdlog::level::warn, fin.id, event.job_type, fin.attempt,
+          log::job(spdlog::level::warn, fin.id, event.job_type, event.attempt,
                    "storing the outcome failed (try {}), retrying: {}", i + 1, e.what());
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(i < 5 ? 50 << i : 1000));
@@ -1107,12 +1105,23 @@ class JobsWorker::Impl {
   }
 
   // Runs a maintenance duty; a backend without it turns the duty off (logged once). Returns
-  // false when the duty failed.
+  // false when the duty failed. With `failures` (the failures in a row, kept by the caller), a
+  // duty that runs often logs like the claims: the first failure, then every hundredth, and
+  // once when it works again, so that an outage does not flood the log at the duty's rate.
   template <class F>
   bool duty(bool& enabled, const char* what, F&& fn) {
+    return duty(enabled, what, nullptr, std::forward<F>(fn));
+  }
+  template <class F>
+  bool duty(bool& enabled, const char* what, long* failures, F&& fn) {
     if (!enabled) return true;
+    std::string error;
     try {
       fn();
+      if (failures && *failures > 0) {
+        spdlog::info("worker {}: {} work again after {} failed tries", worker_id_, what,
+                     std::exchange(*failures, 0));
+      }
       return true;
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kUnsupported) {
@@ -1120,9 +1129,14 @@ class JobsWorker::Impl {
         spdlog::info("worker {}: {} off: {}", worker_id_, what, e.what());
         return true;
       }
-      spdlog::warn("worker {}: {} failed: {}", worker_id_, what, e.what());
+      error = e.what();
     } catch (const std::exception& e) {
-      spdlog::warn("worker {}: {} failed: {}", worker_id_, what, e.what());
+      error = e.what();
+    }
+    if (!failures) {
+      spdlog::warn("worker {}: {} failed: {}", worker_id_, what, error);
+    } else if ((*failures)++ % 100 == 0) {
+      spdlog::warn("worker {}: {} failed ({} in a row): {}", worker_id_, what, *failures, error);
     }
     return false;
   }
@@ -1156,7 +1170,7 @@ class JobsWorker::Impl {
     // for the others too: their heartbeats lapsed through no fault of theirs. This worker's
     // rescuer holds off for one threshold after any failed heartbeat, so that the others can
     // renew theirs before anything of theirs is taken for an orphan.
-    bool ok = duty(heartbeats_on_, "heartbeats", [&] {
+    bool ok = duty(heartbeats_on_, "heartbeats", &heartbeat_failures_, [&] {
       if (registry_due) store_->worker_heartbeat(worker_id_, now);
       if (!jobs_due) return;
       std::uint64_t seen_seq;
@@ -1195,14 +1209,13 @@ class JobsWorker::Impl {
   // release is fenced like any outcome, so a job that finished meanwhile is left alone.
   void release_phantom(const HeldJob& h) {
     std::optional<JobRecord> job = store_->job_get(h.id);
-    if (!job || job->status != JobStatus::kRunning || job->attempt != h.attempt ||
+    if (!job || job->status != JobStatus::kRunning || job->lease != h.attempt ||
         job->worker_id != worker_id_) {
       return;
     }
     log::job(spdlog::level::warn, job->id, job->job_type, job->attempt,
              "claimed by worker {} but never received; giving it back", worker_id_);
-    release(job->id, job->job_type, job->attempt, effective_max_attempts(*job), job->run_at,
-            job->queue);
+    release(job->id, job->job_type, job->lease, job->attempt, job->run_at, job->queue);
   }
 
   // Compares the heartbeat's answer with running_: a job missing from it was rescued elsewhere
@@ -1213,7 +1226,7 @@ class JobsWorker::Impl {
       // before the query, so its absence means nothing; the outcome write is fenced anyway).
       if (slot.claim_seq > seen_seq || slot.abandoned || slot.finishing) continue;
       auto it = std::find_if(held.begin(), held.end(), [&](const HeldJob& h) {
-        return h.id == key.first && h.attempt == slot.attempt;
+        return h.id == key.first && h.attempt == slot.lease;
       });
       if (it == held.end()) {
         if (!slot.lost) {
@@ -1235,7 +1248,7 @@ class JobsWorker::Impl {
     struct Expired {
       JobId id;
       std::string job_type;
-      int attempt, max_attempts;
+      int lease, attempt, max_attempts;
       Duration timeout;
       std::string queue;
     };
@@ -1253,7 +1266,7 @@ class JobsWorker::Impl {
           // The handler ignored its stop token: fail the attempt without it. Its thread stays
           // busy until it returns (threads cannot be killed); its late outcome is fenced out.
           slot.abandoned = true;
-          expired.push_back({key.first, slot.job_type, slot.attempt, slot.max_attempts,
+          expired.push_back({key.first, slot.job_type, slot.lease, slot.attempt, slot.max_attempts,
                              *slot.timeout, slot.queue});
         }
       }
@@ -1261,7 +1274,7 @@ class JobsWorker::Impl {
     for (const auto& e : expired) {
       JobFinishParams fin;
       fin.id = e.id;
-      fin.attempt = e.attempt;
+      fin.attempt = e.lease;
       fin.worker_id = worker_id_;
       fin.now = now;
       fin.error_message = "timed out after " + format_timespan(e.timeout) +
@@ -1338,28 +1351,35 @@ class JobsWorker::Impl {
 
   [[nodiscard]] bool relaying() const { return mq_ && opts_.messaging->relay; }
 
-  // At start: register this process, and give back at once the jobs of workers that are gone
-  // (the same configured name, or a process of this host that no longer exists) instead of
-  // waiting for OrphanedJobThreshold.
+  // At start: give back at once the jobs of workers whose process is provably dead (the same
+  // boot, PID namespace and pid, but not the same process: runtime/worker_identity.h), then
+  // forget the workers silent for a threshold, and register this process. Any other worker may
+  // still be alive, whatever its name, and keeps its jobs and its row while its heartbeat is
+  // fresh; the rescuer takes its jobs once their heartbeats are older than the threshold.
   void recover_at_start() {
     TimePoint now = clock_.now();
-    std::string host = host_name();
+    WorkerRecord me = runtime::this_process();
     duty(heartbeats_on_, "worker registry", [&] {
+      JobRescueParams gone = rescue_params(now);
       for (const WorkerRecord& w : store_->worker_list()) {
-        bool same_name = !opts_.worker_name.empty() && w.name == opts_.worker_name;
-        bool gone = w.host == host && w.pid != getpid() && !process_alive(w.pid);
-        if (!same_name && !gone) continue;
-        int n = store_->job_release_worker(w.id, rescue_params(now));
-        store_->worker_remove(w.id);
-        spdlog::info("worker {}: previous worker {} is gone; {} of its job(s) returned", worker_id_,
-                     w.id, n);
+        if (runtime::provably_dead(w, me)) {
+          int n = store_->job_release_worker(w.id, gone);
+          store_->worker_remove(w.id);
+          spdlog::info("worker {}: previous worker {} is gone; {} of its job(s) returned",
+                       worker_id_, w.id, n);
+        } else if (!opts_.worker_name.empty() && w.name == opts_.worker_name &&
+                   w.heartbeat_at >= gone.stale_before) {
+          // Replicas started from one configuration: both run, each under its own id.
+          spdlog::warn(
+              "worker {}: worker {} (host {}, pid {}) has the same WorkerName '{}' and may be "
+              "running; both keep their own jobs. Give each worker its own WorkerName",
+              worker_id_, w.id, w.host, w.pid, opts_.worker_name);
+        }
       }
-      WorkerRecord me;
+      store_->worker_prune(gone.stale_before, now);
       me.id = worker_id_;
       me.name =
-          opts_.worker_name.empty() ? host + ":" + std::to_string(getpid()) : opts_.worker_name;
-      me.host = host;
-      me.pid = getpid();
+          opts_.worker_name.empty() ? me.host + ":" + std::to_string(me.pid) : opts_.worker_name;
       me.started_at = now;
       me.heartbeat_at = now;
       if (!opts_.claim_unhandled_types) me.job_types = job_types_;
@@ -1369,17 +1389,6 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       registry_renewed_at_ = now;
     });
-  }
-
-  static std::string host_name() {
-    char host[256] = {};
-    if (gethostname(host, sizeof host - 1) != 0) return "unknown";
-    return host;
-  }
-
-  static bool process_alive(int pid) {
-    if (pid <= 0) return false;
-    return kill(pid, 0) == 0 || errno == EPERM;
   }
 
   static constexpr int kPruneBatch = 1000;
@@ -1485,13 +1494,14 @@ class JobsWorker::Impl {
   std::uint64_t claim_seq_ = 0;            // claims made so far; guarded by mu_
   int claims_in_flight_ = 0;               // job_claim calls under way; guarded by mu_
   long claim_failures_ = 0;                // failed claims in a row; producer thread only
+  long heartbeat_failures_ = 0;            // failed heartbeats in a row; maintenance thread
   std::unique_ptr<runtime::JobQueue> mq_;  // the messaging transport, if configured
   std::thread relay_, consumer_;
   TimePoint stop_deadline_;                // set by stop(); guarded by mu_
   TimePoint rescue_hold_until_;            // maintenance thread only
   TimePoint next_due_ = TimePoint::max();  // guarded by mu_
   TimePoint poll_at_ = TimePoint::max();   // when idle targets look again; guarded by mu_
-  // Claimed and not finished, by (job, attempt): a job rescued from this worker and claimed by
+  // Claimed and not finished, by (job, lease): a job rescued from this worker and claimed by
   // it again has two slots while the first handler winds down. Guarded by mu_.
   std::map<std::pair<JobId, int>, Slot> running_;
   std::deque<JobRecord> queue_;                  // claimed, waiting for an executor; guarded by mu_

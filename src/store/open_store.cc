@@ -63,6 +63,7 @@ int Store::job_prune(JobStatus, TimePoint, int) { no_faults(*this); }
 void Store::worker_register(const WorkerRecord&) { no_faults(*this); }
 void Store::worker_heartbeat(std::string_view, TimePoint) { no_faults(*this); }
 void Store::worker_remove(std::string_view) { no_faults(*this); }
+int Store::worker_prune(TimePoint, TimePoint) { no_faults(*this); }
 std::vector<WorkerRecord> Store::worker_list() { no_faults(*this); }
 
 std::optional<JobRecord> Store::job_claim_id(const JobClaimParams&, const JobId&) {

@@ -9,9 +9,10 @@
 // FakeClock decides what is due. The PostgreSQL backend opened with the system clock uses the
 // database clock instead (see postgres_store.h).
 //
-// Fencing: every transition out of Running is conditional on (id, attempt, worker_id, status
-// = Running). A worker that lost its job (rescued, released, cancelled) cannot overwrite the
-// job's new state: job_finish and job_progress_update return false and change nothing.
+// Fencing: every transition out of Running is conditional on (id, lease, worker_id, status
+// = Running); the lease counts the job's claims and only grows. A worker that lost its job
+// (rescued, released, cancelled) cannot overwrite the job's new state: job_finish and
+// job_progress_update return false and change nothing.
 //
 // Thread-safety: a Store is shared by the runner, the producer and every executor thread;
 // implementations must be safe for concurrent use.
@@ -77,7 +78,9 @@ struct JobClaimParams {
 
 struct JobFinishParams {
   JobId id;
-  int attempt = 0;  // the fencing token the job was claimed with
+  // The fencing token the job was claimed with: JobRecord::lease of the claim (which equals
+  // JobRecord::attempt until a release gives an attempt back).
+  int attempt = 0;
   std::string_view worker_id;
   // kCompleted, kFailed, kCancelled (final: completed_at = now), or kPending (retry or release:
   // due again at run_at).
@@ -88,7 +91,9 @@ struct JobFinishParams {
   // back at its old place in the queue; on the database clock a translated time would move it).
   bool keep_run_at = false;
   std::optional<std::string> error_message;  // stored when set; kept otherwise
-  std::optional<int> max_attempts;           // stored when set (a release gives back an attempt)
+  // kPending only: a release, which gives back the attempt it used (attempt - 1; the lease
+  // stays), so that a graceful stop neither uses up nor rewrites attempts.
+  bool give_back_attempt = false;
   // The last progress report of the attempt, if it was not written yet.
   std::optional<std::string> progress_message;
   std::optional<int> progress_percent;
@@ -96,7 +101,7 @@ struct JobFinishParams {
 
 struct JobProgressParams {
   JobId id;
-  int attempt = 0;
+  int attempt = 0;  // the fencing token: JobRecord::lease of the claim
   std::string_view worker_id;
   std::string_view message;
   int percent = 0;
@@ -132,7 +137,7 @@ enum class ScheduleFireResult {
 // A job the worker still holds, as its heartbeat found it.
 struct HeldJob {
   JobId id;
-  int attempt = 0;
+  int attempt = 0;  // the fencing token: JobRecord::lease of the claim
   bool cancel_requested = false;
 };
 
@@ -230,8 +235,9 @@ class Store {
   // Returns orphans (stale heartbeat) to Pending, or to Failed when their attempts are used up
   // or they were rescued poison_limit times; records why in error_message. Returns how many.
   virtual int job_rescue(const JobRescueParams& p);
-  // Startup recovery: the jobs still Running for a worker that is known to be gone go back at
-  // once, as job_rescue would (counting a rescue). Returns how many.
+  // Startup recovery: the jobs still Running for a worker that is known to be gone (its
+  // process provably dead, runtime/worker_identity.h) go back at once, as job_rescue would
+  // (counting a rescue), whatever their heartbeat. Returns how many.
   virtual int job_release_worker(std::string_view worker_id, const JobRescueParams& p);
   // Pending: Cancelled at once. Running: cancel_requested is set for its worker to act on.
   virtual CancelResult job_cancel(const JobId& id, TimePoint now);
@@ -241,6 +247,11 @@ class Store {
   virtual void worker_register(const WorkerRecord& w);
   virtual void worker_heartbeat(std::string_view id, TimePoint now);
   virtual void worker_remove(std::string_view id);
+  // Removes the registry rows whose heartbeat is older than stale_before (workers silent for
+  // longer than OrphanedJobThreshold; their jobs are the rescuer's), judged on the clock that
+  // decides what is due, as job_rescue does: `now` is the caller's, for translating. Returns
+  // how many.
+  virtual int worker_prune(TimePoint stale_before, TimePoint now);
   [[nodiscard]] virtual std::vector<WorkerRecord> worker_list();
 
   // Claims one job by id, as job_claim would if it were next in line: only when it is Pending

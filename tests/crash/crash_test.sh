@@ -163,8 +163,10 @@ read -r concurrent reruns unexplained longest longest_term < <(awk \
     if ($1 == "kill" || $1 == "term") { what[$2] = $1; from[$2] = $3; to[$2] = $4 }
     next
   }
-  $1 == "start" { s[$2, $3] = $5; w[$2, $3] = $4; if ($3 > n[$2]) n[$2] = $3; starts[$2]++ }
-  $1 == "end"   { e[$2, $3] = $5 }
+  # Runs are numbered per job in start order: a release gives its attempt back, so the next
+  # run may carry the same ERGON_ATTEMPT (under another worker).
+  $1 == "start" { a = ++n[$2]; run[$2, $3, $4] = a; s[$2, a] = $5; w[$2, a] = $4; starts[$2]++ }
+  $1 == "end"   { if (($2, $3, $4) in run) e[$2, run[$2, $3, $4]] = $5 }
   END {
     concurrent = 0; reruns = 0; unexplained = 0; longest = 0; longest_term = 0
     for (job in starts) {
@@ -185,7 +187,7 @@ read -r concurrent reruns unexplained longest longest_term < <(awk \
             if (what[pw] == "term" && wait_s > longest_term) longest_term = wait_s
           } else {
             unexplained++
-            printf "unexplained re-run: job %s attempt %d (worker %s, %s-%s) then %d at %s\n", \
+            printf "unexplained re-run: job %s run %d (worker %s, %s-%s) then %d at %s\n", \
               job, prev, pw, s[job, prev], e[job, prev], a, s[job, a] > "/dev/stderr"
             print job > unexplained_file
           }

@@ -2,11 +2,17 @@
 // timeouts, cancellation, the worker's own rescuer and pruner.
 #include <gtest/gtest.h>
 #include <spawn.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 
 #include "ergon/ergon.h"
+#include "runtime/worker_identity.h"
 #include "store/store.h"
 #include "support/test_support.h"
 
@@ -126,8 +132,9 @@ TEST_F(FaultTest, AJobClaimedInTheWorkersNameButNeverReceivedIsGivenBack) {
   JobRecord j = job(phantom);
   EXPECT_EQ(j.status, JobStatus::kPending);
   EXPECT_FALSE(j.worker_id.has_value());
-  EXPECT_EQ(j.max_attempts, options_.default_max_attempts + 1);  // the attempt is given back
-  gate_.open();  // the first job ends, the slot frees, the phantom job runs
+  EXPECT_EQ(j.attempt, 0);       // the attempt is given back
+  EXPECT_FALSE(j.max_attempts);  // and the limit left as it was
+  gate_.open();                  // the first job ends, the slot frees, the phantom job runs
   ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
   EXPECT_EQ(job(phantom).status, JobStatus::kCompleted);
   EXPECT_EQ(started_.count(), 2);
@@ -148,11 +155,18 @@ TEST_F(FaultTest, TheWorkersRescuerReturnsOrphans) {
   worker->stop();
 }
 
-TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfThePreviousWorkerWithTheSameName) {
+// The same worker restarted after a SIGKILL: its predecessor's process is provably gone (this
+// boot and PID namespace, its pid now another process's), so its jobs come back at once.
+TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfAProvablyDeadPredecessorWithTheSameName) {
+  if (runtime::this_process().process_start == 0) GTEST_SKIP() << "no /proc of this namespace";
   options_.worker_name = "resizer-1";
   JobId id = JobRunner(store_).start_job(Task{1});
-  store_->worker_register(
-      {"resizer-1:old", "resizer-1", "elsewhere", 1, clock_.now(), clock_.now()});
+  WorkerRecord old = runtime::this_process();
+  old.id = "resizer-1:old";
+  old.name = "resizer-1";
+  old.process_start += 1;  // the pid was reused
+  old.started_at = old.heartbeat_at = clock_.now();
+  store_->worker_register(old);
   ASSERT_EQ(store_->job_claim({"resizer-1:old", 1, clock_.now()}).size(), 1u);
   auto worker = start_worker();  // no waiting for OrphanedJobThreshold
   ASSERT_TRUE(started_.wait_for(1));
@@ -190,16 +204,19 @@ TEST_F(FaultTest, TheRegistryHeartbeatRidesOnClaimsAndKeepsItsScheduleWithout) {
 }
 
 TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
+  if (runtime::this_process().process_start == 0) GTEST_SKIP() << "no /proc of this namespace";
   // A pid that provably no longer exists: a child that has exited and been reaped.
   pid_t pid = 0;
   char arg0[] = "true";
   char* argv[] = {arg0, nullptr};
   ASSERT_EQ(posix_spawnp(&pid, "true", nullptr, nullptr, argv, nullptr), 0);
   waitpid(pid, nullptr, 0);
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
   JobId id = JobRunner(store_).start_job(Task{1});
-  store_->worker_register({"dead", "dead", host, pid, clock_.now(), clock_.now()});
+  WorkerRecord dead = runtime::this_process();
+  dead.id = dead.name = "dead";
+  dead.pid = pid;
+  dead.started_at = dead.heartbeat_at = clock_.now();
+  store_->worker_register(dead);
   ASSERT_EQ(store_->job_claim({"dead", 1, clock_.now()}).size(), 1u);
   auto worker = start_worker();
   ASSERT_TRUE(started_.wait_for(1));
@@ -207,6 +224,56 @@ TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
   gate_.open();
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
   worker->stop();
+}
+
+// While the database refuses heartbeats, every try fails; the log says so for the first,
+// then for every hundredth, and once when heartbeats work again, with the count.
+TEST_F(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("ergon", sink));
+  auto lines = [&](std::string_view text) {
+    auto all = sink->last_formatted();
+    return std::count_if(all.begin(), all.end(),
+                         [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  };
+  auto sql = [&](const char* statement) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir_.file("jobs.db").c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);  // the worker may be writing
+    EXPECT_EQ(sqlite3_exec(db, statement, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  };
+  auto worker = start_worker();
+  JobRunner(store_).start_job(Task{1});
+  ASSERT_TRUE(started_.wait_for(1));
+  // The registry heartbeat still works (it shows each try); the jobs' heartbeat fails.
+  sql("CREATE TRIGGER refuse BEFORE UPDATE OF heartbeat_at ON jobs "
+      "BEGIN SELECT RAISE(ABORT, 'heartbeats refused'); END");
+  auto registry = [&] { return JobRunner(store_).list_workers().at(0).heartbeat_at; };
+  for (int i = 0; i < 5; ++i) {
+    clock_.advance(5s);
+    ASSERT_TRUE(eventually([&] { return registry() == clock_.now(); }));
+  }
+  sql("DROP TRIGGER refuse");
+  clock_.advance(5s);
+  // Five tries at least (one per advance; the first tick may have come after the trigger too).
+  std::string recovered;
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& l : sink->last_formatted()) {
+      if (l.find("heartbeats work again after ") != std::string::npos) recovered = l;
+    }
+    return !recovered.empty();
+  }));
+  auto at = recovered.find("after ");
+  int tries = at == std::string::npos ? 0 : std::atoi(recovered.c_str() + at + 6);
+  EXPECT_GE(tries, 5) << recovered;
+  EXPECT_EQ(lines("heartbeats work again"), 1);
+  EXPECT_EQ(lines("heartbeats failed"), 1);
+  gate_.open();
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+  spdlog::set_default_logger(previous);
 }
 
 TEST_F(FaultTest, ATimeoutFiresTheStopTokenAndFailsTheAttempt) {

@@ -95,7 +95,8 @@ TEST_F(WorkerTest, ASnoozedJobRunsAgainLaterWithoutUsingAnAttempt) {
   auto r = runner.get_job(id);
   EXPECT_EQ(r->status, JobStatus::kPending);
   EXPECT_EQ(r->run_at, clock_.now() + 30s);
-  EXPECT_EQ(r->max_attempts, 2);  // the attempt it used is given back
+  EXPECT_EQ(r->attempt, 0);       // the attempt it used is given back
+  EXPECT_FALSE(r->max_attempts);  // and the limit is left as it was (the handler's)
   clock_.advance(30s);
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
   EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
@@ -686,8 +687,8 @@ TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
   EXPECT_EQ(s->status, JobStatus::kPending);
   EXPECT_FALSE(s->worker_id);
   for (const auto& r : {*c, *s}) {
-    EXPECT_EQ(r.attempt, 1);
-    EXPECT_EQ(r.max_attempts, 11);  // the release gave its attempt back
+    EXPECT_EQ(r.attempt, 0);       // the release gave its attempt back
+    EXPECT_FALSE(r.max_attempts);  // and left the limit as it was
     EXPECT_FALSE(r.error_message);
   }
 
@@ -703,7 +704,8 @@ TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
   auto next = make_worker();
   next->start();
   ASSERT_TRUE(wait_for(Kind::kCompleted, 2));
-  EXPECT_EQ(runner.get_job(stubborn)->attempt, 2);
+  EXPECT_EQ(runner.get_job(stubborn)->attempt, 1);  // the stop cost no attempt
+  EXPECT_EQ(runner.get_job(stubborn)->lease, 2);    // but the fencing token moved on
   next->stop();
 }
 
@@ -727,9 +729,8 @@ TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
   ASSERT_TRUE(wait_for(Kind::kReleased, 3));
   EXPECT_EQ(runner.list_jobs({.status = JobStatus::kPending, .limit = 50}).size(), 8u);
   for (const auto& r : runner.list_jobs({.status = JobStatus::kPending, .limit = 50})) {
-    if (r.attempt == 0) continue;  // never claimed
-    EXPECT_EQ(r.attempt, 1);
-    EXPECT_EQ(r.max_attempts, 11);  // the release gave its attempt back
+    EXPECT_EQ(r.attempt, 0);       // never claimed, or the release gave its attempt back
+    EXPECT_FALSE(r.max_attempts);  // and left the limit as it was
   }
   gate_.open();
   stopper.join();

@@ -188,6 +188,20 @@ CREATE INDEX jobs_unique_until_idx ON @SCHEMA@.jobs (unique_key, unique_until)
   WHERE unique_until IS NOT NULL;
 )sql"},
     {9, R"sql(
+-- Worker identity, leases, and what a worker claims and relays. A worker's process identity
+-- (docs/reliability.md, "Worker identity"): the kernel's boot id,
+-- the inode of its PID namespace and its start time in clock ticks since boot. A starting
+-- worker returns a predecessor's jobs at once only when these prove it dead; rows written
+-- before them hold '' and 0 and prove nothing.
+ALTER TABLE @SCHEMA@.workers
+  ADD COLUMN boot_id       varchar NOT NULL DEFAULT '',
+  ADD COLUMN pid_namespace bigint NOT NULL DEFAULT 0,
+  ADD COLUMN process_start bigint NOT NULL DEFAULT 0;
+-- The fencing token: a job's claims so far, which only grows, so that a release can give back
+-- the attempt it used (attempt - 1) instead of raising max_attempts. Running jobs keep the
+-- token they were claimed with; the others start counting at their next claim.
+ALTER TABLE @SCHEMA@.jobs ADD COLUMN lease integer NOT NULL DEFAULT 0;
+UPDATE @SCHEMA@.jobs SET lease = attempt WHERE status = 'Running';
 -- The job types a worker claims (its handlers); NULL: every type
 -- (WorkerOptions::claim_unhandled_types). `ergon stats` names the Pending jobs' types that no
 -- live worker claims.

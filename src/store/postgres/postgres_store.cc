@@ -23,7 +23,7 @@ constexpr const char* kJobColumns[] = {
     "started_at", "completed_at", "error_message", "progress_message", "progress_percent",
     "queue",      "priority",     "run_at",        "attempt",          "max_attempts",
     "worker_id",  "heartbeat_at", "timeout_ms",    "cancel_requested", "rescue_count",
-    "unique_key", "group_key"};
+    "unique_key", "group_key",    "lease"};
 
 // The fence "this job is still Running" of the statements that address one attempt by id (an
 // outcome, a progress report). Written so that no partial index on Running rows matches it:
@@ -284,6 +284,7 @@ JobRecord read_job(const PGresult* r, int row) {
   j.rescue_count = pgbin::int4(r, row, 19);
   j.unique_key = pgbin::opt_text(r, row, 20);
   j.group_key = pgbin::opt_text(r, row, 21);
+  j.lease = pgbin::int4(r, row, 22);
   return j;
 }
 
@@ -298,7 +299,7 @@ struct PostgresStore::Statements {
       schedule_due, schedule_next_due, schedule_lock, schedule_advance, job_status, notify,
       notify_async;
   PgStatement heartbeat, rescue, release_worker, cancel_pending, cancel_running, job_exists, prune,
-      worker_register, worker_heartbeat, worker_remove, worker_list;
+      worker_register, worker_heartbeat, worker_remove, worker_prune, worker_list;
   PgStatement claim_id, outbox_peek, outbox_remove, unique_holder, queue_set_paused, queue_list;
   PgStatement finish_completed_many;  // job_finish_many's plain completions, in one statement
   PgStatement claim_limited, limit_lock, limit_types, limit_get, limit_set, limit_remove,
@@ -395,7 +396,7 @@ struct PostgresStore::Statements {
     // due; and a generic plan, see claim_pool_, expects a tenth of the due rows).
     std::string claim_update = " UPDATE " + jobs +
                                " AS j SET status = 'Running', attempt = j.attempt + 1, "
-                               "worker_id = $1, started_at = " +
+                               "lease = j.lease + 1, worker_id = $1, started_at = " +
                                now + ", heartbeat_at = " + now +
                                ", progress_message = NULL, progress_percent = NULL "
                                "WHERE j.id = ANY (ARRAY(SELECT id FROM due)) RETURNING " +
@@ -541,8 +542,8 @@ struct PostgresStore::Statements {
                       jobs + " j WHERE j.job_type = l.job_type AND j.status = 'Running') FROM " +
                       s + ".job_type_limits l ORDER BY l.job_type"};
 
-    // The outcome. The WHERE clause is the fence: only the attempt that claimed the job may
-    // move it on. $2 says whether the state is final (completed_at = now) or Pending again
+    // The outcome. The WHERE clause is the fence: only the claim (lease) that holds the job
+    // may move it on. $2 says whether the state is final (completed_at = now) or Pending again
     // (due at $4; the worker and lease are cleared).
     auto finish_update = [&](std::string_view base) {
       return "UPDATE " + jobs +
@@ -556,13 +557,13 @@ struct PostgresStore::Statements {
              "worker_id = CASE WHEN $2::boolean THEN worker_id ELSE NULL END, "
              "heartbeat_at = CASE WHEN $2::boolean THEN heartbeat_at ELSE NULL END, "
              "error_message = coalesce($5::varchar, error_message), "
-             "max_attempts = coalesce($6::integer, max_attempts), "
+             "attempt = attempt - $6::integer, "
              "progress_message = coalesce($7::varchar, progress_message), "
              "progress_percent = coalesce($8::integer, progress_percent), "
              "unique_key = CASE WHEN $2::boolean THEN unique_key ELSE " +
              unique_give_up("jobs", jobs) +
              " END "
-             "WHERE id = $9::uuid AND attempt = $10::integer AND worker_id = $11 AND " +
+             "WHERE id = $9::uuid AND lease = $10::integer AND worker_id = $11 AND " +
              running_fence();
     };
     // A job that is Pending again (retry, release) wakes the workers of every process, like an
@@ -583,8 +584,8 @@ struct PostgresStore::Statements {
         "ergon_job_finish_completed_many",
         "UPDATE " + jobs + " AS j SET status = 'Completed', completed_at = " +
             (db_clock ? "now()" : "f.at") + " FROM unnest($1::uuid[], $2::integer[]" +
-            (db_clock ? ") AS f(id, attempt)" : ", $4::timestamptz[]) AS f(id, attempt, at)") +
-            " WHERE j.id = f.id AND j.attempt = f.attempt AND j.worker_id = $3 "
+            (db_clock ? ") AS f(id, lease)" : ", $4::timestamptz[]) AS f(id, lease, at)") +
+            " WHERE j.id = f.id AND j.lease = f.lease AND j.worker_id = $3 "
             "AND j.status = 'Running' RETURNING j.id::text"};
     finish = {"ergon_job_finish", finish_update("now()")};
     finish_retry = {"ergon_job_finish_retry", finish_retry_sql("now()")};
@@ -597,7 +598,7 @@ struct PostgresStore::Statements {
     progress = {"ergon_job_progress",
                 "UPDATE " + jobs +
                     " SET progress_message = $1, progress_percent = $2::integer "
-                    "WHERE id = $3::uuid AND attempt = $4::integer AND worker_id = $5 AND " +
+                    "WHERE id = $3::uuid AND lease = $4::integer AND worker_id = $5 AND " +
                     running_fence()};
 
     get = {"ergon_job_get", "SELECT " + job_columns() + " FROM " + jobs + " WHERE id = $1::uuid"};
@@ -665,7 +666,7 @@ struct PostgresStore::Statements {
     std::string hb_now = db_clock ? "now()" : "$2::timestamptz";
     heartbeat = {"ergon_job_heartbeat", "UPDATE " + jobs + " SET heartbeat_at = " + hb_now +
                                             " WHERE worker_id = $1 AND status = 'Running' "
-                                            "RETURNING id, attempt, cancel_requested"};
+                                            "RETURNING id, lease, cancel_requested"};
     // Shared by the rescuer and startup recovery ($1 default max_attempts, $2 poison limit,
     // $3 stale_before or worker id, $4 limit, $5 now). An orphan goes back to Pending, unless
     // its attempts are used up or it has now been rescued poison-limit times (a job that keeps
@@ -725,8 +726,8 @@ struct PostgresStore::Statements {
     // for and then re-checked (it is Running by then, so nothing is returned).
     claim_id = {"ergon_job_claim_id",
                 "UPDATE " + jobs +
-                    " SET status = 'Running', attempt = attempt + 1, worker_id = $1, "
-                    "started_at = " +
+                    " SET status = 'Running', attempt = attempt + 1, lease = lease + 1, "
+                    "worker_id = $1, started_at = " +
                     now + ", heartbeat_at = " + now +
                     ", progress_message = NULL, progress_percent = NULL "
                     "WHERE id = $2::uuid AND status = 'Pending' AND run_at <= " +
@@ -761,19 +762,26 @@ struct PostgresStore::Statements {
     worker_register = {
         "ergon_worker_register",
         "INSERT INTO " + workers +
-            " (id, name, host, pid, started_at, heartbeat_at, job_types, relay) VALUES ($1, $2, "
-            "$3, $4::integer, " +
+            " (id, name, host, pid, started_at, heartbeat_at, boot_id, pid_namespace, "
+            "process_start, job_types, relay) VALUES ($1, $2, $3, $4::integer, " +
             time_sql(db_clock, "now()", 5, 6) + ", " + time_sql(db_clock, "now()", 6, 6) +
-            ", $7::jsonb, $8::boolean) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-            "host = excluded.host, pid = excluded.pid, started_at = excluded.started_at, "
-            "heartbeat_at = excluded.heartbeat_at, job_types = excluded.job_types, "
-            "relay = excluded.relay"};
+            ", $7, $8::bigint, $9::bigint, $10::jsonb, $11::boolean) ON CONFLICT (id) DO UPDATE "
+            "SET name = excluded.name, host = excluded.host, pid = excluded.pid, started_at = "
+            "excluded.started_at, heartbeat_at = excluded.heartbeat_at, boot_id = "
+            "excluded.boot_id, pid_namespace = excluded.pid_namespace, process_start = "
+            "excluded.process_start, job_types = excluded.job_types, relay = excluded.relay"};
     worker_heartbeat = {"ergon_worker_heartbeat",
                         "UPDATE " + workers + " SET heartbeat_at = " + hb_now + " WHERE id = $1"};
     worker_remove = {"ergon_worker_remove", "DELETE FROM " + workers + " WHERE id = $1"};
+    // Staleness as the rescuer judges it: on the database clock, and not within a threshold
+    // of a server restart (every heartbeat looks old right after an outage).
+    std::string w_stale = time_sql(db_clock, "now()", 1, 2);
+    worker_prune = {"ergon_worker_prune",
+                    "DELETE FROM " + workers + " WHERE heartbeat_at < " + w_stale +
+                        (db_clock ? " AND pg_postmaster_start_time() < " + w_stale : "")};
     worker_list = {"ergon_worker_list",
-                   "SELECT id, name, host, pid, started_at, heartbeat_at, job_types::text, relay "
-                   "FROM " +
+                   "SELECT id, name, host, pid, started_at, heartbeat_at, boot_id, pid_namespace, "
+                   "process_start, job_types::text, relay FROM " +
                        workers + " ORDER BY started_at"};
   }
 };
@@ -1193,7 +1201,7 @@ PgParams finish_params(const JobFinishParams& p) {
     params.time(p.run_at);
   }
   params.text(error)
-      .integer(p.max_attempts)
+      .integer(static_cast<std::int64_t>(p.give_back_attempt && p.status == JobStatus::kPending))
       .text(progress)
       .integer(percent)
       .text(p.id.to_string())
@@ -1561,7 +1569,7 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
   // retries, releases, completions that carry progress) one statement each, in the same
   // transaction.
   auto plain = [&](const JobFinishParams& p) {
-    return p.status == JobStatus::kCompleted && !p.error_message && !p.max_attempts &&
+    return p.status == JobStatus::kCompleted && !p.error_message && !p.give_back_attempt &&
            !p.progress_message && !p.progress_percent && p.worker_id == batch.front().worker_id;
   };
   std::string ids = "{", attempts = "{", times = "{";
@@ -1757,6 +1765,9 @@ void PostgresStore::worker_register(const WorkerRecord& w) {
                 .integer(static_cast<std::int64_t>(w.pid))
                 .time(w.started_at)
                 .time(w.heartbeat_at)
+                .text(w.boot_id)
+                .integer(w.pid_namespace)
+                .integer(w.process_start)
                 .text(worker_types_json(w))
                 .boolean(w.relay),
             Format::kText);
@@ -1773,6 +1784,15 @@ void PostgresStore::worker_heartbeat(std::string_view id, TimePoint now) {
 void PostgresStore::worker_remove(std::string_view id) {
   auto conn = pool_.acquire();
   conn->run(sql_->worker_remove, PgParams().text(id), Format::kText);
+}
+
+int PostgresStore::worker_prune(TimePoint stale_before, TimePoint now) {
+  PgParams params;
+  params.time(stale_before);
+  if (database_clock_) params.time(now);
+  auto conn = pool_.acquire();
+  auto r = conn->run(sql_->worker_prune, params, Format::kText);
+  return std::atoi(PQcmdTuples(r.get()));
 }
 
 std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, const JobId& id) {
@@ -1871,9 +1891,13 @@ std::vector<WorkerRecord> PostgresStore::worker_list() {
     w.pid = pgbin::int4(r.get(), i, 3);
     w.started_at = pgbin::timestamptz(r.get(), i, 4);
     w.heartbeat_at = pgbin::timestamptz(r.get(), i, 5);
-    if (!pgbin::is_null(r.get(), i, 6))
-      w.job_types = worker_types_parse(pgbin::text(r.get(), i, 6));
-    w.relay = pgbin::boolean(r.get(), i, 7);
+    w.boot_id = pgbin::text(r.get(), i, 6);
+    w.pid_namespace = pgbin::int8(r.get(), i, 7);
+    w.process_start = pgbin::int8(r.get(), i, 8);
+    if (!pgbin::is_null(r.get(), i, 9)) {
+      w.job_types = worker_types_parse(pgbin::text(r.get(), i, 9));
+    }
+    w.relay = pgbin::boolean(r.get(), i, 10);
     out.push_back(std::move(w));
   }
   return out;

@@ -211,6 +211,19 @@ UPDATE sqlite_schema SET sql = replace(sql,
 PRAGMA writable_schema = RESET;
 )sql"},
     {10, R"sql(
+-- Worker identity, leases, and what a worker claims and relays. A worker's process identity
+-- (docs/reliability.md, "Worker identity"): the kernel's boot id,
+-- the inode of its PID namespace and its start time in clock ticks since boot. A starting
+-- worker returns a predecessor's jobs at once only when these prove it dead; rows written
+-- before them hold '' and 0 and prove nothing.
+ALTER TABLE workers ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN pid_namespace INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN process_start INTEGER NOT NULL DEFAULT 0;
+-- The fencing token: a job's claims so far, which only grows, so that a release can give back
+-- the attempt it used (attempt - 1) instead of raising max_attempts. Running jobs keep the
+-- token they were claimed with; the others start counting at their next claim.
+ALTER TABLE jobs ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET lease = attempt WHERE status = 'Running';
 -- The job types a worker claims (its handlers), as a JSON array; NULL: every type
 -- (WorkerOptions::claim_unhandled_types). `ergon stats` names the Pending jobs' types that no
 -- live worker claims.

@@ -56,7 +56,7 @@ std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
   "id, job_type, job_data, status, created_at, started_at, completed_at, error_message, " \
   "progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts, "  \
   "worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key, "     \
-  "group_key"
+  "group_key, lease"
 
 JobRecord read_job(sqlite3_stmt* s) {
   JobRecord r;
@@ -88,6 +88,7 @@ JobRecord read_job(sqlite3_stmt* s) {
   r.rescue_count = sqlite3_column_int(s, 19);
   r.unique_key = opt_text(s, 20);
   r.group_key = opt_text(s, 21);
+  r.lease = sqlite3_column_int(s, 22);
   return r;
 }
 
@@ -218,10 +219,12 @@ class Binder {
 // type there instead, and is not run for types the worker does not handle.
 #define ERGON_TYPE_FILTER " AND (?5 IS NULL OR job_type IN (SELECT value FROM json_each(?5)))"
 
-// What every claim writes: Running for worker ?1 from ?2, the next attempt, progress cleared.
-#define ERGON_CLAIM_SET                                                         \
-  "UPDATE jobs SET status = 'Running', attempt = attempt + 1, worker_id = ?1, " \
-  "started_at = ?2, heartbeat_at = ?2, progress_message = NULL, progress_percent = NULL "
+// What every claim writes: Running for worker ?1 from ?2, the next attempt and lease, progress
+// cleared.
+#define ERGON_CLAIM_SET                                                            \
+  "UPDATE jobs SET status = 'Running', attempt = attempt + 1, lease = lease + 1, " \
+  "worker_id = ?1, started_at = ?2, heartbeat_at = ?2, progress_message = NULL, "  \
+  "progress_percent = NULL "
 
 // Limited types are left to the per-type claim (docs/flow-control.md).
 #define ERGON_UNLIMITED " AND job_type NOT IN (SELECT job_type FROM job_type_limits)"
@@ -715,7 +718,7 @@ void SqliteStore::claim_type_locked(const JobClaimParams& p, const std::string& 
 
 namespace {
 
-// The WHERE clause is the fence: only the attempt that claimed the job may move it on.
+// The WHERE clause is the fence: only the claim (lease) that holds the job may move it on.
 constexpr const char* kFinishSql =
     "UPDATE jobs SET status = ?1, "
     "completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END, "
@@ -723,12 +726,12 @@ constexpr const char* kFinishSql =
     "worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END, "
     "heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END, "
     "error_message = coalesce(?5, error_message), "
-    "max_attempts = coalesce(?6, max_attempts), "
+    "attempt = attempt - ?6, "
     "progress_message = CASE WHEN ?7 IS NULL THEN progress_message ELSE ?7 END, "
     "progress_percent = coalesce(?8, progress_percent), "
     "unique_key = CASE WHEN ?2 THEN unique_key ELSE " ERGON_UNIQUE_GIVE_UP
     " END "
-    "WHERE id = ?9 AND attempt = ?10 AND worker_id = ?11 AND status = 'Running'";
+    "WHERE id = ?9 AND lease = ?10 AND worker_id = ?11 AND status = 'Running'";
 
 // Messages come from exceptions and a command's stderr: cleaned as PostgreSQL needs them, so
 // both stores keep the same text (store/text_rules.h).
@@ -747,7 +750,7 @@ void bind_finish(Binder& b, const JobFinishParams& p) {
     b.time(p.run_at);
   }
   b.text(error)
-      .integer(p.max_attempts)
+      .integer(static_cast<std::int64_t>(p.give_back_attempt && p.status == JobStatus::kPending))
       .text(progress)
       .integer(percent)
       .text(p.id.to_string())
@@ -829,7 +832,7 @@ bool SqliteStore::job_progress_update(const JobProgressParams& p) {
   // Touches only the progress columns, and only of the attempt that reports: a progress write
   // can never change a job's status, so it can never leave a job stuck.
   Binder b(db_, prepared("UPDATE jobs SET progress_message = ?1, progress_percent = ?2 "
-                         "WHERE id = ?3 AND attempt = ?4 AND worker_id = ?5 "
+                         "WHERE id = ?3 AND lease = ?4 AND worker_id = ?5 "
                          "AND status = 'Running'")
                     .get());
   b.text(clean_text(p.message, kMaxProgressMessageBytes))
@@ -1427,7 +1430,7 @@ std::vector<HeldJob> SqliteStore::job_heartbeat(std::string_view worker_id, Time
   // (a rescued job is missing: its handler must stop) and which were asked to cancel.
   Binder b(db_, prepared("UPDATE jobs SET heartbeat_at = ?1 "
                          "WHERE worker_id = ?2 AND status = 'Running' "
-                         "RETURNING id, attempt, cancel_requested")
+                         "RETURNING id, lease, cancel_requested")
                     .get());
   b.time(now).text(worker_id);
   std::vector<HeldJob> out;
@@ -1542,14 +1545,18 @@ int SqliteStore::job_prune(JobStatus status, TimePoint before, int limit) {
 void SqliteStore::worker_register(const WorkerRecord& w) {
   std::lock_guard lock(mu_);
   Binder b(db_, prepared("INSERT OR REPLACE INTO workers (id, name, host, pid, started_at, "
-                         "heartbeat_at, job_types, relay) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                         "heartbeat_at, boot_id, pid_namespace, process_start, job_types, "
+                         "relay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                     .get());
   b.text(w.id)
       .text(w.name)
       .text(w.host)
       .integer(static_cast<std::int64_t>(w.pid))
       .time(w.started_at)
-      .time(w.heartbeat_at);
+      .time(w.heartbeat_at)
+      .text(w.boot_id)
+      .integer(w.pid_namespace)
+      .integer(w.process_start);
   if (auto types = worker_types_json(w)) {
     b.text(*types);
   } else {
@@ -1574,10 +1581,18 @@ void SqliteStore::worker_remove(std::string_view id) {
   b.text(id).run();
 }
 
+int SqliteStore::worker_prune(TimePoint stale_before, TimePoint) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared("DELETE FROM workers WHERE heartbeat_at < ?").get());
+  b.time(stale_before).run();
+  return sqlite3_changes(db_);
+}
+
 std::vector<WorkerRecord> SqliteStore::worker_list() {
   std::lock_guard lock(mu_);
-  Binder b(db_, prepared("SELECT id, name, host, pid, started_at, heartbeat_at, job_types, relay "
-                         "FROM workers ORDER BY started_at")
+  Binder b(db_, prepared("SELECT id, name, host, pid, started_at, heartbeat_at, boot_id, "
+                         "pid_namespace, process_start, job_types, relay FROM workers ORDER BY "
+                         "started_at")
                     .get());
   std::vector<WorkerRecord> out;
   while (b.step()) {
@@ -1588,8 +1603,11 @@ std::vector<WorkerRecord> SqliteStore::worker_list() {
     w.pid = sqlite3_column_int(b.stmt(), 3);
     w.started_at = time_column(b.stmt(), 4);
     w.heartbeat_at = time_column(b.stmt(), 5);
-    if (auto types = opt_text(b.stmt(), 6)) w.job_types = worker_types_parse(*types);
-    w.relay = sqlite3_column_int(b.stmt(), 7) != 0;
+    w.boot_id = text_column(b.stmt(), 6);
+    w.pid_namespace = sqlite3_column_int64(b.stmt(), 7);
+    w.process_start = sqlite3_column_int64(b.stmt(), 8);
+    if (auto types = opt_text(b.stmt(), 9)) w.job_types = worker_types_parse(*types);
+    w.relay = sqlite3_column_int(b.stmt(), 10) != 0;
     out.push_back(std::move(w));
   }
   return out;

@@ -83,6 +83,7 @@ class SqliteStore final : public Store {
   void worker_register(const WorkerRecord& w) override;
   void worker_heartbeat(std::string_view id, TimePoint now) override;
   void worker_remove(std::string_view id) override;
+  int worker_prune(TimePoint stale_before, TimePoint now) override;
   std::vector<WorkerRecord> worker_list() override;
 
   std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;

@@ -20,6 +20,7 @@
 #include "ergon/config.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
+#include "runtime/command_supervisor.h"
 #include "runtime/job_queue.h"
 #include "runtime/scheduler.h"
 #include "store/store.h"
@@ -1289,6 +1290,8 @@ class JobsWorker::Impl {
   // (the same configured name, or a process of this host that no longer exists) instead of
   // waiting for OrphanedJobThreshold.
   void recover_at_start() {
+    // Before any job is given back: the command processes of this host's dead workers are gone.
+    runtime::wait_for_orphaned_commands();
     TimePoint now = clock_.now();
     std::string host = host_name();
     duty(heartbeats_on_, "worker registry", [&] {

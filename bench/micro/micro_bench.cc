@@ -3,14 +3,9 @@
 //   - the cron evaluator: parsing, and the next occurrence across zones and DST;
 //   - JSON job encoding: a job struct to job_data and back, as start_job and the invoker do;
 //   - the claim/complete path of the SQLite store on a real file: a claim of N jobs, and
-//     their outcomes through job_finish_many (one transaction) or job_finish (one each);
-//   - starting a command: run_command of /bin/true (the supervisor, its fork of the command,
-//     the pipes) against a bare fork + exec + wait of the same program, in a process with 0 or
-//     256 MiB resident (fork copies page tables: the bigger the worker, the dearer each fork).
+//     their outcomes through job_finish_many (one transaction) or job_finish (one each).
 // Nothing here is a test: it prints figures. Run a Release build.
 #include <benchmark/benchmark.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -20,7 +15,6 @@
 
 #include "ergon/cron.h"
 #include "ergon/ergon.h"
-#include "runtime/command_process.h"
 #include "store/store.h"
 
 namespace {
@@ -163,45 +157,6 @@ void claim_complete(benchmark::State& state, bool batched) {
 }
 BENCHMARK_CAPTURE(claim_complete, batched, true)->Arg(1)->Arg(100)->Arg(500);
 BENCHMARK_CAPTURE(claim_complete, one_by_one, false)->Arg(1)->Arg(100);
-
-// ------------------------------------------------------------------------ command start
-
-// state.range(0) MiB of touched memory, so that fork has page tables to copy, as in a worker.
-std::vector<char> resident(const benchmark::State& state) {
-  std::vector<char> memory(static_cast<std::size_t>(state.range(0)) << 20);
-  for (std::size_t i = 0; i < memory.size(); i += 4096) memory[i] = 1;
-  return memory;
-}
-
-void BM_CommandStart(benchmark::State& state) {
-  const std::vector<char> memory = resident(state);
-  ergon::runtime::CommandSpec spec;
-  spec.argv = {"/bin/true"};
-  for (auto _ : state) {
-    auto result = ergon::runtime::run_command(spec, "", nullptr, {});
-    if (!result.ok()) state.SkipWithError(result.describe().c_str());
-  }
-  benchmark::DoNotOptimize(memory.data());
-}
-BENCHMARK(BM_CommandStart)->Arg(0)->Arg(256)->Unit(benchmark::kMicrosecond);
-
-// What a command start costs at the least: one fork, one exec, one wait.
-void BM_ForkExecBaseline(benchmark::State& state) {
-  const std::vector<char> memory = resident(state);
-  char program[] = "/bin/true";
-  char* argv[] = {program, nullptr};
-  for (auto _ : state) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::execv(program, argv);
-      ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  benchmark::DoNotOptimize(memory.data());
-}
-BENCHMARK(BM_ForkExecBaseline)->Arg(0)->Arg(256)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -93,7 +93,7 @@ cat > "$dir/grandchild.sh" <<SH
 #!/bin/sh
 . "$dir/log.sh"
 log start grandchild
-for i in 1 2 3 4 5 6; do sleep 0.03; log tick grandchild; done
+for i in 1 2 3 4; do sleep 0.02; log tick grandchild; done
 log end grandchild
 SH
 chmod +x "$dir/handler.sh" "$dir/child.sh" "$dir/grandchild.sh"

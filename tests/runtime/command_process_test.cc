@@ -689,7 +689,16 @@ TEST(WaitForOrphanedCommands, ReturnsOnlyOnceADeadWorkersProcessesAreGone) {
   // A live worker's commands are not waited for.
   EXPECT_EQ(wait_for_orphaned_commands(10s), 0);
   // The worker dies while its command's supervisor is frozen: its tree still runs, and a
-  // recovering worker must not be told otherwise.
+  // recovering worker must not be told otherwise. (An anchor process in the supervisor's group
+  // keeps the group from being orphaned by the worker's death: the kernel would send SIGCONT to
+  // a stopped member of an orphaned group.)
+  const pid_t anchor = ::fork();
+  if (anchor == 0) {
+    ::alarm(60);
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_EQ(::setpgid(anchor, supervisor), 0);
   ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
   ASSERT_EQ(::kill(worker, SIGKILL), 0);
   ASSERT_EQ(::waitpid(worker, nullptr, 0), worker);
@@ -700,6 +709,8 @@ TEST(WaitForOrphanedCommands, ReturnsOnlyOnceADeadWorkersProcessesAreGone) {
   EXPECT_EQ(wait_for_orphaned_commands(10s), 1);
   for (const pid_t pid : tree) EXPECT_TRUE(ProcessGone(pid)) << pid;
   EXPECT_TRUE(fs::is_empty(run.path()));
+  ::kill(anchor, SIGKILL);
+  ::waitpid(anchor, nullptr, 0);
   ::unsetenv("ERGON_RUNTIME_DIR");
 }
 

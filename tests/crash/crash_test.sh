@@ -78,6 +78,8 @@ cat > "$dir/handler.sh" <<SH
 cat > /dev/null
 log start handler
 "$dir/child.sh" &
+sleep 0.1
+: > "$dir/done/\$ERGON_JOB_ID.\$ERGON_ATTEMPT"
 wait
 log end handler
 SH
@@ -89,13 +91,20 @@ log start child
 wait
 log end child
 SH
+# The grandchild ticks until its handler says the attempt is done, at most a second: left
+# orphaned (its handler killed), it outlives a replacement worker's start, so an attempt whose
+# processes survived their worker shows as an overlap.
 cat > "$dir/grandchild.sh" <<SH
 #!/bin/sh
 . "$dir/log.sh"
 log start grandchild
-for i in 1 2 3 4; do sleep 0.02; log tick grandchild; done
+i=0
+while [ ! -e "$dir/done/\$ERGON_JOB_ID.\$ERGON_ATTEMPT" ] && [ \$i -lt 20 ]; do
+  sleep 0.05; log tick grandchild; i=\$((i + 1))
+done
 log end grandchild
 SH
+mkdir "$dir/done"
 chmod +x "$dir/handler.sh" "$dir/child.sh" "$dir/grandchild.sh"
 
 # Short leases so that rescues happen within the test; attempts and rescues are unbounded so

@@ -295,8 +295,7 @@ int command_lock_fd() {
   const pid_t command = ::vfork();
   if (command < 0) die_reporting(kReportSlot, errno);
   if (command == 0) exec_command(plan, self);
-  // Also from this side: a signal sent before the child's own setpgid must reach the group.
-  ::setpgid(command, command);
+  // vfork returns once the command has exec'd, so its setpgid is done: the group exists.
   // The command has the report pipe and its stdio now; ours would keep the worker from seeing
   // the end of the report (exec succeeded) and of stdout/stderr.
   ::close(kReportSlot);

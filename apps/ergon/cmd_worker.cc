@@ -1,6 +1,9 @@
 // ergon worker --config FILE — run a worker whose handlers are external commands, until
-// SIGINT or SIGTERM (then stop gracefully).
+// SIGINT, SIGTERM or SIGHUP (then stop gracefully).
+#include <spdlog/spdlog.h>
+
 #include <csignal>
+#include <cstring>
 #include <iostream>
 
 #include "common.h"
@@ -10,6 +13,42 @@
 #endif
 
 namespace ergon::cli {
+namespace {
+
+// The worker's signals (docs/cli.md). SIGINT, SIGTERM and SIGHUP stop it gracefully: a hang-up
+// (its terminal or ssh session closed, a supervisor's "reload") must not leave its jobs Running
+// and their commands orphaned, which is what the default action, an immediate exit, did. SIGUSR1
+// logs a status line. They are blocked before any thread exists (the store's and the
+// dashboard's threads inherit the mask), so only the sigwait below receives them. SIGPIPE is
+// ignored: with stdout or stderr closed by its reader (`ergon worker ... 2>&1 | head -1`) a log
+// line fails to be written instead of killing the worker. Commands start with every signal at
+// its default (runtime/command_supervisor.cc).
+sigset_t take_worker_signals() {
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+void run_until_stop_signal(JobsWorker& worker, const sigset_t& signals) {
+  worker.start();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      spdlog::info("worker {}: running {} of at most {} job(s)", worker.worker_id(),
+                   worker.running_jobs(), worker.max_concurrent_jobs());
+      continue;
+    }
+    spdlog::info("received SIG{}, stopping gracefully", ::sigabbrev_np(sig));
+    break;
+  }
+  worker.stop();
+}
+
+}  // namespace
 
 void register_worker(CLI::App& app, Globals& g) {
   auto* cmd = app.add_subcommand("worker", "run a worker with the command handlers of a config");
@@ -39,6 +78,7 @@ void register_worker(CLI::App& app, Globals& g) {
                 "the dashboard refuses every action");
 #endif
   cmd->callback([&g, args] {
+    const sigset_t signals = take_worker_signals();
     Config config = load_config_file(args->config);
     if (config.handlers.empty()) {
       throw Error(ErrorCode::kConfig, args->config + ": no \"Handlers\": nothing to run");
@@ -87,15 +127,12 @@ void register_worker(CLI::App& app, Globals& g) {
       d.read_only = args->dashboard_read_only;
       d.metrics = metrics;
       dashboard = std::make_unique<Dashboard>(store, d);
-      // Block the stop signals before the server's threads exist, so that only the worker's
-      // sigwait receives them (run_until_signal blocks them in this thread only).
-      block_stop_signals();
       dashboard->start();
       std::cout << "dashboard: " << dashboard->url() << std::endl;
     }
 #endif
     JobsWorker worker(store, std::move(handlers), options);
-    worker.run_until_signal();
+    run_until_stop_signal(worker, signals);
   });
 }
 

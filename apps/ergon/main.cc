@@ -50,11 +50,15 @@ int main(int argc, char** argv) {
   // CLI11 reports an unknown command as "A subcommand is required"; say what is wrong instead.
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--db") {
-      ++i;
+    if (arg.starts_with("-")) {
+      // A global option's value (`--log-format json`, `--db URL`) is not a command.
+      const CLI::Option* option = app.get_option_no_throw(arg);
+      if (option != nullptr && option->get_items_expected_min() > 0 &&
+          arg.find('=') == std::string::npos) {
+        ++i;
+      }
       continue;
     }
-    if (arg.starts_with("-")) continue;
     auto known = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (known.empty()) {
       std::cerr << "ergon: unknown command '" << arg

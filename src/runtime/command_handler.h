@@ -5,7 +5,8 @@
 // ERGON_ATTEMPT are set in its environment; stdout lines "progress <percent> <message>" become
 // progress reports; exit 0 is success, anything else a failed attempt whose error_message holds
 // the exit status and the tail of stderr. A timeout kills the process group. When the worker
-// asks the attempt to stop, the process group gets SIGTERM, then SIGKILL.
+// asks the attempt to stop, the process group gets SIGTERM, then SIGKILL. Every process the
+// command starts ends with its attempt, and with its worker process (command_supervisor.h).
 #pragma once
 
 #include "ergon/config.h"

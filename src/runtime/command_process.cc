@@ -4,9 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +18,8 @@
 #include <system_error>
 #include <utility>
 
+#include "runtime/command_supervisor.h"
+
 namespace ergon::runtime {
 namespace {
 
@@ -30,8 +30,6 @@ using std::chrono::milliseconds;
 constexpr std::size_t kReadChunk = 64 * 1024;
 // After the command exits, at most this many reads per stream drain what is already buffered.
 constexpr int kMaxDrainReads = 64;
-// Without a pidfd (kernel < 5.3), how often the loop checks whether the command has exited.
-constexpr milliseconds kExitPollInterval{10};
 // Longest single ppoll sleep; the loop recomputes its deadlines after each wake-up anyway.
 constexpr milliseconds kMaxPollSleep{60 * 60 * 1000};
 
@@ -99,74 +97,56 @@ int set_nonblocking(int fd) {
   return 0;
 }
 
-// pidfd_open(2) through syscall(2): glibc 2.36's <sys/pidfd.h> lacks extern "C", so its wrapper
-// cannot be linked from C++. The kernel always sets close-on-exec on a pidfd.
-int open_pidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U));
-#else
-  static_cast<void>(pid);
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
-// The spawned command's process group. The group id equals the child's pid and stays pinned to
-// this group for as long as the child is not reaped (a zombie still holds its pid), which is why
-// the group is always signalled *before* the child is reaped: signalling it afterwards could hit
-// an unrelated group that recycled the id. The destructor covers exceptional exits: it kills the
-// whole group and reaps the child, so no path leaves a process or a zombie behind.
-class ChildGroup {
+// One command's supervisor (command_supervisor.h). Signals for the command's process group go
+// to it through the control pipe; it sends the command's wait status once the command's whole
+// tree is gone, then exits. The supervisor does the signalling because it is the command's
+// parent: it alone knows when the group id stops being the command's. The destructor covers
+// exceptional exits: closing the control pipe makes the supervisor kill the tree, and the
+// supervisor is reaped, so no path leaves a process or a zombie behind.
+class Supervisor {
  public:
-  explicit ChildGroup(pid_t pid) : pid_(pid) {}
-  ChildGroup(const ChildGroup&) = delete;
-  ChildGroup& operator=(const ChildGroup&) = delete;
-  ~ChildGroup() {
-    if (reaped_) return;
-    signal_group(SIGKILL);
-    reap();
+  Supervisor(pid_t pid, UniqueFd control, UniqueFd status)
+      : pid_(pid), control_(std::move(control)), status_(std::move(status)) {}
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+  ~Supervisor() { finish(); }
+
+  int status_fd() const { return status_.get(); }
+
+  void signal_group(int sig) {
+    if (!control_) return;
+    const auto byte = static_cast<unsigned char>(sig);
+    // EPIPE: the supervisor has already finished; its status is on its way.
+    static_cast<void>(detail::write_without_sigpipe(control_.get(), &byte, 1));
   }
 
-  pid_t pid() const { return pid_; }
-
-  void signal_group(int sig) const {
-    if (!reaped_ && !lost_) ::kill(-pid_, sig);
-  }
-
-  // Whether the child has exited, without reaping it (WNOWAIT), so its pid keeps pinning the
-  // group id until the leftovers of the group have been killed.
-  bool has_exited() {
-    if (lost_) return true;
-    for (;;) {
-      siginfo_t info;
-      std::memset(&info, 0, sizeof info);
-      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
-        return info.si_pid != 0;
-      }
-      if (errno == EINTR) continue;
-      // ECHILD: someone else reaped it (waitpid(-1) elsewhere, or SIGCHLD set to SIG_IGN). It
-      // is gone and its group id is no longer pinned, so the group is not signalled any more.
-      lost_ = true;
-      return true;
+  // Ends the command if it still runs, waits for its tree to be gone and reaps the supervisor.
+  // Returns the command's wait status; nothing if the supervisor died without sending it.
+  std::optional<int> finish() {
+    if (finished_) return status_value_;
+    finished_ = true;
+    control_.reset();
+    int value = 0;
+    ssize_t n;
+    do {
+      n = ::read(status_.get(), &value, sizeof value);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof value)) status_value_ = value;
+    status_.reset();
+    // ECHILD (someone else reaped it: waitpid(-1) elsewhere, SIGCHLD ignored) loses nothing:
+    // the status came through the pipe.
+    int ignored = 0;
+    while (::waitpid(pid_, &ignored, 0) < 0 && errno == EINTR) {
     }
-  }
-
-  // Reaps the child (blocking until it exits). Returns its wait status, or nothing if the
-  // status was lost to someone else's wait.
-  std::optional<int> reap() {
-    reaped_ = true;
-    if (lost_) return std::nullopt;
-    int status = 0;
-    for (;;) {
-      if (::waitpid(pid_, &status, 0) == pid_) return status;
-      if (errno != EINTR) return std::nullopt;
-    }
+    return status_value_;
   }
 
  private:
   pid_t pid_;
-  bool reaped_ = false;
-  bool lost_ = false;
+  UniqueFd control_;
+  UniqueFd status_;
+  bool finished_ = false;
+  std::optional<int> status_value_;
 };
 
 Clock::time_point saturating_add(Clock::time_point t, milliseconds d) {
@@ -414,7 +394,8 @@ std::string resolve_command(const std::string& name, int& errno_out) {
   return {};
 }
 
-Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_fd) {
+Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_fd, int control_fd,
+              int status_fd) {
   Spawned out;
   std::vector<std::string> argv_storage = spec.argv;
   std::vector<std::string> env_storage = build_environment(spec.env);
@@ -427,26 +408,33 @@ Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_f
     out.what = spawn_failure(spec, lookup_error);
     return out;
   }
-  const char* working_directory =
-      spec.working_directory.empty() ? nullptr : spec.working_directory.c_str();
 
-  // The child reports a failed chdir or exec through this pipe (close-on-exec: a successful
-  // exec closes it, and the parent reads end-of-file).
+  // The command (or its supervisor) reports a failed chdir, exec or fork through this pipe
+  // (close-on-exec: a successful exec closes it, and we read end-of-file).
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
     out.error = errno;
     out.what = cannot_run(spec.argv.front(), errno_text(out.error));
     return out;
   }
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  const pid_t parent = ::getpid();
+  detail::SupervisorPlan plan;
+  plan.program = program.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.working_directory =
+      spec.working_directory.empty() ? nullptr : spec.working_directory.c_str();
+  plan.stdin_fd = stdin_fd;
+  plan.stdout_fd = stdout_fd;
+  plan.stderr_fd = stderr_fd;
+  plan.report_fd = report[1];
+  plan.control_fd = control_fd;
+  plan.status_fd = status_fd;
+  plan.lock_fd = detail::command_lock_fd();
 
-  // fork + exec rather than posix_spawn, for one thing posix_spawn cannot do: PR_SET_PDEATHSIG,
-  // so that the command dies with its worker. Without it a worker killed with SIGKILL leaves
-  // its commands running while the job is rescued and run again elsewhere: two executions at
-  // once. Between fork and exec the child only makes async-signal-safe system calls on data
-  // prepared above, which is what makes fork safe in a multithreaded process.
+  // fork rather than posix_spawn: the supervisor is a process of ours, not a program (see
+  // command_supervisor.h for what it does and why). Between fork and exit it only makes
+  // system calls on the plan prepared above, which is what makes fork safe in a multithreaded
+  // process.
   const pid_t pid = ::fork();
   if (pid < 0) {
     out.error = errno;
@@ -455,35 +443,7 @@ Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_f
     ::close(report[1]);
     return out;
   }
-  if (pid == 0) {
-    auto fail = [&](int e) {
-      (void)!::write(report[1], &e, sizeof e);
-      ::_exit(127);
-    };
-    // The death signal is tied to the thread that forked; the worker's executor threads live
-    // as long as the worker. If the worker died before this line, give up now.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    // A new process group lets a timeout or a stop kill the whole tree the command starts
-    // (a shell script's children, a pipeline) with one kill(-pgid).
-    ::setpgid(0, 0);
-    // The calling thread may block signals (we block SIGPIPE ourselves) and SIG_IGN survives
-    // exec: give the command a clean mask and default dispositions.
-    ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    for (const int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD}) ::signal(sig, SIG_DFL);
-    if (working_directory != nullptr && ::chdir(working_directory) != 0) fail(errno);
-    // dup2 clears close-on-exec on 0/1/2 only; every other descriptor of ours stays CLOEXEC,
-    // and close_range makes sure of descriptors other code opened without it.
-    if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(stdout_fd, STDOUT_FILENO) < 0 ||
-        ::dup2(stderr_fd, STDERR_FILENO) < 0) {
-      fail(errno);
-    }
-    const unsigned keep = static_cast<unsigned>(report[1]);
-    if (keep > STDERR_FILENO + 1) ::close_range(STDERR_FILENO + 1, keep - 1, 0);
-    ::close_range(keep + 1, ~0U, 0);
-    ::execve(program.c_str(), argv.data(), envp.data());
-    fail(errno);
-  }
+  if (pid == 0) detail::supervise(plan);
   ::close(report[1]);
   int child_error = 0;
   ssize_t n;
@@ -491,15 +451,11 @@ Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_f
     n = ::read(report[0], &child_error, sizeof child_error);
   } while (n < 0 && errno == EINTR);
   ::close(report[0]);
+  out.pid = pid;
   if (n == static_cast<ssize_t>(sizeof child_error)) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
     out.error = child_error;
     out.what = spawn_failure(spec, child_error);
-    return out;
   }
-  out.pid = pid;
   return out;
 }
 
@@ -519,7 +475,7 @@ std::string CommandResult::describe() const {
   switch (outcome) {
     case Outcome::kExited:
       text = exit_code >= 0 ? "command exited with status " + std::to_string(exit_code)
-                            : "command exited with an unknown status (reaped elsewhere)";
+                            : "command ended with an unknown status (its supervisor was killed)";
       break;
     case Outcome::kSignaled: {
       const char* name = ::sigdescr_np(signal);  // thread-safe, unlike strsignal()
@@ -611,30 +567,29 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
   }
 
   const std::string& name = spec.argv.front();
-  Pipe in, out, err, wake;
-  for (Pipe* pipe : {&in, &out, &err, &wake}) {
+  Pipe in, out, err, wake, control, report_status;
+  for (Pipe* pipe : {&in, &out, &err, &wake, &control, &report_status}) {
     if (const int e = make_pipe(*pipe)) return spawn_failed(cannot_run(name, errno_text(e)));
   }
   // Only our ends are non-blocking: O_NONBLOCK belongs to the open file description, and the
   // command must get ordinary blocking stdin/stdout/stderr.
-  for (const int fd :
-       {in.write.get(), out.read.get(), err.read.get(), wake.read.get(), wake.write.get()}) {
+  for (const int fd : {in.write.get(), out.read.get(), err.read.get(), wake.read.get(),
+                       wake.write.get(), control.write.get()}) {
     if (const int e = set_nonblocking(fd)) return spawn_failed(cannot_run(name, errno_text(e)));
   }
 
-  Spawned spawned = spawn(spec, in.read.get(), out.write.get(), err.write.get());
-  // The child's ends must be closed here, or our reads would never see EOF.
+  Spawned spawned = spawn(spec, in.read.get(), out.write.get(), err.write.get(), control.read.get(),
+                          report_status.write.get());
+  // The supervisor's ends must be closed here, or our reads would never see EOF.
   in.read.reset();
   out.write.reset();
   err.write.reset();
+  control.read.reset();
+  report_status.write.reset();
   if (spawned.pid < 0) return spawn_failed(std::move(spawned.what));
-
-  ChildGroup child(spawned.pid);
+  Supervisor child(spawned.pid, std::move(control.write), std::move(report_status.read));
+  if (spawned.error != 0) return spawn_failed(std::move(spawned.what));
   const Clock::time_point started = Clock::now();
-  // A pidfd turns "the command exited" into a poll event, so the loop needs no SIGCHLD handler
-  // (a library cannot own one) and no periodic waitpid. Without it (old kernels), fall back to
-  // a short poll interval.
-  const UniqueFd pidfd(open_pidfd(child.pid()));
 
   // The stop callback only writes one byte to the self-pipe: it may run on another thread (the
   // one requesting the stop), and the pipe wakes our ppoll at once. Declared after `wake`, so it
@@ -660,9 +615,7 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
 
   const auto begin_termination = [&](Reason why, Clock::time_point now) {
     reason = why;
-    child.signal_group(SIGTERM);
-    // A stopped (SIGSTOP) member would keep SIGTERM pending forever; let it run to handle it.
-    child.signal_group(SIGCONT);
+    child.signal_group(SIGTERM);  // and SIGCONT, from the supervisor
     kill_at = saturating_add(now, spec.kill_grace);
   };
   const auto read_stream = [&](UniqueFd& fd, bool is_stdout) {
@@ -691,25 +644,23 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
       child.signal_group(SIGKILL);
       sigkill_sent = true;
     }
-    if (!pidfd && child.has_exited()) break;
 
     pollfd fds[5];
     nfds_t count = 0;
-    const auto watch = [&](const UniqueFd& fd, short events) -> int {
-      if (!fd) return -1;
-      fds[count] = pollfd{fd.get(), events, 0};
+    const auto watch = [&](int fd, short events) -> int {
+      if (fd < 0) return -1;
+      fds[count] = pollfd{fd, events, 0};
       return static_cast<int>(count++);
     };
-    const int wake_index = reason == Reason::kNone ? watch(wake.read, POLLIN) : -1;
-    const int pidfd_index = watch(pidfd, POLLIN);
-    const int in_index = watch(in.write, POLLOUT);
-    const int out_index = watch(out.read, POLLIN);
-    const int err_index = watch(err.read, POLLIN);
+    const int wake_index = reason == Reason::kNone ? watch(wake.read.get(), POLLIN) : -1;
+    const int status_index = watch(child.status_fd(), POLLIN);
+    const int in_index = watch(in.write.get(), POLLOUT);
+    const int out_index = watch(out.read.get(), POLLIN);
+    const int err_index = watch(err.read.get(), POLLIN);
 
     Clock::time_point wake_at = now + kMaxPollSleep;
     if (reason == Reason::kNone && deadline) wake_at = std::min(wake_at, *deadline);
     if (reason != Reason::kNone && !sigkill_sent) wake_at = std::min(wake_at, kill_at);
-    if (!pidfd) wake_at = std::min(wake_at, now + kExitPollInterval);
     const auto sleep_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::max(wake_at - now, Clock::duration::zero()));
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(sleep_ns);
@@ -739,13 +690,13 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
     }
     if (ready(out_index)) read_stream(out.read, true);
     if (ready(err_index)) read_stream(err.read, false);
-    if (ready(pidfd_index) && child.has_exited()) break;
+    if (ready(status_index)) break;
   }
 
-  // The command has exited but is not reaped yet, so its pid still pins the group id: kill what
-  // is left of the group now. Background grandchildren may hold our pipes open indefinitely, so
-  // rather than waiting for EOF, take what is already buffered and stop.
-  child.signal_group(SIGKILL);
+  // The supervisor has reported: the command and every process of its tree are gone, so what
+  // they wrote is already in the pipes. Take it and stop (a process the supervisor could not
+  // find might still hold a pipe open; EOF is not waited for).
+  const std::optional<int> status = child.finish();
   in.write.reset();
   for (int i = 0; i < kMaxDrainReads && out.read; ++i) {
     if (read_stream(out.read, true) != ReadStatus::kData) break;
@@ -755,7 +706,6 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
   }
   out.read.reset();
   err.read.reset();
-  const std::optional<int> status = child.reap();
   lines.finish();
 
   CommandResult result;

@@ -6,28 +6,28 @@
 // keeps the tail of its stderr for the job's error message, enforces the timeout and the
 // worker's stop token, and returns only when the command has been reaped.
 //
-// Ownership: run_command() owns everything it creates — the child process, its process group,
-// the pipes and every other descriptor — and releases all of it before returning, on every path
-// (including an exception thrown by on_progress, which propagates after the command's process
-// group has been killed and the child reaped). The caller owns the spec, the payload and the
-// callback, which must outlive the call. Nothing outlives the call: when the command exits,
-// whatever is left of its process group (background grandchildren) is SIGKILLed. A grandchild
-// that leaves the group on purpose (setsid, setpgid) escapes and is not tracked.
+// Ownership: run_command() owns everything it creates — the command's supervisor, the command,
+// its process group, the pipes and every other descriptor — and releases all of it before
+// returning, on every path (including an exception thrown by on_progress, which propagates after
+// the command's tree has been killed and its supervisor reaped). The caller owns the spec, the
+// payload and the callback, which must outlive the call. Nothing outlives the call: when the
+// command exits, whatever is left of its tree (background grandchildren, processes that left
+// its group with setsid) is SIGKILLed by its supervisor before run_command() returns.
 //
-// Thread-safety: run_command() keeps no shared state and may be called concurrently from any
-// number of threads. on_progress runs on the calling thread, inside the I/O loop (a slow callback
-// delays I/O but loses nothing). The process-wide contract it relies on, like any code that
-// spawns children: nobody else in the process reaps children it did not spawn (waitpid(-1) or
-// SIGCHLD set to SIG_IGN would steal the exit status, which is then reported as unknown), and
-// nobody modifies the environment (setenv/putenv) while a command is being spawned, because the
-// inherited environment is read from `environ`. The process-wide SIGPIPE disposition is never
-// changed; SIGPIPE is only blocked briefly in the calling thread around writes to stdin.
+// Thread-safety: run_command() keeps no shared state but the process's command lock file (made
+// once) and may be called concurrently from any number of threads. on_progress runs on the
+// calling thread, inside the I/O loop (a slow callback delays I/O but loses nothing). The
+// command's status travels through a pipe, so another part of the process that reaps children
+// it did not spawn (waitpid(-1), SIGCHLD set to SIG_IGN) cannot steal it. Nobody may modify the
+// environment (setenv/putenv) while a command is being spawned, because the inherited
+// environment is read from `environ`. The process-wide SIGPIPE disposition is never changed;
+// SIGPIPE is only blocked briefly in the calling thread around writes to our pipes.
 //
-// The command dies with the thread that started it (PR_SET_PDEATHSIG): a worker killed with
-// SIGKILL does not leave its commands running while their jobs are rescued elsewhere. (Their
-// own children are not covered: a command that starts background processes should end them.)
+// The command dies with its worker process, whatever ends it (SIGKILL included), and so does
+// every process it started: command_supervisor.h says how, and what escapes.
 //
-// Linux only (fork + PR_SET_PDEATHSIG, close_range, pidfd_open, ppoll).
+// Linux only (fork, PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, signalfd, close_range, OFD locks,
+// ppoll).
 #pragma once
 
 #include <sys/types.h>
@@ -94,7 +94,7 @@ using ProgressFn = std::function<void(int percent, std::string_view message)>;
 // Runs the command to completion. Thread-safe: called concurrently from several executor
 // threads. Never throws for a command that cannot be started (outcome kSpawnFailed); throws
 // std::system_error only if the I/O loop itself fails (ppoll), and rethrows what on_progress
-// throws — in both cases after the process group has been killed and the child reaped. A stop
+// throws — in both cases after the command's tree has been killed and its supervisor reaped. A stop
 // already requested on entry returns kStopped without starting the command.
 CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
                           const ProgressFn& on_progress, std::stop_token stop);

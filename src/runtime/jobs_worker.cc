@@ -20,6 +20,7 @@
 #include "ergon/time_range.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
+#include "runtime/command_supervisor.h"
 #include "runtime/job_queue.h"
 #include "runtime/scheduler.h"
 #include "runtime/worker_identity.h"
@@ -1357,6 +1358,8 @@ class JobsWorker::Impl {
   // still be alive, whatever its name, and keeps its jobs and its row while its heartbeat is
   // fresh; the rescuer takes its jobs once their heartbeats are older than the threshold.
   void recover_at_start() {
+    // Before any job is given back: the command processes of this host's dead workers are gone.
+    runtime::wait_for_orphaned_commands();
     TimePoint now = clock_.now();
     WorkerRecord me = runtime::this_process();
     duty(heartbeats_on_, "worker registry", [&] {

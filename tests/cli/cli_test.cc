@@ -1,6 +1,10 @@
 // The `ergon` binary as a user runs it: real processes, real SQLite files.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -398,6 +402,146 @@ TEST_F(CliTest, DemoRunsToTheEnd) {
   auto r = ergon({"demo", "--exit-when-done", "--db", db()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("5 completed, 1 failed"), std::string::npos) << r.out;
+}
+
+// `ergon ARGS...` in the background, its stdout and stderr on `out_fd`; -1 if it could not be
+// started.
+pid_t spawn_ergon(std::vector<std::string> args, int out_fd) {
+  args.insert(args.begin(), kErgon);
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(out_fd, STDERR_FILENO);
+    execv(kErgon.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// A handler that starts a background child, records its pid, says "ready" on a FIFO (blocking
+// until the test reads it) and waits: a shell script without exec, whose children must end
+// with it.
+std::string tree_handler(const TempDir& dir) {
+  std::string script = dir.file("tree.sh");
+  mkfifo(dir.file("ready").c_str(), 0600);
+  std::ofstream(script) << "#!/bin/sh\ncat > /dev/null\nsleep 30 &\necho $! > " << dir.file("child")
+                        << "\necho ready > " << dir.file("ready") << "\nwait\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  return script;
+}
+
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+TEST_F(CliTest, GlobalOptionsComeBeforeOrAfterTheCommand) {
+  migrate();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--log-format", "json", "jobs", "list", "--db", db()},
+           {"--log-format=json", "jobs", "list", "--db", db()},
+           {"jobs", "list", "--log-format", "json", "--db", db()},
+           {"-v", "--log-format", "text", "--db", db(), "jobs", "list"}}) {
+    auto r = ergon(args);
+    EXPECT_EQ(r.status, 0) << args[0] << " " << args[1] << ": " << r.err;
+  }
+  auto bad = ergon({"--log-format", "xml", "jobs", "list", "--db", db()});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--log-format"), std::string::npos) << bad.err;
+}
+
+TEST_F(CliTest, WorkerStopsGracefullyOnSighupAndEndsTheHandlersChildren) {
+  migrate();
+  std::string config = dir_.file("ergon.json");
+  std::ofstream(config) << R"({"Database": ")" << db()
+                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.050",
+                              "ShutdownTimeout": "00:00:05", "RunScheduler": false},
+                              "Handlers": {"tree": {"command": [")"
+                        << tree_handler(dir_) << R"("]}}})";
+  ASSERT_EQ(ergon({"enqueue", "tree", "{}", "--db", db()}).status, 0);
+  pid_t pid = spawn_worker(config);
+  ASSERT_GE(pid, 0);
+  ASSERT_EQ(read_line(dir_.file("ready")), "ready");
+  pid_t child = std::stoi(read_line(dir_.file("child")));
+
+  kill(pid, SIGHUP);
+  int status = 0;
+  waitpid(pid, &status, 0);
+
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto j = nlohmann::json::parse(ergon({"jobs", "list", "--json", "--db", db()}).out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["status"], "Pending");  // given back, to run again
+  EXPECT_TRUE(kill(child, 0) == -1 && errno == ESRCH) << "the handler's child still runs";
+}
+
+TEST_F(CliTest, WorkerLogsAStatusLineOnSigusr1AndKeepsRunning) {
+  migrate();
+  std::string config = dir_.file("ergon.json");
+  std::ofstream(config) << R"({"Database": ")" << db()
+                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.050",
+                              "MaxConcurrentJobs": 3, "RunScheduler": false},
+                              "Handlers": {"tree": {"command": [")"
+                        << tree_handler(dir_) << R"("]}}})";
+  ASSERT_EQ(ergon({"enqueue", "tree", "{}", "--db", db()}).status, 0);
+  std::string log = dir_.file("worker.log");
+  int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  pid_t pid = spawn_ergon({"worker", "--config", config}, fd);
+  close(fd);
+  ASSERT_GE(pid, 0);
+  ASSERT_EQ(read_line(dir_.file("ready")), "ready");
+
+  kill(pid, SIGUSR1);
+  bool logged = eventually([&] {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find("running 1 of at most 3 job(s)") != std::string::npos;
+  });
+  bool alive = kill(pid, 0) == 0;
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+
+  EXPECT_TRUE(logged);
+  EXPECT_TRUE(alive);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST_F(CliTest, WorkerKeepsWorkingWhenNobodyReadsItsOutput) {
+  // `ergon -v worker ... 2>&1 | head -1`, after head has exited.
+  migrate();
+  std::string script = dir_.file("handler.sh");
+  std::ofstream(script) << "#!/bin/sh\ncat > /dev/null\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  std::string config = dir_.file("ergon.json");
+  std::ofstream(config) << R"({"Database": ")" << db()
+                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.020",
+                              "RunScheduler": false},
+                              "Handlers": {"quiet": {"command": [")"
+                        << script << R"("]}}})";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(ergon({"enqueue", "quiet", "{}", "--db", db()}).status, 0);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  close(fds[0]);
+  pid_t pid = spawn_ergon({"-v", "worker", "--config", config}, fds[1]);
+  close(fds[1]);
+  ASSERT_GE(pid, 0);
+
+  bool done = wait_completed(3, std::chrono::seconds(30));
+  bool alive = kill(pid, 0) == 0 && waitpid(pid, nullptr, WNOHANG) == 0;
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(alive);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace

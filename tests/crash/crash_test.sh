@@ -2,11 +2,15 @@
 # The crash test: several `ergon worker` processes share one database and run command handlers
 # that write `start`/`end` lines to a ledger, while this script keeps killing workers with
 # SIGKILL, stopping them gracefully, starting new ones and (on PostgreSQL) restarting the
-# database server. At the end it prints, and asserts: jobs enqueued, Completed, lost (must be
-# 0), run concurrently on two workers (must be 0), run more than once (only allowed after a
-# kill or a graceful stop of the worker that ran it; a database restart must cause none), and
-# the longest time a job of a killed worker waited before it ran again. Workers prefetch
-# (PrefetchJobs 4) and store outcomes in batches, so both fast paths are under the chaos too.
+# database server. The handler is a shell script without exec that starts a child, which
+# starts a grandchild; each of the three writes its own lines (the grandchild also `tick`s while
+# it runs). At the end it prints, and asserts: jobs enqueued, Completed, lost (must be 0), run
+# concurrently on two workers (must be 0), overlapping runs counting every process of an attempt
+# (must be 0: no line of an attempt, from any of its processes, may come after the next attempt
+# started), run more than once (only allowed after a kill or a graceful stop of the worker that
+# ran it; a database restart must cause none), and the longest time a job of a killed worker
+# waited before it ran again. Workers prefetch (PrefetchJobs 4) and store outcomes in batches,
+# so both fast paths are under the chaos too.
 #
 #   tests/crash/crash_test.sh --ergon build/release/apps/ergon/ergon [--size small|large]
 #                             [--postgres]   (a private PostgreSQL cluster, restarted as chaos)
@@ -61,20 +65,53 @@ chaos=$dir/chaos.txt
 : > "$ledger"
 : > "$chaos"
 
-# The handler: one ledger line when it starts and one when it ends, from the worker's child
-# (so $PPID is the worker). Lines this short are appended atomically (O_APPEND, < PIPE_BUF).
+# The handler, its child and its grandchild: each writes a line when it starts and when it ends
+# (and the grandchild while it runs), with the job, the attempt, the worker that ran it (each
+# worker gets its own number through its config's handler environment) and the time. Lines
+# this short are appended atomically (O_APPEND, < PIPE_BUF).
+cat > "$dir/log.sh" <<SH
+log() { echo "\$1 \$ERGON_JOB_ID \$ERGON_ATTEMPT \$CRASH_WORKER \$2 \$(date +%s.%N)" >> "$ledger"; }
+SH
 cat > "$dir/handler.sh" <<SH
 #!/bin/sh
+. "$dir/log.sh"
 cat > /dev/null
-echo "start \$ERGON_JOB_ID \$ERGON_ATTEMPT \$PPID \$(date +%s.%N)" >> "$ledger"
+log start handler
+"$dir/child.sh" &
 sleep 0.1
-echo "end \$ERGON_JOB_ID \$ERGON_ATTEMPT \$PPID \$(date +%s.%N)" >> "$ledger"
+: > "$dir/done/\$ERGON_JOB_ID.\$ERGON_ATTEMPT.\$CRASH_WORKER"
+wait
+log end handler
 SH
-chmod +x "$dir/handler.sh"
+cat > "$dir/child.sh" <<SH
+#!/bin/sh
+. "$dir/log.sh"
+log start child
+"$dir/grandchild.sh" &
+wait
+log end child
+SH
+# The grandchild ticks until its handler says the attempt is done, at most a second: left
+# orphaned (its handler killed), it outlives a replacement worker's start, so an attempt whose
+# processes survived their worker shows as an overlap.
+cat > "$dir/grandchild.sh" <<SH
+#!/bin/sh
+. "$dir/log.sh"
+log start grandchild
+i=0
+while [ ! -e "$dir/done/\$ERGON_JOB_ID.\$ERGON_ATTEMPT.\$CRASH_WORKER" ] && [ \$i -lt 20 ]; do
+  sleep 0.05; log tick grandchild; i=\$((i + 1))
+done
+log end grandchild
+SH
+mkdir "$dir/done"
+chmod +x "$dir/handler.sh" "$dir/child.sh" "$dir/grandchild.sh"
 
 # Short leases so that rescues happen within the test; attempts and rescues are unbounded so
-# that every job ends Completed however often its worker dies.
-cat > "$dir/ergon.json" <<JSON
+# that every job ends Completed however often its worker dies. One config per worker: its
+# number reaches the handlers as CRASH_WORKER.
+write_config() {
+  cat > "$dir/ergon-$1.json" <<JSON
 {
   "Database": "$db",
   "JobsWorker": {
@@ -91,16 +128,27 @@ cat > "$dir/ergon.json" <<JSON
     "PoisonJobRescues": 1000,
     "RunScheduler": false
   },
-  "Handlers": { "crash": { "command": ["$dir/handler.sh"] } }
+  "Handlers": {
+    "crash": { "command": ["$dir/handler.sh"], "env": { "CRASH_WORKER": "$1" } }
+  }
 }
 JSON
+}
+# The workers' command lock files (docs/reliability.md), away from other tests'.
+export ERGON_RUNTIME_DIR=$dir/run
+mkdir -m 700 "$ERGON_RUNTIME_DIR"
 
 "$ergon" migrate --db "$db" >/dev/null
 "$ergon" enqueue crash '{}' --count "$jobs" --db "$db" > "$dir/ids.txt"
 
+declare -A number_of  # worker pid -> its number
+started=0
 start_worker() {
-  "$ergon" worker --config "$dir/ergon.json" >>"$dir/workers.log" 2>&1 &
+  started=$((started + 1))
+  write_config "$started"
+  "$ergon" worker --config "$dir/ergon-$started.json" >>"$dir/workers.log" 2>&1 &
   pids+=($!)
+  number_of[$!]=$started
   disown $!  # no "Killed" notices from the shell
 }
 now() { date +%s.%N; }
@@ -133,7 +181,7 @@ for step in $(seq "$chaos_steps"); do
   t0=$(now)
   kill "$sig" "$victim"
   while kill -0 "$victim" 2>/dev/null; do sleep 0.01; done
-  echo "$what $victim $t0 $(now)" >> "$chaos"
+  echo "$what ${number_of[$victim]} $t0 $(now)" >> "$chaos"
   start_worker
 done
 
@@ -157,20 +205,41 @@ cancelled=$(count Cancelled)
 lost=$((jobs - completed - failed - cancelled))
 
 # The ledger against the chaos log.
-read -r concurrent reruns unexplained longest longest_term < <(awk \
+# Ledger lines: kind (start, tick, end), job, attempt, worker number, process (handler, child,
+# grandchild), time. An attempt starts with its handler's start line; it lasts until the last
+# line any of its processes wrote.
+read -r concurrent overlapping reruns unexplained longest longest_term < <(awk \
     -v unexplained_file="$dir/unexplained.txt" '
   FNR == NR {
     if ($1 == "kill" || $1 == "term") { what[$2] = $1; from[$2] = $3; to[$2] = $4 }
     next
   }
-  # Runs are numbered per job in start order: a release gives its attempt back, so the next
-  # run may carry the same ERGON_ATTEMPT (under another worker).
-  $1 == "start" { a = ++n[$2]; run[$2, $3, $4] = a; s[$2, a] = $5; w[$2, a] = $4; starts[$2]++ }
-  $1 == "end"   { if (($2, $3, $4) in run) e[$2, run[$2, $3, $4]] = $5 }
+  # Runs are numbered per job in the order their handlers started: a release gives its attempt
+  # back, so the next run may carry the same ERGON_ATTEMPT (under another worker).
+  $1 == "start" && $5 == "handler" {
+    a = ++n[$2]; run[$2, $3, $4] = a; s[$2, a] = $6; w[$2, a] = $4; starts[$2]++
+  }
+  ($2, $3, $4) in run {
+    a = run[$2, $3, $4]
+    if ($1 == "end" && $5 == "handler") e[$2, a] = $6
+    t = $6 + 0; if (!(($2, a) in last) || t > last[$2, a]) last[$2, a] = t
+  }
   END {
-    concurrent = 0; reruns = 0; unexplained = 0; longest = 0; longest_term = 0
+    concurrent = 0; overlapping = 0; reruns = 0; unexplained = 0; longest = 0; longest_term = 0
     for (job in starts) {
       if (starts[job] > 1) reruns++
+      # Every process of every run: nothing of run a after a later run b started.
+      overlap = 0
+      for (a = 1; a <= n[job]; a++) {
+        if (!((job, a) in last)) continue
+        for (b = a + 1; b <= n[job]; b++) {
+          if (!((job, b) in s) || last[job, a] <= s[job, b] + 0) continue
+          overlap = 1
+          printf "overlapping run: job %s run %d wrote at %.3f, after run %d started at %.3f\n", \
+            job, a, last[job, a], b, s[job, b] > "/dev/stderr"
+        }
+      }
+      overlapping += overlap
       # Walk the attempts in order: each must start after the previous one ended, and a
       # re-run must follow a kill or a graceful stop of the previous worker, signalled after
       # that attempt started... or while it was being started (to[] is when the worker was
@@ -195,7 +264,8 @@ read -r concurrent reruns unexplained longest longest_term < <(awk \
         prev = a
       }
     }
-    printf "%d %d %d %.2f %.2f\n", concurrent, reruns, unexplained, longest, longest_term
+    printf "%d %d %d %d %.2f %.2f\n", concurrent, overlapping, reruns, unexplained, longest, \
+      longest_term
   }' "$chaos" "$ledger")
 
 kills=$(grep -c '^kill' "$chaos" || true)
@@ -211,6 +281,7 @@ echo "  jobs Completed:                  $completed"
 echo "  jobs Failed / Cancelled:         $failed / $cancelled"
 echo "  jobs lost:                       $lost"
 echo "  jobs run concurrently twice:     $concurrent"
+echo "  overlapping runs (all processes of an attempt): $overlapping"
 echo "  jobs run more than once:         $reruns (after a kill or a graceful stop)"
 echo "  re-runs with no kill or stop:    $unexplained"
 echo "  longest wait after a kill:       ${longest}s"
@@ -224,6 +295,8 @@ status=0
 [[ $lost -eq 0 ]] || { echo "FAIL: $lost jobs lost"; status=1; }
 [[ $completed -eq $jobs ]] || { echo "FAIL: only $completed of $jobs Completed"; status=1; }
 [[ $concurrent -eq 0 ]] || { echo "FAIL: $concurrent jobs ran on two workers at once"; status=1; }
+[[ $overlapping -eq 0 ]] ||
+  { echo "FAIL: $overlapping jobs had a process of one attempt running into the next"; status=1; }
 [[ $unexplained -eq 0 ]] || { echo "FAIL: $unexplained re-runs without a kill or stop"; status=1; }
 # A graceful stop gives its jobs back at once, at their old place in the queue: none of them
 # may have waited for orphan rescue (the lease).

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/command_supervisor.h"
+
 namespace ergon::runtime {
 namespace {
 
@@ -533,6 +535,7 @@ TEST(RunCommand, InvalidSpecsAreSpawnFailures) {
 }
 
 TEST(RunCommand, ExceptionFromProgressCallbackKillsAndReaps) {
+  RunCapture(Sh("true"));  // the process's command lock file stays open once made
   const int fds_before = CountOpenFds();
   const auto start = SteadyClock::now();
   EXPECT_THROW(
@@ -545,6 +548,7 @@ TEST(RunCommand, ExceptionFromProgressCallbackKillsAndReaps) {
 }
 
 TEST(RunCommand, NoDescriptorOrZombieLeftOnAnyPath) {
+  RunCapture(Sh("true"));  // the process's command lock file stays open once made
   const int fds_before = CountOpenFds();
   EXPECT_TRUE(RunCapture(Sh("cat > /dev/null; echo err >&2"), "input").result.ok());
   EXPECT_EQ(RunCapture(Sh("exit 4")).result.exit_code, 4);
@@ -587,6 +591,153 @@ TEST(RunCommand, ConcurrentCommandsFromManyThreads) {
     EXPECT_EQ(runs[i].result.stderr_tail, "err-" + std::to_string(i));
   }
   EXPECT_TRUE(HasNoChildren());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process trees: every process a command starts ends with it, and with its worker process.
+
+// Waits for a line on a FIFO that a command writes once it has started what a test watches.
+std::string AwaitFifo(const fs::path& fifo) {
+  std::ifstream in(fifo);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// A command that starts a child, which starts a grandchild, and one process that leaves the
+// group with setsid; it records their pids (and its supervisor's, $PPID) in `dir`, says "ready"
+// on `dir`/ready, and sleeps.
+CommandSpec TreeCommand(const fs::path& dir) {
+  CommandSpec spec =
+      Sh("echo $PPID > \"$D/supervisor\"; "
+         "sh -c 'sleep 30 & echo $! > \"$D/grandchild\"; echo $$ > \"$D/child\"; wait' & "
+         "setsid sleep 30 & echo $! > \"$D/escapee\"; "
+         "while [ ! -s \"$D/grandchild\" ] || [ ! -s \"$D/child\" ]; do :; done; "
+         "echo ready > \"$D/ready\"; sleep 30");
+  spec.env["D"] = dir.string();
+  return spec;
+}
+
+std::vector<pid_t> TreePids(const fs::path& dir) {
+  return {ReadPid(dir / "child"), ReadPid(dir / "grandchild"), ReadPid(dir / "escapee")};
+}
+
+// The process that stands for a worker in the tests below: this test binary again, running
+// only WorkerStandIn.RunsTreeCommand (which does nothing unless ERGON_TEST_TREE_DIR is set).
+pid_t StartWorkerStandIn(const fs::path& dir, const fs::path& runtime_dir) {
+  ::mkfifo((dir / "ready").c_str(), 0600);
+  std::vector<std::string> env = {"ERGON_TEST_TREE_DIR=" + dir.string(),
+                                  "ERGON_RUNTIME_DIR=" + runtime_dir.string()};
+  for (char** entry = environ; *entry != nullptr; ++entry) env.emplace_back(*entry);
+  std::vector<char*> envp;
+  for (std::string& entry : env) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execle("/proc/self/exe", "command_test", "--gtest_filter=WorkerStandIn.RunsTreeCommand",
+             static_cast<char*>(nullptr), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+TEST(WorkerStandIn, RunsTreeCommand) {
+  const char* dir = std::getenv("ERGON_TEST_TREE_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "run by the process-tree tests";
+  run_command(TreeCommand(dir), "", nullptr, {});
+}
+
+TEST(RunCommand, ExitEndsProcessesThatLeftTheGroup) {
+  TempDir dir;
+  CommandSpec spec =
+      Sh("setsid sleep 30 & echo $! > \"$D/escapee\"; "
+         "while [ ! -s \"$D/escapee\" ]; do :; done; exit 0");
+  spec.env["D"] = dir.path().string();
+
+  EXPECT_TRUE(RunCapture(spec).result.ok());
+
+  // The supervisor reports only once every process of the tree is gone: no waiting here.
+  EXPECT_TRUE(ProcessGone(ReadPid(dir.path() / "escapee")));
+}
+
+TEST(RunCommand, TheWholeTreeDiesWhenTheWorkerIsKilled) {
+  TempDir dir, run;
+  const pid_t worker = StartWorkerStandIn(dir.path(), run.path());
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(AwaitFifo(dir.path() / "ready"), "ready");
+  const std::vector<pid_t> tree = TreePids(dir.path());
+
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(worker, nullptr, 0), worker);
+
+  for (const pid_t pid : tree) {
+    ASSERT_GT(pid, 0);
+    EXPECT_TRUE(WaitUntilGone(pid)) << pid;
+  }
+  EXPECT_TRUE(WaitUntilGone(ReadPid(dir.path() / "supervisor")));
+}
+
+TEST(WaitForOrphanedCommands, ReturnsOnlyOnceADeadWorkersProcessesAreGone) {
+  TempDir dir, run;
+  ::setenv("ERGON_RUNTIME_DIR", run.path().c_str(), 1);
+  const pid_t worker = StartWorkerStandIn(dir.path(), run.path());
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(AwaitFifo(dir.path() / "ready"), "ready");
+  const std::vector<pid_t> tree = TreePids(dir.path());
+  const pid_t supervisor = ReadPid(dir.path() / "supervisor");
+
+  // A live worker's commands are not waited for.
+  EXPECT_EQ(wait_for_orphaned_commands(10s), 0);
+  // The worker dies while its command's supervisor is frozen: its tree still runs, and a
+  // recovering worker must not be told otherwise. (An anchor process in the supervisor's group
+  // keeps the group from being orphaned by the worker's death: the kernel would send SIGCONT to
+  // a stopped member of an orphaned group.)
+  const pid_t anchor = ::fork();
+  if (anchor == 0) {
+    ::alarm(60);
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_EQ(::setpgid(anchor, supervisor), 0);
+  ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(worker, nullptr, 0), worker);
+  EXPECT_EQ(wait_for_orphaned_commands(50ms), 0);
+  for (const pid_t pid : tree) EXPECT_FALSE(ProcessGone(pid)) << pid;
+
+  ASSERT_EQ(::kill(supervisor, SIGCONT), 0);
+  EXPECT_EQ(wait_for_orphaned_commands(10s), 1);
+  for (const pid_t pid : tree) EXPECT_TRUE(ProcessGone(pid)) << pid;
+  EXPECT_TRUE(fs::is_empty(run.path()));
+  ::kill(anchor, SIGKILL);
+  ::waitpid(anchor, nullptr, 0);
+  ::unsetenv("ERGON_RUNTIME_DIR");
+}
+
+TEST(RunCommand, CommandStartsWithDefaultSignalsAndNothingBlocked) {
+  // What a worker does to its own signals (ignore SIGPIPE and SIGHUP, block its stop signals)
+  // must not reach the command.
+  struct sigaction ignore {
+  }, old_pipe{}, old_hup{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &old_pipe);
+  ::sigaction(SIGHUP, &ignore, &old_hup);
+  sigset_t blocked, old_mask;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGUSR1);
+  ::pthread_sigmask(SIG_BLOCK, &blocked, &old_mask);
+
+  const Captured run =
+      RunCapture(Sh("while read key value; do case $key in SigIgn:|SigBlk:) "
+                    "echo progress 0 $key $value;; esac; done < /proc/$$/status"));
+
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::sigaction(SIGHUP, &old_hup, nullptr);
+  EXPECT_TRUE(run.result.ok()) << run.result.describe();
+  EXPECT_EQ(run.progress,
+            (Progress{{0, "SigBlk: 0000000000000000"}, {0, "SigIgn: 0000000000000000"}}));
 }
 
 }  // namespace

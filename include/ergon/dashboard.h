@@ -71,7 +71,7 @@ class Dashboard {
  public:
   // Throws Error(kInvalidArgument) for a port outside 0-65535, a non-loopback address without
   // a token, a token that is too short or holds characters a header or cookie cannot carry, or
-  // limits of 0 (max_connections, threads, header_timeout).
+  // limits of 0 (max_connections, threads, header_timeout) or a header_timeout over 24 hours.
   Dashboard(std::shared_ptr<Store> store, DashboardOptions options);
   ~Dashboard();
   // The constructor's checks of the options alone, for callers that want to refuse them before

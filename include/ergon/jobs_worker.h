@@ -38,8 +38,9 @@ class JobsWorker {
 
   void start();
   void stop();
-  // Runs until SIGINT or SIGTERM arrives, then stops gracefully. Blocks those signals in the
-  // calling thread; call it from main() before starting other threads.
+  // Runs until SIGINT, SIGTERM or SIGHUP arrives, then stops gracefully; SIGUSR1 logs how many
+  // jobs run. Blocks those signals in the calling thread (call it from main() before starting
+  // other threads) and ignores SIGPIPE, so a closed stdout or stderr does not kill the process.
   void run_until_signal();
 
   [[nodiscard]] const std::string& worker_id() const;

@@ -377,10 +377,11 @@ void Dashboard::check_options(const DashboardOptions& options) {
   if (!options.token.empty()) dashboard::check_token(options.token);
   if (options.max_connections == 0 || options.threads == 0 ||
       options.header_timeout <= std::chrono::milliseconds::zero() ||
+      options.header_timeout > std::chrono::hours(24) ||
       (options.max_failed_attempts > 0 && options.failed_attempts_window <= Duration::zero())) {
     throw Error(ErrorCode::kInvalidArgument,
-                "dashboard max_connections, threads, header_timeout and (with a limit on failed "
-                "attempts) failed_attempts_window must be positive");
+                "dashboard max_connections, threads, header_timeout (at most 24 hours) and (with "
+                "a limit on failed attempts) failed_attempts_window must be positive");
   }
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 
+#include "ergon/time_range.h"
 #include "store/store.h"
 
 namespace ergon {
@@ -62,7 +63,7 @@ void store_gauges(Store& store, prometheus::Registry& reg) {
         if (c.status == JobStatus::kRunning) running_total += static_cast<double>(c.count);
         if (c.oldest_due_run_at) {
           oldest.Add({{"queue", c.queue}})
-              .Set(std::chrono::duration<double>(now - *c.oldest_due_run_at).count());
+              .Set(std::chrono::duration<double>(elapsed(*c.oldest_due_run_at, now)).count());
         }
       }
     } catch (const Error& e) {
@@ -77,7 +78,7 @@ void store_gauges(Store& store, prometheus::Registry& reg) {
     running.Add({}).Set(running_total);
     int alive = 0;
     for (const auto& w : store.worker_list()) {
-      if (now - w.heartbeat_at <= std::chrono::seconds(60)) ++alive;
+      if (elapsed(w.heartbeat_at, now) <= std::chrono::seconds(60)) ++alive;
     }
     workers.Add({}).Set(alive);
     up.Add({}).Set(1);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <random>
@@ -645,9 +646,10 @@ class JobsWorker::Impl {
   void extend_messages(TimePoint now) {
     if (!mq_) return;
     struct Due {
-      std::pair<JobId, int> key;
+      std::pair<JobId, int> key;  // (id, lease), running_'s key
       runtime::JobMessage m;
       std::string job_type;
+      int attempt;
     };
     std::vector<Due> due;
     Duration vt = mq_->visibility_timeout();
@@ -655,15 +657,15 @@ class JobsWorker::Impl {
       std::lock_guard lock(mu_);
       for (auto& [key, slot] : running_) {
         if (slot.message && elapsed(now, slot.message_hidden_until) < vt / 2) {
-          due.push_back({key, *slot.message, slot.job_type});
+          due.push_back({key, *slot.message, slot.job_type, slot.attempt});
         }
       }
     }
-    for (auto& [key, m, job_type] : due) {
+    for (auto& [key, m, job_type, attempt] : due) {
       try {
         mq_->postpone(m, vt);
       } catch (const std::exception& e) {
-        log::job(spdlog::level::warn, key.first, job_type, key.second,
+        log::job(spdlog::level::warn, key.first, job_type, attempt,
                  "worker {} could not extend its message: {}", worker_id_, e.what());
         continue;
       }
@@ -1556,16 +1558,28 @@ void JobsWorker::start() { impl_->start(); }
 void JobsWorker::stop() { impl_->stop(); }
 
 void JobsWorker::run_until_signal() {
+  // As `ergon worker` (docs/cli.md): a hang-up (the terminal or ssh session closed) stops the
+  // worker gracefully instead of killing it with its jobs Running, SIGUSR1 logs a status line,
+  // and SIGPIPE (stdout or stderr closed by its reader) is swallowed: a write fails with EPIPE
+  // instead of killing the process.
+  std::signal(SIGPIPE, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
   // Block before start(): threads inherit the mask, so the signal can only reach sigwait.
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   impl_->start();
-  int sig = 0;
-  sigwait(&set, &sig);
-  spdlog::info("received {}, stopping gracefully", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      spdlog::info("worker {}: running {} of at most {} job(s)", worker_id(), running_jobs(),
+                   max_concurrent_jobs());
+      continue;
+    }
+    spdlog::info("received SIG{}, stopping gracefully", ::sigabbrev_np(sig));
+    break;
+  }
   impl_->stop();
 }
 

@@ -200,6 +200,17 @@ TEST_F(DashboardHardeningTest, ATokenShorterThanTheMinimumIsRefused) {
   EXPECT_NO_THROW(Dashboard(store_, {.port = 0, .token = "0123456789abcdef"}));
 }
 
+// A header timeout past the steady clock's range would wrap its deadline into the past and
+// drop every connection at once.
+TEST_F(DashboardHardeningTest, AHeaderTimeoutOutOfRangeIsRefused) {
+  for (auto timeout : {std::chrono::milliseconds::max(), std::chrono::milliseconds(-1),
+                       std::chrono::milliseconds(std::chrono::hours(24) + 1ms)}) {
+    SCOPED_TRACE(timeout.count());
+    EXPECT_THROW(Dashboard(store_, {.port = 0, .header_timeout = timeout}), Error);
+  }
+  EXPECT_NO_THROW(Dashboard(store_, {.port = 0, .header_timeout = std::chrono::hours(24)}));
+}
+
 TEST_F(DashboardHardeningTest, TheTokenIsReadFromAFile) {
   std::string path = dir_.file("token");
   std::ofstream(path) << kToken << "\n";

@@ -74,7 +74,7 @@ class TimeExtremes : public ::testing::TestWithParam<Backend> {
       EXPECT_TRUE(r);
       JobFinishParams f;
       f.id = id;
-      f.attempt = r->attempt;
+      f.attempt = r->lease;  // the fencing token
       f.worker_id = "w";
       f.status = status;
       f.now = finished;

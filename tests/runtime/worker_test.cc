@@ -2,9 +2,15 @@
 // the worker's on_event hook (through EventCounter) instead of sleeps.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <latch>
 #include <map>
 #include <mutex>
@@ -827,6 +833,50 @@ TEST_F(WorkerTest, DefaultConcurrencyIsFiveTimesTheHardwareThreads) {
   auto worker = make_worker();
   EXPECT_EQ(worker->max_concurrent_jobs(),
             5 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+// The process that runs JobsWorker::run_until_signal() in the test below: this test binary
+// again, running only this test (which does nothing unless ERGON_TEST_SIGNAL_DIR is set). Its
+// one job says "ready" on the FIFO once the worker runs, so its signals are blocked by then.
+TEST(RunUntilSignalStandIn, Runs) {
+  const char* dir = std::getenv("ERGON_TEST_SIGNAL_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "run by RunUntilSignal.StopsGracefullyOnSighup...";
+  auto store = open_store("sqlite:" + std::string(dir) + "/jobs.db");
+  HandlerRegistry handlers;
+  handlers.add<Work>(
+      [dir](const Work&, JobContext&) { std::ofstream(std::string(dir) + "/ready") << "ready\n"; });
+  JobsWorker worker(store, std::move(handlers));
+  JobRunner(store).start_job(Work{});
+  worker.run_until_signal();
+}
+
+// SIGUSR1 and SIGPIPE do not kill an embedded worker, and SIGHUP stops it gracefully, as
+// `ergon worker` (docs/cli.md): the process ends normally, its job Completed.
+TEST(RunUntilSignal, StopsGracefullyOnSighupAndSurvivesSigusr1AndSigpipe) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir.path() / "ready").c_str(), 0600), 0);
+  std::string env_dir = "ERGON_TEST_SIGNAL_DIR=" + dir.path().string();
+  std::vector<char*> envp = {env_dir.data()};
+  for (char** entry = environ; *entry != nullptr; ++entry) envp.push_back(*entry);
+  envp.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execle("/proc/self/exe", "worker_test", "--gtest_filter=RunUntilSignalStandIn.Runs",
+             static_cast<char*>(nullptr), envp.data());
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  std::string line;
+  std::getline(std::ifstream(dir.path() / "ready"), line);
+  ASSERT_EQ(line, "ready");
+  for (const int sig : {SIGUSR1, SIGPIPE, SIGHUP}) ASSERT_EQ(::kill(pid, sig), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  auto jobs = open_store("sqlite:" + dir.path().string() + "/jobs.db")->job_list({});
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].status, JobStatus::kCompleted);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
 
 #include "ergon/error.h"
 #include "store/store.h"
@@ -135,6 +137,20 @@ void check_identifier(std::string_view what, std::string_view value, std::size_t
                       " is " + hex_escape(cp < 0x80 ? "\\x%02x" : "\\u%04x", cp) + ")");
     }
     i += len;
+  }
+}
+
+void check_filter(const JobFilter& filter) {
+  const std::pair<const char*, const std::optional<std::string>*> texts[] = {
+      {"job type", &filter.job_type}, {"queue", &filter.queue}, {"text", &filter.text}};
+  for (const auto& [what, value] : texts) {
+    if (!*value) continue;
+    if (!is_valid_utf8(**value) || (*value)->find('\0') != std::string::npos) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("the ") + what +
+                                                   " filter is not valid UTF-8 without NUL "
+                                                   "bytes: '" +
+                                                   printable(**value) + "'");
+    }
   }
 }
 

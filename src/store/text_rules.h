@@ -17,6 +17,8 @@
 
 namespace ergon {
 
+struct JobFilter;
+
 // Limits in bytes of UTF-8, with those of store.h (job type, queue, group key, messages).
 inline constexpr std::size_t kMaxUniqueKeyBytes = 200;
 inline constexpr std::size_t kMaxScheduleNameBytes = 200;
@@ -40,6 +42,12 @@ void check_identifier(std::string_view what, std::string_view value, std::size_t
 // document (nothing but whitespace after it) nested at most kMaxJsonDepth deep whose strings
 // and keys hold no NUL character (`\u0000`: PostgreSQL's jsonb cannot store it).
 void check_job_data(std::string_view job_type, std::string_view json);
+
+// Throws Error(kInvalidArgument) unless the filter's texts (job type, queue, the text searched
+// for) are valid UTF-8 without NUL: PostgreSQL refuses such a parameter and SQLite would match
+// nothing, and both stores must give one answer. Called by each store where it builds a
+// filter's SQL.
+void check_filter(const JobFilter& filter);
 
 // Free text made storable the same way on every backend: each byte that is not part of a
 // well-formed UTF-8 sequence, and each NUL, becomes U+FFFD; then the text is cut to at most

@@ -88,6 +88,7 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
       {"unique_while_running", {boolean, false}},
       {"group_key", {varchar, true}},
       {"unique_until", {tstz, true}},
+      {"lease", {integer, false}},
   };
   ASSERT_EQ(jobs_order.size(), jobs.size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -79,6 +79,32 @@ TEST_P(StoreConformance, IdentifiersWithControlCharactersOrInvalidUtf8AreRefused
   }
 }
 
+// A filter with bytes PostgreSQL would refuse (and SQLite would match against nothing) gets
+// one answer on every store: Ergon's error, whether it lists, retries or deletes.
+TEST_P(StoreConformance, FiltersWithInvalidUtf8AreRefusedTheSameWayOnEveryStore) {
+  const std::pair<std::string, JobFilter> filters[] = {
+      {"job type", JobFilter{.job_type = std::string("t\xff")}},
+      {"queue", JobFilter{.queue = std::string("q\xc3")}},
+      {"text", JobFilter{.text = std::string("a\0b", 3)}}};
+  for (const auto& [what, f] : filters) {
+    SCOPED_TRACE(what);
+    for (int op = 0; op < 3; ++op) {
+      try {
+        if (op == 0) (void)store_->job_list(f);
+        if (op == 1) (void)store_->job_retry_matching(f, clock_.now());
+        if (op == 2) (void)store_->job_delete_matching(f);
+        ADD_FAILURE() << "accepted by operation " << op;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("the " + what + " filter"), std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  // Valid UTF-8 of any script is a filter like any other.
+  EXPECT_TRUE(store_->job_list(JobFilter{.job_type = std::string("t\xc3\xa9")}).empty());
+}
+
 TEST_P(StoreConformance, PayloadsHaveOneDepthLimitAndNoNul) {
   JobRunner runner(store_);
   EXPECT_EQ(refused([&] { runner.start_job_raw("t", nested(10000)); }),

@@ -61,6 +61,7 @@ class Params {
 //     far once, and the next page starts from there.
 // ids are UUIDv7 (time-ordered), and uuid comparison is bytewise, so id order is creation order.
 std::string filter_sql(const JobFilter& f, Params& p, std::string_view t = "") {
+  check_filter(f);
   std::string c(t);
   std::string w = "true";
   if (f.status) w += " AND " + c + "status = " + p.add_text(to_string(*f.status));

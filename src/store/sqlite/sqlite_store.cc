@@ -1050,6 +1050,7 @@ void check_limit(int limit) {
 // placeholders that bind_filter fills in the same order. The statement text depends only on
 // which fields are set, so prepared() keeps one statement per shape.
 std::string filter_where(const JobFilter& f) {
+  check_filter(f);
   std::string w = "1";
   if (f.status) w += " AND status = ?";
   if (f.job_type) w += " AND job_type = ?";

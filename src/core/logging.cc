@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "core/log.h"
@@ -61,6 +62,46 @@ void append_json_string(spdlog::memory_buf_t& out, std::string_view s) {
   }
   out.push_back('"');
 }
+
+bool is_control(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return (u < 0x20 && c != '\t') || u == 0x7f;
+}
+
+// The text format: spdlog's pattern, with the message's control characters written as escapes
+// (`\x1b`, `\n`). A handler's error text or a command's stderr tail cannot move the operator's
+// cursor, clear the terminal or start a line that looks like another record.
+class TextFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (std::none_of(payload.begin(), payload.end(), is_control)) {
+      pattern_.format(msg, dest);
+      return;
+    }
+    std::string escaped;
+    for (char c : payload) {
+      if (!is_control(c)) {
+        escaped.push_back(c);
+      } else if (c == '\n') {
+        escaped += "\\n";
+      } else {
+        char esc[5];
+        std::snprintf(esc, sizeof esc, "\\x%02x", static_cast<unsigned char>(c));
+        escaped += esc;
+      }
+    }
+    spdlog::details::log_msg copy = msg;
+    copy.payload = spdlog::string_view_t(escaped.data(), escaped.size());
+    pattern_.format(copy, dest);
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<TextFormatter>();
+  }
+
+ private:
+  spdlog::pattern_formatter pattern_;
+};
 
 // One JSON object per line.
 class JsonFormatter final : public spdlog::formatter {
@@ -142,7 +183,7 @@ void configure_logging(const LogOptions& options) {
   if (options.format == LogFormat::kJson) {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else {
-    logger->set_formatter(std::make_unique<spdlog::pattern_formatter>());
+    logger->set_formatter(std::make_unique<TextFormatter>());
   }
   logger->set_level(*level);
 }

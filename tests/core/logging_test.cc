@@ -67,6 +67,18 @@ TEST_F(LoggingTest, TextLinesNameTheJob) {
             std::string::npos);
 }
 
+// A message from a handler or a command may hold terminal escapes and line breaks: the text
+// form writes them as escapes, one record per line.
+TEST_F(LoggingTest, TextLinesEscapeControlCharacters) {
+  configure_logging({LogFormat::kText, "info"});
+  JobId id = JobId::generate(TimePoint{} + std::chrono::hours(500000));
+  log::job(spdlog::level::warn, id, "report", 2, "failed: {}", "\x1b[2J\x07two\nlines\ttab\x7f");
+  auto v = lines();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_NE(v[0].find("failed: \\x1b[2J\\x07two\\nlines\ttab\\x7f"), std::string::npos) << v[0];
+  EXPECT_EQ(v[0].find('\x1b'), std::string::npos);
+}
+
 TEST_F(LoggingTest, BadLevelsAndFormatsAreRefused) {
   EXPECT_THROW(configure_logging({LogFormat::kText, "loud"}), Error);
   EXPECT_TRUE(is_log_level("WARN"));

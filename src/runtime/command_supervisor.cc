@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +102,19 @@ void arrange_descriptors(const detail::SupervisorPlan& p) {
   default_action.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &default_action, nullptr);
+  }
+  // glibc's sigaction refuses the signals it keeps for itself (32 and 33, below SIGRTMIN), yet
+  // a process that launched the worker may have ignored them (Go programs do, through the
+  // system call), and exec would pass that on: reset them through the system call too. The
+  // kernel's struct sigaction: handler, flags, restorer, then the mask.
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+  } kernel_default{SIG_DFL, 0, nullptr, 0};
+  for (int sig = 32; sig < SIGRTMIN; ++sig) {
+    ::syscall(SYS_rt_sigaction, sig, &kernel_default, nullptr, sizeof kernel_default.mask);
   }
   sigset_t none;
   sigemptyset(&none);

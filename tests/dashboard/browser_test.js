@@ -80,7 +80,12 @@ async function main() {
 
     // 4. Watch progress move: the server advances the handler only when told.
     await page.goto(server.URL + "#/job/" + server.PROGRESS_JOB);
-    await page.waitForSelector("[data-testid=progress-percent]");
+    // Only a hash change: until the route has rendered the new job, the page still shows the
+    // failed job's (whose progress is "–"). Wait for this job's page with a percentage.
+    await page.waitForFunction((id) => {
+      const p = document.querySelector("[data-testid=progress-percent]");
+      return document.body.textContent.includes(id) && p && /^\d+%$/.test(p.textContent);
+    }, server.PROGRESS_JOB);
     const percent = async () => parseInt(await page.textContent("[data-testid=progress-percent]"), 10);
     let last = await percent();
     if (!(last >= 10)) fail("progress should start at 10%, is " + last);

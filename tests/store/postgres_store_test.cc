@@ -544,9 +544,12 @@ TEST_F(PostgresStoreTest, OutcomesFindTheirJobByIdWhateverTheStatistics) {
       EXPECT_TRUE(store->job_finish(f));
     }
   }
-  // Every outcome and report looked its job up by id; the Running indexes were not read.
+  // Every outcome and report looked its job up by id: the Running indexes were not read per
+  // job (the plan this guards against reads them once for each of the 400 statements). A stray
+  // scan or two (a late statistics report of the first store's backends under a slow, loaded
+  // test run) is not that plan.
   ASSERT_TRUE(eventually([&] { return updated() == kJobs + kJobs + kJobs / 3; }));
-  EXPECT_EQ(scans("jobs_running_idx") + scans("jobs_running_type_idx"), running);
+  EXPECT_LT(scans("jobs_running_idx") + scans("jobs_running_type_idx") - running, kJobs / 10);
   EXPECT_EQ(app.value("SELECT count(*) FROM " + quoted_schema() +
                       ".jobs WHERE status IN ('Completed', 'Failed')"),
             std::to_string(kJobs));

@@ -1339,11 +1339,11 @@ class JobsWorker::Impl {
   void drop_unrelayed_outbox(TimePoint now) {
     if (relaying()) return;
     duty(outbox_check_on_, "outbox check", [&] {
-      if (!store_->outbox_state().enabled) return;
+      const OutboxState state = store_->outbox_state();
+      if (!state.enabled) return;
       for (const WorkerRecord& w : store_->worker_list()) {
         if (w.relay && elapsed(w.heartbeat_at, now) <= opts_.orphaned_job_threshold) return;
       }
-      OutboxState state = store_->outbox_state();
       store_->outbox_disable();
       spdlog::warn(
           "worker {}: no live worker relays messages: the outbox triggers are dropped and its {} "

@@ -191,8 +191,8 @@ TEST_F(CliSqliteFileTest, ReadCommandsAnswerOverTextStoredBeforeTheRule) {
   const std::string bad = "'x\x1b[2J\xff\x07'";
   sql("UPDATE jobs SET job_type = " + bad + ", queue = " + bad + ", error_message = " + bad +
       ", progress_message = " + bad + ", worker_id = " + bad + ", status = 'Running'");
-  sql("INSERT INTO workers (id, name, host, pid, started_at, heartbeat_at) SELECT " + bad + ", " + bad + ", " + bad +
-      ", 1, created_at, created_at FROM jobs");
+  sql("INSERT INTO workers (id, name, host, pid, started_at, heartbeat_at) SELECT " + bad + ", " +
+      bad + ", " + bad + ", 1, created_at, created_at FROM jobs");
   sql("UPDATE scheduled_jobs SET name = " + bad + ", job_type = " + bad + ", queue = " + bad);
   const std::string replaced = "x\x1b[2J\uFFFD\x07";
 

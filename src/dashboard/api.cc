@@ -350,31 +350,17 @@ json Api::job(const std::string& id_text) {
   }
   if (!r) throw ApiError(404, "no job with id " + id.to_string());
   json out = job_full(*r);
+  // No attempt history is stored yet: the latest attempt, from the job's own columns.
   json attempts = json::array();
-  bool complete = true;
-  try {
-    for (const auto& a : store_->job_attempts(id)) {
-      attempts.push_back({{"attempt", a.attempt},
-                          {"worker_id", text(a.worker_id)},
-                          {"started_at", format_timestamp(a.started_at)},
-                          {"finished_at", opt_time(a.finished_at)},
-                          {"outcome", to_string(a.outcome)},
-                          {"error_message", opt_text(a.error_message)}});
-    }
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kUnsupported) rethrow_as_api_error();
-    // No attempt history in this store yet: the latest attempt, from the job's own columns.
-    complete = false;
-    attempts = json::array();
-    if (r->attempt > 0 && r->started_at) {
-      attempts.push_back(
-          {{"attempt", r->attempt},
-           {"worker_id", opt_text(r->worker_id)},
-           {"started_at", opt_time(r->started_at)},
-           {"finished_at", is_final(r->status) ? opt_time(r->completed_at) : json(nullptr)},
-           {"outcome", to_string(r->status)},
-           {"error_message", opt_text(r->error_message)}});
-    }
+  const bool complete = false;
+  if (r->attempt > 0 && r->started_at) {
+    attempts.push_back(
+        {{"attempt", r->attempt},
+         {"worker_id", opt_text(r->worker_id)},
+         {"started_at", opt_time(r->started_at)},
+         {"finished_at", is_final(r->status) ? opt_time(r->completed_at) : json(nullptr)},
+         {"outcome", to_string(r->status)},
+         {"error_message", opt_text(r->error_message)}});
   }
   out["attempts"] = attempts;
   out["attempts_complete"] = complete;

@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "ergon/clock.h"
@@ -35,6 +36,19 @@ struct sqlite3;
 struct pg_conn;  // PGconn of <libpq-fe.h>
 
 namespace ergon {
+
+// A caller's own connection, inside the caller's open transaction: an application's sqlite3*
+// or PGconn* (the *_tx methods). Each backend takes its own kind through native_handle().
+using NativeConnection = std::variant<sqlite3*, pg_conn*>;
+
+// The `Handle*` held by `conn`; Error(kUnsupported) when it holds the other backend's kind
+// (`backend` names the store that refuses it).
+template <class Handle>
+Handle* native_handle(const NativeConnection& conn, std::string_view backend) {
+  if (const auto* h = std::get_if<Handle*>(&conn)) return *h;
+  throw Error(ErrorCode::kUnsupported,
+              "the " + std::string(backend) + " store cannot use a connection of another database");
+}
 
 struct JobInsertParams {
   JobId id;
@@ -154,15 +168,6 @@ struct ThroughputBucket {
   std::int64_t failed = 0;
 };
 
-struct AttemptRecord {
-  int attempt = 0;
-  std::string worker_id;
-  TimePoint started_at;
-  std::optional<TimePoint> finished_at;     // unset while it runs
-  JobStatus outcome = JobStatus::kRunning;  // kRunning while it runs; kPending: retried/released
-  std::optional<std::string> error_message;
-};
-
 struct JobRescueParams {
   TimePoint now;
   TimePoint stale_before;         // Running jobs whose heartbeat is older are orphans
@@ -197,14 +202,13 @@ class Store {
   // p.unique_key is held by another job, that job's id (nothing is inserted or notified).
   virtual JobId job_insert(const JobInsertParams& p) = 0;
   // Inserts with the caller's connection inside the caller's open transaction. SQLite cannot
-  // notify on commit, so its twin does not notify; PostgreSQL queues a pg_notify in the
-  // caller's transaction, delivered when it commits.
-  virtual JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p);
-  virtual JobId job_insert_tx(pg_conn* conn, const JobInsertParams& p);
-  // Inserts many jobs in one transaction (one notify for the batch). The default loops over
-  // job_insert inside nothing special; backends override it with a bulk path. Unique keys
-  // are not supported here (the runner refuses them).
-  virtual void job_insert_many(const std::vector<JobInsertParams>& jobs);
+  // notify on commit, so it does not notify; PostgreSQL queues a pg_notify in the caller's
+  // transaction, delivered when it commits. A connection of the other backend's kind:
+  // Error(kUnsupported) (native_handle).
+  virtual JobId job_insert_tx(NativeConnection conn, const JobInsertParams& p) = 0;
+  // Inserts many jobs in one transaction (one notify for the batch), with a bulk path. Unique
+  // keys are not supported here (the runner refuses them).
+  virtual void job_insert_many(const std::vector<JobInsertParams>& jobs) = 0;
 
   // Atomically moves up to p.limit due Pending jobs to Running for p.worker_id, incrementing
   // their attempt. No job is ever returned by two claims while it stays Running. Ordered by
@@ -215,76 +219,72 @@ class Store {
   [[nodiscard]] virtual bool job_finish(const JobFinishParams& p) = 0;
   // Several outcomes in one transaction, so one durable commit covers the batch (the worker's
   // completer; docs/performance.md). Returns, per outcome in order, what job_finish would
-  // have. All or nothing: when it throws, none of them is stored. The default loops over
-  // job_finish and is not atomic; both backends override it.
-  [[nodiscard]] virtual std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch);
+  // have. All or nothing: when it throws, none of them is stored.
+  [[nodiscard]] virtual std::vector<bool> job_finish_many(
+      std::span<const JobFinishParams> batch) = 0;
   // job_finish on the caller's connection inside the caller's open transaction (transactional
   // completion); never begins or commits. Throws Error(kNoTransaction) without a transaction.
-  [[nodiscard]] virtual bool job_finish_tx(sqlite3* conn, const JobFinishParams& p);
-  [[nodiscard]] virtual bool job_finish_tx(pg_conn* conn, const JobFinishParams& p);
+  [[nodiscard]] virtual bool job_finish_tx(NativeConnection conn, const JobFinishParams& p) = 0;
   // Writes progress of a Running attempt; false (and no change) if fenced out.
   [[nodiscard]] virtual bool job_progress_update(const JobProgressParams& p) = 0;
 
   [[nodiscard]] virtual std::optional<JobRecord> job_get(const JobId& id) = 0;
   [[nodiscard]] virtual std::vector<JobRecord> job_list(const JobFilter& filter) = 0;
 
-  // Fault tolerance. Backends without them throw Error(kUnsupported) (the defaults below).
+  // Fault tolerance.
   // Renews heartbeat_at of every job Running for `worker_id`, in one statement; returns them.
   [[nodiscard]] virtual std::vector<HeldJob> job_heartbeat(std::string_view worker_id,
-                                                           TimePoint now);
+                                                           TimePoint now) = 0;
   // Returns orphans (stale heartbeat) to Pending, or to Failed when their attempts are used up
   // or they were rescued poison_limit times; records why in error_message. Returns how many.
-  virtual int job_rescue(const JobRescueParams& p);
+  virtual int job_rescue(const JobRescueParams& p) = 0;
   // Startup recovery: the jobs still Running for a worker that is known to be gone (its
   // process provably dead, runtime/worker_identity.h) go back at once, as job_rescue would
   // (counting a rescue), whatever their heartbeat. Returns how many.
-  virtual int job_release_worker(std::string_view worker_id, const JobRescueParams& p);
+  virtual int job_release_worker(std::string_view worker_id, const JobRescueParams& p) = 0;
   // Pending: Cancelled at once. Running: cancel_requested is set for its worker to act on.
-  virtual CancelResult job_cancel(const JobId& id, TimePoint now);
+  virtual CancelResult job_cancel(const JobId& id, TimePoint now) = 0;
   // Deletes up to `limit` jobs of a final `status` that completed before `before`.
-  virtual int job_prune(JobStatus status, TimePoint before, int limit);
+  virtual int job_prune(JobStatus status, TimePoint before, int limit) = 0;
 
-  virtual void worker_register(const WorkerRecord& w);
-  virtual void worker_heartbeat(std::string_view id, TimePoint now);
-  virtual void worker_remove(std::string_view id);
+  virtual void worker_register(const WorkerRecord& w) = 0;
+  virtual void worker_heartbeat(std::string_view id, TimePoint now) = 0;
+  virtual void worker_remove(std::string_view id) = 0;
   // Removes the registry rows whose heartbeat is older than stale_before (workers silent for
   // longer than OrphanedJobThreshold; their jobs are the rescuer's), judged on the clock that
   // decides what is due, as job_rescue does: `now` is the caller's, for translating. Returns
   // how many.
-  virtual int worker_prune(TimePoint stale_before, TimePoint now);
-  [[nodiscard]] virtual std::vector<WorkerRecord> worker_list();
+  virtual int worker_prune(TimePoint stale_before, TimePoint now) = 0;
+  [[nodiscard]] virtual std::vector<WorkerRecord> worker_list() = 0;
 
   // Claims one job by id, as job_claim would if it were next in line: only when it is Pending
   // and due by p.now. nullopt: it is not (running elsewhere, finished, not due, missing).
   [[nodiscard]] virtual std::optional<JobRecord> job_claim_id(const JobClaimParams& p,
-                                                              const JobId& id);
+                                                              const JobId& id) = 0;
 
-  // Operators' actions (ergon jobs/purge/stats, the dashboard). Defaults throw kUnsupported.
+  // Operators' actions (ergon jobs/purge/stats, the dashboard).
   // A Failed or Cancelled job back to Pending, due at `now`, keeping its attempts and history;
   // when its attempts are used up it gets one more. false: missing, or not Failed/Cancelled.
-  [[nodiscard]] virtual bool job_retry(const JobId& id, TimePoint now);
+  [[nodiscard]] virtual bool job_retry(const JobId& id, TimePoint now) = 0;
   // Deletes a job that is not Running (a Running job must be cancelled first). false: missing
   // or Running.
-  [[nodiscard]] virtual bool job_delete(const JobId& id);
+  [[nodiscard]] virtual bool job_delete(const JobId& id) = 0;
   // Bulk forms over a filter (limit ignored: every match; before_id honoured). Each runs in
   // one transaction and returns how many jobs it changed; rows that do not qualify (Running
   // for delete, not Failed/Cancelled for retry) are skipped.
-  virtual int job_retry_matching(const JobFilter& filter, TimePoint now);
-  virtual int job_delete_matching(const JobFilter& filter);
+  virtual int job_retry_matching(const JobFilter& filter, TimePoint now) = 0;
+  virtual int job_delete_matching(const JobFilter& filter) = 0;
   // Job counts per queue and status (statuses with no job are left out).
-  [[nodiscard]] virtual std::vector<JobCount> job_counts(TimePoint now);
+  [[nodiscard]] virtual std::vector<JobCount> job_counts(TimePoint now) = 0;
   // Pending jobs per job type, by type (store/handled_types.h).
   [[nodiscard]] virtual std::vector<JobTypeCount> job_pending_types() = 0;
   // Completed and failed jobs per bucket of `bucket` length from `since` (by completed_at),
   // oldest first, every bucket present (zeros included). For the dashboard's chart.
   [[nodiscard]] virtual std::vector<ThroughputBucket> job_throughput(TimePoint since,
-                                                                     Duration bucket);
-  // Every attempt of a job, oldest first (a job_attempts table, not built yet). Until then:
-  // kUnsupported, and callers show the latest attempt from the JobRecord.
-  [[nodiscard]] virtual std::vector<AttemptRecord> job_attempts(const JobId& id);
+                                                                     Duration bucket) = 0;
   // The audit log of operator actions: insert assigns the id; list is newest first.
-  virtual void audit_insert(const AuditRecord& record);
-  [[nodiscard]] virtual std::vector<AuditRecord> audit_list(int limit);
+  virtual void audit_insert(const AuditRecord& record) = 0;
+  [[nodiscard]] virtual std::vector<AuditRecord> audit_list(int limit) = 0;
 
   // Cluster-wide limits per job type (docs/flow-control.md; migrations 7 and 8). limit_set
   // replaces the type's limits (check_type_limit first; kInvalidArgument), limit_remove drops
@@ -292,38 +292,38 @@ class Store {
   // its type (of its group, with per_group) are Running and fewer than rate_limit were started
   // in the last rate_period, whatever process claims (the count and the claim are serialized
   // per type); job_claim_id never does (the consumer's message waits for a poll).
-  virtual void limit_set(const TypeLimit& limit, TimePoint now);
-  virtual void limit_remove(std::string_view job_type, TimePoint now);
-  [[nodiscard]] virtual std::vector<TypeLimit> limit_list();
+  virtual void limit_set(const TypeLimit& limit, TimePoint now) = 0;
+  virtual void limit_remove(std::string_view job_type, TimePoint now) = 0;
+  [[nodiscard]] virtual std::vector<TypeLimit> limit_list() = 0;
 
   // Queues paused cluster-wide (docs/flow-control.md). Pausing a queue nobody used yet is
   // fine: it is created paused.
-  virtual void queue_set_paused(std::string_view name, bool paused, TimePoint now);
+  virtual void queue_set_paused(std::string_view name, bool paused, TimePoint now) = 0;
   // Every queue that has jobs waiting or running, or was ever paused, by name.
-  [[nodiscard]] virtual std::vector<QueueRecord> queue_list();
+  [[nodiscard]] virtual std::vector<QueueRecord> queue_list() = 0;
 
   // The messaging outbox (docs/messaging.md). outbox_enable() installs the triggers that write
   // an outbox row in the same transaction whenever a job becomes Pending (insert, retry,
   // release, rescue); idempotent. outbox_disable() drops them and empties the outbox.
-  virtual void outbox_enable();
-  virtual void outbox_disable();
+  virtual void outbox_enable() = 0;
+  virtual void outbox_disable() = 0;
   // Whether the triggers are installed, and how many rows wait for a relay.
-  [[nodiscard]] virtual OutboxState outbox_state();
+  [[nodiscard]] virtual OutboxState outbox_state() = 0;
   // The oldest `limit` rows, oldest first. The relay publishes them, then removes them.
-  [[nodiscard]] virtual std::vector<OutboxRow> outbox_peek(int limit);
-  virtual void outbox_remove(const std::vector<std::int64_t>& ids);
+  [[nodiscard]] virtual std::vector<OutboxRow> outbox_peek(int limit) = 0;
+  virtual void outbox_remove(const std::vector<std::int64_t>& ids) = 0;
 
-  // Recurring jobs. Backends without them throw Error(kUnsupported) (the defaults below).
-  virtual void schedule_upsert(const ScheduleUpsertParams& p);
-  [[nodiscard]] virtual bool schedule_remove(std::string_view name);
-  [[nodiscard]] virtual bool schedule_set_enabled(std::string_view name, bool enabled);
-  [[nodiscard]] virtual std::optional<ScheduleRecord> schedule_get(std::string_view name);
-  [[nodiscard]] virtual std::vector<ScheduleRecord> schedule_list();
+  // Recurring jobs.
+  virtual void schedule_upsert(const ScheduleUpsertParams& p) = 0;
+  [[nodiscard]] virtual bool schedule_remove(std::string_view name) = 0;
+  [[nodiscard]] virtual bool schedule_set_enabled(std::string_view name, bool enabled) = 0;
+  [[nodiscard]] virtual std::optional<ScheduleRecord> schedule_get(std::string_view name) = 0;
+  [[nodiscard]] virtual std::vector<ScheduleRecord> schedule_list() = 0;
   // Enabled schedules with next_run_time <= now, earliest first, at most `limit`.
-  [[nodiscard]] virtual std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit);
+  [[nodiscard]] virtual std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit) = 0;
   // The earliest next_run_time of an enabled schedule.
-  [[nodiscard]] virtual std::optional<TimePoint> schedule_next_due();
-  [[nodiscard]] virtual ScheduleFireResult schedule_fire(const ScheduleFireParams& p);
+  [[nodiscard]] virtual std::optional<TimePoint> schedule_next_due() = 0;
+  [[nodiscard]] virtual ScheduleFireResult schedule_fire(const ScheduleFireParams& p) = 0;
 
  private:
   Clock& clock_;

@@ -573,5 +573,31 @@ TEST_P(StoreConformance, ConcurrentClaimersNeverExceedAConcurrencyLimit) {
   EXPECT_GE(most.load(), 1);
 }
 
+// The *_tx methods take the caller's own connection; one of the other database's kind is
+// refused before anything is written, whatever the backend.
+TEST_P(StoreConformance, NativeConnectionOfTheOtherDatabaseIsRefused) {
+  const NativeConnection other = store_->backend() == "sqlite"
+                                     ? NativeConnection(static_cast<pg_conn*>(nullptr))
+                                     : NativeConnection(static_cast<sqlite3*>(nullptr));
+  const auto p = job(clock_.now());
+  try {
+    (void)store_->job_insert_tx(other, p);
+    ADD_FAILURE() << "job_insert_tx took a connection of the other database";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+  }
+  JobFinishParams f;
+  f.id = p.id;
+  f.worker_id = "w";
+  f.now = clock_.now();
+  try {
+    (void)store_->job_finish_tx(other, f);
+    ADD_FAILURE() << "job_finish_tx took a connection of the other database";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+  }
+  EXPECT_TRUE(store_->job_list({}).empty());
+}
+
 }  // namespace
 }  // namespace ergon::testing

@@ -1242,7 +1242,8 @@ PgResult exec_on_caller(PGconn* conn, const std::string& sql, const PgParams& pa
 
 }  // namespace
 
-JobId PostgresStore::job_insert_tx(pg_conn* conn, const JobInsertParams& p) {
+JobId PostgresStore::job_insert_tx(NativeConnection native, const JobInsertParams& p) {
+  pg_conn* conn = native_handle<pg_conn>(native, backend());
   // The caller's transaction is theirs: Ergon writes inside it and never begins, commits or
   // rolls back.
   require_transaction(conn, "start_job(conn, ...)");
@@ -1629,7 +1630,8 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
   return out;
 }
 
-bool PostgresStore::job_finish_tx(pg_conn* conn, const JobFinishParams& p) {
+bool PostgresStore::job_finish_tx(NativeConnection native, const JobFinishParams& p) {
+  pg_conn* conn = native_handle<pg_conn>(native, backend());
   require_transaction(conn, "complete_in_transaction(conn)");
   PgParams params = finish_params(p);
   // No local notify: the outcome is invisible until the caller commits. A retry's

@@ -504,7 +504,8 @@ void SqliteStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
   notifier().notify(earliest);  // one wake-up for the batch
 }
 
-JobId SqliteStore::job_insert_tx(sqlite3* conn, const JobInsertParams& p) {
+JobId SqliteStore::job_insert_tx(NativeConnection native, const JobInsertParams& p) {
+  sqlite3* conn = native_handle<sqlite3>(native, backend());
   if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
   // The caller's transaction is theirs: Ergon writes inside it and never commits. Writing on a
   // connection in autocommit mode would commit at once, which is exactly what the twin must
@@ -804,7 +805,8 @@ std::vector<bool> SqliteStore::job_finish_many(std::span<const JobFinishParams> 
   return out;
 }
 
-bool SqliteStore::job_finish_tx(sqlite3* conn, const JobFinishParams& p) {
+bool SqliteStore::job_finish_tx(NativeConnection native, const JobFinishParams& p) {
+  sqlite3* conn = native_handle<sqlite3>(native, backend());
   if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
   if (sqlite3_get_autocommit(conn) != 0) {
     throw Error(ErrorCode::kNoTransaction,

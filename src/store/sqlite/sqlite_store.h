@@ -48,8 +48,7 @@ class SqliteStore final : public Store {
   void schema_check();
 
   JobId job_insert(const JobInsertParams& p) override;
-  using Store::job_insert_tx;  // the PostgreSQL twin stays visible (and refuses)
-  JobId job_insert_tx(sqlite3* conn, const JobInsertParams& p) override;
+  JobId job_insert_tx(NativeConnection conn, const JobInsertParams& p) override;
   void limit_set(const TypeLimit& limit, TimePoint now) override;
   void limit_remove(std::string_view job_type, TimePoint now) override;
   std::vector<TypeLimit> limit_list() override;
@@ -59,8 +58,7 @@ class SqliteStore final : public Store {
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
   bool job_finish(const JobFinishParams& p) override;
   std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch) override;
-  using Store::job_finish_tx;
-  bool job_finish_tx(sqlite3* conn, const JobFinishParams& p) override;
+  bool job_finish_tx(NativeConnection conn, const JobFinishParams& p) override;
   bool job_progress_update(const JobProgressParams& p) override;
   std::optional<JobRecord> job_get(const JobId& id) override;
   std::vector<JobRecord> job_list(const JobFilter& filter) override;

@@ -1,11 +1,12 @@
-# Sourced by the recorded passes in bench/results/*/pass.sh, which run from the repository
-# root: on PostgreSQL one fresh durable-commit cluster per pass (bench/pg-bench-cluster.sh),
-# stopped when the pass exits; on SQLite fresh files in a directory.
-#   pass_cluster OUT_DIR   creates OUT_DIR, starts the cluster; sets $out and $url
+# Sourced by bench/run-all.sh and bench/compare.sh, which run from the repository root: on
+# PostgreSQL one fresh durable-commit cluster per run (bench/pg-bench-cluster.sh), stopped when
+# the script exits; on SQLite fresh files in a directory.
+#   pass_cluster OUT_DIR   creates OUT_DIR, starts the cluster; sets $out, $url and $pass_dir
 #   pass_sqlite OUT_DIR DIR   creates both; sets $out, and $db to a file in DIR
-#   pass_bin base|new      the ergon-bench of that side: $base, or this build's
-#   pass_run FILE BUILD DB ARGS...   one ergon-bench run (--runs 1) of BUILD against DB; its
-#                          figure lines, prefixed with the turn $n and BUILD, go to $out/FILE
+#   pass_bin WHO           the ergon-bench that WHO runs: base is $base, anyone else this
+#                          build's ($new_bench, by default build/bench/bench/ergon-bench)
+#   pass_run FILE WHO DB ARGS...   one ergon-bench run (--runs 1) of WHO against DB; its
+#                          figure lines, prefixed with the turn $n and WHO, go to $out/FILE
 #   pass_checkpoint        CHECKPOINT on $url, so that no run inherits the WAL of the one before
 pass_cluster() {
   out=$1
@@ -22,10 +23,10 @@ pass_sqlite() {
 }
 
 pass_bin() {
-  if [[ $1 == new ]]; then
-    echo build/bench/bench/ergon-bench
-  else
+  if [[ $1 == base ]]; then
     echo "$base"
+  else
+    echo "${new_bench:-build/bench/bench/ergon-bench}"
   fi
 }
 

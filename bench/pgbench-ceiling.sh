@@ -18,8 +18,8 @@
 #   update_2tx    claim 100 (-> Running) in one transaction, complete them in a second one:
 #                 the shape of a worker that batches its completions
 #   delete        claim 100 and DELETE them in one statement
-#   insert_1      one row per transaction with its pg_notify, as JobRunner::start_job did
-#                 before its wake-ups were coalesced
+#   insert_1      one row per transaction with its pg_notify: what start_job would ask of the
+#                 server if every enqueue notified in its own transaction
 #   insert_1q     one row per transaction without pg_notify: the ceiling of single_enqueue
 #                 with wake-ups coalesced (a transaction that notifies holds a database-wide
 #                 lock through its commit, so notifying commits do not share WAL flushes)

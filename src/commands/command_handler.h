@@ -1,4 +1,4 @@
-// runtime/command_handler.h — a job type handled by an external command (from the config's
+// commands/command_handler.h — a job type handled by an external command (from the config's
 // "Handlers" section), as a HandlerRegistry invoker.
 //
 // The job's job_data goes to the command's stdin; ERGON_JOB_ID, ERGON_JOB_TYPE and
@@ -12,7 +12,7 @@
 #include "ergon/config.h"
 #include "ergon/job.h"
 
-namespace ergon::runtime {
+namespace ergon::commands {
 
 // The failure of a command's attempt; its what() is the one-line description.
 class CommandFailed : public std::runtime_error {
@@ -25,4 +25,4 @@ HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config);
 // Registers every handler of `config` in `registry`.
 void add_command_handlers(HandlerRegistry& registry, const Config& config);
 
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

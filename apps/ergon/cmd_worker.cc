@@ -79,7 +79,7 @@ void register_worker(CLI::App& app, Globals& g) {
 #endif
   cmd->callback([&g, args] {
     const sigset_t signals = take_worker_signals();
-    Config config = load_config_file(args->config);
+    commands::CliConfig config = commands::load_cli_config_file(args->config);
     if (config.handlers.empty()) {
       throw Error(ErrorCode::kConfig, args->config + ": no \"Handlers\": nothing to run");
     }

@@ -26,7 +26,7 @@ HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config) {
   };
 }
 
-void add_command_handlers(HandlerRegistry& registry, const Config& config) {
+void add_command_handlers(HandlerRegistry& registry, const CliConfig& config) {
   for (const auto& [type, handler] : config.handlers) {
     registry.add_raw(type, make_command_invoker(handler), JobTypeOptions{handler.max_attempts});
   }

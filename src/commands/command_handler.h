@@ -9,7 +9,7 @@
 // command starts ends with its attempt, and with its worker process (command_supervisor.h).
 #pragma once
 
-#include "ergon/config.h"
+#include "commands/cli_config.h"
 #include "ergon/job.h"
 
 namespace ergon::commands {
@@ -23,6 +23,6 @@ class CommandFailed : public std::runtime_error {
 HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config);
 
 // Registers every handler of `config` in `registry`.
-void add_command_handlers(HandlerRegistry& registry, const Config& config);
+void add_command_handlers(HandlerRegistry& registry, const CliConfig& config);
 
 }  // namespace ergon::commands

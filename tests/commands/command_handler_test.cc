@@ -34,7 +34,7 @@ class CommandHandlerTest : public ::testing::Test {
   JobRecord run(const std::string& config_json, const std::string& type, const std::string& data,
                 Kind until) {
     HandlerRegistry handlers;
-    commands::add_command_handlers(handlers, parse_config(config_json));
+    commands::add_command_handlers(handlers, commands::parse_cli_config(config_json));
     JobsWorker worker(store_, std::move(handlers), options_);
     worker.start();
     JobRunner runner(store_);

@@ -13,7 +13,7 @@
 #include <functional>
 #include <vector>
 
-#include "runtime/command_process.h"
+#include "commands/command_process.h"
 
 namespace {
 
@@ -27,9 +27,9 @@ double microseconds_per_run(int runs, const std::function<void()>& run) {
 }
 
 void run_command_true() {
-  ergon::runtime::CommandSpec spec;
+  ergon::commands::CommandSpec spec;
   spec.argv = {"/bin/true"};
-  if (!ergon::runtime::run_command(spec, "", nullptr, {}).ok()) std::abort();
+  if (!ergon::commands::run_command(spec, "", nullptr, {}).ok()) std::abort();
 }
 
 void fork_exec_true() {

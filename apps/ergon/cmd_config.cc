@@ -2,6 +2,7 @@
 // overrides included) and prints the effective configuration, or every error in it.
 #include <iostream>
 
+#include "commands/cli_config.h"
 #include "common.h"
 
 namespace ergon::cli {
@@ -33,8 +34,9 @@ void register_config(CLI::App& app, Globals&) {
   check->add_option("file", a->file, "JSON configuration file")->required();
   check->add_flag("--json", a->json, "print JSON");
   check->callback([a] {
-    Config c = load_config_file(a->file);  // throws Error(kConfig) listing every error
-    std::string text = config_to_json(c);
+    // Throws Error(kConfig) listing every error.
+    commands::CliConfig c = commands::load_cli_config_file(a->file);
+    std::string text = commands::cli_config_to_json(c);
     if (a->json) {
       std::cout << text << "\n";
       return;

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "commands/command_handler.h"
 #include "common.h"
-#include "runtime/command_handler.h"
 #ifdef ERGON_HAVE_DASHBOARD
 #include "ergon/dashboard.h"
 #endif
@@ -22,7 +22,7 @@ namespace {
 // dashboard's threads inherit the mask), so only the sigwait below receives them. SIGPIPE is
 // ignored: with stdout or stderr closed by its reader (`ergon worker ... 2>&1 | head -1`) a log
 // line fails to be written instead of killing the worker. Commands start with every signal at
-// its default (runtime/command_supervisor.cc).
+// its default (commands/command_supervisor.cc).
 sigset_t take_worker_signals() {
   std::signal(SIGPIPE, SIG_IGN);
   sigset_t set;
@@ -79,7 +79,7 @@ void register_worker(CLI::App& app, Globals& g) {
 #endif
   cmd->callback([&g, args] {
     const sigset_t signals = take_worker_signals();
-    Config config = load_config_file(args->config);
+    commands::CliConfig config = commands::load_cli_config_file(args->config);
     if (config.handlers.empty()) {
       throw Error(ErrorCode::kConfig, args->config + ": no \"Handlers\": nothing to run");
     }
@@ -97,7 +97,7 @@ void register_worker(CLI::App& app, Globals& g) {
       for (const auto& l : config.limits) runner.set_type_limit(l);
     }
     HandlerRegistry handlers;
-    runtime::add_command_handlers(handlers, config);
+    commands::add_command_handlers(handlers, config);
     // The file's Logging section, unless the command line chose (--log-format, -v).
     LogOptions logging = config.logging;
     if (!g.log_format.empty()) logging.format = *parse_log_format(g.log_format);

@@ -1,4 +1,4 @@
-// ergon/config.h — reading the JSON configuration file.
+// ergon/config.h — reading the JSON configuration file: the library's sections.
 //
 //   {
 //     "Database": "sqlite:jobs.db",
@@ -13,13 +13,6 @@
 //       "DefaultMaxAttempts": 10, "ProgressInterval": "00:00:00.250", "WorkerName": "resizer-1",
 //       "PrefetchJobs": 0
 //     },
-//     "Logging": { "Format": "json", "Level": "info" },          (optional)
-//     "Dashboard": { "Listen": "127.0.0.1:8080", "Token": "", "ReadOnly": false },  (optional)
-//     "Limits": { "resize": { "MaxRunning": 2, "RateLimit": 10, "RatePeriod": "00:00:01" } },
-//     "Handlers": {
-//       "resize": { "command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
-//                   "env": {"LANG": "C"}, "workingDirectory": "/srv", "maxAttempts": 3 }
-//     },
 //     "Messaging": {                         (optional; docs/messaging.md)
 //       "Transport": "AzureStorageQueues", "ConnectionString": "UseDevelopmentStorage=true",
 //       "QueueName": "ergon-jobs", "Relay": true, "Consume": true,
@@ -28,6 +21,9 @@
 //     }
 //   }
 //
+// The `ergon` CLI reads the same file with sections of its own besides (Handlers, Limits,
+// Logging, Dashboard: src/commands/cli_config.h); to this reader they are unknown keys.
+//
 // Durations are .NET TimeSpan strings as in the original appsettings.json: "hh:mm:ss",
 // "hh:mm:ss.fff" or "d.hh:mm:ss". Unknown keys are errors (a typo must not be ignored), and
 // every error names the key's path ("JobsWorker.Messaging.MaxDeliveries: expected an
@@ -35,59 +31,31 @@
 // inside JobsWorker.
 //
 // Environment overrides, named as .NET names them: JobsWorker__OrphanedJobThreshold=00:02:00,
-// JobsWorker__Messaging__MaxDeliveries=3 (or Messaging__MaxDeliveries), Handlers__TYPE__timeout,
-// Handlers__TYPE__env__NAME. They apply after the file; each value is read with its key's own
-// type (lists: a JSON array or "a,b"); a bad value or an unknown key is an error naming the
-// variable. docs/configuration.md lists every key.
+// JobsWorker__Messaging__MaxDeliveries=3 (or Messaging__MaxDeliveries). They apply after the
+// file; each value is read with its key's own type (lists: a JSON array or "a,b"); a bad value
+// or an unknown key is an error naming the variable. docs/configuration.md lists every key.
 //
 // Values are plain aggregates; copy them freely.
 #pragma once
 
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "ergon/logging.h"
 #include "ergon/options.h"
-#include "ergon/store.h"
 
 namespace ergon {
 
-struct CommandHandlerConfig {
-  std::vector<std::string> command;  // argv; argv[0] is looked up in PATH if it has no '/'
-  std::optional<Duration> timeout;   // the process group is killed when it runs longer
-  std::map<std::string, std::string> env;
-  std::string working_directory;
-  std::optional<int> max_attempts;
-};
-
-// The "Dashboard" section: `ergon worker` serves the dashboard and /metrics next to the worker
-// (docs/dashboard.md). Listen is "ADDR:PORT"; a Token is required off loopback.
-struct DashboardConfig {
-  std::string listen;
-  std::string token;
-  bool read_only = false;
-};
-
 struct Config {
   std::optional<std::string> database;  // a store URL
-  WorkerOptions worker;
-  LogOptions logging;                        // "Logging": {"Format": "json", "Level": "info"}
-  std::optional<DashboardConfig> dashboard;  // "Dashboard": {"Listen": "127.0.0.1:8080"}
-  std::map<std::string, CommandHandlerConfig> handlers;  // by job type
-  // "Limits": {"TYPE": {"MaxRunning": 2, "RateLimit": 10, "RatePeriod": "00:00:01",
-  // "PerGroup": false}}: cluster-wide limits per job type that `ergon worker` sets when it
-  // starts (JobRunner::set_type_limit; docs/flow-control.md).
-  std::vector<TypeLimit> limits;
+  WorkerOptions worker;                 // "JobsWorker", with "Messaging" in worker.messaging
 };
 
 // Environment variables (name, value) that override configuration keys.
 using ConfigEnvironment = std::vector<std::pair<std::string, std::string>>;
-// The process's variables named JobsWorker__*, Messaging__*, Handlers__*, Logging__* or
-// Dashboard__* (any case).
+// The process's variables named JobsWorker__* or Messaging__* (any case).
 ConfigEnvironment config_environment();
 
 // Throw Error(kConfig) with the offending key (or variable) and value in the message; several

@@ -21,7 +21,7 @@
 #include "ergon/time_range.h"
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
-#include "runtime/command_supervisor.h"
+#include "runtime/command_lock.h"
 #include "runtime/job_queue.h"
 #include "runtime/scheduler.h"
 #include "runtime/worker_identity.h"

@@ -34,7 +34,7 @@ TEST(TimespanTest, FormatsForMessages) {
   EXPECT_EQ(format_timespan(26h), "1.02:00:00");
 }
 
-TEST(ConfigTest, ReadsTheOriginalJobsWorkerSectionAndHandlers) {
+TEST(ConfigTest, ReadsTheOriginalJobsWorkerSection) {
   Config c = parse_config(R"({
     "Database": "sqlite:jobs.db",
     "JobsWorker": {
@@ -43,10 +43,6 @@ TEST(ConfigTest, ReadsTheOriginalJobsWorkerSectionAndHandlers) {
       "OrphanedJobThreshold": "00:30:00",
       "MaxConcurrentJobs": 3,
       "DefaultMaxAttempts": 4
-    },
-    "Handlers": {
-      "resize": {"command": ["./resize.sh", "--fast"], "timeout": "00:05:00",
-                 "env": {"LANG": "C"}, "maxAttempts": 2}
     }
   })");
   EXPECT_EQ(c.database, "sqlite:jobs.db");
@@ -55,12 +51,6 @@ TEST(ConfigTest, ReadsTheOriginalJobsWorkerSectionAndHandlers) {
   EXPECT_EQ(c.worker.orphaned_job_threshold, 30min);
   EXPECT_EQ(c.worker.max_concurrent_jobs, 3);
   EXPECT_EQ(c.worker.default_max_attempts, 4);
-  ASSERT_EQ(c.handlers.count("resize"), 1u);
-  const auto& h = c.handlers.at("resize");
-  EXPECT_EQ(h.command, (std::vector<std::string>{"./resize.sh", "--fast"}));
-  EXPECT_EQ(h.timeout, std::chrono::duration_cast<Duration>(5min));
-  EXPECT_EQ(h.env.at("LANG"), "C");
-  EXPECT_EQ(h.max_attempts, 2);
 }
 
 TEST(ConfigTest, DefaultsMatchTheOriginal) {
@@ -69,7 +59,6 @@ TEST(ConfigTest, DefaultsMatchTheOriginal) {
   EXPECT_EQ(c.worker.orphaned_jobs_check_interval, 5min);
   EXPECT_EQ(c.worker.orphaned_job_threshold, 30min);
   EXPECT_EQ(c.worker.default_max_attempts, 10);
-  EXPECT_TRUE(c.handlers.empty());
 }
 
 // Each bad configuration names what is wrong.
@@ -86,12 +75,9 @@ TEST(ConfigTest, RejectsBadInputWithTheKeyInTheMessage) {
       {R"({"JobsWorker": {"OrphanedJobThreshold": "30m"}})", "not a duration"},
       {R"({"JobsWorker": {"MaxConcurrentJobs": -1}})", "JobsWorker.MaxConcurrentJobs"},
       {R"({"JobsWorker": {"PollingInterval": "00:00:00"}})", "greater than zero"},
-      {R"({"Handlers": {"x": {}}})", "Handlers.x: missing \"command\""},
-      {R"({"Handlers": {"x": {"command": []}}})", "must not be empty"},
-      {R"({"Handlers": {"x": {"command": [1]}}})", "array of strings"},
-      {R"({"Handlers": {"x": {"command": "a", "timeout": "00:00:00"}}})", "greater than zero"},
-      {R"({"Handlers": {"x": {"command": "a", "env": {"A": 1}}}})", "Handlers.x.env.A"},
-      {R"({"Handlers": {"x": {"command": "a", "retries": 1}}})", "unknown key 'retries'"},
+      // The CLI's sections are not the library's (tests/commands/cli_config_test.cc).
+      {R"({"Handlers": {"x": {"command": "a"}}})", "unknown key 'Handlers'"},
+      {R"({"Logging": {}})", "unknown key 'Logging'"},
       {R"({"Messaging": {}})", "Messaging.ConnectionString: is required"},
       {R"({"Messaging": {"Transport": "Kafka", "ConnectionString": "x"}})",
        "Messaging.Transport: unknown transport 'Kafka'"},
@@ -198,54 +184,6 @@ TEST(ConfigTest, RejectsBadQueueLimitsWithTheKeyInTheMessage) {
   }
 }
 
-TEST(ConfigTest, ReadsLimitsPerJobType) {
-  Config c = parse_config(R"({"Limits": {
-      "api": {"MaxRunning": 2, "RateLimit": 10, "RatePeriod": "00:00:01"},
-      "sync": {"MaxRunning": 1, "PerGroup": true}}})");
-  ASSERT_EQ(c.limits.size(), 2u);
-  EXPECT_EQ(c.limits[0].job_type, "api");
-  EXPECT_EQ(c.limits[0].max_running, 2);
-  EXPECT_EQ(c.limits[0].rate_limit, 10);
-  EXPECT_EQ(c.limits[0].rate_period, 1s);
-  EXPECT_FALSE(c.limits[0].per_group);
-  EXPECT_EQ(c.limits[1].job_type, "sync");
-  EXPECT_FALSE(c.limits[1].rate_limit);
-  EXPECT_TRUE(c.limits[1].per_group);
-  // The effective configuration reads back.
-  Config back = parse_config(config_to_json(c));
-  ASSERT_EQ(back.limits.size(), 2u);
-  EXPECT_EQ(back.limits[0].rate_period, 1s);
-  EXPECT_EQ(back.limits[1].max_running, 1);
-}
-
-TEST(ConfigTest, RejectsBadLimitsWithTheKeyInTheMessage) {
-  std::pair<std::string, const char*> cases[] = {
-      {R"({"Limits": []})", "Limits: must be an object keyed by job type"},
-      {R"({"Limits": {"api": 2}})", "Limits.api: must be a JSON object"},
-      {R"({"Limits": {"api": {"Max": 2}}})", "Limits.api.Max: unknown key"},
-      {R"({"Limits": {"api": {"MaxRunning": -1}}})", "Limits.api.MaxRunning: must be between"},
-      {R"({"Limits": {"api": {"RateLimit": 5}}})", "Limits.api: RateLimit needs a RatePeriod"},
-      {R"({"Limits": {"api": {"RatePeriod": "00:00:01"}}})", "RatePeriod needs a RateLimit"},
-      {R"({"Limits": {"api": {"RateLimit": 5, "RatePeriod": "soon"}}})", "Limits.api.RatePeriod:"},
-      {R"({"Limits": {"api": {"RateLimit": 5, "RatePeriod": "00:00:00"}}})",
-       "Limits.api: a rate limit's period must be 1 ms to 31 days"},
-      {R"({"Limits": {"api": {}}})", "Limits.api: a limit needs a concurrency limit"},
-      {R"({"Limits": {"": {"MaxRunning": 1}}})", "job type must be 1 to 200 bytes"},
-      {R"({"Limits": {"api": {"MaxRunning": 1, "PerGroup": "yes"}}})",
-       "Limits.api.PerGroup: expected true or false"},
-  };
-  for (const auto& [json, expect] : cases) {
-    try {
-      parse_config(json);
-      ADD_FAILURE() << "accepted: " << json;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kConfig);
-      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos)
-          << expect << " | " << e.what();
-    }
-  }
-}
-
 TEST(ConfigTest, ReadsTheMessagingSection) {
   Config c = parse_config(R"({"Messaging": {"ConnectionString": "UseDevelopmentStorage=true",
       "QueueName": "jobs", "Relay": false, "VisibilityTimeout": "00:01:00", "MaxDeliveries": 3}})");
@@ -274,23 +212,18 @@ TEST(ConfigTest, MissingFileIsAClearError) {
 TEST(ConfigEnvTest, OverridesApplyAfterTheFileWithTheKeysOwnType) {
   Config c = parse_config(
       R"({"JobsWorker": {"OrphanedJobThreshold": "00:10:00", "MaxConcurrentJobs": 2},
-          "Messaging": {"ConnectionString": "UseDevelopmentStorage=true"},
-          "Handlers": {"resize": {"command": "./resize.sh"}}})",
+          "Messaging": {"ConnectionString": "UseDevelopmentStorage=true"}})",
       {{"JobsWorker__OrphanedJobThreshold", "00:02:00"},
        {"jobsworker__maxconcurrentjobs", "7"},  // any case, as .NET
        {"JobsWorker__RunScheduler", "False"},
        {"JobsWorker__Queues", "mail, reports"},
-       {"JobsWorker__Messaging__MaxDeliveries", "3"},
-       {"Handlers__resize__timeout", "00:00:30"},
-       {"Handlers__resize__env__LANG", "C"}});
+       {"JobsWorker__Messaging__MaxDeliveries", "3"}});
   EXPECT_EQ(c.worker.orphaned_job_threshold, 2min);
   EXPECT_EQ(c.worker.max_concurrent_jobs, 7);
   EXPECT_FALSE(c.worker.run_scheduler);
   EXPECT_EQ(c.worker.queues, (std::vector<std::string>{"mail", "reports"}));
   ASSERT_TRUE(c.worker.messaging);
   EXPECT_EQ(c.worker.messaging->max_deliveries, 3);
-  EXPECT_EQ(c.handlers.at("resize").timeout, std::chrono::duration_cast<Duration>(30s));
-  EXPECT_EQ(c.handlers.at("resize").env.at("LANG"), "C");
   // Overrides alone can configure a section the file does not have.
   Config m = parse_config("{}", {{"Messaging__ConnectionString", "UseDevelopmentStorage=true"}});
   ASSERT_TRUE(m.worker.messaging);
@@ -310,8 +243,8 @@ TEST(ConfigEnvTest, ABadOverrideNamesTheVariable) {
        "JobsWorker__PollingIntervall: unknown key 'PollingIntervall' in JobsWorker"},
       {{{"JobsWorker__Messaging__Queue", "q"}}, "JobsWorker__Messaging__Queue: unknown key"},
       {{{"JobsWorker__Messaging", "x"}}, "JobsWorker__Messaging: expected"},
-      {{{"Handlers__x__retries", "1"}}, "Handlers__x__retries: unknown key"},
-      {{{"Worker__X", "1"}}, "Worker__X: unknown section 'Worker'"},
+      {{{"Worker__X", "1"}}, "Worker__X: unknown section 'Worker' (known: JobsWorker, Messaging)"},
+      {{{"Handlers__x__timeout", "00:00:01"}}, "Handlers__x__timeout: unknown section 'Handlers'"},
       {{{"JobsWorker__MaxConcurrentJobs", "-1"}},
        "JobsWorker.MaxConcurrentJobs: must be between 0 and 10000 (set by environment variable "
        "JobsWorker__MaxConcurrentJobs)"},
@@ -331,9 +264,11 @@ TEST(ConfigEnvTest, ABadOverrideNamesTheVariable) {
 TEST(ConfigEnvTest, TheProcessEnvironmentIsReadByPrefix) {
   ::setenv("JobsWorker__DefaultMaxAttempts", "4", 1);
   ::setenv("ERGON_UNRELATED__X", "1", 1);
+  ::setenv("Handlers__x__timeout", "00:00:01", 1);  // the CLI's section, not the library's
   auto env = config_environment();
   ::unsetenv("JobsWorker__DefaultMaxAttempts");
   ::unsetenv("ERGON_UNRELATED__X");
+  ::unsetenv("Handlers__x__timeout");
   ASSERT_EQ(env.size(), 1u);
   EXPECT_EQ(env[0], (std::pair<std::string, std::string>{"JobsWorker__DefaultMaxAttempts", "4"}));
 }
@@ -363,8 +298,7 @@ TEST(ConfigTest, ReportsEveryErrorWithItsPath) {
 TEST(ConfigTest, TheEffectiveConfigurationReadsBackAndHidesSecrets) {
   Config c = parse_config(R"({"Database": "postgresql://app:s3cret@db/jobs",
       "JobsWorker": {"MaxConcurrentJobs": 3, "Queues": ["a"]},
-      "Messaging": {"ConnectionString": "AccountName=x;AccountKey=k3y;QueueEndpoint=http://q"},
-      "Handlers": {"h": {"command": ["a", "b"], "maxAttempts": 2}}})");
+      "Messaging": {"ConnectionString": "AccountName=x;AccountKey=k3y;QueueEndpoint=http://q"}})");
   std::string text = config_to_json(c);
   EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
   EXPECT_EQ(text.find("k3y"), std::string::npos) << text;
@@ -373,61 +307,22 @@ TEST(ConfigTest, TheEffectiveConfigurationReadsBackAndHidesSecrets) {
   EXPECT_EQ(back.worker.max_concurrent_jobs, 3);
   EXPECT_EQ(back.worker.queues, std::vector<std::string>{"a"});
   EXPECT_EQ(back.worker.orphaned_job_threshold, c.worker.orphaned_job_threshold);
-  EXPECT_EQ(back.handlers.at("h").command, (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(back.handlers.at("h").max_attempts, 2);
   EXPECT_EQ(back.worker.messaging->connection_string,
             "AccountName=x;AccountKey=***;QueueEndpoint=http://q");
 }
 
-TEST(ConfigTest, ReadsPrefetchLoggingAndDashboard) {
-  Config c = parse_config(R"({"JobsWorker": {"PrefetchJobs": 200},
-      "Logging": {"Format": "JSON", "Level": "warning"},
-      "Dashboard": {"Listen": "0.0.0.0:9090", "Token": "t0ken", "ReadOnly": true}})");
+TEST(ConfigTest, ReadsPrefetchJobs) {
+  Config c = parse_config(R"({"JobsWorker": {"PrefetchJobs": 200}})");
   EXPECT_EQ(c.worker.prefetch_jobs, 200);
-  EXPECT_EQ(c.logging.format, LogFormat::kJson);
-  EXPECT_EQ(c.logging.level, "warning");
-  ASSERT_TRUE(c.dashboard);
-  EXPECT_EQ(c.dashboard->listen, "0.0.0.0:9090");
-  EXPECT_EQ(c.dashboard->token, "t0ken");
-  EXPECT_TRUE(c.dashboard->read_only);
-  std::string text = config_to_json(c);
-  EXPECT_EQ(text.find("t0ken"), std::string::npos) << text;  // the token is a secret
-  Config back = parse_config(text);
-  EXPECT_EQ(back.worker.prefetch_jobs, 200);
-  EXPECT_EQ(back.logging.format, LogFormat::kJson);
-
-  Config d = parse_config("{}");
-  EXPECT_EQ(d.worker.prefetch_jobs, 0);
-  EXPECT_EQ(d.logging.format, LogFormat::kText);
-  EXPECT_EQ(d.logging.level, "info");
-  EXPECT_FALSE(d.dashboard);
-
-  Config e = parse_config("{}", {{"Logging__Format", "json"},
-                                 {"Dashboard__Listen", "127.0.0.1:1"},
-                                 {"JobsWorker__PrefetchJobs", "5"}});
-  EXPECT_EQ(e.logging.format, LogFormat::kJson);
-  ASSERT_TRUE(e.dashboard);
-  EXPECT_EQ(e.dashboard->listen, "127.0.0.1:1");
-  EXPECT_EQ(e.worker.prefetch_jobs, 5);
-
-  auto error_of = [](const std::string& json_text, const ConfigEnvironment& env = {}) {
-    try {
-      parse_config(json_text, env);
-    } catch (const Error& err) {
-      return std::string(err.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(error_of(R"({"JobsWorker": {"PrefetchJobs": -1}})").find("JobsWorker.PrefetchJobs"),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"Logging": {"Format": "xml"}})").find("Logging.Format"),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"Logging": {"Level": "loud"}})").find("Logging.Level"), std::string::npos);
-  EXPECT_NE(error_of(R"({"Logging": {"Colour": true}})").find("Colour"), std::string::npos);
-  EXPECT_NE(error_of(R"({"Dashboard": {"ReadOnly": "yes"}})").find("Dashboard.ReadOnly"),
-            std::string::npos);
-  EXPECT_NE(error_of("{}", {{"Logging__Format__X", "json"}}).find("Logging__Format__X"),
-            std::string::npos);
+  EXPECT_EQ(parse_config(config_to_json(c)).worker.prefetch_jobs, 200);
+  EXPECT_EQ(parse_config("{}").worker.prefetch_jobs, 0);
+  EXPECT_EQ(parse_config("{}", {{"JobsWorker__PrefetchJobs", "5"}}).worker.prefetch_jobs, 5);
+  try {
+    parse_config(R"({"JobsWorker": {"PrefetchJobs": -1}})");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("JobsWorker.PrefetchJobs"), std::string::npos);
+  }
 }
 
 }  // namespace

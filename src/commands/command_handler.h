@@ -1,4 +1,4 @@
-// runtime/command_handler.h — a job type handled by an external command (from the config's
+// commands/command_handler.h — a job type handled by an external command (from the config's
 // "Handlers" section), as a HandlerRegistry invoker.
 //
 // The job's job_data goes to the command's stdin; ERGON_JOB_ID, ERGON_JOB_TYPE and
@@ -9,10 +9,10 @@
 // command starts ends with its attempt, and with its worker process (command_supervisor.h).
 #pragma once
 
-#include "ergon/config.h"
+#include "commands/cli_config.h"
 #include "ergon/job.h"
 
-namespace ergon::runtime {
+namespace ergon::commands {
 
 // The failure of a command's attempt; its what() is the one-line description.
 class CommandFailed : public std::runtime_error {
@@ -23,6 +23,6 @@ class CommandFailed : public std::runtime_error {
 HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config);
 
 // Registers every handler of `config` in `registry`.
-void add_command_handlers(HandlerRegistry& registry, const Config& config);
+void add_command_handlers(HandlerRegistry& registry, const CliConfig& config);
 
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

@@ -1,4 +1,4 @@
-// runtime/command_process.h — running a job's external command: spawn, feed, watch, kill, reap.
+// commands/command_process.h — running a job's external command: spawn, feed, watch, kill, reap.
 //
 // A worker that handles a job type with an external command calls run_command() on an executor
 // thread. run_command() spawns the command in a new process group, writes the job payload to its
@@ -42,7 +42,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ergon::runtime {
+namespace ergon::commands {
 
 // Longest stdout line kept; the rest of a longer line is dropped up to its newline, so a command
 // that never prints a newline cannot make the worker grow without bound.
@@ -116,4 +116,4 @@ namespace detail {
 ssize_t write_without_sigpipe(int fd, const void* data, std::size_t size);
 }  // namespace detail
 
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

@@ -1,4 +1,4 @@
-#include "runtime/command_process.h"
+#include "commands/command_process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,9 +18,10 @@
 #include <system_error>
 #include <utility>
 
-#include "runtime/command_supervisor.h"
+#include "commands/command_supervisor.h"
+#include "runtime/command_lock.h"
 
-namespace ergon::runtime {
+namespace ergon::commands {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -429,7 +430,7 @@ Spawned spawn(const CommandSpec& spec, int stdin_fd, int stdout_fd, int stderr_f
   plan.report_fd = report[1];
   plan.control_fd = control_fd;
   plan.status_fd = status_fd;
-  plan.lock_fd = detail::command_lock_fd();
+  plan.lock_fd = runtime::command_lock_fd();
 
   // fork rather than posix_spawn: the supervisor is a process of ours, not a program (see
   // command_supervisor.h for what it does and why). Between fork and exit it only makes
@@ -727,4 +728,4 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
   return result;
 }
 
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

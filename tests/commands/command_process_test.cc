@@ -1,5 +1,5 @@
-// Tests for runtime/command_process: real processes (/bin/sh -c scripts), no mocks.
-#include "runtime/command_process.h"
+// Tests for commands/command_process: real processes (/bin/sh -c scripts), no mocks.
+#include "commands/command_process.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -22,9 +22,9 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/command_supervisor.h"
+#include "runtime/command_lock.h"
 
-namespace ergon::runtime {
+namespace ergon::commands {
 namespace {
 
 namespace fs = std::filesystem;
@@ -687,7 +687,7 @@ TEST(WaitForOrphanedCommands, ReturnsOnlyOnceADeadWorkersProcessesAreGone) {
   const pid_t supervisor = ReadPid(dir.path() / "supervisor");
 
   // A live worker's commands are not waited for.
-  EXPECT_EQ(wait_for_orphaned_commands(10s), 0);
+  EXPECT_EQ(runtime::wait_for_orphaned_commands(10s), 0);
   // The worker dies while its command's supervisor is frozen: its tree still runs, and a
   // recovering worker must not be told otherwise. (An anchor process in the supervisor's group
   // keeps the group from being orphaned by the worker's death: the kernel would send SIGCONT to
@@ -702,11 +702,11 @@ TEST(WaitForOrphanedCommands, ReturnsOnlyOnceADeadWorkersProcessesAreGone) {
   ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
   ASSERT_EQ(::kill(worker, SIGKILL), 0);
   ASSERT_EQ(::waitpid(worker, nullptr, 0), worker);
-  EXPECT_EQ(wait_for_orphaned_commands(50ms), 0);
+  EXPECT_EQ(runtime::wait_for_orphaned_commands(50ms), 0);
   for (const pid_t pid : tree) EXPECT_FALSE(ProcessGone(pid)) << pid;
 
   ASSERT_EQ(::kill(supervisor, SIGCONT), 0);
-  EXPECT_EQ(wait_for_orphaned_commands(10s), 1);
+  EXPECT_EQ(runtime::wait_for_orphaned_commands(10s), 1);
   for (const pid_t pid : tree) EXPECT_TRUE(ProcessGone(pid)) << pid;
   EXPECT_TRUE(fs::is_empty(run.path()));
   ::kill(anchor, SIGKILL);
@@ -741,4 +741,4 @@ TEST(RunCommand, CommandStartsWithDefaultSignalsAndNothingBlocked) {
 }
 
 }  // namespace
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

@@ -1,8 +1,8 @@
-#include "runtime/command_handler.h"
+#include "commands/command_handler.h"
 
-#include "runtime/command_process.h"
+#include "commands/command_process.h"
 
-namespace ergon::runtime {
+namespace ergon::commands {
 
 HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config) {
   return [config = std::move(config)](std::string_view job_data, JobContext& ctx) {
@@ -26,10 +26,10 @@ HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config) {
   };
 }
 
-void add_command_handlers(HandlerRegistry& registry, const Config& config) {
+void add_command_handlers(HandlerRegistry& registry, const CliConfig& config) {
   for (const auto& [type, handler] : config.handlers) {
     registry.add_raw(type, make_command_invoker(handler), JobTypeOptions{handler.max_attempts});
   }
 }
 
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

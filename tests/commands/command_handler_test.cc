@@ -1,5 +1,5 @@
 // Command handlers end to end: a worker runs jobs whose handlers are shell scripts.
-#include "runtime/command_handler.h"
+#include "commands/command_handler.h"
 
 #include <gtest/gtest.h>
 
@@ -34,7 +34,7 @@ class CommandHandlerTest : public ::testing::Test {
   JobRecord run(const std::string& config_json, const std::string& type, const std::string& data,
                 Kind until) {
     HandlerRegistry handlers;
-    runtime::add_command_handlers(handlers, parse_config(config_json));
+    commands::add_command_handlers(handlers, commands::parse_cli_config(config_json));
     JobsWorker worker(store_, std::move(handlers), options_);
     worker.start();
     JobRunner runner(store_);

@@ -1,5 +1,4 @@
-// runtime/command_supervisor.h — the process between a worker and each command it runs, and
-// the lock that tells a restarted worker when a dead worker's commands are all gone.
+// commands/command_supervisor.h — the process between a worker and each command it runs.
 //
 // run_command() forks a supervisor, which forks the command in a process group of its own and
 // stays its parent. The supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER): every
@@ -12,10 +11,10 @@
 // when the forking thread ends instead). Only then does it report the command's wait status
 // and exit, so "the supervisor has exited" means "no process of that command is left".
 //
-// The supervisor also holds a shared lock on its worker process's lock file (see below) until
-// it exits. A worker that starts on the same host calls wait_for_orphaned_commands() before it
-// gives a dead worker's jobs back, so no job's next attempt starts while a process of the
-// previous one still runs.
+// The supervisor also holds a shared lock on its worker process's lock file
+// (runtime/command_lock.h) until it exits. A worker that starts on the same host calls
+// runtime::wait_for_orphaned_commands() before it gives a dead worker's jobs back, so no job's
+// next attempt starts while a process of the previous one still runs.
 //
 // Between fork and exit the supervisor only makes system calls on memory prepared before the
 // fork (it is a copy of a multithreaded process: no allocation, no locks).
@@ -23,17 +22,7 @@
 
 #include <sys/types.h>
 
-#include <chrono>
-
-namespace ergon::runtime {
-
-// Waits until every supervisor (and so every command process) of the worker processes of this
-// host that are gone has exited, at most `limit`; removes their lock files. Skips the lock
-// files of live processes. Returns how many dead processes' lock files it cleared. Call it
-// before giving a dead worker's jobs back. The lock files live in $ERGON_RUNTIME_DIR, else
-// $XDG_RUNTIME_DIR/ergon, else /tmp/ergon-<uid>.
-int wait_for_orphaned_commands(std::chrono::milliseconds limit = std::chrono::seconds(10));
-
+namespace ergon::commands {
 namespace detail {
 
 // What the supervisor needs, prepared before the fork.
@@ -54,9 +43,5 @@ struct SupervisorPlan {
 // Runs in the child of fork(); never returns.
 [[noreturn]] void supervise(const SupervisorPlan& plan);
 
-// This process's command lock descriptor, created on first use; -1 if it is unavailable (the
-// commands still die with their worker; only a restarted worker cannot wait for them).
-int command_lock_fd();
-
 }  // namespace detail
-}  // namespace ergon::runtime
+}  // namespace ergon::commands

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/render.h"
 
 namespace ergon::cli {
 
@@ -16,18 +17,10 @@ void register_audit(CLI::App& app, Globals& g) {
       ->check(CLI::Range(1, 10000));
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([&g, a] {
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto records = runner.list_audit(a->limit);
+    auto records = ops::AuditLog(open_for_reading(database_url(g))).list(a->limit);
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& r : records) {
-        out.push_back({{"id", r.id},
-                       {"at", format_timestamp(r.at)},
-                       {"actor", r.actor},
-                       {"action", r.action},
-                       {"target", r.target},
-                       {"detail", r.detail}});
-      }
+      for (const auto& r : records) out.push_back(ops::audit_to_json(r));
       print_json(out);
       return;
     }

@@ -2,37 +2,12 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/jobs.h"
+#include "ops/render.h"
 #include "store/store.h"  // truncate_utf8
 
 namespace ergon::cli {
 namespace {
-
-nlohmann::json to_json(const JobRecord& r) {
-  auto opt_time = [](const std::optional<TimePoint>& t) {
-    return t ? nlohmann::json(format_timestamp(*t)) : nlohmann::json(nullptr);
-  };
-  auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  nlohmann::json data = nlohmann::json::parse(r.job_data, nullptr, false);
-  return {{"id", r.id.to_string()},
-          {"job_type", r.job_type},
-          {"job_data", data.is_discarded() ? nlohmann::json(r.job_data) : data},
-          {"status", to_string(r.status)},
-          {"created_at", format_timestamp(r.created_at)},
-          {"started_at", opt_time(r.started_at)},
-          {"completed_at", opt_time(r.completed_at)},
-          {"error_message", opt(r.error_message)},
-          {"progress_message", opt(r.progress_message)},
-          {"progress_percent", opt(r.progress_percent)},
-          {"queue", r.queue},
-          {"priority", r.priority},
-          {"run_at", format_timestamp(r.run_at)},
-          {"attempt", r.attempt},
-          {"max_attempts", opt(r.max_attempts)},
-          {"worker_id", opt(r.worker_id)},
-          {"heartbeat_at", opt_time(r.heartbeat_at)},
-          {"unique_key", opt(r.unique_key)},
-          {"group_key", opt(r.group_key)}};
-}
 
 // One line per job; long fields are cut so the table stays readable, and what the store holds
 // is shown, never acted on by the terminal (printable).
@@ -64,26 +39,25 @@ void register_jobs(CLI::App& app, Globals& g) {
   list->callback([&g, la] {
     JobFilter f = make_filter(la->filter, Clock::system().now());
     f.limit = la->limit;
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto rows = runner.list_jobs(f);
+    auto page = ops::Jobs(open_for_reading(database_url(g))).list(f);
     if (la->json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& r : rows) out.push_back(to_json(r));
+      for (const auto& r : page.jobs) out.push_back(ops::job_to_json(r));
       print_json(out);
       return;
     }
     std::printf("%-36s  %-20s  %-9s  %7s  %8s  %-20s  %s\n", "ID", "TYPE", "STATUS", "ATTEMPT",
                 "PROGRESS", "CREATED", "ERROR");
-    for (const auto& r : rows) {
+    for (const auto& r : page.jobs) {
       std::string progress = r.progress_percent ? std::to_string(*r.progress_percent) + "%" : "-";
       std::printf("%-36s  %-20s  %-9s  %7d  %8s  %-20s  %s\n", r.id.to_string().c_str(),
                   cut(r.job_type, 20).c_str(), std::string(to_string(r.status)).c_str(), r.attempt,
                   progress.c_str(), short_time(r.created_at).c_str(),
                   cut(r.error_message.value_or(""), 60).c_str());
     }
-    // A full page may have more behind it: say how to get it (stderr keeps stdout a table).
-    if (rows.size() == static_cast<std::size_t>(f.limit)) {
-      std::fprintf(stderr, "more: --before %s\n", rows.back().id.to_string().c_str());
+    // Say how to get the next page (stderr keeps stdout a table).
+    if (page.next_before_id) {
+      std::fprintf(stderr, "more: --before %s\n", page.next_before_id->to_string().c_str());
     }
   });
 
@@ -94,15 +68,13 @@ void register_jobs(CLI::App& app, Globals& g) {
   cancel->add_option("id", *cancel_id, "job id")->required();
   cancel->callback([&g, cancel_id] {
     JobId id = parse_job_id_arg(*cancel_id);
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    switch (runner.cancel(id)) {
+    auto change = ops::Jobs(open_existing(database_url(g))).cancel_job(id, cli_actor());
+    require_audited(change.audited);
+    switch (change.outcome) {
       case CancelOutcome::kCancelled:
-        audit(store, "cancel", id.to_string(), "cancelled");
         std::cout << "cancelled\n";
         break;
       case CancelOutcome::kRequested:
-        audit(store, "cancel", id.to_string(), "requested");
         std::cout << "cancellation requested; its worker stops it\n";
         break;
       case CancelOutcome::kAlreadyFinished:
@@ -121,15 +93,15 @@ void register_jobs(CLI::App& app, Globals& g) {
   show->add_flag("--json", sa->json, "print JSON");
   show->callback([&g, sa] {
     JobId id = parse_job_id_arg(sa->id);
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto r = runner.get_job(id);
+    auto r = ops::Jobs(open_for_reading(database_url(g))).get(id);
     if (!r) throw Error(ErrorCode::kNotFound, "no job with id " + sa->id);
-    nlohmann::json j = to_json(*r);
     if (sa->json) {
-      print_json(j);
+      print_json(ops::job_to_json(*r));
       return;
     }
-    for (const auto& [key, value] : j.items()) {
+    // As stored: printable() shows each byte that is not UTF-8 as an escape.
+    const nlohmann::json fields = ops::job_to_json(*r, ops::Text::kAsStored);
+    for (const auto& [key, value] : fields.items()) {
       std::string v = value.is_string() ? value.get<std::string>()
                       : value.is_null()
                           ? "-"

@@ -5,12 +5,13 @@
 //   ergon jobs delete ID...                                 any job that is not Running
 //   ergon jobs delete --status completed --until 7d --all-matching
 //
-// Ids and a filter are exclusive; a filter acts only with --all-matching, so a forgotten id
-// never turns into a bulk action. Every id is checked before anything changes. Each change is
-// written to the audit log.
+// Ids and a filter are exclusive; a filter acts only with --all-matching, and --all-matching
+// only with a filter, so that neither a forgotten id nor a forgotten filter turns into "every
+// job". Every id is checked before anything changes. Each change is written to the audit log.
 #include <iostream>
 
 #include "common.h"
+#include "ops/jobs.h"
 
 namespace ergon::cli {
 namespace {
@@ -29,16 +30,6 @@ bool filter_given(const FilterArgs& f) {
 
 enum class Verb { kRetry, kDelete };
 
-// Why a job was left alone, for the message.
-std::string refusal(Verb verb, const JobRecord& r) {
-  if (verb == Verb::kDelete) return "it is Running (cancel it first)";
-  if (r.status == JobStatus::kFailed || r.status == JobStatus::kCancelled) {
-    return "another job holds its unique key '" + r.unique_key.value_or("") + "'";
-  }
-  return "it is " + std::string(to_string(r.status)) +
-         "; only Failed or Cancelled jobs are retried";
-}
-
 void run(Globals& g, const RepairArgs& a, Verb verb) {
   const char* name = verb == Verb::kRetry ? "retry" : "delete";
   const char* done = verb == Verb::kRetry ? "retried" : "deleted";
@@ -52,53 +43,57 @@ void run(Globals& g, const RepairArgs& a, Verb verb) {
                                            "--all-matching to mean it"
                                          : "give job ids, or a filter with --all-matching");
   }
-  if (verb == Verb::kDelete && a.all_matching && !filter_given(a.filter)) {
-    throw CLI::ValidationError(name,
-                               "delete --all-matching needs at least one filter (e.g. --status "
-                               "completed); it would delete every job");
+  if (a.all_matching && !filter_given(a.filter)) {
+    throw CLI::ValidationError(name, std::string(name) +
+                                         " --all-matching needs at least one filter (e.g. "
+                                         "--status " +
+                                         (verb == Verb::kRetry ? "failed" : "completed") +
+                                         "); it would " + name + " every job");
   }
   std::vector<JobId> ids;
   for (const auto& text : a.ids) ids.push_back(parse_job_id_arg(text));
   JobFilter filter = make_filter(a.filter, Clock::system().now());
 
-  auto store = open_existing(database_url(g));
-  JobRunner runner(store);
+  ops::Jobs jobs(open_existing(database_url(g)));
   if (a.all_matching) {
-    int n = verb == Verb::kRetry ? runner.retry_jobs(filter) : runner.delete_jobs(filter);
-    audit(store, name, describe(filter), std::to_string(n) + " jobs");
+    auto change = verb == Verb::kRetry ? jobs.retry_matching(filter, cli_actor())
+                                       : jobs.delete_matching(filter, cli_actor());
+    require_audited(change.audited);
+    const int n = change.count;
     if (a.json) {
-      std::cout << nlohmann::json{{"action", name}, {"filter", describe(filter)}, {done, n}}.dump()
+      std::cout << nlohmann::json{{"action", name}, {"filter", change.filter}, {done, n}}.dump()
                 << "\n";
     } else {
-      std::cout << done << " " << n << (n == 1 ? " job" : " jobs") << " (" << describe(filter)
+      std::cout << done << " " << n << (n == 1 ? " job" : " jobs") << " (" << change.filter
                 << ")\n";
     }
-    if (n == 0) throw Error(ErrorCode::kNotFound, "no job matched " + describe(filter));
+    if (n == 0) throw Error(ErrorCode::kNotFound, "no job matched " + change.filter);
     return;
   }
   // One by one: report each; the exit status is the worst outcome.
   int status = kExitOk;
   nlohmann::json results = nlohmann::json::array();
   for (const auto& id : ids) {
+    auto change =
+        verb == Verb::kRetry ? jobs.retry_job(id, cli_actor()) : jobs.delete_job(id, cli_actor());
     std::string outcome;
-    bool changed = false;
-    try {
-      changed = verb == Verb::kRetry ? runner.retry_job(id) : runner.delete_job(id);
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kNotFound) throw;
-      outcome = "not found";
-      status = std::max(status, kExitNotFound);
-      std::cerr << "ergon: no job with id " << id.to_string() << "\n";
-    }
-    if (changed) {
-      audit(store, name, id.to_string());
-      outcome = done;
-      if (!a.json) std::cout << id.to_string() << " " << done << "\n";
-    } else if (auto r = runner.get_job(id); outcome.empty() && r) {
-      outcome = "refused";
-      status = std::max(status, kExitError);
-      std::cerr << "ergon: " << id.to_string() << " not " << done << ": " << refusal(verb, *r)
-                << "\n";
+    switch (change.change) {
+      case ops::Change::kDone:
+        require_audited(change.audited);
+        outcome = done;
+        if (!a.json) std::cout << id.to_string() << " " << done << "\n";
+        break;
+      case ops::Change::kNotFound:
+        outcome = "not found";
+        status = std::max(status, kExitNotFound);
+        std::cerr << "ergon: no job with id " << id.to_string() << "\n";
+        break;
+      case ops::Change::kRefused:
+        outcome = "refused";
+        status = std::max(status, kExitError);
+        std::cerr << "ergon: " << id.to_string() << " not " << done << ": "
+                  << printable(change.refusal) << "\n";
+        break;
     }
     results.push_back({{"id", id.to_string()}, {"outcome", outcome}});
   }

@@ -3,6 +3,8 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/limits.h"
+#include "ops/render.h"
 
 namespace ergon::cli {
 namespace {
@@ -31,15 +33,6 @@ std::pair<int, Duration> parse_rate(const std::string& text) {
   return {n, period};
 }
 
-// "2", "10/1s", "-" for a missing limit.
-std::string describe_limit(const TypeLimit& l, bool rate) {
-  if (!rate) return l.max_running ? std::to_string(*l.max_running) : "-";
-  if (!l.rate_limit) return "-";
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count();
-  std::string period = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-  return std::to_string(*l.rate_limit) + "/" + period;
-}
-
 }  // namespace
 
 void register_limits(CLI::App& app, Globals& g) {
@@ -50,22 +43,10 @@ void register_limits(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "every limit, with how many of the type run now");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto limits = runner.list_type_limits();
+    auto limits = ops::Limits(open_for_reading(database_url(g))).list();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& l : limits) {
-        nlohmann::json row = {{"job_type", l.job_type},   {"max_running", nullptr},
-                              {"rate_limit", nullptr},    {"rate_period_ms", nullptr},
-                              {"per_group", l.per_group}, {"running", l.running}};
-        if (l.max_running) row["max_running"] = *l.max_running;
-        if (l.rate_limit) {
-          row["rate_limit"] = *l.rate_limit;
-          row["rate_period_ms"] =
-              std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count();
-        }
-        out.push_back(std::move(row));
-      }
+      for (const auto& l : limits) out.push_back(ops::limit_to_json(l));
       print_json(out);
       return;
     }
@@ -73,7 +54,7 @@ void register_limits(CLI::App& app, Globals& g) {
                 "RUNNING");
     for (const auto& l : limits) {
       std::printf("%-40s %12s %14s %9s %10lld\n", printable(l.job_type).c_str(),
-                  describe_limit(l, false).c_str(), describe_limit(l, true).c_str(),
+                  ops::describe_max_running(l).c_str(), ops::describe_rate(l).c_str(),
                   l.per_group ? "yes" : "no", static_cast<long long>(l.running));
     }
   });
@@ -103,28 +84,16 @@ void register_limits(CLI::App& app, Globals& g) {
     if (!l.max_running && !l.rate_limit) {
       throw CLI::ValidationError("limits set", "give MAX, --rate COUNT/PERIOD or both");
     }
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    runner.set_type_limit(l);
-    std::string what;
-    if (l.max_running) what = "at most " + std::to_string(*l.max_running) + " running at once";
-    if (l.rate_limit) {
-      if (!what.empty()) what += ", ";
-      what += "at most " + describe_limit(l, true) + " started";
-    }
-    if (l.per_group) what += ", per group";
-    audit(store, "limit.set", l.job_type, what);
-    std::cout << "job type " << l.job_type << ": " << what << "\n";
+    auto change = ops::Limits(open_existing(database_url(g))).set(l, cli_actor());
+    require_audited(change.audited);
+    std::cout << "job type " << l.job_type << ": " << change.description << "\n";
   });
 
   auto removed = std::make_shared<std::string>();
   auto* remove = cmd->add_subcommand("remove", "remove every limit of JOB_TYPE");
   remove->add_option("job_type", *removed, "job type")->required();
   remove->callback([&g, removed] {
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    runner.remove_type_limit(*removed);
-    audit(store, "limit.remove", *removed);
+    require_audited(ops::Limits(open_existing(database_url(g))).remove(*removed, cli_actor()));
     std::cout << "no limit for job type " << *removed << "\n";
   });
 }

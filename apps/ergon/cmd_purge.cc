@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/jobs.h"
 
 namespace ergon::cli {
 
@@ -27,12 +28,11 @@ void register_purge(CLI::App& app, Globals& g) {
       throw CLI::ValidationError("--status", "only Completed, Failed or Cancelled jobs are purged");
     }
     Duration age = parse_cli_duration(a->older_than, "--older-than");
-    auto store = open_existing(database_url(g));
-    const TimePoint before = saturating_sub(Clock::system().now(), age);
-    std::int64_t total = JobRunner(store).purge_jobs(status, age, a->batch);
-    audit(store, "purge",
-          "status=" + std::string(to_string(status)) + " older-than=" + a->older_than,
-          std::to_string(total) + " jobs");
+    auto result = ops::Jobs(open_existing(database_url(g)))
+                      .purge(status, age, a->batch, a->older_than, cli_actor());
+    require_audited(result.audited);
+    const std::int64_t total = result.purged;
+    const TimePoint before = result.finished_before;
     if (a->json) {
       std::cout << nlohmann::json{{"status", to_string(status)},
                                   {"completed_before", format_timestamp(before)},

@@ -2,6 +2,8 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/queues.h"
+#include "ops/render.h"
 
 namespace ergon::cli {
 
@@ -13,16 +15,10 @@ void register_queues(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "queues with jobs waiting or running, or paused");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto queues = runner.list_queues();
+    auto queues = ops::Queues(open_for_reading(database_url(g))).list();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& q : queues) {
-        out.push_back({{"name", q.name},
-                       {"paused", q.paused},
-                       {"pending", q.pending},
-                       {"running", q.running}});
-      }
+      for (const auto& q : queues) out.push_back(ops::queue_to_json(q));
       print_json(out);
       return;
     }
@@ -41,14 +37,8 @@ void register_queues(CLI::App& app, Globals& g) {
                                           : "let workers start jobs from QUEUE again");
     sub->add_option("queue", *name, "queue name")->required();
     sub->callback([&g, name, pause] {
-      auto store = open_existing(database_url(g));
-      JobRunner runner(store);
-      if (pause) {
-        runner.pause_queue(*name);
-      } else {
-        runner.resume_queue(*name);
-      }
-      audit(store, pause ? "queue.pause" : "queue.resume", *name);
+      ops::Queues queues(open_existing(database_url(g)));
+      require_audited(pause ? queues.pause(*name, cli_actor()) : queues.resume(*name, cli_actor()));
       std::cout << "queue " << *name << (pause ? " paused" : " resumed") << "\n";
     });
   }

@@ -2,34 +2,10 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/render.h"
+#include "ops/schedules.h"
 
 namespace ergon::cli {
-namespace {
-
-nlohmann::json to_json(const ScheduleRecord& s) {
-  nlohmann::json data = nlohmann::json::parse(s.job_data, nullptr, false);
-  return {{"id", s.id.to_string()},
-          {"name", s.name},
-          {"job_type", s.job_type},
-          {"job_data", data.is_discarded() ? nlohmann::json(s.job_data) : data},
-          {"cron_expression", s.cron_expression},
-          {"with_seconds", s.with_seconds},
-          {"time_zone", s.time_zone},
-          {"next_run_time", format_timestamp(s.next_run_time)},
-          {"last_run_time",
-           s.last_run_time ? nlohmann::json(format_timestamp(*s.last_run_time)) : nullptr},
-          {"is_enabled", s.is_enabled},
-          {"misfire_policy", to_string(s.misfire)},
-          {"misfire_limit", s.misfire_limit},
-          {"overlap_policy", to_string(s.overlap)},
-          {"last_job_id", s.last_job_id ? nlohmann::json(s.last_job_id->to_string()) : nullptr}};
-}
-
-void need(bool found, const std::string& name) {
-  if (!found) throw Error(ErrorCode::kNotFound, "no schedule named '" + name + "'");
-}
-
-}  // namespace
 
 void register_schedules(CLI::App& app, Globals& g) {
   auto* cmd = app.add_subcommand("schedules", "list and change recurring jobs");
@@ -39,11 +15,10 @@ void register_schedules(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "list schedules");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto rows = runner.list_scheduled_jobs();
+    auto rows = ops::Schedules(open_for_reading(database_url(g))).list();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& s : rows) out.push_back(to_json(s));
+      for (const auto& s : rows) out.push_back(ops::schedule_to_json(s));
       print_json(out);
       return;
     }
@@ -95,13 +70,12 @@ void register_schedules(CLI::App& app, Globals& g) {
     o.queue = a->queue;
     o.priority = a->priority;
     if (a->max_attempts > 0) o.max_attempts = a->max_attempts;
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    runner.add_or_update_scheduled_job_raw(a->type, a->data, a->expr, o);
-    audit(store, "schedule.add", a->name, a->expr);
-    auto s = runner.get_scheduled_job(a->name);
-    std::cout << "schedule '" << a->name << "' next runs at " << format_timestamp(s->next_run_time)
-              << "\n";
+    auto change = ops::Schedules(open_existing(database_url(g)))
+                      .add(a->type, a->data, a->expr, o, cli_actor());
+    require_audited(change.audited);
+    if (!change.schedule) throw Error(ErrorCode::kNotFound, "no schedule named '" + a->name + "'");
+    std::cout << "schedule '" << a->name << "' next runs at "
+              << format_timestamp(change.schedule->next_run_time) << "\n";
   });
 
   auto name = std::make_shared<std::string>();
@@ -111,28 +85,19 @@ void register_schedules(CLI::App& app, Globals& g) {
     return sub;
   };
   simple("remove", "remove a schedule")->callback([&g, name] {
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    need(runner.remove_scheduled_job(*name), *name);
-    audit(store, "schedule.remove", *name);
+    require_audited(ops::Schedules(open_existing(database_url(g))).remove(*name, cli_actor()));
   });
-  simple("enable", "enable a schedule")->callback([&g, name] {
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    need(runner.set_scheduled_job_enabled(*name, true), *name);
-    audit(store, "schedule.enable", *name);
-  });
-  simple("disable", "disable a schedule")->callback([&g, name] {
-    auto store = open_existing(database_url(g));
-    JobRunner runner(store);
-    need(runner.set_scheduled_job_enabled(*name, false), *name);
-    audit(store, "schedule.disable", *name);
-  });
+  for (bool enable : {true, false}) {
+    simple(enable ? "enable" : "disable", enable ? "enable a schedule" : "disable a schedule")
+        ->callback([&g, name, enable] {
+          require_audited(ops::Schedules(open_existing(database_url(g)))
+                              .set_enabled(*name, enable, cli_actor()));
+        });
+  }
   simple("trigger", "enqueue the schedule's job now; prints its id")->callback([&g, name] {
-    auto store = open_existing(database_url(g));
-    JobId id = JobRunner(store).trigger_scheduled_job(*name);
-    audit(store, "schedule.trigger", *name, id.to_string());
-    std::cout << id.to_string() << "\n";
+    auto triggered = ops::Schedules(open_existing(database_url(g))).trigger(*name, cli_actor());
+    require_audited(triggered.audited);
+    std::cout << triggered.job_id.to_string() << "\n";
   });
 }
 

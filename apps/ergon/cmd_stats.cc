@@ -5,6 +5,8 @@
 #include <map>
 
 #include "common.h"
+#include "ops/render.h"
+#include "ops/stats.h"
 
 namespace ergon::cli {
 
@@ -20,15 +22,12 @@ void register_stats(CLI::App& app, Globals& g) {
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([&g, a] {
     Duration alive_within = parse_cli_duration(a->alive_within, "--alive-within");
-    auto store = open_for_reading(database_url(g));
-    JobRunner runner(store);
-    const TimePoint now = Clock::system().now();
-    auto counts = runner.job_counts();
-    auto workers = runner.list_workers();
-    int alive = 0;
-    for (const auto& w : workers) alive += elapsed(w.heartbeat_at, now) <= alive_within ? 1 : 0;
-    auto unhandled = runner.unhandled_job_types(alive_within);
-    OutboxState outbox = runner.outbox_state();
+    ops::Stats stats(open_for_reading(database_url(g)));
+    const TimePoint now = stats.now();
+    auto counts = stats.job_counts(now);
+    const ops::WorkerCounts workers = stats.workers(now, alive_within);
+    auto unhandled = stats.unhandled_types(now, alive_within);
+    OutboxState outbox = stats.outbox();
 
     struct Row {
       std::map<JobStatus, std::int64_t> n;
@@ -49,7 +48,7 @@ void register_stats(CLI::App& app, Globals& g) {
     if (a->json) {
       nlohmann::json queues = nlohmann::json::array();
       for (const auto& [name, r] : rows) {
-        nlohmann::json q = {{"queue", name}};
+        nlohmann::json q = {{"queue", ops::text_json(name)}};
         for (JobStatus s : kStatuses) {
           auto it = r.n.find(s);
           std::string key(to_string(s));
@@ -62,13 +61,14 @@ void register_stats(CLI::App& app, Globals& g) {
       }
       nlohmann::json waiting = nlohmann::json::array();
       for (const auto& u : unhandled) {
-        waiting.push_back({{"job_type", u.job_type}, {"pending", u.pending}});
+        waiting.push_back({{"job_type", ops::text_json(u.job_type)}, {"pending", u.pending}});
       }
-      nlohmann::json out = {{"at", format_timestamp(now)},
-                            {"queues", queues},
-                            {"workers", {{"registered", workers.size()}, {"alive", alive}}},
-                            {"unhandled_types", waiting},
-                            {"outbox", {{"enabled", outbox.enabled}, {"rows", outbox.rows}}}};
+      nlohmann::json out = {
+          {"at", format_timestamp(now)},
+          {"queues", queues},
+          {"workers", {{"registered", workers.registered}, {"alive", workers.alive}}},
+          {"unhandled_types", waiting},
+          {"outbox", {{"enabled", outbox.enabled}, {"rows", outbox.rows}}}};
       print_json(out);
       return;
     }
@@ -85,8 +85,8 @@ void register_stats(CLI::App& app, Globals& g) {
                   n(JobStatus::kPending), n(JobStatus::kRunning), n(JobStatus::kCompleted),
                   n(JobStatus::kFailed), n(JobStatus::kCancelled), age);
     }
-    std::printf("workers: %zu registered, %d alive (heartbeat within %s)\n", workers.size(), alive,
-                a->alive_within.c_str());
+    std::printf("workers: %zu registered, %d alive (heartbeat within %s)\n", workers.registered,
+                workers.alive, a->alive_within.c_str());
     std::printf("messaging outbox: %lld row(s), triggers %s\n", static_cast<long long>(outbox.rows),
                 outbox.enabled ? "on" : "off");
     for (const auto& u : unhandled) {

@@ -2,6 +2,8 @@
 #include <iostream>
 
 #include "common.h"
+#include "ops/render.h"
+#include "ops/workers.h"
 
 namespace ergon::cli {
 
@@ -12,43 +14,22 @@ void register_workers(CLI::App& app, Globals& g) {
   auto* list = cmd->add_subcommand("list", "list registered workers and their running jobs");
   list->add_flag("--json", *json, "print JSON");
   list->callback([&g, json] {
-    JobRunner runner(open_for_reading(database_url(g)));
-    auto workers = runner.list_workers();
-    auto running = runner.list_jobs({.status = JobStatus::kRunning, .limit = 10000});
-    auto jobs_of = [&](const std::string& id) {
-      std::vector<const JobRecord*> out;
-      for (const auto& r : running) {
-        if (r.worker_id == id) out.push_back(&r);
-      }
-      return out;
-    };
+    auto workers = ops::Workers(open_for_reading(database_url(g))).list();
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& w : workers) {
-        nlohmann::json ids = nlohmann::json::array();
-        for (const auto* r : jobs_of(w.id)) ids.push_back(r->id.to_string());
-        out.push_back({{"id", w.id},
-                       {"name", w.name},
-                       {"host", w.host},
-                       {"pid", w.pid},
-                       {"boot_id", w.boot_id},
-                       {"pid_namespace", w.pid_namespace},
-                       {"process_start", w.process_start},
-                       {"started_at", format_timestamp(w.started_at)},
-                       {"heartbeat_at", format_timestamp(w.heartbeat_at)},
-                       {"running_jobs", ids}});
-      }
+      for (const auto& w : workers) out.push_back(ops::worker_to_json(w));
       print_json(out);
       return;
     }
     // The name as well as the id: two live workers may share a name (replicas of one config).
     std::printf("%-40s %-20s %-20s %7s  %-20s  %-20s  %s\n", "ID", "NAME", "HOST", "PID", "STARTED",
                 "HEARTBEAT", "RUNNING");
-    for (const auto& w : workers) {
+    for (const auto& v : workers) {
+      const WorkerRecord& w = v.worker;
       std::printf("%-40s %-20s %-20s %7d  %-20s  %-20s  %zu\n", printable(w.id).c_str(),
                   printable(w.name).c_str(), printable(w.host).c_str(), w.pid,
                   short_time(w.started_at).c_str(), short_time(w.heartbeat_at).c_str(),
-                  jobs_of(w.id).size());
+                  v.running.size());
     }
   });
 }

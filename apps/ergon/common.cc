@@ -1,11 +1,10 @@
 #include "common.h"
 
-#include <algorithm>
-#include <charconv>
 #include <cstdlib>
 #include <iostream>
 
 #include "ergon/time_range.h"
+#include "ops/filter.h"
 
 namespace ergon::cli {
 
@@ -26,64 +25,31 @@ std::shared_ptr<Store> open_existing(const std::string& url) {
 
 namespace {
 
-// A duration with a unit, or a TimeSpan; nullopt when the text is not shaped like one. A
-// negative one, or one longer than kMaxDuration, throws CLI::ValidationError naming `option`.
-std::optional<Duration> cli_duration(const std::string& text, const std::string& option) {
-  if (text.find(':') != std::string::npos) {
-    try {
-      return parse_timespan(text);
-    } catch (const Error& e) {
-      throw CLI::ValidationError(option, e.what());
-    }
+// A value from the command line that ops refused, as CLI11 reports a bad option (exit 2).
+template <class F>
+auto as_usage_error(F&& f) {
+  try {
+    return f();
+  } catch (const ops::FieldError& e) {
+    throw CLI::ValidationError(e.name(), e.detail());
   }
-  std::string_view digits = text;
-  const bool negative = !digits.empty() && digits.front() == '-';
-  if (negative) digits.remove_prefix(1);
-  std::int64_t n = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (end == digits.data()) return std::nullopt;
-  // Microseconds per unit; a count that overflows them is too long, whatever its sign.
-  static constexpr std::pair<std::string_view, std::int64_t> kUnits[] = {{"ms", 1'000},
-                                                                         {"s", 1'000'000},
-                                                                         {"m", 60'000'000},
-                                                                         {"h", 3'600'000'000},
-                                                                         {"d", 86'400'000'000}};
-  std::string_view unit(end, static_cast<std::size_t>(digits.data() + digits.size() - end));
-  const auto* u = std::find_if(std::begin(kUnits), std::end(kUnits),
-                               [&](const auto& k) { return k.first == unit; });
-  if (u == std::end(kUnits)) return std::nullopt;
-  if (negative && n != 0) throw CLI::ValidationError(option, "'" + text + "' is negative");
-  std::int64_t us = 0;
-  if (ec == std::errc::result_out_of_range || __builtin_mul_overflow(n, u->second, &us) ||
-      Duration(us) > kMaxDuration) {
-    throw CLI::ValidationError(option, "'" + text + "' " + duration_too_long_error());
-  }
-  return Duration(us);
 }
 
 }  // namespace
 
 Duration parse_cli_duration(const std::string& text, const std::string& option) {
-  if (auto d = cli_duration(text, option)) return *d;
+  if (auto d = as_usage_error([&] { return ops::parse_duration(text, option); })) return *d;
   throw CLI::ValidationError(option, "'" + text +
                                          "' is not a duration; use e.g. 250ms, 90s, 5m, 2h, "
                                          "1d or hh:mm:ss");
 }
 
 JobId parse_job_id_arg(const std::string& text, const std::string& what) {
-  auto id = JobId::parse(text);
-  if (!id) throw CLI::ValidationError(what, "not a job id: '" + text + "'");
-  return *id;
+  return as_usage_error([&] { return ops::parse_job_id(text, what); });
 }
 
 JobStatus parse_status_arg(const std::string& text, const std::string& option) {
-  auto s = parse_job_status(text);
-  if (!s) {
-    throw CLI::ValidationError(option, "'" + text +
-                                           "' is not one of Pending, Running, Completed, Failed, "
-                                           "Cancelled");
-  }
-  return *s;
+  return as_usage_error([&] { return ops::parse_status(text, option); });
 }
 
 void add_filter_options(CLI::App* cmd, FilterArgs& a) {
@@ -96,47 +62,22 @@ void add_filter_options(CLI::App* cmd, FilterArgs& a) {
   cmd->add_option("--before", a.before, "only jobs older than this id (the next page)");
 }
 
-namespace {
-// An instant or a duration back from `now` for a filter. One past TimePoint's range stops at
-// its end, which selects what the words say: --since 2300 nothing, --until 2300 everything,
-// --since 200000d everything.
-TimePoint instant_arg(const std::string& text, const std::string& option, TimePoint now) {
-  if (auto t = parse_wide_timestamp(text)) return clamp_time(*t);
-  if (auto ago = cli_duration(text, option)) return saturating_sub(now, *ago);
-  throw CLI::ValidationError(option, "'" + text +
-                                         "' is neither an ISO-8601 instant nor a duration "
-                                         "(e.g. 2026-11-28T08:00:00Z, 90s, 2h, 1d)");
-}
-}  // namespace
-
 JobFilter make_filter(const FilterArgs& a, TimePoint now) {
-  JobFilter f;
-  if (!a.status.empty()) f.status = parse_status_arg(a.status);
-  if (!a.type.empty()) f.job_type = a.type;
-  if (!a.queue.empty()) f.queue = a.queue;
-  if (!a.since.empty()) f.created_after = instant_arg(a.since, "--since", now);
-  if (!a.until.empty()) f.created_before = instant_arg(a.until, "--until", now);
-  if (!a.text.empty()) f.text = a.text;
-  if (!a.before.empty()) f.before_id = parse_job_id_arg(a.before, "--before");
-  return f;
-}
-
-std::string describe(const JobFilter& f) {
-  std::string out;
-  auto add = [&](const std::string& key, const std::string& value) {
-    if (!out.empty()) out += ' ';
-    out += key + "=" + value;
-  };
-  if (f.status) add("status", std::string(to_string(*f.status)));
-  if (f.job_type) add("type", *f.job_type);
-  if (f.queue) add("queue", *f.queue);
-  if (f.created_after) add("since", format_timestamp(*f.created_after));
-  if (f.created_before) add("until", format_timestamp(*f.created_before));
-  if (f.text)
-    add("text",
-        nlohmann::json(*f.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  if (f.before_id) add("before", f.before_id->to_string());
-  return out.empty() ? "all jobs" : out;
+  const ops::FilterText text{.status = a.status,
+                             .type = a.type,
+                             .queue = a.queue,
+                             .created_after = a.since,
+                             .created_before = a.until,
+                             .text = a.text,
+                             .before_id = a.before};
+  static constexpr ops::FilterNames kOptions{.status = "--status",
+                                             .type = "--type",
+                                             .queue = "--queue",
+                                             .created_after = "--since",
+                                             .created_before = "--until",
+                                             .text = "--text",
+                                             .before_id = "--before"};
+  return as_usage_error([&] { return ops::parse_filter(text, kOptions, now); });
 }
 
 std::string cli_actor() {
@@ -144,9 +85,13 @@ std::string cli_actor() {
   return user && *user ? "cli:" + std::string(user) : "cli";
 }
 
+void require_audited(const ops::Audited& audited) {
+  if (audited.error) std::rethrow_exception(audited.error);
+}
+
 void audit(const std::shared_ptr<Store>& store, std::string_view action, std::string_view target,
            std::string_view detail) {
-  JobRunner(store).audit(cli_actor(), action, target, detail);
+  require_audited(ops::AuditLog(store).record(cli_actor(), action, target, detail));
 }
 
 std::string short_time(TimePoint t) {

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "ergon/ergon.h"
+#include "ops/audit.h"
 #include "store/text_rules.h"  // printable(): text from the store, shown to a person
 
 namespace ergon::cli {
@@ -52,15 +53,18 @@ struct FilterArgs {
   std::string status, type, queue, since, until, text, before;
 };
 void add_filter_options(CLI::App* cmd, FilterArgs& a);
-// Checks every option (CLI::ValidationError naming the option) and builds the filter. --since
-// and --until take an ISO-8601 instant or a duration back from `now` (e.g. 2h).
+// Checks every option (CLI::ValidationError naming the option; the rules are ops/filter.h's)
+// and builds the filter. --since and --until take an ISO-8601 instant or a duration back from
+// `now` (e.g. 2h).
 JobFilter make_filter(const FilterArgs& a, TimePoint now);
-// "status=Failed type=mail" (for the audit log and messages); "all jobs" when empty.
-std::string describe(const JobFilter& f);
 
 // Who the audit log says acted: "cli:" + $USER, or "cli".
 std::string cli_actor();
-// Writes one audit record for a state-changing command.
+// A command fails when the audit record of what it did could not be written (the action is
+// done; the error says why the record is missing).
+void require_audited(const ops::Audited& audited);
+// Writes one audit record for a state-changing command that src/ops does not carry out
+// (enqueue); require_audited's rule.
 void audit(const std::shared_ptr<Store>& store, std::string_view action, std::string_view target,
            std::string_view detail = {});
 // "ADDR:PORT" or "[IPv6]:PORT" (port 0-65535). Throws CLI::ValidationError naming `option`.
@@ -79,8 +83,8 @@ std::string dashboard_token(const std::string& file, const std::string& flag_val
 // opened read-only (`mode=ro`), so a database its user may not write can still be read and
 // nothing is created beside the file.
 std::shared_ptr<Store> open_for_reading(const std::string& url);
-// Prints data from the store as indented JSON. Text that is not UTF-8 (rows stored before the
-// text rule, docs/storage.md#text) comes out as U+FFFD instead of failing the whole output.
+// Prints JSON indented. The renderings of ops/render.h hold only UTF-8; any other text that is
+// not comes out as U+FFFD instead of failing the whole output.
 void print_json(const nlohmann::json& j);
 
 void register_demo(CLI::App& app, Globals& g);

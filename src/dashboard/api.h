@@ -2,6 +2,9 @@
 // parameters (query string or JSON body) and returns the JSON answer, or throws ApiError with
 // the HTTP status and a message for the person who sent it.
 //
+// The actions and the JSON of what they show are the operations layer's (src/ops), shared with
+// the CLI; this file adds HTTP's side: parameters, bodies and statuses.
+//
 // Validation is strict: unknown parameters, malformed ids, statuses, times and page sizes are
 // 400s; ids that name nothing are 404s. ergon::Error from the store maps to 400 (invalid
 // argument), 404 (not found), 501 (the store lacks the operation) or 503 (the database failed).
@@ -15,7 +18,12 @@
 #include <stdexcept>
 #include <string>
 
-#include "store/store.h"
+#include "ops/audit.h"
+#include "ops/jobs.h"
+#include "ops/queues.h"
+#include "ops/schedules.h"
+#include "ops/stats.h"
+#include "ops/workers.h"
 
 namespace ergon::dashboard {
 
@@ -34,11 +42,17 @@ using Params = std::multimap<std::string, std::string>;
 inline constexpr int kMaxPageSize = 1000;
 inline constexpr int kDefaultPageSize = 50;
 // A worker whose heartbeat is older than this is not counted as alive.
-inline constexpr std::chrono::seconds kWorkerAliveWindow{60};
+inline constexpr Duration kWorkerAliveWindow = ops::kAliveWithin;
 
 class Api {
  public:
-  explicit Api(std::shared_ptr<Store> store) : store_(std::move(store)) {}
+  explicit Api(const std::shared_ptr<Store>& store)
+      : jobs_(store),
+        schedules_(store),
+        queues_(store),
+        workers_(store),
+        stats_(store),
+        audit_(store) {}
 
   nlohmann::json overview();
   nlohmann::json jobs(const Params& query);
@@ -66,10 +80,12 @@ class Api {
   static JobId parse_id(const std::string& text);
 
  private:
-  void record(const std::string& actor, const std::string& action, const std::string& target,
-              const std::string& detail, nlohmann::json& answer);
-
-  std::shared_ptr<Store> store_;
+  ops::Jobs jobs_;
+  ops::Schedules schedules_;
+  ops::Queues queues_;
+  ops::Workers workers_;
+  ops::Stats stats_;
+  ops::AuditLog audit_;
 };
 
 // Maps an exception from the store to an ApiError (never lets one escape as a 500 unless it

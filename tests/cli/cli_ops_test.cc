@@ -157,7 +157,7 @@ TEST_P(CliOpsTest, BulkActionsNeedAllMatchingAndSayHowMany) {
   EXPECT_EQ(nlohmann::json::parse(d.out)["deleted"], 3);
   EXPECT_EQ(jobs(), 1u);
   auto log = json({"audit"});
-  EXPECT_EQ(log[0]["action"], "delete");
+  EXPECT_EQ(log[0]["action"], "bulk.delete");
   EXPECT_EQ(log[0]["target"], "type=mail");
   EXPECT_EQ(log[0]["detail"], "3 jobs");
 }
@@ -176,6 +176,9 @@ TEST_P(CliOpsTest, MalformedInputIsAUsageErrorAndChangesNothing) {
       {{"jobs", "retry"}, "give job ids"},
       {{"jobs", "retry", id, "--status", "failed"}, "not both"},
       {{"jobs", "delete", "--all-matching"}, "needs at least one filter"},
+      {{"jobs", "retry", "--all-matching"}, "needs at least one filter"},
+      {{"jobs", "list", "--since", "1h", "--until", "2h"}, "--since: must be earlier than --until"},
+      {{"jobs", "list", "--type", std::string(201, 't')}, "--type"},
       {{"jobs", "retry", "--status", "Done", "--all-matching"}, "not one of"},
       {{"jobs", "list", "--status", "done"}, "not one of"},
       {{"jobs", "list", "--limit", "0"}, "--limit"},

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "ergon/job_runner.h"
@@ -34,6 +35,25 @@ void expect_printable(const std::string& out, const std::string& what) {
         << what << " prints byte " << (c & 0xFF) << ":\n"
         << nlohmann::json(out).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   }
+}
+
+// Enqueues a job on the database at `url` and fails it through the store, as a worker whose
+// handler wrote `error` (and `progress`) would.
+JobId fail_a_job(const std::string& url, const std::string& error,
+                 const std::optional<std::string>& progress = std::nullopt) {
+  auto store = open_store(url, {.migrate = false});
+  JobId id = JobRunner(store).start_job_raw("t", "{}");
+  EXPECT_EQ(store->job_claim({"w", 1, store->clock().now()}).size(), 1u);
+  JobFinishParams f;
+  f.id = id;
+  f.attempt = 1;
+  f.worker_id = "w";
+  f.status = JobStatus::kFailed;
+  f.now = store->clock().now();
+  f.error_message = error;
+  f.progress_message = progress;
+  EXPECT_TRUE(store->job_finish(f));
+  return id;
 }
 
 std::string trim(std::string s) {
@@ -64,22 +84,7 @@ class CliTextTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(CliTextTest, AHandlersErrorTextIsStoredAndShownTheSameOnBothStores) {
   migrate();
-  JobId id;
-  {
-    auto store = open_store(db(), {.migrate = false});
-    id = JobRunner(store).start_job_raw("t", "{}");
-    auto claimed = store->job_claim({"w", 1, store->clock().now()});
-    ASSERT_EQ(claimed.size(), 1u);
-    JobFinishParams f;
-    f.id = id;
-    f.attempt = 1;
-    f.worker_id = "w";
-    f.status = JobStatus::kFailed;
-    f.now = store->clock().now();
-    f.error_message = kDirty;
-    f.progress_message = kDirty;
-    ASSERT_TRUE(store->job_finish(f));
-  }
+  const JobId id = fail_a_job(db(), kDirty, kDirty);
   auto list = ergon({"jobs", "list", "--json", "--db", db()});
   ASSERT_EQ(list.status, 0) << list.err;
   auto rows = nlohmann::json::parse(list.out);
@@ -215,6 +220,37 @@ TEST_F(CliSqliteFileTest, ReadCommandsAnswerOverTextStoredBeforeTheRule) {
   ASSERT_EQ(human.status, 0) << human.err;
   expect_printable(human.out, "jobs show");
   EXPECT_NE(human.out.find("x\\x1b[2J\\xff\\x07"), std::string::npos) << human.out;
+}
+
+// A failed job whose error text holds bytes that are not UTF-8 (written by an older Ergon, or
+// by hand, past the store's own cleaning): `jobs show --json` and `jobs list --json` print valid
+// JSON with each such byte replaced, as the dashboard does (both render through ops/render.h).
+TEST_F(CliSqliteFileTest, JobsShowJsonPrintsAnErrorTextThatIsNotUtf8) {
+  ASSERT_EQ(ergon({"migrate", "--db", db()}).status, 0);
+  const JobId id = fail_a_job(db(), "exit 1");
+  // "smtp \xff down \xc3( \xed\xa0\x80": a stray byte, a cut sequence, a surrogate.
+  sql("UPDATE jobs SET error_message = CAST(X'736d747020ff20646f776e20c32820eda080' AS TEXT)");
+  const std::string replaced = "smtp \uFFFD down \uFFFD( \uFFFD\uFFFD\uFFFD";
+
+  auto show = ergon({"jobs", "show", id.to_string(), "--json", "--db", db()});
+  ASSERT_EQ(show.status, 0) << show.err;
+  auto job = nlohmann::json::parse(show.out);  // strict: throws on bytes that are not UTF-8
+  EXPECT_EQ(job["error_message"], replaced);
+  EXPECT_EQ(job["status"], "Failed");
+  EXPECT_EQ(show.out.find('\xff'), std::string::npos) << show.out;
+
+  auto list = ergon({"jobs", "list", "--json", "--db", db()});
+  ASSERT_EQ(list.status, 0) << list.err;
+  auto rows = nlohmann::json::parse(list.out);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["id"], id.to_string());
+  EXPECT_EQ(rows[0]["error_message"], replaced);
+
+  // A person sees the stored bytes as escapes.
+  auto human = ergon({"jobs", "show", id.to_string(), "--db", db()});
+  ASSERT_EQ(human.status, 0) << human.err;
+  EXPECT_NE(human.out.find("smtp \\xff down \\xc3( \\xed\\xa0\\x80"), std::string::npos)
+      << human.out;
 }
 
 // A read command pointed at something that is not a database says so and creates nothing:

@@ -134,33 +134,12 @@ void SqliteStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
 }
 
 JobId SqliteStore::job_insert_tx(NativeConnection native, const JobInsertParams& p) {
-  sqlite3* conn = native_handle<sqlite3>(native, backend());
-  if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
-  // The caller's transaction is theirs: Ergon writes inside it and never commits. Writing on a
-  // connection in autocommit mode would commit at once, which is exactly what the twin must
-  // not do, so refuse it.
-  if (sqlite3_get_autocommit(conn) != 0) {
-    throw Error(ErrorCode::kNoTransaction,
-                "start_job(conn, ...) needs an open transaction on conn (BEGIN first)");
-  }
-  sqlite3_stmt* s = nullptr;
-  sqlite3_stmt* h = nullptr;
-  int rc = sqlite3_prepare_v2(conn, kInsertSql.c_str(), -1, &s, nullptr);
-  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(conn, kUniqueHolderSql.c_str(), -1, &h, nullptr);
-  if (rc != SQLITE_OK) {
-    sqlite3_finalize(s);
-    fail(conn, rc, "prepare insert on the caller's connection");
-  }
-  try {
-    JobId id = insert_on(conn, s, h, p);
-    sqlite3_finalize(s);
-    sqlite3_finalize(h);
-    return id;
-  } catch (...) {
-    sqlite3_finalize(s);
-    sqlite3_finalize(h);
-    throw;
-  }
+  sqlite3* conn = caller_connection(
+      native, backend(), "start_job(conn, ...) needs an open transaction on conn (BEGIN first)");
+  constexpr std::string_view what = "prepare insert on the caller's connection";
+  Stmt insert(conn, kInsertSql, 0, what);
+  Stmt holder(conn, kUniqueHolderSql, 0, what);
+  return insert_on(conn, insert.get(), holder.get(), p);
 }
 
 }  // namespace ergon::sqlite

@@ -80,12 +80,15 @@ JobRecord read_job(sqlite3_stmt* s);
 // ---- Statements ----------------------------------------------------------------------------
 
 // A prepared statement, reset after every use so that it holds no read lock between calls.
+// `flags`: SQLITE_PREPARE_PERSISTENT for the store's own, which are kept (prepared()); 0 for
+// one used once, on the caller's connection. `what` names a failure.
 class SqliteStore::Stmt {
  public:
-  Stmt(sqlite3* db, std::string_view sql) {
-    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
-    if (rc != SQLITE_OK) fail(db, rc, "prepare");
+  Stmt(sqlite3* db, std::string_view sql, unsigned flags = SQLITE_PREPARE_PERSISTENT,
+       std::string_view what = "prepare") {
+    int rc =
+        sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), flags, &stmt_, nullptr);
+    if (rc != SQLITE_OK) fail(db, rc, what);
   }
   ~Stmt() { sqlite3_finalize(stmt_); }
   Stmt(const Stmt&) = delete;
@@ -183,6 +186,12 @@ class SqliteStore::WriteTransaction {
   SqliteStore& store_;
   bool open_ = true;
 };
+
+// The connection of a *_tx method. The caller's transaction is theirs: Ergon writes inside it
+// and never commits. Writing on a connection in autocommit mode would commit at once, which is
+// exactly what the twin must not do, so one is refused: Error(kNoTransaction, no_transaction).
+sqlite3* caller_connection(const NativeConnection& native, std::string_view backend,
+                           const char* no_transaction);
 
 // ---- Filters -------------------------------------------------------------------------------
 

@@ -126,27 +126,14 @@ std::vector<bool> SqliteStore::job_finish_many(std::span<const JobFinishParams> 
 }
 
 bool SqliteStore::job_finish_tx(NativeConnection native, const JobFinishParams& p) {
-  sqlite3* conn = native_handle<sqlite3>(native, backend());
-  if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
-  if (sqlite3_get_autocommit(conn) != 0) {
-    throw Error(ErrorCode::kNoTransaction,
-                "complete_in_transaction(conn) needs an open transaction on conn (BEGIN first)");
-  }
-  sqlite3_stmt* s = nullptr;
-  int rc = sqlite3_prepare_v2(conn, kFinishSql.c_str(), -1, &s, nullptr);
-  if (rc != SQLITE_OK) fail(conn, rc, "prepare completion on the caller's connection");
-  bool changed = false;
-  try {
-    Binder b(conn, s);
-    bind_finish(b, p);
-    b.run();
-    changed = sqlite3_changes(conn) == 1;
-  } catch (...) {
-    sqlite3_finalize(s);
-    throw;
-  }
-  sqlite3_finalize(s);
-  return changed;
+  sqlite3* conn = caller_connection(
+      native, backend(),
+      "complete_in_transaction(conn) needs an open transaction on conn (BEGIN first)");
+  Stmt finish(conn, kFinishSql, 0, "prepare completion on the caller's connection");
+  Binder b(conn, finish.get());
+  bind_finish(b, p);
+  b.run();
+  return sqlite3_changes(conn) == 1;
 }
 
 bool SqliteStore::job_progress_update(const JobProgressParams& p) {

@@ -137,6 +137,14 @@ SqliteStore::Stmt& SqliteStore::prepared(std::string_view sql) {
   return *it->second;
 }
 
+sqlite3* caller_connection(const NativeConnection& native, std::string_view backend,
+                           const char* no_transaction) {
+  sqlite3* conn = native_handle<sqlite3>(native, backend);
+  if (conn == nullptr) throw Error(ErrorCode::kInvalidArgument, "null sqlite3 connection");
+  if (sqlite3_get_autocommit(conn) != 0) throw Error(ErrorCode::kNoTransaction, no_transaction);
+  return conn;
+}
+
 // ---- Schema --------------------------------------------------------------------------------
 
 int SqliteStore::schema_version_locked() {

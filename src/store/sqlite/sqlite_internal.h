@@ -23,8 +23,9 @@ namespace ergon::sqlite {
 // ---- Statement text ------------------------------------------------------------------------
 //
 // Every statement is a raw string literal in the file of its noun. A fragment that several
-// statements share is one named constant, written in them as @NAME@ and replaced once, when the
-// statement's constant is built (expand_sql); a fragment may name others.
+// statements share is one named constant, written in them as @NAME@ and replaced (expand_sql)
+// once, when the statement's constant is built; a fragment may name others. Only the condition
+// of a JobFilter (@FILTER@, filter_where) is put in at each call: it depends on the filter.
 
 struct SqlFragment {
   std::string_view name;  // without the @s
@@ -37,7 +38,8 @@ inline constexpr std::string_view kJobColumns = R"sql(
   id, job_type, job_data, status, created_at, started_at, completed_at, error_message,
   progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts,
   worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key,
-  group_key, lease)sql";
+  group_key, lease
+)sql";
 
 // `sql` with each @NAME@ replaced by the text of the fragment of that name (JOB_COLUMNS or one
 // of `fragments`). Throws std::logic_error for a name it does not know: a mistake in a

@@ -1,0 +1,209 @@
+// store/sqlite/sqlite_internal.h — what the SQLite store's files share: errors, reading
+// columns, binding parameters, the prepared statement and the write transaction, the job row,
+// and how statement text names its shared fragments. Included only by src/store/sqlite/*.cc.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ergon/error.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace ergon::sqlite {
+
+// Throws the connection's error: Error(kSchema) for a missing table (the schema was never
+// created on this database), Error(kStore) otherwise.
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view what);
+
+// ---- Statement text ------------------------------------------------------------------------
+//
+// Every statement is a raw string literal in the file of its noun. A fragment that several
+// statements share is one named constant, written in them as @NAME@ and replaced (expand_sql)
+// once, when the statement's constant is built; a fragment may name others. Only the condition
+// of a JobFilter (@FILTER@, filter_where) is put in at each call: it depends on the filter.
+
+struct SqlFragment {
+  std::string_view name;  // without the @s
+  std::string_view text;
+};
+
+// The columns every read of a job returns, in JobRecord order (read_job): @JOB_COLUMNS@, known
+// to every expansion.
+inline constexpr std::string_view kJobColumns = R"sql(
+  id, job_type, job_data, status, created_at, started_at, completed_at, error_message,
+  progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts,
+  worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key,
+  group_key, lease
+)sql";
+
+// `sql` with each @NAME@ replaced by the text of the fragment of that name (JOB_COLUMNS or one
+// of `fragments`). Throws std::logic_error for a name it does not know: a mistake in a
+// statement fails when its constant is built, not when it is first run.
+std::string expand_sql(std::string_view sql, std::initializer_list<SqlFragment> fragments = {});
+
+// ---- Reading columns -----------------------------------------------------------------------
+
+inline std::string text_column(sqlite3_stmt* s, int col) {
+  const auto* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+inline std::optional<std::string> opt_text(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return text_column(s, col);
+}
+
+inline std::optional<int> opt_int(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int(s, col);
+}
+
+inline TimePoint time_column(sqlite3_stmt* s, int col) {
+  auto t = parse_timestamp(text_column(s, col));
+  if (!t) throw Error(ErrorCode::kStore, "malformed timestamp in the database");
+  return *t;
+}
+
+inline std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return time_column(s, col);
+}
+
+// A row of kJobColumns.
+JobRecord read_job(sqlite3_stmt* s);
+
+// ---- Statements ----------------------------------------------------------------------------
+
+// A prepared statement, reset after every use so that it holds no read lock between calls.
+// `flags`: SQLITE_PREPARE_PERSISTENT for the store's own, which are kept (prepared()); 0 for
+// one used once, on the caller's connection. `what` names a failure.
+class SqliteStore::Stmt {
+ public:
+  Stmt(sqlite3* db, std::string_view sql, unsigned flags = SQLITE_PREPARE_PERSISTENT,
+       std::string_view what = "prepare") {
+    int rc =
+        sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), flags, &stmt_, nullptr);
+    if (rc != SQLITE_OK) fail(db, rc, what);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  sqlite3_stmt* get() { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Binds by position, 1-based, to keep the SQL next to the code readable.
+class Binder {
+ public:
+  Binder(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Binder() { reset(); }
+  // Releases the statement's locks and bindings; the destructor does it too.
+  void reset() {
+    if (s_ == nullptr) return;
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+    s_ = nullptr;
+  }
+  Binder(const Binder&) = delete;
+  Binder& operator=(const Binder&) = delete;
+
+  Binder& text(std::string_view v) {
+    check(sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Binder& text(const std::string& v) { return text(std::string_view(v)); }
+  Binder& text(const char* v) { return text(std::string_view(v)); }
+  Binder& text(const std::optional<std::string>& v) {
+    if (!v) return null();
+    return text(std::string_view(*v));
+  }
+  Binder& time(TimePoint t) { return text(format_timestamp(t)); }
+  Binder& integer(std::int64_t v) {
+    check(sqlite3_bind_int64(s_, ++i_, v));
+    return *this;
+  }
+  Binder& integer(std::optional<int> v) {
+    if (!v) return null();
+    return integer(static_cast<std::int64_t>(*v));
+  }
+  Binder& null() {
+    check(sqlite3_bind_null(s_, ++i_));
+    return *this;
+  }
+  // Steps once; true while a row is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, rc, "sqlite step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  sqlite3_stmt* stmt() { return s_; }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, rc, "sqlite bind");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+  int i_ = 0;
+};
+
+// One write transaction on the store's connection, rolled back unless commit() is reached.
+// BEGIN IMMEDIATE takes the write lock before the first read, so busy_timeout queues this
+// writer behind other processes' instead of failing it halfway. Requires mu_.
+class SqliteStore::WriteTransaction {
+ public:
+  explicit WriteTransaction(SqliteStore& store) : store_(store) { store_.exec("BEGIN IMMEDIATE"); }
+  ~WriteTransaction() {
+    if (open_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  WriteTransaction(const WriteTransaction&) = delete;
+  WriteTransaction& operator=(const WriteTransaction&) = delete;
+
+  void commit() {
+    store_.exec("COMMIT");
+    open_ = false;
+  }
+  // Ends it now, reporting a failure (the destructor ignores one).
+  void rollback() {
+    store_.exec("ROLLBACK");
+    open_ = false;
+  }
+
+ private:
+  SqliteStore& store_;
+  bool open_ = true;
+};
+
+// The connection of a *_tx method. The caller's transaction is theirs: Ergon writes inside it
+// and never commits. Writing on a connection in autocommit mode would commit at once, which is
+// exactly what the twin must not do, so one is refused: Error(kNoTransaction, no_transaction).
+sqlite3* caller_connection(const NativeConnection& native, std::string_view backend,
+                           const char* no_transaction);
+
+// ---- Filters -------------------------------------------------------------------------------
+
+// Throws Error(kInvalidArgument) unless 1 <= limit <= 10000.
+void check_limit(int limit);
+
+// The condition of a JobFilter (limit aside): "1" and one "AND ..." per set field, with plain ?
+// placeholders that bind_filter fills in the same order. The text depends only on which fields
+// are set, so prepared() keeps one statement per shape. Checks the filter (check_filter).
+std::string filter_where(const JobFilter& f);
+void bind_filter(Binder& b, const JobFilter& f);
+
+}  // namespace ergon::sqlite

@@ -1,0 +1,265 @@
+// What happens to a claimed job on SQLite: its outcome, its progress and heartbeat, a rescue
+// when its worker is gone, a cancel, and the pruning of finished jobs.
+#include <algorithm>
+#include <string>
+
+#include "store/sqlite/sqlite_internal.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/text_rules.h"
+
+namespace ergon::sqlite {
+namespace {
+
+// A job moving from Running back to Pending (retry, release, rescue) whose unique key was
+// taken meanwhile by a new Pending job (possible when the key is held only while Pending)
+// gives the key up, or the unique index would refuse the move.
+constexpr std::string_view kUniqueGiveUp = R"sql(
+  CASE WHEN unique_key IS NOT NULL AND unique_while_running = 0
+            AND EXISTS (SELECT 1 FROM jobs o WHERE o.unique_key = jobs.unique_key
+                        AND o.status = 'Pending' AND o.id <> jobs.id)
+       THEN NULL ELSE unique_key END
+)sql";
+
+// Shared by the rescuer and startup recovery. An orphan goes back to Pending, unless its
+// attempts are used up, or it has now been rescued poison_limit times (a job that keeps killing
+// its worker): then it is Failed, with the reason in error_message. Either way the rescue is
+// counted and the job leaves the worker that lost it. run_at is kept: the orphan was due long
+// ago and goes back to its old place in the queue, not behind everything enqueued since.
+constexpr std::string_view kRescueSet = R"sql(
+  status = CASE WHEN attempt >= coalesce(max_attempts, ?2) OR rescue_count + 1 >= ?3
+                THEN 'Failed' ELSE 'Pending' END,
+  completed_at = CASE WHEN attempt >= coalesce(max_attempts, ?2) OR rescue_count + 1 >= ?3
+                      THEN ?1 ELSE NULL END,
+  error_message = CASE WHEN rescue_count + 1 >= ?3 AND attempt < coalesce(max_attempts, ?2)
+                       THEN 'quarantined: the worker running it died ' || (rescue_count + 1) ||
+                            ' times (last: ' || coalesce(worker_id, '?') || ')'
+                       ELSE 'orphaned: worker ' || coalesce(worker_id, '?') ||
+                            ' stopped heartbeating' END,
+  rescue_count = rescue_count + 1, worker_id = NULL, heartbeat_at = NULL,
+  unique_key = @UNIQUE_GIVE_UP@
+)sql";
+
+std::string outcome_sql(std::string_view sql) {
+  return expand_sql(sql, {{"UNIQUE_GIVE_UP", kUniqueGiveUp}, {"RESCUE_SET", kRescueSet}});
+}
+
+// The WHERE clause is the fence: only the claim (lease) that holds the job may move it on.
+const std::string kFinishSql = outcome_sql(R"sql(
+  UPDATE jobs SET
+    status = ?1,
+    completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END,
+    run_at = CASE WHEN ?2 THEN run_at ELSE coalesce(?4, run_at) END,
+    worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END,
+    heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END,
+    error_message = coalesce(?5, error_message),
+    attempt = attempt - ?6,
+    progress_message = CASE WHEN ?7 IS NULL THEN progress_message ELSE ?7 END,
+    progress_percent = coalesce(?8, progress_percent),
+    unique_key = CASE WHEN ?2 THEN unique_key ELSE @UNIQUE_GIVE_UP@ END
+  WHERE id = ?9 AND lease = ?10 AND worker_id = ?11 AND status = 'Running'
+)sql");
+
+// Messages come from exceptions and a command's stderr: cleaned as PostgreSQL needs them, so
+// both stores keep the same text (store/text_rules.h).
+void bind_finish(Binder& b, const JobFinishParams& p) {
+  std::optional<std::string> error;
+  if (p.error_message) error = clean_text(*p.error_message, kMaxErrorMessageBytes);
+  std::optional<std::string> progress;
+  if (p.progress_message) progress = clean_text(*p.progress_message, kMaxProgressMessageBytes);
+  std::optional<int> percent;
+  if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
+  b.text(to_string(p.status)).integer(static_cast<std::int64_t>(is_final(p.status))).time(p.now);
+  // NULL run_at: keep the row's own (a release); see JobFinishParams::keep_run_at.
+  if (p.keep_run_at) {
+    b.null();
+  } else {
+    b.time(p.run_at);
+  }
+  b.text(error)
+      .integer(static_cast<std::int64_t>(p.give_back_attempt && p.status == JobStatus::kPending))
+      .text(progress)
+      .integer(percent)
+      .text(p.id.to_string())
+      .integer(static_cast<std::int64_t>(p.attempt))
+      .text(p.worker_id);
+}
+
+}  // namespace
+
+bool SqliteStore::job_finish(const JobFinishParams& p) {
+  std::unique_lock lock(mu_);
+  Binder b(db_, prepared(kFinishSql).get());
+  bind_finish(b, p);
+  b.run();
+  bool changed = sqlite3_changes(db_) == 1;
+  b.reset();
+  lock.unlock();  // listeners take their own locks; never call them under ours
+  if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
+  return changed;
+}
+
+std::vector<bool> SqliteStore::job_finish_many(std::span<const JobFinishParams> batch) {
+  std::vector<bool> out;
+  if (batch.empty()) return out;
+  out.reserve(batch.size());
+  std::optional<TimePoint> earliest;  // of the jobs that are Pending again
+  {
+    std::lock_guard lock(mu_);
+    // One write transaction, so one fsync for the whole batch (synchronous=full).
+    WriteTransaction tx(*this);
+    auto& stmt = prepared(kFinishSql);
+    for (const auto& p : batch) {
+      Binder b(db_, stmt.get());
+      bind_finish(b, p);
+      b.run();
+      bool changed = sqlite3_changes(db_) == 1;
+      b.reset();
+      out.push_back(changed);
+      if (changed && p.status == JobStatus::kPending) {
+        earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
+      }
+    }
+    tx.commit();
+  }
+  if (earliest) notifier().notify(*earliest);
+  return out;
+}
+
+bool SqliteStore::job_finish_tx(NativeConnection native, const JobFinishParams& p) {
+  sqlite3* conn = caller_connection(
+      native, backend(),
+      "complete_in_transaction(conn) needs an open transaction on conn (BEGIN first)");
+  Stmt finish(conn, kFinishSql, 0, "prepare completion on the caller's connection");
+  Binder b(conn, finish.get());
+  bind_finish(b, p);
+  b.run();
+  return sqlite3_changes(conn) == 1;
+}
+
+bool SqliteStore::job_progress_update(const JobProgressParams& p) {
+  // Touches only the progress columns, and only of the attempt that reports: a progress write
+  // can never change a job's status, so it can never leave a job stuck.
+  static constexpr std::string_view sql = R"sql(
+    UPDATE jobs SET progress_message = ?1, progress_percent = ?2
+    WHERE id = ?3 AND lease = ?4 AND worker_id = ?5 AND status = 'Running'
+  )sql";
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared(sql).get());
+  b.text(clean_text(p.message, kMaxProgressMessageBytes))
+      .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
+      .text(p.id.to_string())
+      .integer(static_cast<std::int64_t>(p.attempt))
+      .text(p.worker_id);
+  b.run();
+  return sqlite3_changes(db_) == 1;
+}
+
+std::vector<HeldJob> SqliteStore::job_heartbeat(std::string_view worker_id, TimePoint now) {
+  // One statement renews every job this worker holds, and tells it which ones it still holds
+  // (a rescued job is missing: its handler must stop) and which were asked to cancel.
+  static constexpr std::string_view sql = R"sql(
+    UPDATE jobs SET heartbeat_at = ?1
+    WHERE worker_id = ?2 AND status = 'Running'
+    RETURNING id, lease, cancel_requested
+  )sql";
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared(sql).get());
+  b.time(now).text(worker_id);
+  std::vector<HeldJob> out;
+  while (b.step()) {
+    auto id = JobId::parse(text_column(b.stmt(), 0));
+    if (!id) continue;
+    out.push_back({*id, sqlite3_column_int(b.stmt(), 1), sqlite3_column_int(b.stmt(), 2) != 0});
+  }
+  return out;
+}
+
+int SqliteStore::rescue_locked(std::string_view sql, const JobRescueParams& p,
+                               std::string_view worker_id) {
+  Binder b(db_, prepared(sql).get());
+  b.time(p.now)
+      .integer(static_cast<std::int64_t>(p.default_max_attempts))
+      .integer(static_cast<std::int64_t>(p.poison_limit));
+  if (worker_id.empty()) {
+    b.time(p.stale_before);
+  } else {
+    b.text(worker_id);
+  }
+  b.integer(static_cast<std::int64_t>(p.limit));
+  b.run();
+  return sqlite3_changes(db_);
+}
+
+int SqliteStore::job_rescue(const JobRescueParams& p) {
+  static const std::string sql = outcome_sql(R"sql(
+    UPDATE jobs SET @RESCUE_SET@
+    WHERE id IN (SELECT id FROM jobs WHERE status = 'Running' AND heartbeat_at < ?4 LIMIT ?5)
+  )sql");
+  int n;
+  {
+    std::lock_guard lock(mu_);
+    n = rescue_locked(sql, p, {});
+  }
+  if (n > 0) notifier().notify(p.now);
+  return n;
+}
+
+int SqliteStore::job_release_worker(std::string_view worker_id, const JobRescueParams& p) {
+  static const std::string sql = outcome_sql(R"sql(
+    UPDATE jobs SET @RESCUE_SET@
+    WHERE id IN (SELECT id FROM jobs WHERE status = 'Running' AND worker_id = ?4 LIMIT ?5)
+  )sql");
+  int n;
+  {
+    std::lock_guard lock(mu_);
+    n = rescue_locked(sql, p, worker_id);
+  }
+  if (n > 0) notifier().notify(p.now);
+  return n;
+}
+
+CancelResult SqliteStore::job_cancel(const JobId& id, TimePoint now) {
+  // A Pending job is cancelled at once; a Running one is asked to stop (its worker's heartbeat
+  // reads cancel_requested).
+  static constexpr std::string_view cancel = R"sql(
+    UPDATE jobs SET status = 'Cancelled', completed_at = ?1 WHERE id = ?2 AND status = 'Pending'
+  )sql";
+  static constexpr std::string_view request = R"sql(
+    UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'Running'
+  )sql";
+  static constexpr std::string_view exists = R"sql(
+    SELECT 1 FROM jobs WHERE id = ?
+  )sql";
+  std::lock_guard lock(mu_);
+  {
+    Binder b(db_, prepared(cancel).get());
+    b.time(now).text(id.to_string()).run();
+    if (sqlite3_changes(db_) == 1) return CancelResult::kCancelled;
+  }
+  {
+    Binder b(db_, prepared(request).get());
+    b.text(id.to_string()).run();
+    if (sqlite3_changes(db_) == 1) return CancelResult::kRequested;
+  }
+  Binder b(db_, prepared(exists).get());
+  b.text(id.to_string());
+  return b.step() ? CancelResult::kAlreadyFinished : CancelResult::kNotFound;
+}
+
+int SqliteStore::job_prune(JobStatus status, TimePoint before, int limit) {
+  if (!is_final(status)) {
+    throw Error(ErrorCode::kInvalidArgument, "only finished jobs can be pruned");
+  }
+  // Bounded: a large backlog of history is deleted in many small transactions, never one
+  // that holds the write lock for long.
+  static constexpr std::string_view sql = R"sql(
+    DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = ?1 AND completed_at < ?2
+                                  LIMIT ?3)
+  )sql";
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared(sql).get());
+  b.text(to_string(status)).time(before).integer(static_cast<std::int64_t>(limit)).run();
+  return sqlite3_changes(db_);
+}
+
+}  // namespace ergon::sqlite

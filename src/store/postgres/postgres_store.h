@@ -32,12 +32,24 @@
 #include <string>
 #include <thread>
 
+#include "pq/pg_connection.h"
 #include "store/limited_types.h"
 #include "store/postgres/pg_pool.h"
 #include "store/store.h"
 #include "transport/pg_listener.h"
 
 namespace ergon::postgres {
+
+// The libpq helpers (src/pq) by their short names.
+using pq::ConnParams;
+using pq::Format;
+using pq::pg_one_line;
+using pq::pg_throw;
+using pq::PgConnection;
+using pq::PgParams;
+using pq::PgResult;
+using pq::PgStatement;
+namespace pgbin = pq::pgbin;
 
 inline constexpr int kDefaultPoolSize = 4;
 

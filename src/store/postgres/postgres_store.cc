@@ -296,8 +296,7 @@ struct PostgresStore::Statements {
   std::string finish_tx, finish_retry_tx;  // likewise
   std::string copy;                        // COPY ... FROM STDIN for job_insert_many
   PgStatement schedule_upsert, schedule_remove, schedule_enable, schedule_get, schedule_list,
-      schedule_due, schedule_next_due, schedule_lock, schedule_advance, job_status, notify,
-      notify_async;
+      schedule_due, schedule_next_due, schedule_lock, schedule_advance, job_status, notify;
   PgStatement heartbeat, rescue, release_worker, cancel_pending, cancel_running, job_exists, prune,
       worker_register, worker_heartbeat, worker_remove, worker_prune, worker_list;
   PgStatement claim_id, outbox_peek, outbox_remove, unique_holder, queue_set_paused, queue_list;
@@ -652,12 +651,6 @@ struct PostgresStore::Statements {
                             "WHERE name = $4 AND next_run_time = $5::timestamptz"};
     job_status = {"ergon_job_status", "SELECT status FROM " + jobs + " WHERE id = $1::uuid"};
     notify = {"ergon_notify", "SELECT pg_notify($1, $2)"};
-    // A notification on its own, for inserts that committed without one (job_insert). A
-    // transaction that notifies takes an XID, so its commit would wait for a WAL flush;
-    // nothing here needs to survive a crash (a wake-up is a hint), so it commits without
-    // waiting, and holds the notification lock only for the commit itself.
-    notify_async = {"ergon_notify_async",
-                    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)"};
 
     // Fault tolerance. The statements that take a caller's `now` get it as their last
     // parameter, which the database clock leaves out (as the claim does).
@@ -889,7 +882,11 @@ PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
       conninfo_(url.conninfo),
       pool_(url.conninfo, url.pool_size),
       claim_pool_(with_server_option(url.conninfo, "-c plan_cache_mode=force_generic_plan"),
-                  url.pool_size) {
+                  url.pool_size),
+      waker_(channel_, [this](const std::function<void(PgConnection&)>& use) {
+        auto conn = pool_.acquire();
+        use(*conn);
+      }) {
   pool_.share_failures_with(claim_pool_);
   {
     auto conn = pool_.acquire();
@@ -906,13 +903,8 @@ PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
 }
 
 PostgresStore::~PostgresStore() {
-  // The wake thread announces what is still pending, then stops; it uses the pool.
-  {
-    std::lock_guard lock(wake_mu_);
-    wake_stop_ = true;
-  }
-  wake_cv_.notify_all();
-  if (wake_thread_.joinable()) wake_thread_.join();
+  // The waker announces what is still pending, then stops; it uses the pool.
+  waker_.stop();
   // Stop the listener before the pool it asks about goes away.
   std::lock_guard lock(listener_mu_);
   listener_.reset();
@@ -1079,23 +1071,17 @@ PgParams PostgresStore::holder_params(const JobInsertParams& p) const {
 JobId PostgresStore::job_insert(const JobInsertParams& p) {
   if (!p.unique_key.empty()) require_no_nul(p.unique_key, "unique key");
   PgParams params = insert_params_notify(p, channel_);
-  // Wake-ups coalesced. A transaction that sends pg_notify holds a database-wide lock from the
-  // start of its commit to its end, WAL flush included, so notifying inserts commit one at a
-  // time, a flush each, where plain ones share flushes (bench/pgbench-ceiling.sh with 16
-  // clients: 1,745 one-row transactions per second with their notifications against 5,709
-  // without, bench/results/2026-11-29-coalesced).
-  // So one insert at a time per store notifies in its own transaction: in an idle system every
-  // enqueue does, and other processes hear of it with no extra round trip. An insert that starts
-  // while another is notifying commits without, and the wake thread notifies for it once it has
-  // committed, one notification for all that came meanwhile (wake_later).
-  const bool notify_inline = wake_inline_begin();
+  // Wake-ups coalesced (transport/pg_waker.h): one insert at a time per store notifies in its
+  // own transaction; one that starts while another is notifying commits without, and the
+  // waker notifies for it once it has committed, one notification for all that came meanwhile.
+  const bool notify_inline = waker_.inline_begin();
   struct InlineEnd {
-    PostgresStore* store;
+    transport::PgWaker& waker;
     bool on;
     ~InlineEnd() {
-      if (on) store->wake_inline_end();
+      if (on) waker.inline_end();
     }
-  } inline_end{this, notify_inline};
+  } inline_end{waker_, notify_inline};
   params.boolean(notify_inline);  // $15
   // A conflict returns no row: find the holder. If it finished in between (the look-up runs on
   // a newer snapshot), the key is free again: insert again. Each round means another job
@@ -1106,7 +1092,7 @@ JobId PostgresStore::job_insert(const JobInsertParams& p) {
     auto r = conn->run(sql_->insert, params, Format::kText);
     inserted = PQntuples(r.get()) == 1;
     if (inserted) {
-      if (!notify_inline) wake_later(PQgetvalue(r.get(), 0, 2));
+      if (!notify_inline) waker_.later(PQgetvalue(r.get(), 0, 2));
       break;
     }
     auto h = conn->run(sql_->unique_holder, holder_params(p));
@@ -1117,68 +1103,12 @@ JobId PostgresStore::job_insert(const JobInsertParams& p) {
                 "unique key '" + std::string(p.unique_key) + "' keeps changing hands; try again");
   }
   // This process's workers learn it now; other processes through the pg_notify above, or the
-  // wake thread's.
+  // waker's.
   notifier().notify(p.run_at);
   return p.id;
 }
 
-bool PostgresStore::wake_inline_begin() {
-  std::lock_guard lock(wake_mu_);
-  if (wake_inline_busy_ || wake_inline_off_) return false;
-  wake_inline_busy_ = true;
-  return true;
-}
-
-void PostgresStore::wake_inline_end() {
-  std::lock_guard lock(wake_mu_);
-  wake_inline_busy_ = false;
-}
-
-void PostgresStore::TEST_notify_inline(bool on) {
-  std::lock_guard lock(wake_mu_);
-  wake_inline_off_ = !on;
-}
-
-void PostgresStore::wake_later(std::string due) {
-  std::lock_guard lock(wake_mu_);
-  // Payloads are fixed-width ISO-8601 UTC: text order is time order.
-  if (wake_pending_.empty() || due < wake_pending_) wake_pending_ = std::move(due);
-  if (!wake_thread_.joinable()) {
-    try {
-      wake_thread_ = std::thread([this] { wake_run(); });
-    } catch (const std::system_error& e) {
-      // The insert has committed: report it as done. The next quiet insert tries again.
-      spdlog::warn("postgresql: no wake thread ({}); other processes rely on polling", e.what());
-      return;
-    }
-  }
-  wake_cv_.notify_one();
-}
-
-// The wake thread: one notification per round for every insert that committed quietly since
-// the last one, with the earliest due time among them. Inserts that commit while a round's
-// notification is on its way are announced by the next round.
-void PostgresStore::wake_run() {
-  std::unique_lock lock(wake_mu_);
-  for (;;) {
-    wake_cv_.wait(lock, [&] { return wake_stop_ || !wake_pending_.empty(); });
-    if (wake_pending_.empty()) return;  // stopping, and nothing left to announce
-    std::string due = std::exchange(wake_pending_, {});
-    lock.unlock();
-    try {
-      auto conn = pool_.acquire();
-      conn->run(sql_->notify_async, PgParams().text(channel_).text(due), Format::kText);
-    } catch (const std::exception& e) {
-      // The jobs are committed; only the hint is lost. Other processes' workers find them at
-      // their next poll.
-      spdlog::warn(
-          "postgresql: wake-up for other processes not sent ({}); their workers find "
-          "the new jobs at their next poll",
-          e.what());
-    }
-    lock.lock();
-  }
-}
+void PostgresStore::TEST_notify_inline(bool on) { waker_.TEST_inline(on); }
 
 namespace {
 

@@ -5,7 +5,8 @@
 // every write is one statement (its own transaction) or one short explicit transaction, and
 // no transaction outlives a call. Wake-ups travel with the data: each enqueue sends one
 // pg_notify in its own transaction, delivered on commit to every process LISTENing (a
-// PgListener per store, started with the first claim).
+// PgListener per store, started with the first claim); concurrent single enqueues share one
+// per round instead (a PgWaker per store, transport/pg_waker.h).
 //
 // Schemas: `?schema=NAME` in the URL puts Ergon's tables in schema NAME (default `public`), so
 // two applications can share a database. Every statement names its tables schema-qualified
@@ -19,24 +20,23 @@
 // Clock (a test's FakeClock) the times in the params are written as given and claims compare
 // with the params' `now`, so the conformance suite's fake time works.
 //
-// Ownership: the store owns its pool of connections and its listener. Thread-safety: every
-// method may be called from any thread at once (each call leases its own connection).
+// Ownership: the store owns its pools of connections, its listener and its waker. Thread-safety:
+// every method may be called from any thread at once (each call leases its own connection).
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "pq/pg_connection.h"
 #include "store/limited_types.h"
 #include "store/postgres/pg_pool.h"
 #include "store/store.h"
 #include "transport/pg_listener.h"
+#include "transport/pg_waker.h"
 
 namespace ergon::postgres {
 
@@ -166,7 +166,7 @@ class PostgresStore final : public Store {
   };
   std::map<std::string, PlanCounts> TEST_plan_counts();
   // Test hook: with false, no insert notifies in its own transaction; every wake-up of other
-  // processes goes through the wake thread (see job_insert).
+  // processes goes through the waker's thread (transport/pg_waker.h).
   void TEST_notify_inline(bool on);
 
  private:
@@ -185,13 +185,6 @@ class PostgresStore final : public Store {
   // job_retry and job_retry_matching: runs the UPDATE ... RETURNING run_at, then wakes the
   // workers of every process. Returns how many jobs went back to Pending.
   int retry_run(const std::string& sql, const PgParams& params, TimePoint now);
-  // Wake-ups of other processes for job_insert (see there): whether this insert notifies in
-  // its own transaction (then wake_inline_end after it), and the announcement of one that
-  // committed without (`due`: the payload), sent by the wake thread (wake_run).
-  bool wake_inline_begin();
-  void wake_inline_end();
-  void wake_later(std::string due);
-  void wake_run();
 
   const std::string schema_;
   const std::string channel_;
@@ -218,14 +211,9 @@ class PostgresStore final : public Store {
   std::atomic<bool> grouped_pending_{true};
   std::unique_ptr<transport::PgListener> listener_;  // guarded by listener_mu_
 
-  // Guarded by wake_mu_:
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  bool wake_inline_busy_ = false;  // an insert is notifying in its own transaction
-  bool wake_inline_off_ = false;   // TEST_notify_inline(false)
-  bool wake_stop_ = false;
-  std::string wake_pending_;  // the earliest due of quiet inserts not yet announced; "": none
-  std::thread wake_thread_;   // started by the first quiet insert
+  // Wake-ups of other processes for concurrent single inserts (job_insert); lends pool_'s
+  // connections, so it is stopped first.
+  transport::PgWaker waker_;
 };
 
 }  // namespace ergon::postgres

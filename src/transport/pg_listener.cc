@@ -1,7 +1,6 @@
 #include "transport/pg_listener.h"
 
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -14,33 +13,9 @@ namespace {
 // libpq's connect_timeout only bounds blocking connects; this one is non-blocking.
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 
-// libpq's messages end in a newline and may span lines; a log line or an exception wants one.
-std::string trimmed(const char* msg) {
-  std::string s;
-  for (const char* p = msg ? msg : ""; *p != '\0'; ++p) {
-    bool space = *p == '\n' || *p == '\t' || *p == ' ';
-    if (space && (s.empty() || s.back() == ' ')) continue;
-    s += space ? ' ' : *p;
-  }
-  if (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
 void ignore_notice(void*, const char*) {}
 
 }  // namespace
-
-struct PgListener::Conn {
-  PGconn* pg = nullptr;
-  Conn() = default;
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-  ~Conn() { reset(); }
-  void reset() {
-    if (pg) PQfinish(pg);
-    pg = nullptr;
-  }
-};
 
 PgListener::PgListener(Options options, Notifier& notifier, Clock& clock)
     : options_(std::move(options)), notifier_(notifier), clock_(clock) {
@@ -87,26 +62,20 @@ PgListener::Wake PgListener::wait_fd(int fd, short events, int timeout_ms) {
   }
 }
 
-PgListener::Outcome PgListener::connect(Conn& conn) {
-  std::vector<const char*> keys, values;
-  for (const auto& [k, v] : options_.conninfo) {
-    keys.push_back(k.c_str());
-    values.push_back(v.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
+PgListener::Outcome PgListener::connect(pq::PgConnPtr& conn) {
+  pq::ConnKeywords keywords(options_.conninfo);
   // Non-blocking connect (PQconnectStartParams + PQconnectPoll), so that a stop request is
   // seen while the server is slow to answer.
-  conn.pg = PQconnectStartParams(keys.data(), values.data(), 0);
-  if (conn.pg == nullptr) {
+  conn.reset(PQconnectStartParams(keywords.keys(), keywords.values(), 0));
+  if (!conn) {
     last_error_ = "out of memory";
     return Outcome::kLost;
   }
   auto deadline = std::chrono::steady_clock::now() + kConnectTimeout;
   PostgresPollingStatusType state = PGRES_POLLING_WRITING;
-  while (PQstatus(conn.pg) != CONNECTION_BAD) {
+  while (PQstatus(conn.get()) != CONNECTION_BAD) {
     if (state == PGRES_POLLING_OK) {
-      PQsetNoticeProcessor(conn.pg, ignore_notice, nullptr);
+      PQsetNoticeProcessor(conn.get(), ignore_notice, nullptr);
       return Outcome::kOk;
     }
     if (state == PGRES_POLLING_FAILED) break;
@@ -117,51 +86,51 @@ PgListener::Outcome PgListener::connect(Conn& conn) {
       return Outcome::kLost;
     }
     // The socket may change while libpq tries the hosts and addresses it was given.
-    Wake w = wait_fd(PQsocket(conn.pg), state == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+    Wake w = wait_fd(PQsocket(conn.get()), state == PGRES_POLLING_READING ? POLLIN : POLLOUT,
                      static_cast<int>(left.count()));
     if (w == Wake::kStop) return Outcome::kStop;
     if (w == Wake::kTimeout) continue;  // re-checks the deadline
-    state = PQconnectPoll(conn.pg);
+    state = PQconnectPoll(conn.get());
   }
-  last_error_ = trimmed(PQerrorMessage(conn.pg));
+  last_error_ = pq::pg_one_line(PQerrorMessage(conn.get()));
   return Outcome::kLost;
 }
 
-PgListener::Outcome PgListener::listen(Conn& conn) {
-  char* quoted = PQescapeIdentifier(conn.pg, options_.channel.data(), options_.channel.size());
+PgListener::Outcome PgListener::listen(PGconn* conn) {
+  char* quoted = PQescapeIdentifier(conn, options_.channel.data(), options_.channel.size());
   if (quoted == nullptr) {
-    last_error_ = trimmed(PQerrorMessage(conn.pg));
+    last_error_ = pq::pg_one_line(PQerrorMessage(conn));
     return Outcome::kLost;
   }
   std::string sql = std::string("LISTEN ") + quoted;
   PQfreemem(quoted);
-  if (PQsendQuery(conn.pg, sql.c_str()) != 1) {
-    last_error_ = trimmed(PQerrorMessage(conn.pg));
+  if (PQsendQuery(conn, sql.c_str()) != 1) {
+    last_error_ = pq::pg_one_line(PQerrorMessage(conn));
     return Outcome::kLost;
   }
   Outcome outcome = Outcome::kOk;
   for (;;) {
-    if (PQconsumeInput(conn.pg) != 1) {
-      last_error_ = trimmed(PQerrorMessage(conn.pg));
+    if (PQconsumeInput(conn) != 1) {
+      last_error_ = pq::pg_one_line(PQerrorMessage(conn));
       return Outcome::kLost;
     }
-    while (PQisBusy(conn.pg) == 0) {
-      PGresult* r = PQgetResult(conn.pg);
+    while (PQisBusy(conn) == 0) {
+      PGresult* r = PQgetResult(conn);
       if (r == nullptr) return outcome;  // the command is complete
       if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        last_error_ = trimmed(PQresultErrorMessage(r));
-        outcome = PQstatus(conn.pg) == CONNECTION_BAD ? Outcome::kLost : Outcome::kRefused;
+        last_error_ = pq::pg_one_line(PQresultErrorMessage(r));
+        outcome = PQstatus(conn) == CONNECTION_BAD ? Outcome::kLost : Outcome::kRefused;
       }
       PQclear(r);
     }
-    if (wait_fd(PQsocket(conn.pg), POLLIN, -1) == Wake::kStop) return Outcome::kStop;
+    if (wait_fd(PQsocket(conn), POLLIN, -1) == Wake::kStop) return Outcome::kStop;
   }
 }
 
-PgListener::Outcome PgListener::receive(Conn& conn) {
+PgListener::Outcome PgListener::receive(PGconn* conn) {
   for (;;) {
     // Drain first: notifications may already be buffered (read along with LISTEN's reply).
-    while (PGnotify* n = PQnotifies(conn.pg)) {
+    while (PGnotify* n = PQnotifies(conn)) {
       bool skip = options_.ignore_backend && options_.ignore_backend(n->be_pid);
       if (!skip) {
         auto due = parse_timestamp(n->extra ? n->extra : "");
@@ -169,13 +138,13 @@ PgListener::Outcome PgListener::receive(Conn& conn) {
       }
       PQfreemem(n);
     }
-    if (PQstatus(conn.pg) == CONNECTION_BAD) {
-      last_error_ = trimmed(PQerrorMessage(conn.pg));
+    if (PQstatus(conn) == CONNECTION_BAD) {
+      last_error_ = pq::pg_one_line(PQerrorMessage(conn));
       return Outcome::kLost;
     }
-    if (wait_fd(PQsocket(conn.pg), POLLIN, -1) == Wake::kStop) return Outcome::kStop;
-    if (PQconsumeInput(conn.pg) != 1) {
-      last_error_ = trimmed(PQerrorMessage(conn.pg));
+    if (wait_fd(PQsocket(conn), POLLIN, -1) == Wake::kStop) return Outcome::kStop;
+    if (PQconsumeInput(conn) != 1) {
+      last_error_ = pq::pg_one_line(PQerrorMessage(conn));
       return Outcome::kLost;
     }
   }
@@ -185,9 +154,9 @@ void PgListener::run() {
   auto backoff = options_.backoff_min;
   bool troubled = false;  // a connection failed or was lost since the last LISTEN
   for (;;) {
-    Conn conn;
+    pq::PgConnPtr conn;
     Outcome o = connect(conn);
-    if (o == Outcome::kOk) o = listen(conn);
+    if (o == Outcome::kOk) o = listen(conn.get());
     if (o == Outcome::kStop) break;
     if (o == Outcome::kRefused) {
       spdlog::warn("postgresql listener: LISTEN {} refused ({}); workers rely on polling",
@@ -203,7 +172,7 @@ void PgListener::run() {
         notifier_.notify(clock_.now());
         troubled = false;
       }
-      o = receive(conn);
+      o = receive(conn.get());
       listening_set(false);
       if (o == Outcome::kStop) break;
     }

@@ -28,10 +28,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <utility>
-#include <vector>
 
 #include "ergon/clock.h"
+#include "pq/pg_connection.h"
 #include "transport/notifier.h"
 
 namespace ergon::transport {
@@ -40,7 +39,7 @@ class PgListener {
  public:
   struct Options {
     // libpq connection keywords and values (PQconnectdbParams); later ones override earlier.
-    std::vector<std::pair<std::string, std::string>> conninfo;
+    pq::ConnParams conninfo;
     std::string channel;  // as pg_notify() names it; quoted for LISTEN by the listener
     // Notifications from these server processes are skipped: the store's own connections,
     // whose writers already woke this process synchronously. May be empty.
@@ -64,13 +63,12 @@ class PgListener {
  private:
   enum class Wake { kReady, kTimeout, kStop };
   enum class Outcome { kOk, kRefused, kLost, kStop };
-  struct Conn;
 
   void run();
   Wake wait_fd(int fd, short events, int timeout_ms);
-  Outcome connect(Conn& conn);
-  Outcome listen(Conn& conn);
-  Outcome receive(Conn& conn);
+  Outcome connect(pq::PgConnPtr& conn);
+  Outcome listen(PGconn* conn);
+  Outcome receive(PGconn* conn);
   void listening_set(bool on);
 
   const Options options_;

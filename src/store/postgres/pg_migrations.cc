@@ -1,5 +1,10 @@
 #include "store/postgres/pg_migrations.h"
 
+#include <cstdlib>
+
+#include "ergon/error.h"
+#include "store/postgres/postgres_internal.h"
+
 namespace ergon::postgres {
 namespace {
 
@@ -218,17 +223,110 @@ std::span<const Migration> migrations() { return kMigrations; }
 int latest_schema_version() { return kMigrations[std::size(kMigrations) - 1].version; }
 
 std::string schema_sql(std::string_view sql, std::string_view quoted_schema) {
-  constexpr std::string_view kPlaceholder = "@SCHEMA@";
+  return replace_placeholder(sql, "@SCHEMA@", quoted_schema);
+}
+
+std::string replace_placeholder(std::string_view sql, std::string_view placeholder,
+                                std::string_view value) {
   std::string out;
-  out.reserve(sql.size() + 8 * quoted_schema.size());
+  out.reserve(sql.size() + 8 * value.size());
   for (;;) {
-    auto at = sql.find(kPlaceholder);
+    auto at = sql.find(placeholder);
     out.append(sql.substr(0, at));
     if (at == std::string_view::npos) break;
-    out.append(quoted_schema);
-    sql.remove_prefix(at + kPlaceholder.size());
+    out.append(value);
+    sql.remove_prefix(at + placeholder.size());
   }
   return out;
+}
+
+namespace {
+
+// The advisory lock that serialises migrations of one schema: a constant derived from "ergon"
+// and the schema, so that migrators of other schemas (other applications) do not wait.
+std::int64_t migration_lock_key(const std::string& schema) {
+  return static_cast<std::int64_t>(fnv1a("ergon migrate\x1f" + schema));
+}
+
+}  // namespace
+
+int PostgresStore::schema_version(PgConnection& conn) {
+  auto exists =
+      conn.exec("SELECT to_regclass($1) IS NOT NULL",
+                PgParams().text(quoted_schema_ + ".ergon_schema_migrations"), Format::kText);
+  if (std::string_view(PQgetvalue(exists.get(), 0, 0)) != "t") return 0;
+  auto v = conn.exec(
+      sql_->context.text("SELECT coalesce(max(version), 0) FROM @SCHEMA@.ergon_schema_migrations"),
+      PgParams(), Format::kText);
+  return std::atoi(PQgetvalue(v.get(), 0, 0));
+}
+
+std::vector<int> PostgresStore::schema_migrate() {
+  auto conn = pool_.acquire();
+  std::vector<int> applied;
+  conn->exec_script("BEGIN");
+  try {
+    // Serialises every migrator of this schema, in any process on any host: the second one
+    // waits here, then finds the first one's version and has nothing to do. The _xact_ lock
+    // is released by COMMIT or ROLLBACK, and by the server if this process dies mid-way, so
+    // it can never be left behind.
+    conn->exec("SELECT pg_advisory_xact_lock($1::bigint)",
+               PgParams().integer(migration_lock_key(schema_)), Format::kText);
+    // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database even when the
+    // schema exists; look first, so that a role that owns only its schema can migrate.
+    auto ns = conn->exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", PgParams().text(schema_),
+                         Format::kText);
+    if (PQntuples(ns.get()) == 0)
+      conn->exec_script(sql_->context.text("CREATE SCHEMA IF NOT EXISTS @SCHEMA@"));
+    conn->exec_script(sql_->context.text(R"sql(
+CREATE TABLE IF NOT EXISTS @SCHEMA@.ergon_schema_migrations (
+  version    integer PRIMARY KEY,
+  applied_at timestamptz NOT NULL))sql"));
+    int current = schema_version(*conn);
+    if (current > latest_schema_version()) {
+      throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(current) +
+                                          " is newer than this build of Ergon (" +
+                                          std::to_string(latest_schema_version()) + ")");
+    }
+    for (const Migration& m : migrations()) {
+      if (m.version <= current) continue;
+      conn->exec_script(schema_sql(m.sql, quoted_schema_));
+      PgParams record;
+      record.integer(static_cast<std::int64_t>(m.version));
+      if (!database_clock_) record.time(clock().now());
+      conn->exec(sql_->context.text(R"sql(
+INSERT INTO @SCHEMA@.ergon_schema_migrations (version, applied_at) VALUES ($1::integer, @NOW@))sql",
+                                    {{"@NOW@", sql_->context.now(2)}}),
+                 record, Format::kText);
+      applied.push_back(m.version);
+    }
+    conn->exec_script("COMMIT");
+  } catch (...) {
+    conn->rollback();
+    throw;
+  }
+  return applied;
+}
+
+void PostgresStore::schema_check() {
+  int v;
+  {
+    auto conn = pool_.acquire();
+    v = schema_version(*conn);
+  }
+  if (v == latest_schema_version()) return;
+  if (v == 0) {
+    throw Error(ErrorCode::kSchema, "the database has no Ergon schema in schema '" + schema_ +
+                                        "'; run `ergon migrate`");
+  }
+  if (v < latest_schema_version()) {
+    throw Error(ErrorCode::kSchema,
+                "the database schema is at version " + std::to_string(v) + ", this build needs " +
+                    std::to_string(latest_schema_version()) + "; run `ergon migrate`");
+  }
+  throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
+                                      " is newer than this build of Ergon (" +
+                                      std::to_string(latest_schema_version()) + ")");
 }
 
 }  // namespace ergon::postgres

@@ -14,7 +14,7 @@ PgPool::Lease::~Lease() {
   if (conn_) pool_->release(std::move(conn_));
 }
 
-PgPool::PgPool(ConnParams params, int size) : params_(std::move(params)), size_(size) {}
+PgPool::PgPool(pq::ConnParams params, int size) : params_(std::move(params)), size_(size) {}
 
 PgPool::~PgPool() = default;
 
@@ -38,7 +38,7 @@ PgPool::Lease PgPool::acquire() {
   }
   lock.unlock();
   try {
-    auto conn = std::make_unique<PgConnection>(pg_connect(params_));
+    auto conn = std::make_unique<pq::PgConnection>(pq::pg_connect(params_));
     lock.lock();
     failures_ = 0;
     pids_.insert(conn->backend_pid());
@@ -56,7 +56,7 @@ PgPool::Lease PgPool::acquire() {
   }
 }
 
-void PgPool::release(std::unique_ptr<PgConnection> conn) {
+void PgPool::release(std::unique_ptr<pq::PgConnection> conn) {
   // A call that threw may leave a transaction open: never let it reach the next caller.
   conn->rollback();
   bool broken = conn->broken();
@@ -79,7 +79,7 @@ void PgPool::release(std::unique_ptr<PgConnection> conn) {
 }
 
 void PgPool::drop_idle() {
-  std::vector<std::unique_ptr<PgConnection>> closing;
+  std::vector<std::unique_ptr<pq::PgConnection>> closing;
   {
     std::lock_guard lock(mu_);
     for (auto& c : idle_) pids_.erase(c->backend_pid());

@@ -25,7 +25,7 @@
 #include <set>
 #include <vector>
 
-#include "store/postgres/pg_connection.h"
+#include "pq/pg_connection.h"
 
 namespace ergon::postgres {
 
@@ -38,17 +38,18 @@ class PgPool {
     Lease(const Lease&) = delete;
     ~Lease();
 
-    PgConnection& operator*() const { return *conn_; }
-    PgConnection* operator->() const { return conn_.get(); }
+    pq::PgConnection& operator*() const { return *conn_; }
+    pq::PgConnection* operator->() const { return conn_.get(); }
 
    private:
     friend class PgPool;
-    Lease(PgPool* pool, std::unique_ptr<PgConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(PgPool* pool, std::unique_ptr<pq::PgConnection> conn)
+        : pool_(pool), conn_(std::move(conn)) {}
     PgPool* pool_;
-    std::unique_ptr<PgConnection> conn_;
+    std::unique_ptr<pq::PgConnection> conn_;
   };
 
-  PgPool(ConnParams params, int size);
+  PgPool(pq::ConnParams params, int size);
   ~PgPool();
   PgPool(const PgPool&) = delete;
   PgPool& operator=(const PgPool&) = delete;
@@ -65,21 +66,21 @@ class PgPool {
   void share_failures_with(PgPool& other);
 
  private:
-  void release(std::unique_ptr<PgConnection> conn);
+  void release(std::unique_ptr<pq::PgConnection> conn);
   // Closes the idle connections (after a broken one: they most likely went down with it).
   void drop_idle();
 
-  const ConnParams params_;
+  const pq::ConnParams params_;
   const int size_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<PgConnection>> idle_;  // guarded by mu_
-  int leased_ = 0;                                   // leases out, or connecting; guarded by mu_
-  std::set<int> pids_;                               // of open connections; guarded by mu_
-  int failures_ = 0;                                 // connect failures in a row; guarded by mu_
-  std::chrono::steady_clock::time_point retry_at_;   // no connect attempt before; guarded by mu_
-  std::string last_error_;                           // of the last failed connect; guarded by mu_
+  std::vector<std::unique_ptr<pq::PgConnection>> idle_;  // guarded by mu_
+  int leased_ = 0;                                  // leases out, or connecting; guarded by mu_
+  std::set<int> pids_;                              // of open connections; guarded by mu_
+  int failures_ = 0;                                // connect failures in a row; guarded by mu_
+  std::chrono::steady_clock::time_point retry_at_;  // no connect attempt before; guarded by mu_
+  std::string last_error_;                          // of the last failed connect; guarded by mu_
   std::vector<PgPool*> siblings_;  // share_failures_with; set before use, then constant
 };
 

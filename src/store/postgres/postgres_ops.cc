@@ -1,101 +1,33 @@
-// store/postgres/postgres_ops.cc — operators' actions on PostgreSQL: listing with every filter,
-// retry, delete (one job or every match), counts, throughput and the audit log.
+// store/postgres/postgres_ops.cc — operators' actions on PostgreSQL: retry and delete (one job
+// or every match of a filter), counts, throughput and the audit log.
 //
-// These statements are built per call (the filter decides their shape) and run unprepared, so
-// every call gets a plan for its own values: an operator's listing is rare, and a generic plan
+// These statements are built per call (a filter decides their shape) and run unprepared, so
+// every call gets a plan for its own values: an operator's action is rare, and a generic plan
 // for "status = $1" would not know that 'Running' is rare and 'Completed' is most of the table.
-// Values always travel as $n parameters; only the fixed SQL fragments are concatenated.
+// Values always travel as $n parameters; only fixed SQL fragments fill the holes.
 #include <algorithm>
 #include <tuple>
 
 #include "ergon/error.h"
-#include "store/postgres/postgres_store.h"
+#include "store/postgres/postgres_internal.h"
 #include "store/text_rules.h"
 
 namespace ergon::postgres {
 namespace {
 
-void check_limit(int limit) {
-  if (limit < 1 || limit > 10000) {
-    throw Error(ErrorCode::kInvalidArgument, "limit must be between 1 and 10000");
-  }
-}
-
-// A statement's parameters and the $n placeholders that name them, numbered as they are added.
-class Params {
- public:
-  std::string add_text(std::string_view v) {
-    params_.text(v);
-    return next();
-  }
-  std::string add_time(TimePoint t) {
-    params_.time(t);
-    return next() + "::timestamptz";
-  }
-  std::string add_integer(std::int64_t v) {
-    params_.integer(v);
-    return next() + "::bigint";
-  }
-  [[nodiscard]] const PgParams& params() const { return params_; }
-
- private:
-  // Built by appending: g++ 12 -O3 warns (falsely, -Wstringop-overflow) on "$" + to_string().
-  std::string next() {
-    std::string placeholder = "$";
-    placeholder += std::to_string(params_.size());
-    return placeholder;
-  }
-  PgParams params_;
-};
-
-// The conditions of a JobFilter (limit aside) on the jobs row `t`, ANDed; "true" when none.
-//
-// Which index serves what (ORDER BY id DESC LIMIT n is always the shape of a listing):
-//   - status set: jobs_status_idx (status, id) is walked backwards from (status, before_id), so
-//     the scan starts exactly where the previous page ended and stops after n matches;
-//   - no status: the primary key (id) is walked backwards from before_id the same way;
-//   - job_type, queue, created_after/before and text are checked on the rows that walk
-//     visits. A page then costs n rows plus the non-matching rows skipped on the way, and that
-//     cost does not grow with the page number: keyset pagination (id < before_id) never reads
-//     the earlier pages again, as OFFSET would. A filter that matches only rare old rows walks
-//     far once, and the next page starts from there.
-// ids are UUIDv7 (time-ordered), and uuid comparison is bytewise, so id order is creation order.
-std::string filter_sql(const JobFilter& f, Params& p, std::string_view t = "") {
-  check_filter(f);
-  std::string c(t);
-  std::string w = "true";
-  if (f.status) w += " AND " + c + "status = " + p.add_text(to_string(*f.status));
-  if (f.job_type) w += " AND " + c + "job_type = " + p.add_text(*f.job_type);
-  if (f.queue) w += " AND " + c + "queue = " + p.add_text(*f.queue);
-  if (f.created_after) w += " AND " + c + "created_at >= " + p.add_time(*f.created_after);
-  if (f.created_before) w += " AND " + c + "created_at < " + p.add_time(*f.created_before);
-  if (f.text) {
-    // strpos is a plain substring test: % and _ mean themselves (LIKE would need escaping).
-    // job_data is matched in jsonb's own text form ({"k": "v"}: a space after each colon).
-    std::string n = p.add_text(*f.text);
-    w += " AND (strpos(" + c + "job_data::text, " + n + ") > 0 OR strpos(" + c + "error_message, " +
-         n + ") > 0)";
-  }
-  if (f.before_id) w += " AND " + c + "id < " + p.add_text(f.before_id->to_string()) + "::uuid";
-  return w;
-}
-
-// What a retry writes: Pending, due at `now_sql`, lease and outcome cleared, attempts and
+// What a retry writes: Pending, due at @NOW@, lease and outcome cleared, attempts and
 // error_message kept (history). A job whose attempts are used up gets exactly one more.
-std::string retry_set(const std::string& now_sql) {
-  return "status = 'Pending', run_at = " + now_sql +
-         ", completed_at = NULL, worker_id = NULL, heartbeat_at = NULL, "
-         "cancel_requested = false, max_attempts = CASE WHEN j.max_attempts IS NOT NULL AND "
-         "j.attempt >= j.max_attempts THEN j.attempt + 1 ELSE j.max_attempts END";
-}
+constexpr std::string_view kRetrySet = R"sql(status = 'Pending', run_at = @NOW@,
+completed_at = NULL, worker_id = NULL, heartbeat_at = NULL, cancel_requested = false,
+max_attempts = CASE WHEN j.max_attempts IS NOT NULL AND j.attempt >= j.max_attempts
+                    THEN j.attempt + 1 ELSE j.max_attempts END)sql";
 
 // A retried job becomes Pending and so enters jobs_unique_idx (migration 5): it is skipped
 // while another job holds its key (Pending, or Running while held so).
-std::string key_free(const std::string& jobs) {
-  return "(j.unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM " + jobs +
-         " o WHERE o.unique_key = j.unique_key AND o.id <> j.id AND (o.status = 'Pending' OR "
-         "(o.status = 'Running' AND o.unique_while_running))))";
-}
+constexpr std::string_view kKeyFree = R"sql((j.unique_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM @SCHEMA@.jobs o
+    WHERE o.unique_key = j.unique_key AND o.id <> j.id AND
+          (o.status = 'Pending' OR (o.status = 'Running' AND o.unique_while_running)))))sql";
 
 bool unique_violation(const Error& e) {
   return std::string_view(e.what()).find("jobs_unique_idx") != std::string_view::npos;
@@ -110,30 +42,12 @@ std::vector<JobCount> sorted(std::vector<JobCount> out) {
 
 }  // namespace
 
-std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
-  check_limit(f.limit);
-  Params p;
-  std::string where = filter_sql(f, p);
-  std::string sql = "SELECT " + job_columns() + " FROM " + quoted_schema_ + ".jobs WHERE " + where +
-                    " ORDER BY id DESC LIMIT " + p.add_integer(f.limit);
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql, p.params());
-  }
-  std::vector<JobRecord> out;
-  int rows = PQntuples(r.get());
-  out.reserve(static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
-  return out;
-}
-
 int PostgresStore::retry_run(const std::string& sql, const PgParams& params, TimePoint now) {
   int n = 0;
   std::optional<TimePoint> due;
   {
     auto conn = pool_.acquire();
-    // The NOT EXISTS of key_free reads the statement's snapshot: a job inserted with the same
+    // The NOT EXISTS of kKeyFree reads the statement's snapshot: a job inserted with the same
     // key by a transaction that commits meanwhile makes the UPDATE fail on jobs_unique_idx.
     // Run it again: the new statement's snapshot sees the holder, and the job is skipped.
     for (int round = 0;; ++round) {
@@ -152,7 +66,7 @@ int PostgresStore::retry_run(const std::string& sql, const PgParams& params, Tim
     // Committed already (one statement). One notification for the whole batch, as an insert
     // sends one; the outbox triggers fired on the move to Pending inside the statement.
     if (due) {
-      conn->exec("SELECT pg_notify($1, $2)", PgParams().text(channel_).text(format_timestamp(*due)),
+      conn->exec(sql_->notify.sql, PgParams().text(channel_).text(format_timestamp(*due)),
                  Format::kText);
     }
   }
@@ -163,30 +77,37 @@ int PostgresStore::retry_run(const std::string& sql, const PgParams& params, Tim
 bool PostgresStore::job_retry(const JobId& id, TimePoint now) {
   Params p;
   std::string now_sql = database_clock_ ? "now()" : p.add_time(now);
-  std::string jobs = quoted_schema_ + ".jobs";
+  std::string job = p.add_text(id.to_string());
   // The WHERE clause is re-checked on the locked row (READ COMMITTED): a job that another
   // operator retried meanwhile is Pending by then and is left alone.
-  std::string sql = "UPDATE " + jobs + " AS j SET " + retry_set(now_sql) +
-                    " WHERE j.id = " + p.add_text(id.to_string()) +
-                    "::uuid AND j.status IN ('Failed', 'Cancelled') AND " + key_free(jobs) +
-                    " RETURNING j.run_at";
+  std::string sql = sql_->context.text(
+      R"sql(
+UPDATE @SCHEMA@.jobs AS j SET @RETRY_SET@
+WHERE j.id = @ID@::uuid AND j.status IN ('Failed', 'Cancelled') AND @KEY_FREE@
+RETURNING j.run_at)sql",
+      {{"@RETRY_SET@", kRetrySet}, {"@KEY_FREE@", kKeyFree}, {"@NOW@", now_sql}, {"@ID@", job}});
   return retry_run(sql, p.params(), now) == 1;
 }
 
 int PostgresStore::job_retry_matching(const JobFilter& f, TimePoint now) {
   Params p;
   std::string now_sql = database_clock_ ? "now()" : p.add_time(now);
-  std::string jobs = quoted_schema_ + ".jobs";
+  std::string where = filter_sql(f, p);
   // Matches that share a unique key: only the newest is retried (two Pending jobs with one key
   // would break jobs_unique_idx), and none while another job holds the key.
-  std::string sql =
-      "WITH m AS (SELECT id, unique_key, row_number() OVER (PARTITION BY "
-      "unique_key ORDER BY id DESC) AS rn FROM " +
-      jobs + " WHERE status IN ('Failed', 'Cancelled') AND " + filter_sql(f, p) + ") UPDATE " +
-      jobs + " AS j SET " + retry_set(now_sql) +
-      " FROM m WHERE j.id = m.id AND (m.unique_key IS NULL OR m.rn = 1) AND "
-      "j.status IN ('Failed', 'Cancelled') AND " +
-      key_free(jobs) + " RETURNING j.run_at";
+  std::string sql = sql_->context.text(R"sql(
+WITH m AS (
+  SELECT id, unique_key, row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn
+  FROM @SCHEMA@.jobs WHERE status IN ('Failed', 'Cancelled') AND @FILTER@)
+UPDATE @SCHEMA@.jobs AS j SET @RETRY_SET@
+FROM m
+WHERE j.id = m.id AND (m.unique_key IS NULL OR m.rn = 1) AND
+      j.status IN ('Failed', 'Cancelled') AND @KEY_FREE@
+RETURNING j.run_at)sql",
+                                       {{"@RETRY_SET@", kRetrySet},
+                                        {"@KEY_FREE@", kKeyFree},
+                                        {"@NOW@", now_sql},
+                                        {"@FILTER@", where}});
   return retry_run(sql, p.params(), now);
 }
 
@@ -194,15 +115,16 @@ bool PostgresStore::job_delete(const JobId& id) {
   auto conn = pool_.acquire();
   // A row a worker is claiming is waited for and re-checked: Running by then, it stays.
   auto r = conn->exec(
-      "DELETE FROM " + quoted_schema_ + ".jobs WHERE id = $1::uuid AND status <> 'Running'",
+      sql_->context.text("DELETE FROM @SCHEMA@.jobs WHERE id = $1::uuid AND status <> 'Running'"),
       PgParams().text(id.to_string()), Format::kText);
   return std::string_view(PQcmdTuples(r.get())) == "1";
 }
 
 int PostgresStore::job_delete_matching(const JobFilter& f) {
   Params p;
-  std::string sql =
-      "DELETE FROM " + quoted_schema_ + ".jobs WHERE status <> 'Running' AND " + filter_sql(f, p);
+  std::string where = filter_sql(f, p);
+  std::string sql = sql_->context.text(
+      "DELETE FROM @SCHEMA@.jobs WHERE status <> 'Running' AND @FILTER@", {{"@FILTER@", where}});
   auto conn = pool_.acquire();
   auto r = conn->exec(sql, p.params(), Format::kText);
   return std::atoi(PQcmdTuples(r.get()));
@@ -214,8 +136,9 @@ std::vector<JobTypeCount> PostgresStore::job_pending_types() {
   PgResult r;
   {
     auto conn = pool_.acquire();
-    r = conn->exec("SELECT job_type, count(*) FROM " + quoted_schema_ +
-                       ".jobs WHERE status = 'Pending' GROUP BY job_type ORDER BY job_type",
+    r = conn->exec(sql_->context.text(R"sql(
+SELECT job_type, count(*) FROM @SCHEMA@.jobs WHERE status = 'Pending'
+GROUP BY job_type ORDER BY job_type)sql"),
                    PgParams());
   }
   std::vector<JobTypeCount> out;
@@ -229,10 +152,11 @@ std::vector<JobCount> PostgresStore::job_counts(TimePoint now) {
   Params p;
   std::string now_sql = database_clock_ ? "now()" : p.add_time(now);
   // One pass over the table: an operator's summary, not a hot path.
-  std::string sql =
-      "SELECT queue, status, count(*), min(run_at) FILTER (WHERE status = "
-      "'Pending' AND run_at <= " +
-      now_sql + ") FROM " + quoted_schema_ + ".jobs GROUP BY queue, status";
+  std::string sql = sql_->context.text(R"sql(
+SELECT queue, status, count(*),
+       min(run_at) FILTER (WHERE status = 'Pending' AND run_at <= @NOW@)
+FROM @SCHEMA@.jobs GROUP BY queue, status)sql",
+                                       {{"@NOW@", now_sql}});
   PgResult r;
   {
     auto conn = pool_.acquire();
@@ -261,10 +185,13 @@ std::vector<ThroughputBucket> PostgresStore::job_throughput(TimePoint since, Dur
       p.add_integer(std::chrono::duration_cast<std::chrono::microseconds>(bucket).count());
   // Served by jobs_finished_idx (status, completed_at). extract(epoch ...) is numeric, so the
   // bucket number is exact to the microsecond.
-  std::string sql = "SELECT floor(extract(epoch FROM completed_at - " + from + ") * 1000000 / " +
-                    width + ")::bigint AS k, status, count(*) FROM " + quoted_schema_ +
-                    ".jobs WHERE status IN ('Completed', 'Failed') AND completed_at >= " + from +
-                    " GROUP BY 1, 2";
+  std::string sql = sql_->context.text(R"sql(
+SELECT floor(extract(epoch FROM completed_at - @FROM@) * 1000000 / @WIDTH@)::bigint AS k,
+       status, count(*)
+FROM @SCHEMA@.jobs
+WHERE status IN ('Completed', 'Failed') AND completed_at >= @FROM@
+GROUP BY 1, 2)sql",
+                                       {{"@FROM@", from}, {"@WIDTH@", width}});
   PgResult r;
   {
     auto conn = pool_.acquire();
@@ -282,9 +209,9 @@ std::vector<ThroughputBucket> PostgresStore::job_throughput(TimePoint since, Dur
 
 void PostgresStore::audit_insert(const AuditRecord& a) {
   auto conn = pool_.acquire();
-  conn->exec("INSERT INTO " + quoted_schema_ +
-                 ".audit_log (at, actor, action, target, detail) VALUES ($1::timestamptz, $2, $3, "
-                 "$4, $5)",
+  conn->exec(sql_->context.text(R"sql(
+INSERT INTO @SCHEMA@.audit_log (at, actor, action, target, detail)
+VALUES ($1::timestamptz, $2, $3, $4, $5))sql"),
              PgParams()
                  .time(a.at)
                  .text(clean_text(a.actor))
@@ -299,8 +226,9 @@ std::vector<AuditRecord> PostgresStore::audit_list(int limit) {
   PgResult r;
   {
     auto conn = pool_.acquire();
-    r = conn->exec("SELECT id, at, actor, action, target, detail FROM " + quoted_schema_ +
-                       ".audit_log ORDER BY id DESC LIMIT $1::integer",
+    r = conn->exec(sql_->context.text(R"sql(
+SELECT id, at, actor, action, target, detail FROM @SCHEMA@.audit_log
+ORDER BY id DESC LIMIT $1::integer)sql"),
                    PgParams().integer(static_cast<std::int64_t>(limit)));
   }
   std::vector<AuditRecord> out;

@@ -5,7 +5,8 @@
 // every write is one statement (its own transaction) or one short explicit transaction, and
 // no transaction outlives a call. Wake-ups travel with the data: each enqueue sends one
 // pg_notify in its own transaction, delivered on commit to every process LISTENing (a
-// PgListener per store, started with the first claim).
+// PgListener per store, started with the first claim); concurrent single enqueues share one
+// per round instead (a PgWaker per store, transport/pg_waker.h).
 //
 // Schemas: `?schema=NAME` in the URL puts Ergon's tables in schema NAME (default `public`), so
 // two applications can share a database. Every statement names its tables schema-qualified
@@ -19,23 +20,23 @@
 // Clock (a test's FakeClock) the times in the params are written as given and claims compare
 // with the params' `now`, so the conformance suite's fake time works.
 //
-// Ownership: the store owns its pool of connections and its listener. Thread-safety: every
-// method may be called from any thread at once (each call leases its own connection).
+// Ownership: the store owns its pools of connections, its listener and its waker. Thread-safety:
+// every method may be called from any thread at once (each call leases its own connection).
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
+#include "pq/pg_connection.h"
 #include "store/limited_types.h"
 #include "store/postgres/pg_pool.h"
 #include "store/store.h"
 #include "transport/pg_listener.h"
+#include "transport/pg_waker.h"
 
 namespace ergon::postgres {
 
@@ -47,7 +48,7 @@ struct PostgresUrl {
   // What libpq is given: the URL's own parameters as PQconninfoParse read them (host, port,
   // dbname, user, ... and any libpq query parameter), then application_name=ergon and
   // connect_timeout=10 unless the URL set them, then client_encoding=UTF8 (always).
-  ConnParams conninfo;
+  pq::ConnParams conninfo;
 };
 
 // "postgresql://[user[:password]@][host][:port][/dbname][?param=value&...]" (or postgres://).
@@ -56,11 +57,11 @@ struct PostgresUrl {
 // Error(kInvalidArgument) for anything else.
 PostgresUrl parse_postgres_url(std::string_view url);
 
-// The jobs columns in JobRecord order ("id, job_type, ..."), each prefixed (e.g. "j."), and the
-// reader of one such row (binary format). Shared by postgres_store.cc and postgres_ops.cc.
-std::string job_columns(std::string_view prefix = "");
-JobRecord read_job(const PGresult* r, int row);
-
+// The methods live by noun, as in the SQLite backend: postgres_store.cc (opening, the listener,
+// job_get, job_list), postgres_enqueue.cc, postgres_claim.cc, postgres_outcomes.cc,
+// postgres_workers.cc, postgres_outbox.cc, postgres_schedules.cc, postgres_flow.cc (limits and
+// queues), postgres_ops.cc (operators' actions) and pg_migrations.cc. Each file holds its
+// statements' SQL; postgres_internal.h has what they share.
 class PostgresStore final : public Store {
  public:
   // Connects once (to fail fast on a bad URL or an unreachable server). Throws Error(kStore),
@@ -73,22 +74,20 @@ class PostgresStore final : public Store {
   // Throws Error(kSchema) unless the schema is at this build's version.
   void schema_check();
 
+  std::optional<JobRecord> job_get(const JobId& id) override;
+  std::vector<JobRecord> job_list(const JobFilter& filter) override;
+
   JobId job_insert(const JobInsertParams& p) override;
   JobId job_insert_tx(NativeConnection conn, const JobInsertParams& p) override;
-  void limit_set(const TypeLimit& limit, TimePoint now) override;
-  void limit_remove(std::string_view job_type, TimePoint now) override;
-  std::vector<TypeLimit> limit_list() override;
-  void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
-  std::vector<QueueRecord> queue_list() override;
   void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
+
   std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
+  std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
+
   bool job_finish(const JobFinishParams& p) override;
   std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch) override;
   bool job_finish_tx(NativeConnection conn, const JobFinishParams& p) override;
   bool job_progress_update(const JobProgressParams& p) override;
-  std::optional<JobRecord> job_get(const JobId& id) override;
-  std::vector<JobRecord> job_list(const JobFilter& filter) override;
-
   // Fault tolerance. On the database clock heartbeats, rescues and cancellations are stamped
   // with the server's now(), and a rescue's stale_before is taken relative to it; job_prune's
   // cut-off is compared as given (retention is coarse).
@@ -97,25 +96,12 @@ class PostgresStore final : public Store {
   int job_release_worker(std::string_view worker_id, const JobRescueParams& p) override;
   CancelResult job_cancel(const JobId& id, TimePoint now) override;
   int job_prune(JobStatus status, TimePoint before, int limit) override;
+
   void worker_register(const WorkerRecord& w) override;
   void worker_heartbeat(std::string_view id, TimePoint now) override;
   void worker_remove(std::string_view id) override;
   int worker_prune(TimePoint stale_before, TimePoint now) override;
   std::vector<WorkerRecord> worker_list() override;
-
-  std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
-
-  // Operators' actions (postgres_ops.cc). On the database clock a retry is due at the
-  // server's now(); counts compare run_at with it too.
-  bool job_retry(const JobId& id, TimePoint now) override;
-  bool job_delete(const JobId& id) override;
-  int job_retry_matching(const JobFilter& filter, TimePoint now) override;
-  int job_delete_matching(const JobFilter& filter) override;
-  std::vector<JobCount> job_counts(TimePoint now) override;
-  std::vector<JobTypeCount> job_pending_types() override;
-  std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
-  void audit_insert(const AuditRecord& record) override;
-  std::vector<AuditRecord> audit_list(int limit) override;
 
   void outbox_enable() override;
   void outbox_disable() override;
@@ -136,6 +122,24 @@ class PostgresStore final : public Store {
   std::optional<TimePoint> schedule_next_due() override;
   ScheduleFireResult schedule_fire(const ScheduleFireParams& p) override;
 
+  void limit_set(const TypeLimit& limit, TimePoint now) override;
+  void limit_remove(std::string_view job_type, TimePoint now) override;
+  std::vector<TypeLimit> limit_list() override;
+  void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
+  std::vector<QueueRecord> queue_list() override;
+
+  // Operators' actions. On the database clock a retry is due at the server's now(); counts
+  // compare run_at with it too.
+  bool job_retry(const JobId& id, TimePoint now) override;
+  bool job_delete(const JobId& id) override;
+  int job_retry_matching(const JobFilter& filter, TimePoint now) override;
+  int job_delete_matching(const JobFilter& filter) override;
+  std::vector<JobCount> job_counts(TimePoint now) override;
+  std::vector<JobTypeCount> job_pending_types() override;
+  std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
+  void audit_insert(const AuditRecord& record) override;
+  std::vector<AuditRecord> audit_list(int limit) override;
+
   [[nodiscard]] const std::string& schema() const { return schema_; }
   // The pg_notify channel of this store's schema.
   [[nodiscard]] const std::string& channel() const { return channel_; }
@@ -154,37 +158,30 @@ class PostgresStore final : public Store {
   };
   std::map<std::string, PlanCounts> TEST_plan_counts();
   // Test hook: with false, no insert notifies in its own transaction; every wake-up of other
-  // processes goes through the wake thread (see job_insert).
+  // processes goes through the waker's thread (transport/pg_waker.h).
   void TEST_notify_inline(bool on);
 
  private:
-  struct Statements;
+  struct Statements;  // postgres_internal.h
   void listener_ensure();
+  int schema_version(pq::PgConnection& conn);
+  [[nodiscard]] pq::PgParams holder_params(const JobInsertParams& p) const;
+  void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out, std::size_t count);
+  // One limited type's claim on `conn`, inside its transaction.
+  void claim_type(pq::PgConnection& conn, const JobClaimParams& p, const std::string& type,
+                  int room, std::vector<JobRecord>& out);
+  bool finish_on(pq::PgConnection& conn, const JobFinishParams& p);
   // job_rescue and job_release_worker: runs `st`, then wakes the workers for what went back
   // to Pending.
-  int rescue_run(const PgStatement& st, const PgParams& params, TimePoint now);
-  int schema_version(PgConnection& conn);
-  void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out, std::size_t count);
-  [[nodiscard]] PgParams holder_params(const JobInsertParams& p) const;
-  // One limited type's claim on `conn`, inside its transaction.
-  void claim_type(PgConnection& conn, const JobClaimParams& p, const std::string& type, int room,
-                  std::vector<JobRecord>& out);
-  bool finish_on(PgConnection& conn, const JobFinishParams& p);
+  int rescue_run(const pq::PgStatement& st, const pq::PgParams& params, TimePoint now);
   // job_retry and job_retry_matching: runs the UPDATE ... RETURNING run_at, then wakes the
   // workers of every process. Returns how many jobs went back to Pending.
-  int retry_run(const std::string& sql, const PgParams& params, TimePoint now);
-  // Wake-ups of other processes for job_insert (see there): whether this insert notifies in
-  // its own transaction (then wake_inline_end after it), and the announcement of one that
-  // committed without (`due`: the payload), sent by the wake thread (wake_run).
-  bool wake_inline_begin();
-  void wake_inline_end();
-  void wake_later(std::string due);
-  void wake_run();
+  int retry_run(const std::string& sql, const pq::PgParams& params, TimePoint now);
 
   const std::string schema_;
   const std::string channel_;
   const bool database_clock_;  // see "Time" above
-  const ConnParams conninfo_;
+  const pq::ConnParams conninfo_;
   PgPool pool_;
   // The claims' own connections (as many as claim at once: usually one, as a worker has one
   // producer; up to pool_size when workers share the store), which plan every statement
@@ -206,14 +203,9 @@ class PostgresStore final : public Store {
   std::atomic<bool> grouped_pending_{true};
   std::unique_ptr<transport::PgListener> listener_;  // guarded by listener_mu_
 
-  // Guarded by wake_mu_:
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  bool wake_inline_busy_ = false;  // an insert is notifying in its own transaction
-  bool wake_inline_off_ = false;   // TEST_notify_inline(false)
-  bool wake_stop_ = false;
-  std::string wake_pending_;  // the earliest due of quiet inserts not yet announced; "": none
-  std::thread wake_thread_;   // started by the first quiet insert
+  // Wake-ups of other processes for concurrent single inserts (job_insert); lends pool_'s
+  // connections, so it is stopped first.
+  transport::PgWaker waker_;
 };
 
 }  // namespace ergon::postgres

@@ -1,5 +1,6 @@
-// store/postgres/pg_connection.h — libpq with RAII: results, connections, prepared statements,
-// statement parameters, and decoding of binary result columns.
+// pq/pg_connection.h — libpq with RAII: results, connections, prepared statements, statement
+// parameters, and decoding of binary result columns. A leaf module: the PostgreSQL store and the
+// transport's listener and waker use it; it uses nothing else of Ergon's but its public headers.
 //
 // PgConnection owns one PGconn and the names of the statements prepared on it (PQprepare once
 // per connection, then PQexecPrepared). Parameters travel as text, results come back in binary
@@ -28,7 +29,7 @@
 #include "ergon/error.h"
 #include "ergon/types.h"
 
-namespace ergon::postgres {
+namespace ergon::pq {
 
 struct PgResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -43,6 +44,19 @@ using PgConnPtr = std::unique_ptr<PGconn, PgConnDeleter>;
 // libpq connection parameters (keyword, value), in the order PQconnectdbParams takes them; a
 // later keyword overrides an earlier one.
 using ConnParams = std::vector<std::pair<std::string, std::string>>;
+
+// The two NULL-terminated arrays (keywords, values) that PQconnectdbParams and
+// PQconnectStartParams take, pointing into `params`, which must outlive them.
+class ConnKeywords {
+ public:
+  explicit ConnKeywords(const ConnParams& params);
+  [[nodiscard]] const char* const* keys() const { return keys_.data(); }
+  [[nodiscard]] const char* const* values() const { return values_.data(); }
+
+ private:
+  std::vector<const char*> keys_;
+  std::vector<const char*> values_;
+};
 
 // Opens a connection (blocking, bounded by connect_timeout). Notices (e.g. "relation already
 // exists, skipping") go to the debug log instead of stderr. Throws Error(kNotFound) when the
@@ -142,4 +156,4 @@ std::string jsonb(const PGresult* r, int row, int col);
 // `{"n":1}`, as the caller wrote it (key order stays jsonb's own).
 std::string compact_json(std::string_view json);
 
-}  // namespace ergon::postgres
+}  // namespace ergon::pq

@@ -1,11 +1,11 @@
-#include "store/postgres/pg_connection.h"
+#include "pq/pg_connection.h"
 
 #include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
 
-namespace ergon::postgres {
+namespace ergon::pq {
 namespace {
 
 void log_notice(void*, const char* message) {
@@ -46,15 +46,18 @@ std::string pg_one_line(const char* msg) {
   return s;
 }
 
-PgConnPtr pg_connect(const ConnParams& params) {
-  std::vector<const char*> keys, values;
+ConnKeywords::ConnKeywords(const ConnParams& params) {
   for (const auto& [k, v] : params) {
-    keys.push_back(k.c_str());
-    values.push_back(v.c_str());
+    keys_.push_back(k.c_str());
+    values_.push_back(v.c_str());
   }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  PgConnPtr conn(PQconnectdbParams(keys.data(), values.data(), 0));
+  keys_.push_back(nullptr);
+  values_.push_back(nullptr);
+}
+
+PgConnPtr pg_connect(const ConnParams& params) {
+  ConnKeywords keywords(params);
+  PgConnPtr conn(PQconnectdbParams(keywords.keys(), keywords.values(), 0));
   if (!conn) throw Error(ErrorCode::kStore, "postgresql: out of memory while connecting");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     std::string msg = pg_one_line(PQerrorMessage(conn.get()));
@@ -309,4 +312,4 @@ std::string compact_json(std::string_view json) {
   return out;
 }
 
-}  // namespace ergon::postgres
+}  // namespace ergon::pq

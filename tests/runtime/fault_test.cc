@@ -1,10 +1,10 @@
-// Fault tolerance in the worker, with a FakeClock: a zombie is told to stop, startup recovery,
+// Fault tolerance in the worker, on each store (SQLite; PostgreSQL with
+// ERGON_TEST_POSTGRES_URL), with a FakeClock: a zombie is told to stop, startup recovery,
 // timeouts, cancellation, the worker's own rescuer and pruner.
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "ergon/ergon.h"
 #include "runtime/worker_identity.h"
 #include "store/store.h"
+#include "support/test_backend.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {
@@ -28,10 +29,9 @@ struct Task {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Task, mode)
 
-class FaultTest : public ::testing::Test {
+class FaultTest : public ::testing::TestWithParam<StoreBackend> {
  protected:
   FaultTest() {
-    store_ = open_store(sqlite_url(dir_), {.clock = &clock_});
     options_.polling_interval = 1h;
     options_.heartbeat_interval = 5s;
     options_.orphaned_job_threshold = 30s;
@@ -53,6 +53,10 @@ class FaultTest : public ::testing::Test {
     });
   }
   ~FaultTest() override { gate_.open(); }
+  void SetUp() override {
+    backend_ = GetParam().make(dir_);
+    if (backend_) store_ = backend_->open(clock_);
+  }
 
   std::unique_ptr<JobsWorker> start_worker() {
     auto w = std::make_unique<JobsWorker>(store_, handlers_, options_);
@@ -64,6 +68,7 @@ class FaultTest : public ::testing::Test {
 
   TempDir dir_;
   FakeClock clock_{test_epoch()};
+  std::unique_ptr<TestBackend> backend_;  // outlives every store of the test
   std::shared_ptr<Store> store_;
   HandlerRegistry handlers_;
   WorkerOptions options_;
@@ -72,9 +77,11 @@ class FaultTest : public ::testing::Test {
   Gate gate_;
 };
 
+INSTANTIATE_TEST_SUITE_P(Stores, FaultTest, every_backend(), backend_name);
+
 // A worker whose job was rescued elsewhere (its lease lapsed) learns it at its next heartbeat:
 // its handler is told to stop and its late outcome is refused.
-TEST_F(FaultTest, AZombieIsToldToStopAndItsOutcomeIsRefused) {
+TEST_P(FaultTest, AZombieIsToldToStopAndItsOutcomeIsRefused) {
   auto worker = start_worker();
   JobId id = JobRunner(store_).start_job(Task{0});
   ASSERT_TRUE(started_.wait_for(1));
@@ -95,7 +102,7 @@ TEST_F(FaultTest, AZombieIsToldToStopAndItsOutcomeIsRefused) {
   EXPECT_EQ(job(id).status, JobStatus::kPending);
 }
 
-TEST_F(FaultTest, HeartbeatsKeepALongJobAlive) {
+TEST_P(FaultTest, HeartbeatsKeepALongJobAlive) {
   options_.orphaned_jobs_check_interval = 10s;
   auto worker = start_worker();
   JobId id = JobRunner(store_).start_job(Task{1});
@@ -119,7 +126,7 @@ TEST_F(FaultTest, HeartbeatsKeepALongJobAlive) {
 // database then says the worker holds a job it knows nothing of. Its heartbeat, which renews
 // every job held in its name, must not keep such a job Running forever: it gives it back
 // without using an attempt, and the job runs.
-TEST_F(FaultTest, AJobClaimedInTheWorkersNameButNeverReceivedIsGivenBack) {
+TEST_P(FaultTest, AJobClaimedInTheWorkersNameButNeverReceivedIsGivenBack) {
   options_.max_concurrent_jobs = 1;
   auto worker = start_worker();
   JobRunner runner(store_);
@@ -141,7 +148,7 @@ TEST_F(FaultTest, AJobClaimedInTheWorkersNameButNeverReceivedIsGivenBack) {
   worker->stop();
 }
 
-TEST_F(FaultTest, TheWorkersRescuerReturnsOrphans) {
+TEST_P(FaultTest, TheWorkersRescuerReturnsOrphans) {
   // A job claimed by a worker that vanished without a trace (no row in `workers`).
   JobRunner(store_).start_job(Task{1});
   ASSERT_EQ(store_->job_claim({"vanished", 1, clock_.now()}).size(), 1u);
@@ -157,7 +164,7 @@ TEST_F(FaultTest, TheWorkersRescuerReturnsOrphans) {
 
 // The same worker restarted after a SIGKILL: its predecessor's process is provably gone (this
 // boot and PID namespace, its pid now another process's), so its jobs come back at once.
-TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfAProvablyDeadPredecessorWithTheSameName) {
+TEST_P(FaultTest, StartupRecoveryReturnsTheJobsOfAProvablyDeadPredecessorWithTheSameName) {
   if (runtime::this_process().process_start == 0) GTEST_SKIP() << "no /proc of this namespace";
   options_.worker_name = "resizer-1";
   JobId id = JobRunner(store_).start_job(Task{1});
@@ -182,7 +189,7 @@ TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfAProvablyDeadPredecessorWithThe
 
 // The registry heartbeat rides on a claim (one query per idle poll); without claims the
 // maintenance loop renews it every heartbeat_interval, counted from the last renewal.
-TEST_F(FaultTest, TheRegistryHeartbeatRidesOnClaimsAndKeepsItsScheduleWithout) {
+TEST_P(FaultTest, TheRegistryHeartbeatRidesOnClaimsAndKeepsItsScheduleWithout) {
   auto worker = start_worker();  // polling every hour: no claim but the first and ours
   auto heartbeat_at = [&] { return JobRunner(store_).list_workers().at(0).heartbeat_at; };
   TimePoint registered = heartbeat_at();
@@ -203,7 +210,7 @@ TEST_F(FaultTest, TheRegistryHeartbeatRidesOnClaimsAndKeepsItsScheduleWithout) {
   worker->stop();
 }
 
-TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
+TEST_P(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
   if (runtime::this_process().process_start == 0) GTEST_SKIP() << "no /proc of this namespace";
   // A pid that provably no longer exists: a child that has exited and been reaped.
   pid_t pid = 0;
@@ -228,7 +235,7 @@ TEST_F(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
 
 // While the database refuses heartbeats, every try fails; the log says so for the first,
 // then for every hundredth, and once when heartbeats work again, with the count.
-TEST_F(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
+TEST_P(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
   auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
   auto previous = spdlog::default_logger();
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("ergon", sink));
@@ -237,25 +244,27 @@ TEST_F(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
     return std::count_if(all.begin(), all.end(),
                          [&](const std::string& l) { return l.find(text) != std::string::npos; });
   };
-  auto sql = [&](const char* statement) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(dir_.file("jobs.db").c_str(), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);  // the worker may be writing
-    EXPECT_EQ(sqlite3_exec(db, statement, nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
-  };
+  // A trigger refuses every update of a job's heartbeat, in each backend's own dialect.
+  auto app = backend_->connect();
+  const bool sqlite = app->sqlite() != nullptr;
   auto worker = start_worker();
   JobRunner(store_).start_job(Task{1});
   ASSERT_TRUE(started_.wait_for(1));
   // The registry heartbeat still works (it shows each try); the jobs' heartbeat fails.
-  sql("CREATE TRIGGER refuse BEFORE UPDATE OF heartbeat_at ON jobs "
-      "BEGIN SELECT RAISE(ABORT, 'heartbeats refused'); END");
+  ASSERT_TRUE(app->exec(sqlite ? "CREATE TRIGGER refuse BEFORE UPDATE OF heartbeat_at ON jobs "
+                                 "BEGIN SELECT RAISE(ABORT, 'heartbeats refused'); END"
+                               : "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql "
+                                 "AS $$BEGIN RAISE EXCEPTION 'heartbeats refused'; END$$; "
+                                 "CREATE TRIGGER refuse BEFORE UPDATE OF heartbeat_at ON jobs "
+                                 "FOR EACH ROW EXECUTE FUNCTION refuse()"))
+      << app->last_error();
   auto registry = [&] { return JobRunner(store_).list_workers().at(0).heartbeat_at; };
   for (int i = 0; i < 5; ++i) {
     clock_.advance(5s);
     ASSERT_TRUE(eventually([&] { return registry() == clock_.now(); }));
   }
-  sql("DROP TRIGGER refuse");
+  ASSERT_TRUE(app->exec(sqlite ? "DROP TRIGGER refuse" : "DROP TRIGGER refuse ON jobs"))
+      << app->last_error();
   clock_.advance(5s);
   // Five tries at least (one per advance; the first tick may have come after the trigger too).
   std::string recovered;
@@ -276,7 +285,7 @@ TEST_F(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
   spdlog::set_default_logger(previous);
 }
 
-TEST_F(FaultTest, ATimeoutFiresTheStopTokenAndFailsTheAttempt) {
+TEST_P(FaultTest, ATimeoutFiresTheStopTokenAndFailsTheAttempt) {
   auto worker = start_worker();
   JobId id = JobRunner(store_).start_job(Task{0}, {.max_attempts = 1, .timeout = 10s});
   ASSERT_TRUE(started_.wait_for(1));
@@ -289,7 +298,7 @@ TEST_F(FaultTest, ATimeoutFiresTheStopTokenAndFailsTheAttempt) {
   worker->stop();
 }
 
-TEST_F(FaultTest, AHandlerIgnoringItsTimeoutIsFailedAfterTheGrace) {
+TEST_P(FaultTest, AHandlerIgnoringItsTimeoutIsFailedAfterTheGrace) {
   options_.timeout_grace = 5s;
   handlers_ = HandlerRegistry();
   handlers_.add<Task>(
@@ -311,7 +320,7 @@ TEST_F(FaultTest, AHandlerIgnoringItsTimeoutIsFailedAfterTheGrace) {
   worker->stop();
 }
 
-TEST_F(FaultTest, CancellingARunningJobStopsItAndEndsCancelled) {
+TEST_P(FaultTest, CancellingARunningJobStopsItAndEndsCancelled) {
   auto worker = start_worker();
   JobRunner runner(store_);
   JobId id = runner.start_job(Task{0});
@@ -325,7 +334,7 @@ TEST_F(FaultTest, CancellingARunningJobStopsItAndEndsCancelled) {
   worker->stop();
 }
 
-TEST_F(FaultTest, CancellingAPendingJobMeansItNeverStarts) {
+TEST_P(FaultTest, CancellingAPendingJobMeansItNeverStarts) {
   JobRunner runner(store_);
   JobId id = runner.start_job(Task{0});
   EXPECT_EQ(runner.cancel(id), CancelOutcome::kCancelled);
@@ -337,7 +346,7 @@ TEST_F(FaultTest, CancellingAPendingJobMeansItNeverStarts) {
   worker->stop();
 }
 
-TEST_F(FaultTest, TheWorkerPrunesOldFinishedJobs) {
+TEST_P(FaultTest, TheWorkerPrunesOldFinishedJobs) {
   handlers_ = HandlerRegistry();
   handlers_.add<Task>([](const Task&, JobContext&) {});
   options_.completed_jobs_retention = 1h;

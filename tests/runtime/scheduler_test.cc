@@ -1,5 +1,6 @@
-// Recurring jobs with a FakeClock: DST, exactly-once per slot across schedulers, misfire and
-// overlap policies, update by name.
+// Recurring jobs on each store (SQLite; PostgreSQL with ERGON_TEST_POSTGRES_URL), with a
+// FakeClock: DST, exactly-once per slot across schedulers, misfire and overlap policies,
+// update by name.
 #include "runtime/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include "ergon/ergon.h"
 #include "store/store.h"
+#include "support/test_backend.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {
@@ -27,10 +29,12 @@ TimePoint utc(int y, int mo, int d, int h, int mi = 0) {
   return time_point_cast<TimePoint::duration>(sys_days{year{y} / mo / d} + hours{h} + minutes{mi});
 }
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public ::testing::TestWithParam<StoreBackend> {
  protected:
-  SchedulerTest() {
-    store_ = open_store(sqlite_url(dir_), {.clock = &clock_});
+  void SetUp() override {
+    backend_ = GetParam().make(dir_);
+    if (!backend_) return;  // skipped
+    store_ = backend_->open(clock_);
     runner_ = std::make_unique<JobRunner>(store_);
   }
 
@@ -50,13 +54,16 @@ class SchedulerTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  FakeClock clock_{test_epoch()};  // 2026-03-01T12:00:00Z
+  FakeClock clock_{test_epoch()};         // 2026-03-01T12:00:00Z
+  std::unique_ptr<TestBackend> backend_;  // outlives every store of the test
   std::shared_ptr<Store> store_;
   std::unique_ptr<JobRunner> runner_;
 };
 
+INSTANTIATE_TEST_SUITE_P(Stores, SchedulerTest, every_backend(), backend_name);
+
 // The lag hook (metrics): told the slot's lateness when this scheduler fires it, and only then.
-TEST_F(SchedulerTest, OnFireReportsTheLagOfEachFiredSlot) {
+TEST_P(SchedulerTest, OnFireReportsTheLagOfEachFiredSlot) {
   runner_->add_or_update_scheduled_job(Report{"hourly"}, "0 * * * *");
   std::vector<std::pair<std::string, Duration>> fired;
   runtime::SchedulerOptions o{1min, 1min};
@@ -70,7 +77,7 @@ TEST_F(SchedulerTest, OnFireReportsTheLagOfEachFiredSlot) {
   EXPECT_EQ(fired[0].second, Duration(1500ms));
 }
 
-TEST_F(SchedulerTest, AddOrUpdateIsKeyedByName) {
+TEST_P(SchedulerTest, AddOrUpdateIsKeyedByName) {
   EXPECT_EQ(runner_->add_or_update_scheduled_job(Report{"daily"}, "0 3 * * *"), "report");
   auto s = runner_->get_scheduled_job("report");
   ASSERT_TRUE(s);
@@ -107,7 +114,7 @@ TEST_F(SchedulerTest, AddOrUpdateIsKeyedByName) {
   EXPECT_FALSE(runner_->remove_scheduled_job("report-hourly"));
 }
 
-TEST_F(SchedulerTest, BadExpressionsAndZonesAreRefusedAndNothingIsStored) {
+TEST_P(SchedulerTest, BadExpressionsAndZonesAreRefusedAndNothingIsStored) {
   for (auto [expr, zone] : {std::pair{"61 * * * *", "UTC"},
                             {"* * * *", "UTC"},
                             {"0 3 * * *", "Mars/Olympus_Mons"},
@@ -125,7 +132,7 @@ TEST_F(SchedulerTest, BadExpressionsAndZonesAreRefusedAndNothingIsStored) {
   EXPECT_TRUE(runner_->list_scheduled_jobs().empty());
 }
 
-TEST_F(SchedulerTest, FiresEachSlotOnceAndKeepsTheTableTrue) {
+TEST_P(SchedulerTest, FiresEachSlotOnceAndKeepsTheTableTrue) {
   runner_->add_or_update_scheduled_job(Report{}, "*/5 * * * *");
   EXPECT_EQ(run_once(), 0u);  // 12:00 itself is not after 12:00
   TimePoint slot = fire_next("report");
@@ -141,7 +148,7 @@ TEST_F(SchedulerTest, FiresEachSlotOnceAndKeepsTheTableTrue) {
   EXPECT_EQ(job->status, JobStatus::kPending);
 }
 
-TEST_F(SchedulerTest, DisabledSchedulesDoNotFire) {
+TEST_P(SchedulerTest, DisabledSchedulesDoNotFire) {
   runner_->add_or_update_scheduled_job(Report{}, "*/5 * * * *");
   runner_->set_scheduled_job_enabled("report", false);
   clock_.advance(10min);
@@ -152,10 +159,10 @@ TEST_F(SchedulerTest, DisabledSchedulesDoNotFire) {
 
 // Several schedulers, each with its own connection, run at the same instants: each slot
 // produces exactly one job.
-TEST_F(SchedulerTest, ConcurrentSchedulersFireEachSlotExactlyOnce) {
+TEST_P(SchedulerTest, ConcurrentSchedulersFireEachSlotExactlyOnce) {
   runner_->add_or_update_scheduled_job(Report{}, "* * * * *");
   std::vector<std::shared_ptr<Store>> stores;
-  for (int i = 0; i < 4; ++i) stores.push_back(open_store(sqlite_url(dir_), {.clock = &clock_}));
+  for (int i = 0; i < 4; ++i) stores.push_back(backend_->open(clock_));
   for (int slot = 1; slot <= 25; ++slot) {
     clock_.advance(1min);
     std::vector<std::thread> threads;
@@ -170,8 +177,8 @@ TEST_F(SchedulerTest, ConcurrentSchedulersFireEachSlotExactlyOnce) {
   }
 }
 
-// The same with separate processes on one SQLite file.
-TEST_F(SchedulerTest, SchedulersInSeveralProcessesFireEachSlotExactlyOnce) {
+// The same with separate processes on one database.
+TEST_P(SchedulerTest, SchedulersInSeveralProcessesFireEachSlotExactlyOnce) {
   runner_->add_or_update_scheduled_job(Report{}, "* * * * *");
   for (int slot = 1; slot <= 8; ++slot) {
     clock_.advance(1min);
@@ -180,7 +187,7 @@ TEST_F(SchedulerTest, SchedulersInSeveralProcessesFireEachSlotExactlyOnce) {
     std::vector<ProcessResult> results(3);
     for (int p = 0; p < 3; ++p) {
       procs.emplace_back([&, p] {
-        results[p] = run_process({STORE_HELPER, "fire", sqlite_url(dir_), at});
+        results[p] = run_process({STORE_HELPER, "fire", backend_->url(), at});
       });
     }
     for (auto& t : procs) t.join();
@@ -194,7 +201,7 @@ TEST_F(SchedulerTest, SchedulersInSeveralProcessesFireEachSlotExactlyOnce) {
   }
 }
 
-TEST_F(SchedulerTest, SpringForwardFiresTheSkippedTimeOnceWhenTheGapEnds) {
+TEST_P(SchedulerTest, SpringForwardFiresTheSkippedTimeOnceWhenTheGapEnds) {
   // New York skips 02:00-03:00 on 2026-03-08; Berlin on 2026-03-29.
   clock_.set(utc(2026, 3, 7, 12));
   runner_->add_or_update_scheduled_job(Report{}, "30 2 * * *",
@@ -209,7 +216,7 @@ TEST_F(SchedulerTest, SpringForwardFiresTheSkippedTimeOnceWhenTheGapEnds) {
   EXPECT_EQ(fire_next("berlin"), utc(2026, 3, 30, 0, 30));  // 02:30 CEST
 }
 
-TEST_F(SchedulerTest, FallBackRunsFixedTimesOnceAndIntervalsInBothPasses) {
+TEST_P(SchedulerTest, FallBackRunsFixedTimesOnceAndIntervalsInBothPasses) {
   // New York repeats 01:00-02:00 on 2026-11-01 (EDT, then EST).
   clock_.set(utc(2026, 10, 31, 12));
   runner_->add_or_update_scheduled_job(Report{}, "30 1 * * *",
@@ -243,13 +250,15 @@ class MisfireTest : public SchedulerTest {
   }
 };
 
-TEST_F(MisfireTest, RunOnceRunsOneJobForAllMissedSlots) {
+INSTANTIATE_TEST_SUITE_P(Stores, MisfireTest, every_backend(), backend_name);
+
+TEST_P(MisfireTest, RunOnceRunsOneJobForAllMissedSlots) {
   outage(MisfirePolicy::kRunOnce);
   EXPECT_EQ(run_once(), 1u);
   expect_next_is_18();
 }
 
-TEST_F(MisfireTest, SkipRunsNothingForMissedSlots) {
+TEST_P(MisfireTest, SkipRunsNothingForMissedSlots) {
   outage(MisfirePolicy::kSkip);
   EXPECT_EQ(run_once(), 0u);
   expect_next_is_18();
@@ -258,19 +267,19 @@ TEST_F(MisfireTest, SkipRunsNothingForMissedSlots) {
   EXPECT_EQ(run_once(), 1u);
 }
 
-TEST_F(MisfireTest, RunAllRunsEveryMissedSlotUpToTheLimit) {
+TEST_P(MisfireTest, RunAllRunsEveryMissedSlotUpToTheLimit) {
   outage(MisfirePolicy::kRunAll);
   EXPECT_EQ(run_once(), 5u);  // 13:00, 14:00, 15:00, 16:00, 17:00
   expect_next_is_18();
 }
 
-TEST_F(MisfireTest, RunAllIsBounded) {
+TEST_P(MisfireTest, RunAllIsBounded) {
   outage(MisfirePolicy::kRunAll, 3);
   EXPECT_EQ(run_once(), 3u);  // the three most recent
   expect_next_is_18();
 }
 
-TEST_F(SchedulerTest, OverlapSkipWaitsForThePreviousRun) {
+TEST_P(SchedulerTest, OverlapSkipWaitsForThePreviousRun) {
   runner_->add_or_update_scheduled_job(Report{}, "*/5 * * * *", {.overlap = OverlapPolicy::kSkip});
   fire_next("report");
   JobId first = *runner_->get_scheduled_job("report")->last_job_id;
@@ -292,7 +301,7 @@ TEST_F(SchedulerTest, OverlapSkipWaitsForThePreviousRun) {
   EXPECT_EQ(jobs(), 2u);
 }
 
-TEST_F(SchedulerTest, TriggerNowEnqueuesWithoutMovingTheSchedule) {
+TEST_P(SchedulerTest, TriggerNowEnqueuesWithoutMovingTheSchedule) {
   runner_->add_or_update_scheduled_job(Report{"x"}, "0 3 * * *", {.max_attempts = 2});
   TimePoint next = runner_->get_scheduled_job("report")->next_run_time;
   JobId id = runner_->trigger_scheduled_job("report");
@@ -310,7 +319,7 @@ TEST_F(SchedulerTest, TriggerNowEnqueuesWithoutMovingTheSchedule) {
 }
 
 // The worker's scheduler sleeps until the next slot and fires it when the clock gets there.
-TEST_F(SchedulerTest, WorkerFiresSlotsAtTheirTime) {
+TEST_P(SchedulerTest, WorkerFiresSlotsAtTheirTime) {
   EventCounter completed;
   HandlerRegistry handlers;
   handlers.add<Report>([](const Report&, JobContext&) {});

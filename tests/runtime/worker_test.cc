@@ -1,7 +1,7 @@
-// The worker against a real SQLite file, with a FakeClock for everything time-dependent and
-// the worker's on_event hook (through EventCounter) instead of sleeps.
+// The worker against each store (SQLite; PostgreSQL with ERGON_TEST_POSTGRES_URL), with a
+// FakeClock for everything time-dependent and the worker's on_event hook (through
+// EventCounter) instead of sleeps.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +18,7 @@
 
 #include "ergon/ergon.h"
 #include "store/store.h"
+#include "support/test_backend.h"
 #include "support/test_support.h"
 
 namespace ergon::testing {
@@ -32,15 +33,18 @@ struct Work {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Work, n)
 
-class WorkerTest : public ::testing::Test {
+class WorkerTest : public ::testing::TestWithParam<StoreBackend> {
  protected:
   WorkerTest() {
-    store_ = open_store(sqlite_url(dir_), {.clock = &clock_});
     options_.max_concurrent_jobs = 4;
     // Long enough that a test passing proves the in-process wake-up, not the poll.
     options_.polling_interval = 1h;
     options_.retry_base_delay = 10s;
     options_.on_event = [this](const JobEvent& e) { counter(e.kind).add(); };
+  }
+  void SetUp() override {
+    backend_ = GetParam().make(dir_);
+    if (backend_) store_ = backend_->open(clock_);
   }
 
   EventCounter& counter(Kind k) { return events_[static_cast<int>(k)]; }
@@ -60,6 +64,7 @@ class WorkerTest : public ::testing::Test {
 
   TempDir dir_;
   FakeClock clock_{test_epoch()};
+  std::unique_ptr<TestBackend> backend_;  // outlives every store of the test
   std::shared_ptr<Store> store_;
   HandlerRegistry handlers_;
   WorkerOptions options_;
@@ -68,7 +73,9 @@ class WorkerTest : public ::testing::Test {
   EventCounter inside_;
 };
 
-TEST_F(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
+INSTANTIATE_TEST_SUITE_P(Stores, WorkerTest, every_backend(), backend_name);
+
+TEST_P(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
   handlers_.add<Work>([](const Work&, JobContext& ctx) { ctx.report_progress("done", 100); });
   auto worker = make_worker();
   worker->start();
@@ -86,7 +93,7 @@ TEST_F(WorkerTest, RunsAJobEnqueuedInProcessAtOnce) {
 }
 
 // A handler that throws Snooze runs again after the delay, and the snooze uses no attempt.
-TEST_F(WorkerTest, ASnoozedJobRunsAgainLaterWithoutUsingAnAttempt) {
+TEST_P(WorkerTest, ASnoozedJobRunsAgainLaterWithoutUsingAnAttempt) {
   std::atomic<int> runs{0};
   handlers_.add<Work>(
       [&](const Work&, JobContext&) {
@@ -111,7 +118,7 @@ TEST_F(WorkerTest, ASnoozedJobRunsAgainLaterWithoutUsingAnAttempt) {
 }
 
 // A paused queue starts nothing on any worker; resuming wakes this process's workers.
-TEST_F(WorkerTest, APausedQueueStartsNothingUntilResumed) {
+TEST_P(WorkerTest, APausedQueueStartsNothingUntilResumed) {
   handlers_.add<Work>([](const Work&, JobContext&) {});
   JobRunner runner(store_);
   runner.pause_queue("reports");
@@ -127,7 +134,7 @@ TEST_F(WorkerTest, APausedQueueStartsNothingUntilResumed) {
 }
 
 // A worker configured with queues takes jobs from those only.
-TEST_F(WorkerTest, AWorkerServesOnlyItsQueues) {
+TEST_P(WorkerTest, AWorkerServesOnlyItsQueues) {
   handlers_.add<Work>([](const Work&, JobContext&) {});
   options_.queues = {"mail"};
   JobRunner runner(store_);
@@ -169,7 +176,7 @@ std::string queue_of(const Work& w) { return w.n < 100 ? "mail" : "bills"; }
 
 // WorkerOptions::queue_limits: at most two mail jobs at once, while bills fill the other slots;
 // and as mail jobs finish, the next ones are claimed at once, not at the next poll.
-TEST_F(WorkerTest, AQueueLimitCapsItsQueueWhileOtherQueuesFillTheRestOfThePool) {
+TEST_P(WorkerTest, AQueueLimitCapsItsQueueWhileOtherQueuesFillTheRestOfThePool) {
   options_.max_concurrent_jobs = 8;
   options_.queues = {"mail", "bills"};
   options_.queue_limits = {{"mail", 2}};
@@ -205,7 +212,7 @@ TEST_F(WorkerTest, AQueueLimitCapsItsQueueWhileOtherQueuesFillTheRestOfThePool) 
 
 // A worker whose every queue has a limit claims nothing beyond them, and nothing from a queue
 // it does not serve (its claims never go out without a queue filter).
-TEST_F(WorkerTest, AWorkerWhoseQueuesAllHaveLimitsTakesOneJobAtATime) {
+TEST_P(WorkerTest, AWorkerWhoseQueuesAllHaveLimitsTakesOneJobAtATime) {
   options_.queues = {"mail"};
   options_.queue_limits = {{"mail", 1}};
   QueueConcurrency running;
@@ -228,7 +235,7 @@ TEST_F(WorkerTest, AWorkerWhoseQueuesAllHaveLimitsTakesOneJobAtATime) {
   EXPECT_EQ(runner.get_job(other)->status, JobStatus::kPending);
 }
 
-TEST_F(WorkerTest, ALimitOfZeroTakesNothingFromThatQueue) {
+TEST_P(WorkerTest, ALimitOfZeroTakesNothingFromThatQueue) {
   options_.queues = {"mail", "bills"};
   options_.queue_limits = {{"mail", 0}};
   handlers_.add<Work>([](const Work&, JobContext&) {});
@@ -245,7 +252,7 @@ TEST_F(WorkerTest, ALimitOfZeroTakesNothingFromThatQueue) {
 }
 
 // Jobs waiting in the local queue (prefetch_jobs) are held: they count towards the limit.
-TEST_F(WorkerTest, PrefetchedJobsCountTowardsTheirQueuesLimit) {
+TEST_P(WorkerTest, PrefetchedJobsCountTowardsTheirQueuesLimit) {
   options_.max_concurrent_jobs = 1;
   options_.prefetch_jobs = 4;
   options_.queues = {"mail"};
@@ -270,7 +277,7 @@ TEST_F(WorkerTest, PrefetchedJobsCountTowardsTheirQueuesLimit) {
 
 // A queue at its limit does not keep the producer from the other queues: it claims them when
 // woken in process and when it polls, while the limited queue waits for its own room.
-TEST_F(WorkerTest, OtherQueuesAreStillClaimedWhileALimitedQueueIsFull) {
+TEST_P(WorkerTest, OtherQueuesAreStillClaimedWhileALimitedQueueIsFull) {
   options_.queues = {"mail", "bills"};
   options_.queue_limits = {{"mail", 1}};
   Gate gate;
@@ -288,10 +295,11 @@ TEST_F(WorkerTest, OtherQueuesAreStillClaimedWhileALimitedQueueIsFull) {
   JobId second = runner.start_job(Work{2}, {.queue = "mail"});
   runner.start_job(Work{100}, {.queue = "bills"});  // wakes the worker: claimed at once
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
-  // Enqueued by another process (its own store, whose enqueues do not wake this worker):
-  // found by the next poll. The poll is due a polling interval after the producer went idle,
-  // which may come just after this advance: then the next advance finds it.
-  auto other_store = open_store(sqlite_url(dir_), {.clock = &clock_});
+  // Enqueued by another process (its own store, whose enqueues do not wake this worker in
+  // process; on PostgreSQL its pg_notify may): found by the next poll at the latest. The poll
+  // is due a polling interval after the producer went idle, which may come just after this
+  // advance: then the next advance finds it.
+  auto other_store = backend_->open(clock_);
   JobRunner(other_store).start_job(Work{101}, {.queue = "bills"});
   bool polled = false;
   for (int i = 0; i < 5 && !polled; ++i) {
@@ -307,7 +315,7 @@ TEST_F(WorkerTest, OtherQueuesAreStillClaimedWhileALimitedQueueIsFull) {
   worker->stop();
 }
 
-TEST_F(WorkerTest, RetriesWithBackoffThenFails) {
+TEST_P(WorkerTest, RetriesWithBackoffThenFails) {
   handlers_.add<Work>([](const Work&, JobContext&) { throw std::runtime_error("boom"); },
                       JobTypeOptions{.max_attempts = 3});
   auto worker = make_worker();
@@ -341,7 +349,7 @@ TEST_F(WorkerTest, RetriesWithBackoffThenFails) {
   worker->stop();
 }
 
-TEST_F(WorkerTest, PerJobMaxAttemptsWinsOverTheHandlers) {
+TEST_P(WorkerTest, PerJobMaxAttemptsWinsOverTheHandlers) {
   handlers_.add<Work>([](const Work&, JobContext&) { throw std::runtime_error("boom"); },
                       JobTypeOptions{.max_attempts = 5});
   auto worker = make_worker();
@@ -355,7 +363,7 @@ TEST_F(WorkerTest, PerJobMaxAttemptsWinsOverTheHandlers) {
 
 // Workers of different applications share a database: each claims only the types it has
 // handlers for, and the others' jobs wait for them instead of failing here.
-TEST_F(WorkerTest, AWorkerLeavesJobsOfTypesItHasNoHandlerForPending) {
+TEST_P(WorkerTest, AWorkerLeavesJobsOfTypesItHasNoHandlerForPending) {
   handlers_.add<Work>([](const Work&, JobContext&) {});
   JobRunner runner(store_);
   JobId other = runner.start_job_raw("another_apps_job", "{}");
@@ -377,7 +385,7 @@ TEST_F(WorkerTest, AWorkerLeavesJobsOfTypesItHasNoHandlerForPending) {
 
 // Messaging turned off: the triggers a relay installed would fill job_outbox forever. A worker
 // that is no relay drops them when no live worker relays, and leaves them while one does.
-TEST_F(WorkerTest, AWorkerDropsTheOutboxTriggersWhenNoLiveWorkerRelays) {
+TEST_P(WorkerTest, AWorkerDropsTheOutboxTriggersWhenNoLiveWorkerRelays) {
   JobRunner runner(store_);
   store_->outbox_enable();
   runner.start_job_raw("t", "{}");
@@ -405,7 +413,7 @@ TEST_F(WorkerTest, AWorkerDropsTheOutboxTriggersWhenNoLiveWorkerRelays) {
 
 // WorkerOptions::claim_unhandled_types: a catch-all claims every type and fails the ones it
 // cannot run.
-TEST_F(WorkerTest, UnknownJobTypeFailsAtOnceWithAClearMessage) {
+TEST_P(WorkerTest, UnknownJobTypeFailsAtOnceWithAClearMessage) {
   options_.claim_unhandled_types = true;
   auto worker = make_worker();
   worker->start();
@@ -420,7 +428,7 @@ TEST_F(WorkerTest, UnknownJobTypeFailsAtOnceWithAClearMessage) {
 
 // Events are reported by the completer after the attempt's own strings are gone: their text
 // must still be the job's (ASan catches a view into freed memory here).
-TEST_F(WorkerTest, EventsCarryTheJobsTypeQueueAndErrorText) {
+TEST_P(WorkerTest, EventsCarryTheJobsTypeQueueAndErrorText) {
   std::mutex mu;
   std::vector<std::tuple<Kind, std::string, std::string, std::string>> seen;
   auto count = options_.on_event;
@@ -460,7 +468,7 @@ TEST_F(WorkerTest, EventsCarryTheJobsTypeQueueAndErrorText) {
   EXPECT_EQ(checked, 2);
 }
 
-TEST_F(WorkerTest, UndecodableJobDataFailsAtOnce) {
+TEST_P(WorkerTest, UndecodableJobDataFailsAtOnce) {
   handlers_.add<Work>([](const Work&, JobContext&) { FAIL() << "must not run"; });
   auto worker = make_worker();
   worker->start();
@@ -473,7 +481,7 @@ TEST_F(WorkerTest, UndecodableJobDataFailsAtOnce) {
   EXPECT_NE(r->error_message->find("does not decode as 'work'"), std::string::npos);
 }
 
-TEST_F(WorkerTest, NonRetryableErrorFailsAtOnce) {
+TEST_P(WorkerTest, NonRetryableErrorFailsAtOnce) {
   handlers_.add<Work>([](const Work&, JobContext&) { throw NonRetryableError("account closed"); });
   auto worker = make_worker();
   worker->start();
@@ -483,7 +491,7 @@ TEST_F(WorkerTest, NonRetryableErrorFailsAtOnce) {
   EXPECT_EQ(runner.get_job(id)->error_message, "ergon::NonRetryableError: account closed");
 }
 
-TEST_F(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
+TEST_P(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
   options_.max_concurrent_jobs = 3;
   Gate gate;
   std::atomic<int> now_running{0}, most{0};
@@ -512,7 +520,7 @@ TEST_F(WorkerTest, NeverRunsMoreThanMaxConcurrentJobs) {
   worker->stop();
 }
 
-TEST_F(WorkerTest, DelayedJobRunsWhenItsTimeComes) {
+TEST_P(WorkerTest, DelayedJobRunsWhenItsTimeComes) {
   handlers_.add<Work>([](const Work&, JobContext&) {});
   auto worker = make_worker();
   JobRunner runner(store_);
@@ -526,7 +534,7 @@ TEST_F(WorkerTest, DelayedJobRunsWhenItsTimeComes) {
   EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
 }
 
-TEST_F(WorkerTest, StartedWorkerWakesForADelayedJobOfThisProcess) {
+TEST_P(WorkerTest, StartedWorkerWakesForADelayedJobOfThisProcess) {
   handlers_.add<Work>([](const Work&, JobContext&) {});
   auto worker = make_worker();
   worker->start();
@@ -536,18 +544,16 @@ TEST_F(WorkerTest, StartedWorkerWakesForADelayedJobOfThisProcess) {
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
 }
 
-TEST_F(WorkerTest, TransactionalEnqueueRunsAfterCommitAndNotify) {
+TEST_P(WorkerTest, TransactionalEnqueueRunsAfterCommitAndNotify) {
   handlers_.add<Work>([](const Work&, JobContext&) {});
   auto worker = make_worker();
   worker->start();
   JobRunner runner(store_);
-  sqlite3* app = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.file("jobs.db").c_str(), &app), SQLITE_OK);
-  sqlite3_busy_timeout(app, 5000);
-  ASSERT_EQ(sqlite3_exec(app, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
-  JobId id = runner.start_job(app, Work{7});
-  ASSERT_EQ(sqlite3_exec(app, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(app);
+  auto app = backend_->connect();
+  ASSERT_TRUE(app->begin()) << app->last_error();
+  JobId id = start_job_tx(runner, *app, Work{7});
+  ASSERT_TRUE(app->exec("COMMIT")) << app->last_error();
+  app.reset();
   runner.notify();
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
   EXPECT_EQ(runner.get_job(id)->status, JobStatus::kCompleted);
@@ -559,30 +565,19 @@ class TransactionalCompletionTest : public WorkerTest {
   // The handler writes a row to an application table on its own connection and completes the
   // job in the same transaction; `finish` is COMMIT or ROLLBACK.
   void run_with(const char* finish) {
-    std::string path = dir_.file("jobs.db");
-    {
-      sqlite3* db = nullptr;
-      ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-      ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE invoices (n INTEGER)", nullptr, nullptr, nullptr),
-                SQLITE_OK);
-      sqlite3_close(db);
-    }
+    ASSERT_TRUE(backend_->connect()->exec("CREATE TABLE invoices (n INTEGER)"));
     options_.retry_base_delay = 1h;
-    handlers_.add<Work>([path, finish](const Work& w, JobContext& ctx) {
+    handlers_.add<Work>([this, finish](const Work& w, JobContext& ctx) {
       ctx.report_progress("starting", 0);  // written at once, before the transaction
-      sqlite3* db = nullptr;
-      sqlite3_open(path.c_str(), &db);
-      sqlite3_busy_timeout(db, 5000);
-      sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-      std::string insert = "INSERT INTO invoices VALUES (" + std::to_string(w.n) + ")";
-      sqlite3_exec(db, insert.c_str(), nullptr, nullptr, nullptr);
+      auto db = backend_->connect();
+      db->begin();
+      db->exec("INSERT INTO invoices VALUES (" + std::to_string(w.n) + ")");
       // Held back by the throttle (the fake clock stands still), so it is written by the
       // completion itself, inside the transaction, not by the store's own connection (which
-      // would have to wait for this transaction's write lock).
+      // on SQLite would have to wait for this transaction's write lock).
       ctx.report_progress("invoiced", 100);
-      ctx.complete_in_transaction(db);
-      sqlite3_exec(db, finish, nullptr, nullptr, nullptr);
-      sqlite3_close(db);
+      complete_in_transaction(ctx, *db);
+      db->exec(finish);
     });
     auto worker = make_worker();
     worker->start();
@@ -591,21 +586,13 @@ class TransactionalCompletionTest : public WorkerTest {
     ASSERT_TRUE(wait_for(expected, 1));
     worker->stop();
   }
-  int invoices() {
-    sqlite3* db = nullptr;
-    sqlite3_open(dir_.file("jobs.db").c_str(), &db);
-    sqlite3_stmt* s = nullptr;
-    sqlite3_prepare_v2(db, "SELECT count(*) FROM invoices", -1, &s, nullptr);
-    sqlite3_step(s);
-    int n = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return n;
-  }
+  int invoices() { return std::stoi(backend_->connect()->value("SELECT count(*) FROM invoices")); }
   JobId id_;
 };
 
-TEST_F(TransactionalCompletionTest, CommittedTogether) {
+INSTANTIATE_TEST_SUITE_P(Stores, TransactionalCompletionTest, every_backend(), backend_name);
+
+TEST_P(TransactionalCompletionTest, CommittedTogether) {
   run_with("COMMIT");
   auto r = JobRunner(store_).get_job(id_);
   EXPECT_EQ(r->status, JobStatus::kCompleted);
@@ -614,7 +601,7 @@ TEST_F(TransactionalCompletionTest, CommittedTogether) {
   EXPECT_EQ(counter(Kind::kFenced).count(), 0);
 }
 
-TEST_F(TransactionalCompletionTest, RolledBackTogetherAndTheAttemptFails) {
+TEST_P(TransactionalCompletionTest, RolledBackTogetherAndTheAttemptFails) {
   run_with("ROLLBACK");
   auto r = JobRunner(store_).get_job(id_);
   EXPECT_EQ(r->status, JobStatus::kPending);
@@ -623,18 +610,11 @@ TEST_F(TransactionalCompletionTest, RolledBackTogetherAndTheAttemptFails) {
   EXPECT_EQ(invoices(), 0);
 }
 
-TEST_F(WorkerTest, CompletingInTransactionNeedsATransaction) {
+TEST_P(WorkerTest, CompletingInTransactionNeedsATransaction) {
   options_.retry_base_delay = 1h;
-  std::string path = dir_.file("jobs.db");
-  handlers_.add<Work>([path](const Work&, JobContext& ctx) {
-    sqlite3* db = nullptr;
-    sqlite3_open(path.c_str(), &db);
-    try {
-      ctx.complete_in_transaction(db);  // autocommit mode: refused
-    } catch (...) {
-      sqlite3_close(db);
-      throw;
-    }
+  handlers_.add<Work>([this](const Work&, JobContext& ctx) {
+    auto db = backend_->connect();
+    complete_in_transaction(ctx, *db);  // autocommit mode: refused
   });
   auto worker = make_worker();
   worker->start();
@@ -644,7 +624,7 @@ TEST_F(WorkerTest, CompletingInTransactionNeedsATransaction) {
             std::string::npos);
 }
 
-TEST_F(WorkerTest, ProgressIsThrottledAndTheLastReportKept) {
+TEST_P(WorkerTest, ProgressIsThrottledAndTheLastReportKept) {
   handlers_.add<Work>([](const Work&, JobContext& ctx) {
     // The fake clock does not move: only the first report is written while running, and the
     // last one goes out with the outcome.
@@ -660,7 +640,7 @@ TEST_F(WorkerTest, ProgressIsThrottledAndTheLastReportKept) {
   EXPECT_EQ(r->progress_percent, 100);
 }
 
-TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
+TEST_P(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
   options_.shutdown_timeout = 10s;
   Gate stubborn_gate;
   handlers_.add<Work>([&](const Work& w, JobContext& ctx) {
@@ -715,7 +695,7 @@ TEST_F(WorkerTest, GracefulStopReturnsUnfinishedJobsToPending) {
   next->stop();
 }
 
-TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
+TEST_P(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
   options_.max_concurrent_jobs = 2;
   options_.prefetch_jobs = 3;
   add_blocking_handler();
@@ -745,7 +725,7 @@ TEST_F(WorkerTest, PrefetchedJobsWaitInALocalQueueAndAStopGivesThemBackAtOnce) {
 }
 
 // A job cancelled while it waits in the local queue never starts: it is stored Cancelled.
-TEST_F(WorkerTest, APrefetchedJobCancelledBeforeItStartsNeverRuns) {
+TEST_P(WorkerTest, APrefetchedJobCancelledBeforeItStartsNeverRuns) {
   options_.max_concurrent_jobs = 1;
   options_.prefetch_jobs = 1;
   Gate gate;
@@ -786,14 +766,19 @@ TEST_F(WorkerTest, APrefetchedJobCancelledBeforeItStartsNeverRuns) {
   EXPECT_EQ(second_ran.load(), 0);
 }
 
-TEST_F(WorkerTest, StopWithoutStartAndTwiceIsHarmless) {
+// What a worker checks before it uses its store: SQLite is enough.
+class WorkerOptionsTest : public WorkerTest {};
+INSTANTIATE_TEST_SUITE_P(Sqlite, WorkerOptionsTest, ::testing::Values(sqlite_backend()),
+                         backend_name);
+
+TEST_P(WorkerOptionsTest, StopWithoutStartAndTwiceIsHarmless) {
   auto worker = make_worker();
   worker->stop();
   worker->stop();
   EXPECT_THROW(worker->start(), Error);
 }
 
-TEST_F(WorkerTest, RejectsBadOptions) {
+TEST_P(WorkerOptionsTest, RejectsBadOptions) {
   WorkerOptions bad;
   bad.polling_interval = Duration::zero();
   EXPECT_THROW(JobsWorker(store_, HandlerRegistry(), bad), Error);
@@ -807,7 +792,7 @@ TEST_F(WorkerTest, RejectsBadOptions) {
 }
 
 // A queue limit the worker cannot keep, or that names a queue it does not serve, is refused.
-TEST_F(WorkerTest, RejectsQueueLimitsItCannotKeep) {
+TEST_P(WorkerOptionsTest, RejectsQueueLimitsItCannotKeep) {
   auto error_of = [&](std::vector<std::string> queues, std::map<std::string, int> limits) {
     WorkerOptions o;
     o.queues = std::move(queues);
@@ -828,7 +813,7 @@ TEST_F(WorkerTest, RejectsQueueLimitsItCannotKeep) {
   EXPECT_EQ(error_of({"mail", "bills"}, {{"mail", 0}}), "no error");
 }
 
-TEST_F(WorkerTest, DefaultConcurrencyIsFiveTimesTheHardwareThreads) {
+TEST_P(WorkerOptionsTest, DefaultConcurrencyIsFiveTimesTheHardwareThreads) {
   options_.max_concurrent_jobs = 0;
   auto worker = make_worker();
   EXPECT_EQ(worker->max_concurrent_jobs(),

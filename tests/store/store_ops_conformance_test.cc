@@ -3,6 +3,7 @@
 // throughput and the audit log. Every backend runs them (see store_conformance.h).
 #include <set>
 
+#include "ergon/job_runner.h"
 #include "store_conformance.h"
 
 namespace ergon::testing {
@@ -361,6 +362,48 @@ TEST_P(StoreOps, TheAuditLogListsNewestFirst) {
   EXPECT_EQ(all[0].action, "retry");
   EXPECT_EQ(all[0].detail, "it's 100% \"fine\"");
   EXPECT_EQ(store_->audit_list(2).size(), 2u);
+}
+
+// The operators' actions as an application calls them: unknown ids are kNotFound, a job in
+// the wrong state is false, and every action leaves the others alone.
+TEST_P(StoreOps, RunnerRetriesDeletesCountsPurgesAndAudits) {
+  JobRunner runner(store_);
+  JobId unknown = JobId::generate(clock_.now());
+  EXPECT_THROW(runner.retry_job(unknown), Error);
+  EXPECT_THROW(runner.delete_job(unknown), Error);
+
+  JobId a = runner.start_job_raw("t", "{}");
+  JobId b = runner.start_job_raw("t", "{}", {.queue = "mail"});
+  EXPECT_FALSE(runner.retry_job(a));  // Pending
+  ASSERT_EQ(runner.cancel(a), CancelOutcome::kCancelled);
+  EXPECT_TRUE(runner.retry_job(a));
+  EXPECT_EQ(runner.get_job(a)->status, JobStatus::kPending);
+  ASSERT_EQ(runner.cancel(a), CancelOutcome::kCancelled);
+
+  auto counts = runner.job_counts();
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ(counts[0].queue, "default");
+  EXPECT_EQ(counts[0].status, JobStatus::kCancelled);
+  EXPECT_EQ(counts[1].queue, "mail");
+  EXPECT_EQ(counts[1].oldest_due_run_at, clock_.now());
+
+  EXPECT_EQ(runner.retry_jobs({.status = JobStatus::kCancelled}), 1);
+  ASSERT_EQ(runner.cancel(a), CancelOutcome::kCancelled);
+  EXPECT_THROW(runner.purge_jobs(JobStatus::kPending, 1h), Error);
+  EXPECT_THROW(runner.purge_jobs(JobStatus::kCancelled, 1h, 0), Error);
+  EXPECT_EQ(runner.purge_jobs(JobStatus::kCancelled, 1h), 0);
+  clock_.advance(2h);
+  EXPECT_EQ(runner.purge_jobs(JobStatus::kCancelled, 1h, 1), 1);
+  EXPECT_FALSE(runner.get_job(a));
+  EXPECT_EQ(runner.delete_jobs({.queue = "mail"}), 1);
+  EXPECT_FALSE(runner.get_job(b));
+
+  runner.audit("app:test", "retry", a.to_string(), "by hand");
+  auto log = runner.list_audit();
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].actor, "app:test");
+  EXPECT_EQ(log[0].at, clock_.now());
+  EXPECT_THROW((void)runner.list_audit(0), Error);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 namespace ergon::testing {
 namespace {
 
+using namespace std::chrono_literals;
 using namespace std::string_literals;
 
 // Identifiers nobody should be able to store: terminal escapes, other controls (C0, DEL,
@@ -103,6 +104,20 @@ TEST_P(StoreConformance, FiltersWithInvalidUtf8AreRefusedTheSameWayOnEveryStore)
   }
   // Valid UTF-8 of any script is a filter like any other.
   EXPECT_TRUE(store_->job_list(JobFilter{.job_type = std::string("t\xc3\xa9")}).empty());
+}
+
+// Bad input to start_job (not JSON, a type empty or too long, options out of range) is refused
+// before anything is written.
+TEST_P(StoreConformance, StartJobRejectsBadInputAndWritesNothing) {
+  JobRunner runner(store_);
+  EXPECT_THROW(runner.start_job_raw("t", "{not json"), Error);
+  EXPECT_THROW(runner.start_job_raw("", "{}"), Error);
+  EXPECT_THROW(runner.start_job_raw(std::string(300, 't'), "{}"), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.max_attempts = 0}), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.delay = -1s}), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.run_at = clock_.now(), .delay = 1s}), Error);
+  EXPECT_THROW(runner.start_job_raw("t", "{}", {.queue = ""}), Error);
+  EXPECT_TRUE(runner.list_jobs().empty());
 }
 
 TEST_P(StoreConformance, PayloadsHaveOneDepthLimitAndNoNul) {

@@ -22,7 +22,7 @@
 #include "runtime/attempt_context.h"
 #include "runtime/backoff.h"
 #include "runtime/command_supervisor.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "runtime/scheduler.h"
 #include "runtime/worker_identity.h"
 #include "store/store.h"
@@ -74,7 +74,7 @@ class JobsWorker::Impl {
         capacity_(max_ + std::max(0, opts_.prefetch_jobs)),
         targets_(claim_targets(opts_)),
         job_types_(handlers_.types()) {
-    if (opts_.messaging) mq_ = runtime::make_job_queue(*opts_.messaging);
+    if (opts_.messaging) mq_ = messaging::make_job_queue(*opts_.messaging);
     subscription_ = store_->notifier().subscribe([this](TimePoint due) { on_notify(due); });
     cancel_subscription_ = store_->cancel_notifier().subscribe([this](TimePoint) {
       std::lock_guard lock(mu_);
@@ -251,7 +251,7 @@ class JobsWorker::Impl {
     bool abandoned = false;       // the grace passed too: the attempt was failed without it
     bool lost = false;            // the job is no longer ours (rescued elsewhere)
     bool finishing = false;       // the handler returned; its outcome is being stored
-    std::optional<runtime::JobMessage> message;  // the queue message that brought the job
+    std::optional<messaging::JobMessage> message;  // the queue message that brought the job
     TimePoint message_hidden_until;              // when that message would reappear
   };
 
@@ -427,7 +427,7 @@ class JobsWorker::Impl {
 
   // A claimed job gets its slot (counted in its queue's limit, if any) and joins the pool's
   // queue (with the message that brought it, if any).
-  void hand_to_pool_locked(JobRecord job, TimePoint now, std::optional<runtime::JobMessage> m) {
+  void hand_to_pool_locked(JobRecord job, TimePoint now, std::optional<messaging::JobMessage> m) {
     Slot slot{job.job_type, job.attempt, job.lease, effective_max_attempts(job), {}, {}};
     slot.claimed_at = now;
     slot.run_at = job.run_at;
@@ -569,7 +569,7 @@ class JobsWorker::Impl {
       lock.unlock();
       std::size_t received = 0;
       try {
-        std::vector<runtime::JobMessage> messages = mq_->receive(std::min(free, 32));
+        std::vector<messaging::JobMessage> messages = mq_->receive(std::min(free, 32));
         received = messages.size();
         for (auto& m : messages) take_message(m);
         failures = 0;
@@ -583,7 +583,7 @@ class JobsWorker::Impl {
     }
   }
 
-  void take_message(runtime::JobMessage& m) {
+  void take_message(messaging::JobMessage& m) {
     TimePoint now = clock_.now();
     // By id only from the served queues without a limit: a job of a limited queue waits for
     // the producer's claim, which keeps the limit (as a limited job type's does). With every
@@ -626,7 +626,7 @@ class JobsWorker::Impl {
   }
 
   struct SettledMessage {
-    runtime::JobMessage message;
+    messaging::JobMessage message;
     std::string job_type;
     int attempt = 0;
   };
@@ -647,7 +647,7 @@ class JobsWorker::Impl {
     if (!mq_) return;
     struct Due {
       std::pair<JobId, int> key;  // (id, lease), running_'s key
-      runtime::JobMessage m;
+      messaging::JobMessage m;
       std::string job_type;
       int attempt;
     };
@@ -1500,7 +1500,7 @@ class JobsWorker::Impl {
   int claims_in_flight_ = 0;               // job_claim calls under way; guarded by mu_
   long claim_failures_ = 0;                // failed claims in a row; producer thread only
   long heartbeat_failures_ = 0;            // failed heartbeats in a row; maintenance thread
-  std::unique_ptr<runtime::JobQueue> mq_;  // the messaging transport, if configured
+  std::unique_ptr<messaging::JobQueue> mq_;  // the messaging transport, if configured
   std::thread relay_, consumer_;
   TimePoint stop_deadline_;                // set by stop(); guarded by mu_
   TimePoint rescue_hold_until_;            // maintenance thread only

@@ -3,7 +3,8 @@
 #   1. everything under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors;
 #   2. the concurrency tests again under ThreadSanitizer;
 #   3. the cron parser under libFuzzer for a bounded time (ERGON_FUZZ_SECONDS, default 30);
-#   4. install to a temporary prefix and build the example against it with find_package(ergon).
+#   4. install to a temporary prefix and build the examples against it with find_package(ergon)
+#      (send_email; dashboard_embed with COMPONENTS dashboard, which serves a page).
 # The last line is "summary: N passed, 0 failed"; any failure exits non-zero before it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,7 +105,12 @@ cmake --install build/install-check --prefix "$prefix/usr" >/dev/null
 cmake -S examples/send_email -B "$prefix/example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
 cmake --build "$prefix/example" >/dev/null
 (cd "$prefix" && ./example/send_email "sqlite:$prefix/example.db")
+# COMPONENTS dashboard: ergon::dashboard links from the installed copy and serves its page.
+cmake -S examples/dashboard_embed -B "$prefix/dashboard-example" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
+cmake --build "$prefix/dashboard-example" >/dev/null
+(cd "$prefix" && ./dashboard-example/dashboard_embed "sqlite:$prefix/dashboard-example.db")
 passed=$((passed + 1))
-echo "installed-package example: ok"
+echo "installed-package examples: ok"
 echo
 echo "summary: $passed passed, 0 failed"

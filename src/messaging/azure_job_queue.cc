@@ -19,7 +19,7 @@ seconds to_seconds(Duration d, seconds max) {
   return std::min(s, max);
 }
 
-class AzureJobQueue final : public runtime::JobQueue {
+class AzureJobQueue final : public JobQueue {
  public:
   explicit AzureJobQueue(const MessagingOptions& o)
       : options_(o),
@@ -35,9 +35,9 @@ class AzureJobQueue final : public runtime::JobQueue {
     queue_.put_message(job_id.to_string(), to_seconds(delay, kMaxVisibility));
   }
 
-  std::vector<runtime::JobMessage> receive(int max) override {
+  std::vector<JobMessage> receive(int max) override {
     auto visibility = to_seconds(options_.visibility_timeout, kMaxVisibility);
-    std::vector<runtime::JobMessage> out;
+    std::vector<JobMessage> out;
     for (auto& m : queue_.get_messages(std::clamp(max, 1, 32), visibility)) {
       auto id = m.undecodable ? std::nullopt : JobId::parse(m.text);
       if (!id || m.dequeue_count > options_.max_deliveries) {
@@ -50,7 +50,7 @@ class AzureJobQueue final : public runtime::JobQueue {
     return out;
   }
 
-  void remove(const runtime::JobMessage& m) override {
+  void remove(const JobMessage& m) override {
     try {
       queue_.delete_message(m.message_id, m.receipt);
     } catch (const AzureQueueError& e) {
@@ -59,7 +59,7 @@ class AzureJobQueue final : public runtime::JobQueue {
     }
   }
 
-  void postpone(runtime::JobMessage& m, Duration delay) override {
+  void postpone(JobMessage& m, Duration delay) override {
     m.receipt = queue_.update_message(m.message_id, m.receipt, to_seconds(delay, kMaxVisibility));
   }
 
@@ -82,7 +82,7 @@ class AzureJobQueue final : public runtime::JobQueue {
 
 }  // namespace
 
-std::unique_ptr<runtime::JobQueue> make_azure_job_queue(const MessagingOptions& options) {
+std::unique_ptr<JobQueue> make_azure_job_queue(const MessagingOptions& options) {
   return std::make_unique<AzureJobQueue>(options);
 }
 

@@ -41,7 +41,7 @@ void CompleterOptions::validate() const {
 }
 
 Completer::Completer(Store& store, std::string worker_id, JobSlots& slots, const Events& events,
-                     JobQueue* queue, CompleterOptions options)
+                     messaging::JobQueue* queue, CompleterOptions options)
     : store_(store),
       clock_(store.clock()),
       worker_id_(std::move(worker_id)),

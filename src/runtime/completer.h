@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "runtime/events.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/outcome.h"
 #include "store/store.h"
@@ -53,7 +53,7 @@ class Completer {
   // `queue`: the messaging transport, whose messages are removed once their job's outcome is
   // stored; may be null.
   Completer(Store& store, std::string worker_id, JobSlots& slots, const Events& events,
-            JobQueue* queue, CompleterOptions options = {});
+            messaging::JobQueue* queue, CompleterOptions options = {});
   ~Completer();
   Completer(const Completer&) = delete;
   Completer& operator=(const Completer&) = delete;
@@ -91,7 +91,7 @@ class Completer {
   const std::string worker_id_;
   JobSlots& slots_;
   const Events& events_;
-  JobQueue* const queue_;
+  messaging::JobQueue* const queue_;
   const CompleterOptions options_;
   std::mutex rows_mu_;
 

@@ -13,7 +13,7 @@ void ConsumerOptions::validate() const {
   if (max_receive < 1) throw Error(ErrorCode::kInvalidArgument, "max_receive must be at least 1");
 }
 
-Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, JobQueue& queue,
+Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, messaging::JobQueue& queue,
                    ConsumerOptions options)
     : store_(store),
       clock_(store.clock()),
@@ -45,7 +45,7 @@ void Consumer::poke() {
 std::size_t Consumer::run_once() {
   int free = slots_.room();
   if (free <= 0) return 0;
-  std::vector<JobMessage> messages = queue_.receive(std::min(free, options_.max_receive));
+  std::vector<messaging::JobMessage> messages = queue_.receive(std::min(free, options_.max_receive));
   for (auto& m : messages) take(m);
   return messages.size();
 }
@@ -74,7 +74,7 @@ void Consumer::loop() {
   }
 }
 
-void Consumer::take(JobMessage& m) {
+void Consumer::take(messaging::JobMessage& m) {
   TimePoint now = clock_.now();
   // By id only from the served queues without a limit: a job of a limited queue waits for the
   // producer's claim, which keeps the limit (as a limited job type's does). With every served

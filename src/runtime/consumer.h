@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "runtime/claims.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "store/store.h"
 
@@ -28,7 +28,7 @@ struct ConsumerOptions {
 class Consumer {
  public:
   // `policy`, `slots` and `queue` must outlive the consumer.
-  Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, JobQueue& queue,
+  Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, messaging::JobQueue& queue,
            ConsumerOptions options);
   ~Consumer();
   Consumer(const Consumer&) = delete;
@@ -44,14 +44,14 @@ class Consumer {
 
  private:
   void loop();
-  void take(JobMessage& m);
+  void take(messaging::JobMessage& m);
   bool stopping_locked() const { return stop_ || slots_.stopping(); }
 
   Store& store_;
   Clock& clock_;
   const ClaimPolicy& policy_;
   JobSlots& slots_;
-  JobQueue& queue_;
+  messaging::JobQueue& queue_;
   const ConsumerOptions options_;
   long failures_ = 0;  // failed rounds in a row; consumer thread only
 

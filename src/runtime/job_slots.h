@@ -36,7 +36,7 @@
 #include "ergon/clock.h"
 #include "runtime/attempt_context.h"
 #include "runtime/claims.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -63,7 +63,7 @@ struct Slot {
   bool abandoned = false;       // the grace passed too, or a stop gave the job back without it
   bool lost = false;            // the job is no longer ours (rescued elsewhere)
   bool finishing = false;       // the handler returned; its outcome is being stored
-  std::optional<JobMessage> message;  // the queue message that brought the job
+  std::optional<messaging::JobMessage> message;  // the queue message that brought the job
   TimePoint message_hidden_until;     // when that message would reappear
 };
 
@@ -101,7 +101,7 @@ class JobSlots {
   struct Claimed {
     JobRecord job;
     SlotTerms terms;
-    std::optional<JobMessage> message;  // the message that brought it (consumer)
+    std::optional<messaging::JobMessage> message;  // the message that brought it (consumer)
     TimePoint message_hidden_until;
   };
   // The claim ended: its jobs get their slots (counted in their queue's limit, if any) and join
@@ -145,7 +145,7 @@ class JobSlots {
 
   // --- completer ----------------------------------------------------------------------------
   struct SettledMessage {
-    JobMessage message;
+    messaging::JobMessage message;
     std::string job_type;
     int attempt = 0;
   };

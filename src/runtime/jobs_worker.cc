@@ -33,7 +33,7 @@
 #include "runtime/events.h"
 #include "runtime/executor.h"
 #include "runtime/heartbeat.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/maintenance.h"
 #include "runtime/producer.h"
@@ -104,7 +104,7 @@ class JobsWorker::Impl {
         opts_(std::move(options)),
         worker_id_(make_worker_id(opts_.worker_name)),
         max_(pool_size(opts_)),
-        mq_(opts_.messaging ? runtime::make_job_queue(*opts_.messaging) : nullptr),
+        mq_(opts_.messaging ? messaging::make_job_queue(*opts_.messaging) : nullptr),
         events_(opts_.on_event),
         policy_(worker_id_, opts_, handlers_),
         slots_(slot_options(max_, opts_, policy_)),
@@ -247,7 +247,7 @@ class JobsWorker::Impl {
   const WorkerOptions opts_;
   const std::string worker_id_;
   const int max_;                                // max_concurrent_jobs, resolved
-  const std::unique_ptr<runtime::JobQueue> mq_;  // the messaging transport, if configured
+  const std::unique_ptr<messaging::JobQueue> mq_;  // the messaging transport, if configured
   const runtime::Events events_;
   const runtime::ClaimPolicy policy_;
   runtime::JobSlots slots_;

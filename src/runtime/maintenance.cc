@@ -23,7 +23,7 @@ void MaintenanceOptions::validate() const {
 
 Maintenance::Maintenance(Store& store, std::string worker_id, JobSlots& slots,
                          Registration& registration, Completer& completer, MaintenanceDuties duties,
-                         JobQueue* queue, MaintenanceOptions options)
+                         messaging::JobQueue* queue, MaintenanceOptions options)
     : store_(store),
       clock_(store.clock()),
       worker_id_(std::move(worker_id)),
@@ -161,7 +161,7 @@ void Maintenance::extend_messages(TimePoint now) {
   if (!queue_) return;
   struct Due {
     SlotKey key;
-    JobMessage m;
+    messaging::JobMessage m;
     std::string job_type;
     int attempt;
   };

@@ -20,7 +20,7 @@
 
 #include "runtime/completer.h"
 #include "runtime/heartbeat.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/pruner.h"
 #include "runtime/registration.h"
@@ -56,7 +56,7 @@ class Maintenance {
   // null. Subscribes to the store's cancel notifier. The schedule starts now: heartbeats and
   // the rescuer are due at once, pruning and the outbox check a prune_interval later.
   Maintenance(Store& store, std::string worker_id, JobSlots& slots, Registration& registration,
-              Completer& completer, MaintenanceDuties duties, JobQueue* queue,
+              Completer& completer, MaintenanceDuties duties, messaging::JobQueue* queue,
               MaintenanceOptions options);
   ~Maintenance();
   Maintenance(const Maintenance&) = delete;
@@ -83,7 +83,7 @@ class Maintenance {
   Registration& registration_;
   Completer& completer_;
   const MaintenanceDuties duties_;
-  JobQueue* const queue_;
+  messaging::JobQueue* const queue_;
   const MaintenanceOptions options_;
   int subscription_ = 0;
   // The schedule; run_once()'s thread only.

@@ -12,7 +12,7 @@ void RelayOptions::validate() const {
   if (max_batch < 1) throw Error(ErrorCode::kInvalidArgument, "max_batch must be at least 1");
 }
 
-Relay::Relay(Store& store, std::string worker_id, JobQueue& queue, RelayOptions options)
+Relay::Relay(Store& store, std::string worker_id, messaging::JobQueue& queue, RelayOptions options)
     : store_(store),
       clock_(store.clock()),
       worker_id_(std::move(worker_id)),

@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "runtime/duty.h"
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -31,7 +31,7 @@ struct RelayOptions {
 
 class Relay {
  public:
-  Relay(Store& store, std::string worker_id, JobQueue& queue, RelayOptions options);
+  Relay(Store& store, std::string worker_id, messaging::JobQueue& queue, RelayOptions options);
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
@@ -48,7 +48,7 @@ class Relay {
   Store& store_;
   Clock& clock_;
   const std::string worker_id_;
-  JobQueue& queue_;
+  messaging::JobQueue& queue_;
   const RelayOptions options_;
   TimePoint next_trigger_check_{};  // relay thread only (or run_once's caller)
 

@@ -36,20 +36,20 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Work, n)
 constexpr char kWorker[] = "services-test:1:abcdef";
 
 // Messages in memory: what was published, removed and postponed, and an inbox to receive.
-class FakeQueue final : public runtime::JobQueue {
+class FakeQueue final : public messaging::JobQueue {
  public:
   void prepare() override {}
   void publish(const JobId& id, Duration delay) override { published.emplace_back(id, delay); }
-  std::vector<runtime::JobMessage> receive(int max) override {
-    std::vector<runtime::JobMessage> out;
+  std::vector<messaging::JobMessage> receive(int max) override {
+    std::vector<messaging::JobMessage> out;
     while (!inbox.empty() && static_cast<int>(out.size()) < max) {
       out.push_back(inbox.front());
       inbox.erase(inbox.begin());
     }
     return out;
   }
-  void remove(const runtime::JobMessage& m) override { removed.push_back(m.message_id); }
-  void postpone(runtime::JobMessage& m, Duration delay) override {
+  void remove(const messaging::JobMessage& m) override { removed.push_back(m.message_id); }
+  void postpone(messaging::JobMessage& m, Duration delay) override {
     postponed.emplace_back(m.message_id, delay);
     m.receipt += "+";
   }
@@ -59,7 +59,7 @@ class FakeQueue final : public runtime::JobQueue {
   }
 
   std::vector<std::pair<JobId, Duration>> published;
-  std::vector<runtime::JobMessage> inbox;
+  std::vector<messaging::JobMessage> inbox;
   std::vector<std::string> removed;
   std::vector<std::pair<std::string, Duration>> postponed;
 };

@@ -1,4 +1,4 @@
-// runtime/job_queue.h — a message queue that carries "job X is due" to workers (the messaging
+// messaging/job_queue.h — a message queue that carries "job X is due" to workers (the messaging
 // transport, docs/messaging.md). The worker's relay publishes outbox rows into it; its consumer
 // receives messages, claims the named job through the store, and removes the message once
 // the job's outcome is recorded. The queue only triggers: the store decides who runs a job,
@@ -14,7 +14,7 @@
 #include "ergon/options.h"
 #include "ergon/types.h"
 
-namespace ergon::runtime {
+namespace ergon::messaging {
 
 struct JobMessage {
   JobId job_id;
@@ -45,4 +45,4 @@ class JobQueue {
 // Error(kConfig) for a bad connection string or queue name.
 std::unique_ptr<JobQueue> make_job_queue(const MessagingOptions& options);
 
-}  // namespace ergon::runtime
+}  // namespace ergon::messaging

@@ -1,4 +1,4 @@
-#include "runtime/job_queue.h"
+#include "messaging/job_queue.h"
 
 #include "ergon/error.h"
 
@@ -6,7 +6,7 @@
 #include "messaging/azure_job_queue.h"
 #endif
 
-namespace ergon::runtime {
+namespace ergon::messaging {
 
 std::unique_ptr<JobQueue> make_job_queue(const MessagingOptions& options) {
   if (options.transport != "AzureStorageQueues") {
@@ -21,4 +21,4 @@ std::unique_ptr<JobQueue> make_job_queue(const MessagingOptions& options) {
 #endif
 }
 
-}  // namespace ergon::runtime
+}  // namespace ergon::messaging

@@ -25,6 +25,7 @@
 #include "runtime/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/outcome.h"
+#include "runtime/service_thread.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -98,8 +99,7 @@ class Completer {
   std::mutex mu_;
   std::condition_variable cv_;           // outcomes queued, stop
   std::deque<FinishedAttempt> waiting_;  // guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
-  std::thread thread_;
+  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

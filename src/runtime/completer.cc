@@ -48,7 +48,7 @@ Completer::Completer(Store& store, std::string worker_id, JobSlots& slots, const
       slots_(slots),
       events_(events),
       queue_(queue),
-      options_((options.validate(), options)) {}
+      options_(validated(std::move(options))) {}
 
 Completer::~Completer() { stop(); }
 

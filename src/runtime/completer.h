@@ -25,7 +25,7 @@
 #include "runtime/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/outcome.h"
-#include "runtime/service_thread.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {

@@ -20,7 +20,7 @@ Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, Job
       policy_(policy),
       slots_(slots),
       queue_(queue),
-      options_((options.validate(), options)) {}
+      options_(validated(std::move(options))) {}
 
 Consumer::~Consumer() { stop(); }
 

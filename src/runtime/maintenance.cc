@@ -32,7 +32,7 @@ Maintenance::Maintenance(Store& store, std::string worker_id, JobSlots& slots,
       completer_(completer),
       duties_(duties),
       queue_(queue),
-      options_((options.validate(), options)) {
+      options_(validated(std::move(options))) {
   schedule_from(clock_.now());
   subscription_ = store_.cancel_notifier().subscribe([this](TimePoint) { heartbeat_now(); });
 }

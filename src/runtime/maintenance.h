@@ -26,7 +26,7 @@
 #include "runtime/registration.h"
 #include "runtime/relay.h"
 #include "runtime/rescuer.h"
-#include "runtime/service_thread.h"
+#include "runtime/service.h"
 
 namespace ergon::runtime {
 

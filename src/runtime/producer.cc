@@ -21,7 +21,7 @@ Producer::Producer(Store& store, const ClaimPolicy& policy, JobSlots& slots,
       policy_(policy),
       slots_(slots),
       registration_(registration),
-      options_((options.validate(), options)),
+      options_(validated(std::move(options))),
       more_(policy.targets().size(), 1) {
   subscription_ = store_.notifier().subscribe([this](TimePoint due) { on_notify(due); });
 }

@@ -20,7 +20,7 @@
 #include "runtime/claims.h"
 #include "runtime/job_slots.h"
 #include "runtime/registration.h"
-#include "runtime/service_thread.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {

@@ -17,7 +17,7 @@ Relay::Relay(Store& store, std::string worker_id, JobQueue& queue, RelayOptions 
       clock_(store.clock()),
       worker_id_(std::move(worker_id)),
       queue_(queue),
-      options_((options.validate(), options)),
+      options_(validated(std::move(options))),
       next_trigger_check_(saturating_add(clock_.now(), options_.trigger_check_interval)) {}
 
 Relay::~Relay() { stop(); }

@@ -17,7 +17,7 @@
 
 #include "runtime/duty.h"
 #include "runtime/job_queue.h"
-#include "runtime/service_thread.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {

@@ -48,7 +48,7 @@ Completer::Completer(Store& store, std::string worker_id, JobSlots& slots, const
       slots_(slots),
       events_(events),
       queue_(queue),
-      options_((options.validate(), options)) {}
+      options_(validated(std::move(options))) {}
 
 Completer::~Completer() { stop(); }
 
@@ -59,24 +59,15 @@ void Completer::enqueue(FinishedAttempt attempt) {
 }
 
 void Completer::start() {
-  std::lock_guard lock(mu_);
-  if (thread_.joinable()) return;
-  thread_ = std::thread([this] { loop(); });
+  thread_.start([this] { loop(); });
 }
 
-void Completer::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    cv_.notify_all();
-  }
-  if (thread_.joinable()) thread_.join();
-}
+void Completer::stop() { thread_.stop(); }
 
 void Completer::loop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+    cv_.wait(lock, [&] { return thread_.stop_requested() || !waiting_.empty(); });
     if (waiting_.empty()) return;  // stopping, and everything stored
     lock.unlock();
     run_once();

@@ -25,6 +25,7 @@
 #include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/outcome.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -76,7 +77,13 @@ class Completer {
                std::string_view queue);
 
   // Held around a write of many of this worker's Running rows at once: the completer's batch
-  // and the heartbeat of its jobs. See completer.cc.
+  // and the heartbeat of its jobs. Both change many of the same rows, in one statement or
+  // transaction each, from two connections, and on PostgreSQL row locks taken in two orders
+  // deadlock (found only after deadlock_timeout, a second). Taking them in one order in SQL (a
+  // CTE with ORDER BY id FOR UPDATE) slows every batch on the hot path; a heartbeat every few
+  // seconds that waits for one batch costs little. Other writers of Running rows never hold
+  // several at once while waiting (the rescuer skips locked rows; a cancel and a single outcome
+  // change one row).
   [[nodiscard]] std::mutex& rows_mutex() { return rows_mu_; }
 
  private:
@@ -98,8 +105,7 @@ class Completer {
   std::mutex mu_;
   std::condition_variable cv_;           // outcomes queued, stop
   std::deque<FinishedAttempt> waiting_;  // guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
-  std::thread thread_;
+  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

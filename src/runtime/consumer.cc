@@ -20,22 +20,15 @@ Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, mes
       policy_(policy),
       slots_(slots),
       queue_(queue),
-      options_((options.validate(), options)) {}
+      options_(validated(std::move(options))) {}
 
 Consumer::~Consumer() { stop(); }
 
 void Consumer::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+  thread_.start([this] { loop(); });
 }
 
-void Consumer::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Consumer::stop() { thread_.stop(); }
 
 void Consumer::poke() {
   { std::lock_guard lock(mu_); }

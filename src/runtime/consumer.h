@@ -15,6 +15,7 @@
 #include "runtime/claims.h"
 #include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -45,7 +46,7 @@ class Consumer {
  private:
   void loop();
   void take(messaging::JobMessage& m);
-  bool stopping_locked() const { return stop_ || slots_.stopping(); }
+  bool stopping_locked() const { return thread_.stop_requested() || slots_.stopping(); }
 
   Store& store_;
   Clock& clock_;
@@ -57,8 +58,7 @@ class Consumer {
 
   std::mutex mu_;
   std::condition_variable cv_;  // a slot freed, the stop
-  bool stop_ = false;           // guarded by mu_
-  std::thread thread_;
+  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

@@ -4,6 +4,8 @@
 
 #include <typeinfo>
 
+#include "runtime/service.h"
+
 namespace ergon::runtime {
 namespace {
 
@@ -36,7 +38,7 @@ Executor::Executor(Store& store, std::string worker_id, const HandlerRegistry& h
       slots_(slots),
       completer_(completer),
       events_(events),
-      options_((options.validate(), options)) {}
+      options_(validated(std::move(options))) {}
 
 Executor::~Executor() { stop(); }
 

@@ -67,7 +67,7 @@ bool Heartbeat::run_once(TimePoint now, bool jobs_due) {
     if (before.held == 0) return;
     std::vector<HeldJob> held;
     {
-      // With the completer's batches: both write many of the same rows (completer.cc).
+      // Not alongside a batch of the completer's: see Completer::rows_mutex().
       std::lock_guard rows(completer_.rows_mutex());
       held = store_.job_heartbeat(worker_id_, now);
     }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "runtime/service.h"
+
 namespace ergon::runtime {
 
 void SlotOptions::validate() const {
@@ -17,7 +19,7 @@ void SlotOptions::validate() const {
 }
 
 JobSlots::JobSlots(SlotOptions options)
-    : max_((options.validate(), options.max_concurrent_jobs)),
+    : max_(validated(options).max_concurrent_jobs),
       prefetch_(options.prefetch_jobs),
       capacity_(max_ + prefetch_),
       limits_(std::move(options.target_limits)),

@@ -32,7 +32,7 @@ Maintenance::Maintenance(Store& store, std::string worker_id, JobSlots& slots,
       completer_(completer),
       duties_(duties),
       queue_(queue),
-      options_((options.validate(), options)) {
+      options_(validated(std::move(options))) {
   schedule_from(clock_.now());
   subscription_ = store_.cancel_notifier().subscribe([this](TimePoint) { heartbeat_now(); });
 }
@@ -50,21 +50,13 @@ void Maintenance::schedule_from(TimePoint now) {
 }
 
 void Maintenance::start() {
-  if (thread_.joinable()) return;
   // Timed from here, in the starting thread, so that the schedule does not depend on when the
   // new thread gets to run.
   schedule_from(clock_.now());
-  thread_ = std::thread([this] { loop(); });
+  thread_.start([this] { loop(); });
 }
 
-void Maintenance::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
-  if (thread_.joinable()) thread_.join();
-}
+void Maintenance::stop() { thread_.stop(); }
 
 void Maintenance::heartbeat_now() {
   std::lock_guard lock(mu_);
@@ -107,13 +99,13 @@ void Maintenance::run_once() {
 
 void Maintenance::loop() {
   std::unique_lock lock(mu_);
-  while (!stop_) {
+  while (!thread_.stop_requested()) {
     lock.unlock();
     run_once();
     lock.lock();
     TimePoint deadline = std::min({saturating_add(clock_.now(), options_.progress_interval),
                                    next_heartbeat_, registration_.next_heartbeat()});
-    while (!stop_ && !heartbeat_now_ && clock_.now() < deadline) {
+    while (!thread_.stop_requested() && !heartbeat_now_ && clock_.now() < deadline) {
       clock_.wait_until(lock, cv_, deadline);
     }
   }

@@ -26,6 +26,7 @@
 #include "runtime/registration.h"
 #include "runtime/relay.h"
 #include "runtime/rescuer.h"
+#include "runtime/service.h"
 
 namespace ergon::runtime {
 
@@ -92,8 +93,7 @@ class Maintenance {
   std::mutex mu_;
   std::condition_variable cv_;  // heartbeat_now(), the stop
   bool heartbeat_now_ = false;  // guarded by mu_
-  bool stop_ = false;           // guarded by mu_
-  std::thread thread_;
+  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

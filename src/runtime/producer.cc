@@ -21,7 +21,7 @@ Producer::Producer(Store& store, const ClaimPolicy& policy, JobSlots& slots,
       policy_(policy),
       slots_(slots),
       registration_(registration),
-      options_((options.validate(), options)),
+      options_(validated(std::move(options))),
       more_(policy.targets().size(), 1) {
   subscription_ = store_.notifier().subscribe([this](TimePoint due) { on_notify(due); });
 }
@@ -32,17 +32,10 @@ Producer::~Producer() {
 }
 
 void Producer::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+  thread_.start([this] { loop(); });
 }
 
-void Producer::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Producer::stop() { thread_.stop(); }
 
 void Producer::poke() {
   // Taken and released so that a waiter between its check and its wait cannot miss this.

@@ -20,6 +20,7 @@
 #include "runtime/claims.h"
 #include "runtime/job_slots.h"
 #include "runtime/registration.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -56,7 +57,7 @@ class Producer {
   bool claimable_locked() const;
   void look_again_locked();
   void note_wakeups_locked(TimePoint now);
-  bool stopping_locked() const { return stop_ || slots_.stopping(); }
+  bool stopping_locked() const { return thread_.stop_requested() || slots_.stopping(); }
 
   Store& store_;
   Clock& clock_;
@@ -76,8 +77,7 @@ class Producer {
   bool wake_ = false;                      // a notify for a job due now; guarded by mu_
   TimePoint next_due_ = TimePoint::max();  // earliest due time told; guarded by mu_
   TimePoint poll_at_ = TimePoint::max();   // when idle targets look again; guarded by mu_
-  bool stop_ = false;                      // guarded by mu_
-  std::thread thread_;
+  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

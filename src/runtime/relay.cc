@@ -17,25 +17,17 @@ Relay::Relay(Store& store, std::string worker_id, messaging::JobQueue& queue, Re
       clock_(store.clock()),
       worker_id_(std::move(worker_id)),
       queue_(queue),
-      options_((options.validate(), options)),
+      options_(validated(std::move(options))),
       next_trigger_check_(saturating_add(clock_.now(), options_.trigger_check_interval)) {}
 
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
-  if (thread_.joinable()) return;
   next_trigger_check_ = saturating_add(clock_.now(), options_.trigger_check_interval);
-  thread_ = std::thread([this] { loop(); });
+  thread_.start([this] { loop(); });
 }
 
-void Relay::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Relay::stop() { thread_.stop(); }
 
 std::size_t Relay::run_once() {
   // A worker that saw no live relay may have dropped the triggers while this one was starting
@@ -61,7 +53,7 @@ std::size_t Relay::run_once() {
 void Relay::loop() {
   long failures = 0;
   std::unique_lock lock(mu_);
-  while (!stop_) {
+  while (!thread_.stop_requested()) {
     lock.unlock();
     std::size_t sent = 0;
     try {
@@ -73,7 +65,7 @@ void Relay::loop() {
     lock.lock();
     if (sent == static_cast<std::size_t>(options_.max_batch)) continue;  // there may be more
     TimePoint until = saturating_add(clock_.now(), options_.relay_interval);
-    while (!stop_ && clock_.now() < until) clock_.wait_until(lock, cv_, until);
+    while (!thread_.stop_requested() && clock_.now() < until) clock_.wait_until(lock, cv_, until);
   }
 }
 

@@ -17,6 +17,7 @@
 
 #include "runtime/duty.h"
 #include "messaging/job_queue.h"
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -54,8 +55,7 @@ class Relay {
 
   std::mutex mu_;
   std::condition_variable cv_;  // the stop
-  bool stop_ = false;           // guarded by mu_
-  std::thread thread_;
+  ServiceThread thread_{mu_, cv_};
 };
 
 struct OutboxCheckOptions {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ergon/time_range.h"
+#include "runtime/service.h"
 
 namespace ergon::runtime {
 
@@ -25,7 +26,7 @@ Rescuer::Rescuer(Store& store, std::string worker_id, const Events& events, Resc
     : store_(store),
       worker_id_(std::move(worker_id)),
       events_(events),
-      options_((options.validate(), options)),
+      options_(validated(std::move(options))),
       duty_(worker_id_, "orphan rescue") {}
 
 void Rescuer::run_once(TimePoint now) {

@@ -33,6 +33,14 @@ class OutcomeTest : public ::testing::Test {
   static TimePoint retry_at(const OutcomeInput& in) {
     return in.now + retry_delay(in.attempt, in.retry_base_delay, in.retry_max_delay, 0.5);
   }
+  static void expect_failed(const Outcome& o, const std::string& error) {
+    EXPECT_TRUE(o.write);
+    EXPECT_EQ(o.status, JobStatus::kFailed);
+    EXPECT_EQ(o.error_message, error);
+    EXPECT_FALSE(o.give_back_attempt);
+    EXPECT_EQ(o.event, Event::kFailed);
+    EXPECT_EQ(o.event_error, error);
+  }
   static void expect_released(const Outcome& o, TimePoint run_at) {
     EXPECT_TRUE(o.write);
     EXPECT_EQ(o.status, JobStatus::kPending);
@@ -84,9 +92,7 @@ TEST_F(OutcomeTest, ATransactionThatDidNotCommitFailsTheAttemptWhateverWasAskedO
   EXPECT_EQ(o.event, Event::kRetryScheduled);
   EXPECT_EQ(o.event_error, "did not commit");
   in.attempt = 3;
-  o = decide_outcome(in);
-  EXPECT_EQ(o.status, JobStatus::kFailed);
-  EXPECT_EQ(o.event, Event::kFailed);
+  expect_failed(decide_outcome(in), "did not commit");
 }
 
 TEST_F(OutcomeTest, AThrowIsRetriedAtBackoffWhileAttemptsRemain) {
@@ -106,12 +112,9 @@ TEST_F(OutcomeTest, AThrowIsRetriedAtBackoffWhileAttemptsRemain) {
 TEST_F(OutcomeTest, AThrowOnTheLastAttemptFailsTheJob) {
   OutcomeInput in = input(Kind::kThrew, "std::runtime_error: boom");
   in.attempt = 3;
-  Outcome o = decide_outcome(in);
-  EXPECT_EQ(o.status, JobStatus::kFailed);
-  EXPECT_EQ(o.error_message, "std::runtime_error: boom");
-  EXPECT_EQ(o.event, Event::kFailed);
+  expect_failed(decide_outcome(in), "std::runtime_error: boom");
   in.attempt = 4;  // past the limit (lowered meanwhile): failed too
-  EXPECT_EQ(decide_outcome(in).status, JobStatus::kFailed);
+  expect_failed(decide_outcome(in), "std::runtime_error: boom");
 }
 
 TEST_F(OutcomeTest, AThrowAfterTheTimeoutSaysSo) {
@@ -162,20 +165,14 @@ TEST_F(OutcomeTest, ANonRetryableErrorFailsAtOnceEvenWhenStopping) {
   in.attempt = 1;
   in.flags.timed_out = 10s;
   in.flags.stopped_by_shutdown = true;
-  Outcome o = decide_outcome(in);
-  EXPECT_EQ(o.status, JobStatus::kFailed);
-  EXPECT_EQ(o.error_message, "ergon::NonRetryableError: bad input");  // no timeout prefix
-  EXPECT_EQ(o.event, Event::kFailed);
-  EXPECT_EQ(o.event_error, "ergon::NonRetryableError: bad input");
+  // At once (attempts were left), without a timeout prefix, and not given back.
+  expect_failed(decide_outcome(in), "ergon::NonRetryableError: bad input");
 }
 
 TEST_F(OutcomeTest, AJobWithoutAHandlerFailsAtOnce) {
   OutcomeInput in = input(Kind::kNoHandler, "no handler is registered for job type 'x'");
   in.attempt = 1;
-  Outcome o = decide_outcome(in);
-  EXPECT_EQ(o.status, JobStatus::kFailed);
-  EXPECT_EQ(o.error_message, "no handler is registered for job type 'x'");
-  EXPECT_EQ(o.event, Event::kFailed);
+  expect_failed(decide_outcome(in), "no handler is registered for job type 'x'");
 }
 
 TEST_F(OutcomeTest, ASnoozeIsDueAgainAfterItsDelayWithoutUsingTheAttempt) {
@@ -217,9 +214,8 @@ TEST_F(OutcomeTest, TheEndsOfAttemptsThatNeverRanOrRanTooLong) {
   EXPECT_EQ(t.event, Event::kRetryScheduled);
   EXPECT_EQ(t.event_error, *t.error_message);
   in.attempt = 3;
-  t = abandoned_after_timeout(10s, in);
-  EXPECT_EQ(t.status, JobStatus::kFailed);
-  EXPECT_EQ(t.event, Event::kFailed);
+  expect_failed(abandoned_after_timeout(10s, in),
+                "timed out after 00:00:10 and did not stop within the grace period");
 }
 
 TEST_F(OutcomeTest, FinishParamsCarryTheOutcomeAndTheAttemptsFencingToken) {

@@ -103,7 +103,7 @@ struct WorkerOptions {
   // (prefetch_jobs) or running (a handler past its timeout that ignores its stop token too). A
   // handler that returns frees its place at once, as it frees its slot, while its outcome
   // waits for the completer. 0: nothing from that queue. max_concurrent_jobs still bounds the
-  // total, and the queues without a limit share the pool as before: a limit caps a queue, it
+  // total, and the queues without a limit share the rest of the pool: a limit caps a queue, it
   // reserves no slot for it. Per worker; for a limit across workers, see
   // JobRunner::set_concurrency_limit (per job type).
   // Every limited queue must be listed in `queues`, which must then list every queue served:

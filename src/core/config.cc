@@ -319,7 +319,7 @@ Config parse(std::string_view json_text, const ConfigEnvironment& env, Extension
     r.bad("configuration", "must be a JSON object");
     throw_all(r.errors);
   }
-  // Messaging may sit at the top (as before) or inside JobsWorker (as .NET nests it).
+  // Messaging may sit at the top level or inside JobsWorker (as .NET nests it).
   std::string messaging_where = "Messaging";
   if (auto w = j.find("JobsWorker"); w != j.end() && w->is_object() && w->contains("Messaging")) {
     if (j.contains("Messaging")) {

@@ -294,8 +294,8 @@ TEST_F(CliSqliteFileTest, AReadOnlyDatabaseCanBeListed) {
   struct Mode {
     perms file, dir;
   } modes[] = {
-      // The read-only directories first: a -shm file left by an earlier reader would let
-      // them pass without the fix.
+      // The read-only directories first: a -shm file left by a reader before them would let
+      // them pass even if a reader there tried to create one.
       {perms::owner_read | perms::owner_write | perms::group_read | perms::others_read,
        perms::owner_read | perms::owner_exec | perms::group_read | perms::group_exec |
            perms::others_read | perms::others_exec},

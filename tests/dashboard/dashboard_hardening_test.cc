@@ -117,8 +117,8 @@ TEST_F(DashboardHardeningTest, FiftySlowConnectionsDoNotStarveAnAuthenticatedReq
     ASSERT_TRUE(slow.back()->connected());
     ASSERT_TRUE(slow.back()->send("GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "));
   }
-  // Half of them trickle a byte at a time (each byte used to restart the read timeout), the
-  // other half hold, while the authenticated request is under way.
+  // Half of them trickle a byte at a time (a read timeout that each byte restarted would let them
+  // hold forever), the other half hold, while the authenticated request is under way.
   std::atomic<bool> answered{false};
   std::thread trickle([&] {
     for (int round = 0; round < 200 && !answered; ++round) {
@@ -235,7 +235,7 @@ TEST_F(DashboardHardeningTest, TheCookieIsDerivedFromTheTokenNotTheTokenItself) 
   std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
   EXPECT_EQ(cookie, "ergon_session=" + dashboard::session_cookie_value(kToken));
   EXPECT_EQ(status("/api/jobs", {{"Cookie", cookie}}), 200);
-  // The token itself is no cookie, under the old name or the new one.
+  // The token itself is no cookie, whether named ergon_token or ergon_session.
   EXPECT_EQ(status("/api/jobs", {{"Cookie", "ergon_token=" + kToken}}), 401);
   EXPECT_EQ(status("/api/jobs", {{"Cookie", "ergon_session=" + kToken}}), 401);
   // Nor is the cookie a Bearer token.

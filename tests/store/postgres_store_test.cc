@@ -151,7 +151,7 @@ TEST(PgListenerTest, StopsPromptlyWhileWaitingToReconnect) {
 }
 
 // A statement PostgreSQL plans for its parameters at every execution pays the planner each
-// time: for the claim with a backlog that was as much as executing it. The claims run on
+// time: for the claim with a backlog, as much as executing it. The claims run on
 // connections that plan generically; the other statements of the hot path are written so that
 // the plan cache settles on a generic plan after its five custom ones.
 TEST_F(PostgresStoreTest, TheHotPathsStatementsSettleOnGenericPlans) {

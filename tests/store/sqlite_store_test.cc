@@ -54,8 +54,8 @@ TEST_F(SqliteStoreTest, ParsesUrls) {
 
 // SQLite's planner has no statistics unless someone runs ANALYZE, and Ergon never does. Without
 // them it guessed that `status = 'Pending'` on jobs_status_idx finds a handful of rows and read
-// the whole backlog that way, sorting it on every claim (the 20,000-job burn-down ran at about
-// 1,000 jobs/s instead of 7,700). The claims name their indexes; this holds them to it.
+// the whole backlog that way, sorting it on every claim (a 20,000-job burn-down runs seven times
+// slower that way). The claims name their indexes; this holds them to it.
 TEST_F(SqliteStoreTest, ClaimsReadTheirIndexesInOrderWithoutStatistics) {
   auto store = open_store(sqlite_url(dir_), {.clock = &clock_});
   JobRunner runner(store);
@@ -136,7 +136,8 @@ TEST_F(SqliteStoreTest, UpgradingFromVersion8KeepsTheJobsAndTheStatusCheck) {
   for (const auto& j : store->job_list({})) statuses.insert(j.status);
   EXPECT_EQ(statuses, (std::multiset<JobStatus>{JobStatus::kPending, JobStatus::kCompleted}));
 
-  // The prune reads jobs_finished_idx (the old index's predicate hid it from the planner).
+  // The prune reads jobs_finished_idx (a predicate on status IN (...) would hide it from the
+  // planner).
   std::string plan = one_text(
       "EXPLAIN QUERY PLAN DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
       "WHERE status = 'Completed' AND completed_at < '2026-02-01' LIMIT 10)");

@@ -239,8 +239,8 @@ PostgresUrl parse_postgres_url(std::string_view url) {
   bool app_name = false, timeout = false;
   // No JIT on Ergon's connections: its statements touch a handful of rows, yet the claim's
   // estimated cost (the skip scan over group keys is costed as if it visited many groups) can
-  // pass jit_above_cost, and compiling it took ~100 ms per claim, 6x Ergon's whole throughput
-  // on a 50 000-job burn-down (docs/performance.md). The URL's own `options` come after it, so
+  // pass jit_above_cost, and compiling it takes about 100 ms per claim, many times the claim's own
+  // work. The URL's own `options` come after it, so
   // a user who wants JIT back can say so (options=-c%20jit%3Don).
   std::string server_options = "-c jit=off";
   for (auto* o = options; o->keyword != nullptr; ++o) {

@@ -189,8 +189,8 @@ class PostgresStore final : public Store {
   // otherwise plan the claim for its parameters at every execution, which took about as long
   // as executing it (the generic plan's LIMIT $2 is costed at a tenth of the backlog, so it
   // never looks cheaper). The plain claim's generic plan reads jobs_claim_idx and jobs_pkey
-  // with 50,000 and with 1,000,000 jobs due (EXPLAIN, docs/performance.md); other statements
-  // keep the default.
+  // with 50,000 and with 1,000,000 jobs due (EXPLAIN; postgres_store_test checks it); other
+  // statements keep the default.
   PgPool claim_pool_;
   std::string quoted_schema_;  // set by the constructor, then constant
   std::unique_ptr<Statements> sql_;

@@ -21,8 +21,8 @@
 #include <string>
 #include <thread>
 
-#include "runtime/events.h"
 #include "messaging/job_queue.h"
+#include "runtime/events.h"
 #include "runtime/job_slots.h"
 #include "runtime/outcome.h"
 #include "runtime/service.h"

@@ -13,8 +13,8 @@ void ConsumerOptions::validate() const {
   if (max_receive < 1) throw Error(ErrorCode::kInvalidArgument, "max_receive must be at least 1");
 }
 
-Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, messaging::JobQueue& queue,
-                   ConsumerOptions options)
+Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots,
+                   messaging::JobQueue& queue, ConsumerOptions options)
     : store_(store),
       clock_(store.clock()),
       policy_(policy),
@@ -38,7 +38,8 @@ void Consumer::poke() {
 std::size_t Consumer::run_once() {
   int free = slots_.room();
   if (free <= 0) return 0;
-  std::vector<messaging::JobMessage> messages = queue_.receive(std::min(free, options_.max_receive));
+  std::vector<messaging::JobMessage> messages =
+      queue_.receive(std::min(free, options_.max_receive));
   for (auto& m : messages) take(m);
   return messages.size();
 }

@@ -12,8 +12,8 @@
 #include <mutex>
 #include <thread>
 
-#include "runtime/claims.h"
 #include "messaging/job_queue.h"
+#include "runtime/claims.h"
 #include "runtime/job_slots.h"
 #include "runtime/service.h"
 #include "store/store.h"

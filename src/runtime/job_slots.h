@@ -34,9 +34,9 @@
 #include <vector>
 
 #include "ergon/clock.h"
+#include "messaging/job_queue.h"
 #include "runtime/attempt_context.h"
 #include "runtime/claims.h"
-#include "messaging/job_queue.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -64,7 +64,7 @@ struct Slot {
   bool lost = false;            // the job is no longer ours (rescued elsewhere)
   bool finishing = false;       // the handler returned; its outcome is being stored
   std::optional<messaging::JobMessage> message;  // the queue message that brought the job
-  TimePoint message_hidden_until;     // when that message would reappear
+  TimePoint message_hidden_until;                // when that message would reappear
 };
 
 struct SlotOptions {

@@ -27,13 +27,13 @@
 #include <thread>
 
 #include "ergon/time_range.h"
+#include "messaging/job_queue.h"
 #include "runtime/claims.h"
 #include "runtime/completer.h"
 #include "runtime/consumer.h"
 #include "runtime/events.h"
 #include "runtime/executor.h"
 #include "runtime/heartbeat.h"
-#include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/maintenance.h"
 #include "runtime/producer.h"
@@ -246,7 +246,7 @@ class JobsWorker::Impl {
   const HandlerRegistry handlers_;
   const WorkerOptions opts_;
   const std::string worker_id_;
-  const int max_;                                // max_concurrent_jobs, resolved
+  const int max_;                                  // max_concurrent_jobs, resolved
   const std::unique_ptr<messaging::JobQueue> mq_;  // the messaging transport, if configured
   const runtime::Events events_;
   const runtime::ClaimPolicy policy_;

@@ -18,9 +18,9 @@
 #include <mutex>
 #include <thread>
 
+#include "messaging/job_queue.h"
 #include "runtime/completer.h"
 #include "runtime/heartbeat.h"
-#include "messaging/job_queue.h"
 #include "runtime/job_slots.h"
 #include "runtime/pruner.h"
 #include "runtime/registration.h"

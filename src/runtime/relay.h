@@ -15,8 +15,8 @@
 #include <mutex>
 #include <thread>
 
-#include "runtime/duty.h"
 #include "messaging/job_queue.h"
+#include "runtime/duty.h"
 #include "runtime/service.h"
 #include "store/store.h"
 

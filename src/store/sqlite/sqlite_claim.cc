@@ -41,10 +41,10 @@ constexpr std::string_view kUnlimited = R"sql(
 )sql";
 
 std::string claim_sql(std::string_view sql) {
-  return expand_sql(sql, {{"CLAIM_SET", kClaimSet},
-                          {"QUEUE_FILTER", kQueueFilter},
-                          {"TYPE_FILTER", kTypeFilter},
-                          {"UNLIMITED", kUnlimited}});
+  return fill(sql, {{"CLAIM_SET", kClaimSet},
+                    {"QUEUE_FILTER", kQueueFilter},
+                    {"TYPE_FILTER", kTypeFilter},
+                    {"UNLIMITED", kUnlimited}});
 }
 
 // INDEXED BY: SQLite plans without statistics unless ANALYZE has run (Ergon does not run it).

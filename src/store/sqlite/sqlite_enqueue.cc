@@ -16,7 +16,7 @@ constexpr std::string_view kUniquePredicate = R"sql(
 )sql";
 
 std::string enqueue_sql(std::string_view sql) {
-  return expand_sql(sql, {{"UNIQUE_PREDICATE", kUniquePredicate}});
+  return fill(sql, {{"UNIQUE_PREDICATE", kUniquePredicate}});
 }
 
 // A unique key already held makes the insert do nothing (sqlite3_changes() == 0): by a

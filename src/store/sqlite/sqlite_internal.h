@@ -1,6 +1,6 @@
 // store/sqlite/sqlite_internal.h — what the SQLite store's files share: errors, reading
 // columns, binding parameters, the prepared statement and the write transaction, the job row,
-// and how statement text names its shared fragments. Included only by src/store/sqlite/*.cc.
+// and how statement text names the parts it shares. Included only by src/store/sqlite/*.cc.
 #pragma once
 
 #include <sqlite3.h>
@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ergon/error.h"
 #include "store/sqlite/sqlite_store.h"
@@ -22,18 +23,17 @@ namespace ergon::sqlite {
 
 // ---- Statement text ------------------------------------------------------------------------
 //
-// Every statement is a raw string literal in the file of its noun. A fragment that several
-// statements share is one named constant, written in them as @NAME@ and replaced (expand_sql)
-// once, when the statement's constant is built; a fragment may name others. Only the condition
-// of a JobFilter (@FILTER@, filter_where) is put in at each call: it depends on the filter.
+// Every statement is a raw string literal in the file of its noun, as on PostgreSQL. A part
+// that several statements share is one named constant, written in them as a named hole
+// (@NAME@) and filled once, when the statement's constant is built; a hole's SQL may hold
+// others. Only the condition of a JobFilter (@FILTER@, filter_where) is filled at each call: it
+// depends on the filter.
 
-struct SqlFragment {
-  std::string_view name;  // without the @s
-  std::string_view text;
-};
+// Named holes of a statement (@NAME@, given without the @s) and the SQL that fills each.
+using Holes = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
-// The columns every read of a job returns, in JobRecord order (read_job): @JOB_COLUMNS@, known
-// to every expansion.
+// The columns every read of a job returns, in JobRecord order (read_job): @JOB_COLUMNS@, a hole
+// every statement may name.
 inline constexpr std::string_view kJobColumns = R"sql(
   id, job_type, job_data, status, created_at, started_at, completed_at, error_message,
   progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts,
@@ -41,10 +41,10 @@ inline constexpr std::string_view kJobColumns = R"sql(
   group_key, lease
 )sql";
 
-// `sql` with each @NAME@ replaced by the text of the fragment of that name (JOB_COLUMNS or one
-// of `fragments`). Throws std::logic_error for a name it does not know: a mistake in a
-// statement fails when its constant is built, not when it is first run.
-std::string expand_sql(std::string_view sql, std::initializer_list<SqlFragment> fragments = {});
+// `sql` with each hole filled: @JOB_COLUMNS@ and those of `holes`. Throws std::logic_error for
+// a hole it has no SQL for: a mistake in a statement fails when its constant is built, not
+// when it first runs.
+std::string fill(std::string_view sql, Holes holes = {});
 
 // ---- Reading columns -----------------------------------------------------------------------
 

@@ -31,9 +31,9 @@ constexpr std::string_view kKeyFree = R"sql(
                          OR (o.status = 'Running' AND o.unique_while_running = 1))))
 )sql";
 
-// `sql` with the fragments above, and @FILTER@ the condition of a JobFilter (filter_where).
+// `sql` with the holes above filled, and @FILTER@ the condition of a JobFilter (filter_where).
 std::string ops_sql(std::string_view sql, std::string_view filter = {}) {
-  return expand_sql(sql, {{"RETRY_SET", kRetrySet}, {"KEY_FREE", kKeyFree}, {"FILTER", filter}});
+  return fill(sql, {{"RETRY_SET", kRetrySet}, {"KEY_FREE", kKeyFree}, {"FILTER", filter}});
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ constexpr std::string_view kRescueSet = R"sql(
 )sql";
 
 std::string outcome_sql(std::string_view sql) {
-  return expand_sql(sql, {{"UNIQUE_GIVE_UP", kUniqueGiveUp}, {"RESCUE_SET", kRescueSet}});
+  return fill(sql, {{"UNIQUE_GIVE_UP", kUniqueGiveUp}, {"RESCUE_SET", kRescueSet}});
 }
 
 // The WHERE clause is the fence: only the claim (lease) that holds the job may move it on.

@@ -16,7 +16,7 @@ constexpr std::string_view kScheduleColumns = R"sql(
 )sql";
 
 std::string schedule_sql(std::string_view sql) {
-  return expand_sql(sql, {{"SCHEDULE_COLUMNS", kScheduleColumns}});
+  return fill(sql, {{"SCHEDULE_COLUMNS", kScheduleColumns}});
 }
 
 ScheduleRecord read_schedule(sqlite3_stmt* s) {

@@ -22,7 +22,7 @@ namespace ergon::sqlite {
   throw Error(ErrorCode::kStore, msg);
 }
 
-std::string expand_sql(std::string_view sql, std::initializer_list<SqlFragment> fragments) {
+std::string fill(std::string_view sql, Holes holes) {
   std::string out;
   out.reserve(sql.size());
   for (;;) {
@@ -33,13 +33,13 @@ std::string expand_sql(std::string_view sql, std::initializer_list<SqlFragment> 
     const std::string_view name = sql.substr(at + 1, end - at - 1);
     std::optional<std::string_view> text;
     if (name == "JOB_COLUMNS") text = kJobColumns;
-    for (const SqlFragment& f : fragments) {
-      if (f.name == name) text = f.text;
+    for (const auto& [hole, filling] : holes) {
+      if (hole == name) text = filling;
     }
     if (end == std::string_view::npos || !text) {
-      throw std::logic_error("SQL names an unknown fragment @" + std::string(name) + "@");
+      throw std::logic_error("SQL names an unknown hole @" + std::string(name) + "@");
     }
-    out += expand_sql(*text, fragments);
+    out += fill(*text, holes);
     sql.remove_prefix(end + 1);
   }
 }
@@ -223,7 +223,7 @@ void SqliteStore::schema_check() {
 // ---- Reading jobs --------------------------------------------------------------------------
 
 std::optional<JobRecord> SqliteStore::job_get(const JobId& id) {
-  static const std::string sql = expand_sql(R"sql(
+  static const std::string sql = fill(R"sql(
     SELECT @JOB_COLUMNS@ FROM jobs WHERE id = ?
   )sql");
   std::lock_guard lock(mu_);
@@ -272,7 +272,7 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
   static constexpr std::string_view sql = R"sql(
     SELECT @JOB_COLUMNS@ FROM jobs WHERE @FILTER@ ORDER BY id DESC LIMIT ?
   )sql";
-  const std::string statement = expand_sql(sql, {{"FILTER", filter_where(f)}});
+  const std::string statement = fill(sql, {{"FILTER", filter_where(f)}});
   std::lock_guard lock(mu_);
   Binder b(db_, prepared(statement).get());
   bind_filter(b, f);

@@ -265,8 +265,7 @@ int PostgresStore::schema_version(PgConnection& conn) {
 std::vector<int> PostgresStore::schema_migrate() {
   auto conn = pool_.acquire();
   std::vector<int> applied;
-  conn->exec_script("BEGIN");
-  try {
+  transaction(*conn, [&] {
     // Serialises every migrator of this schema, in any process on any host: the second one
     // waits here, then finds the first one's version and has nothing to do. The _xact_ lock
     // is released by COMMIT or ROLLBACK, and by the server if this process dies mid-way, so
@@ -301,11 +300,7 @@ INSERT INTO @SCHEMA@.ergon_schema_migrations (version, applied_at) VALUES ($1::i
                  record, Format::kText);
       applied.push_back(m.version);
     }
-    conn->exec_script("COMMIT");
-  } catch (...) {
-    conn->rollback();
-    throw;
-  }
+  });
   return applied;
 }
 

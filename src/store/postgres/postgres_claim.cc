@@ -338,14 +338,7 @@ void PostgresStore::claim_limited(const JobClaimParams& p, std::vector<JobRecord
     if (room <= 0) break;
     if (!claims_type(p, type)) continue;
     auto conn = pool_.acquire();
-    conn->exec_script("BEGIN");
-    try {
-      claim_type(*conn, p, type, room, out);
-      conn->exec_script("COMMIT");
-    } catch (...) {
-      conn->rollback();
-      throw;
-    }
+    transaction(*conn, [&] { claim_type(*conn, p, type, room, out); });
   }
 }
 
@@ -392,11 +385,7 @@ std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, co
   // The claim's clock rule: `now` is the last parameter, left out on the database clock.
   if (!database_clock_) params.time(p.now);
   types_param(params, p.job_types);
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->claim.by_id, params);
-  }
+  PgResult r = pooled_run(sql_->claim.by_id, params);
   if (PQntuples(r.get()) == 0) return std::nullopt;
   return read_job(r.get(), 0);
 }

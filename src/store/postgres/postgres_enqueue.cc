@@ -225,8 +225,7 @@ void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
   for (const auto& p : jobs) earliest = std::min(earliest, p.run_at);
   {
     auto conn = pool_.acquire();
-    conn->exec_script("BEGIN");
-    try {
+    transaction(*conn, [&] {
       // On the database clock every row is stamped with the transaction's now(), read once
       // (it is constant within the transaction), plus the offset the caller meant.
       std::optional<TimePoint> base;
@@ -277,11 +276,7 @@ void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
       // One notification for the whole batch, with its earliest due time, sent on commit.
       conn->exec(sql_->notify.sql,
                  PgParams().text(channel_).text(format_timestamp(earliest_stored)), Format::kText);
-      conn->exec_script("COMMIT");
-    } catch (...) {
-      conn->rollback();
-      throw;
-    }
+    });
   }
   notifier().notify(earliest);  // one wake-up for the batch
 }

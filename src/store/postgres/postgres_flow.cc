@@ -54,17 +54,12 @@ void PostgresStore::limit_set(const TypeLimit& l, TimePoint now) {
   if (!database_clock_) params.time(now);
   {
     auto conn = pool_.acquire();
-    conn->exec_script("BEGIN");
-    try {
+    transaction(*conn, [&] {
       conn->run(sql_->flow.limit_set, params, Format::kText);
       // A type without a rate limit keeps no start log (a rate set later counts afresh).
       if (!l.rate_limit)
         conn->run(sql_->flow.starts_clear, PgParams().text(l.job_type), Format::kText);
-      conn->exec_script("COMMIT");
-    } catch (...) {
-      conn->rollback();
-      throw;
-    }
+    });
   }
   limited_types_.invalidate();
   notifier().notify(now);  // a raised or changed limit may let waiting jobs start
@@ -74,26 +69,17 @@ void PostgresStore::limit_remove(std::string_view job_type, TimePoint now) {
   require_no_nul(job_type, "job type");
   {
     auto conn = pool_.acquire();
-    conn->exec_script("BEGIN");
-    try {
+    transaction(*conn, [&] {
       conn->run(sql_->flow.limit_remove, PgParams().text(job_type), Format::kText);
       conn->run(sql_->flow.starts_clear, PgParams().text(job_type), Format::kText);
-      conn->exec_script("COMMIT");
-    } catch (...) {
-      conn->rollback();
-      throw;
-    }
+    });
   }
   limited_types_.invalidate();
   notifier().notify(now);  // waiting jobs of the type may start
 }
 
 std::vector<TypeLimit> PostgresStore::limit_list() {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->flow.limit_list, PgParams());
-  }
+  PgResult r = pooled_run(sql_->flow.limit_list, PgParams());
   std::vector<TypeLimit> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     TypeLimit l;
@@ -115,16 +101,11 @@ void PostgresStore::queue_set_paused(std::string_view name, bool paused, TimePoi
   PgParams params;
   params.text(name).boolean(paused);
   if (!database_clock_) params.time(now);
-  auto conn = pool_.acquire();
-  conn->run(sql_->flow.queue_set_paused, params, Format::kText);
+  pooled_run(sql_->flow.queue_set_paused, params, Format::kText);
 }
 
 std::vector<QueueRecord> PostgresStore::queue_list() {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->flow.queue_list, PgParams());
-  }
+  PgResult r = pooled_run(sql_->flow.queue_list, PgParams());
   std::vector<QueueRecord> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     out.push_back({pgbin::text(r.get(), i, 0), pgbin::boolean(r.get(), i, 1),

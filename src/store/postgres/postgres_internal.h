@@ -86,6 +86,20 @@ void require_transaction(PGconn* conn, std::string_view call);
 PgResult exec_on_caller(PGconn* conn, const std::string& sql, const PgParams& params,
                         std::string_view what);
 
+// Runs `body` on `conn` between `begin` and COMMIT; if anything throws, rolls back (a
+// connection that cannot be rolled back is marked broken) and rethrows.
+template <class Body>
+void transaction(PgConnection& conn, Body&& body, const std::string& begin = "BEGIN") {
+  conn.exec_script(begin);
+  try {
+    body();
+    conn.exec_script("COMMIT");
+  } catch (...) {
+    conn.rollback();
+    throw;
+  }
+}
+
 // Throws Error(kInvalidArgument) unless an operator's listing asks for 1 to 10000 rows.
 void check_limit(int limit);
 

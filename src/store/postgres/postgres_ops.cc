@@ -112,9 +112,8 @@ RETURNING j.run_at)sql",
 }
 
 bool PostgresStore::job_delete(const JobId& id) {
-  auto conn = pool_.acquire();
   // A row a worker is claiming is waited for and re-checked: Running by then, it stays.
-  auto r = conn->exec(
+  auto r = pooled_exec(
       sql_->context.text("DELETE FROM @SCHEMA@.jobs WHERE id = $1::uuid AND status <> 'Running'"),
       PgParams().text(id.to_string()), Format::kText);
   return std::string_view(PQcmdTuples(r.get())) == "1";
@@ -125,22 +124,17 @@ int PostgresStore::job_delete_matching(const JobFilter& f) {
   std::string where = filter_sql(f, p);
   std::string sql = sql_->context.text(
       "DELETE FROM @SCHEMA@.jobs WHERE status <> 'Running' AND @FILTER@", {{"@FILTER@", where}});
-  auto conn = pool_.acquire();
-  auto r = conn->exec(sql, p.params(), Format::kText);
+  auto r = pooled_exec(sql, p.params(), Format::kText);
   return std::atoi(PQcmdTuples(r.get()));
 }
 
 std::vector<JobTypeCount> PostgresStore::job_pending_types() {
   // The Pending rows only (a scan of them; no index leads with job_type): an operator's
   // summary, not a hot path.
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql_->context.text(R"sql(
+  PgResult r = pooled_exec(sql_->context.text(R"sql(
 SELECT job_type, count(*) FROM @SCHEMA@.jobs WHERE status = 'Pending'
 GROUP BY job_type ORDER BY job_type)sql"),
-                   PgParams());
-  }
+                           PgParams());
   std::vector<JobTypeCount> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     out.push_back({pgbin::text(r.get(), i, 0), pgbin::int8(r.get(), i, 1)});
@@ -157,11 +151,7 @@ SELECT queue, status, count(*),
        min(run_at) FILTER (WHERE status = 'Pending' AND run_at <= @NOW@)
 FROM @SCHEMA@.jobs GROUP BY queue, status)sql",
                                        {{"@NOW@", now_sql}});
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql, p.params());
-  }
+  PgResult r = pooled_exec(sql, p.params());
   std::vector<JobCount> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     JobCount c;
@@ -192,11 +182,7 @@ FROM @SCHEMA@.jobs
 WHERE status IN ('Completed', 'Failed') AND completed_at >= @FROM@
 GROUP BY 1, 2)sql",
                                        {{"@FROM@", from}, {"@WIDTH@", width}});
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql, p.params());
-  }
+  PgResult r = pooled_exec(sql, p.params());
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     auto k = pgbin::int8(r.get(), i, 0);
     if (k < 0 || k >= static_cast<std::int64_t>(out.size())) continue;  // after now
@@ -208,29 +194,24 @@ GROUP BY 1, 2)sql",
 }
 
 void PostgresStore::audit_insert(const AuditRecord& a) {
-  auto conn = pool_.acquire();
-  conn->exec(sql_->context.text(R"sql(
+  pooled_exec(sql_->context.text(R"sql(
 INSERT INTO @SCHEMA@.audit_log (at, actor, action, target, detail)
 VALUES ($1::timestamptz, $2, $3, $4, $5))sql"),
-             PgParams()
-                 .time(a.at)
-                 .text(clean_text(a.actor))
-                 .text(clean_text(a.action))
-                 .text(clean_text(a.target))
-                 .text(clean_text(a.detail)),
-             Format::kText);
+              PgParams()
+                  .time(a.at)
+                  .text(clean_text(a.actor))
+                  .text(clean_text(a.action))
+                  .text(clean_text(a.target))
+                  .text(clean_text(a.detail)),
+              Format::kText);
 }
 
 std::vector<AuditRecord> PostgresStore::audit_list(int limit) {
   check_limit(limit);
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql_->context.text(R"sql(
+  PgResult r = pooled_exec(sql_->context.text(R"sql(
 SELECT id, at, actor, action, target, detail FROM @SCHEMA@.audit_log
 ORDER BY id DESC LIMIT $1::integer)sql"),
-                   PgParams().integer(static_cast<std::int64_t>(limit)));
-  }
+                           PgParams().integer(static_cast<std::int64_t>(limit)));
   std::vector<AuditRecord> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     AuditRecord a;

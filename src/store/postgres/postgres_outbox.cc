@@ -42,20 +42,12 @@ void PostgresStore::outbox_disable() {
 }
 
 OutboxState PostgresStore::outbox_state() {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql_->outbox.state, PgParams().text(quoted_schema_ + ".jobs"));
-  }
+  PgResult r = pooled_exec(sql_->outbox.state, PgParams().text(quoted_schema_ + ".jobs"));
   return {pgbin::boolean(r.get(), 0, 0), pgbin::int8(r.get(), 0, 1)};
 }
 
 std::vector<OutboxRow> PostgresStore::outbox_peek(int limit) {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->outbox.peek, PgParams().integer(static_cast<std::int64_t>(limit)));
-  }
+  PgResult r = pooled_run(sql_->outbox.peek, PgParams().integer(static_cast<std::int64_t>(limit)));
   std::vector<OutboxRow> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     out.push_back({pgbin::int8(r.get(), i, 0), pgbin::uuid(r.get(), i, 1),
@@ -72,8 +64,7 @@ void PostgresStore::outbox_remove(const std::vector<std::int64_t>& ids) {
     array += std::to_string(ids[i]);
   }
   array += "}";
-  auto conn = pool_.acquire();
-  conn->run(sql_->outbox.remove, PgParams().text(array), Format::kText);
+  pooled_run(sql_->outbox.remove, PgParams().text(array), Format::kText);
 }
 
 }  // namespace ergon::postgres

@@ -140,8 +140,7 @@ void PostgresStore::schedule_upsert(const ScheduleUpsertParams& p) {
 }
 
 bool PostgresStore::schedule_remove(std::string_view name) {
-  auto conn = pool_.acquire();
-  auto r = conn->run(sql_->schedules.remove, PgParams().text(name), Format::kText);
+  auto r = pooled_run(sql_->schedules.remove, PgParams().text(name), Format::kText);
   return std::string_view(PQcmdTuples(r.get())) == "1";
 }
 
@@ -158,41 +157,28 @@ bool PostgresStore::schedule_set_enabled(std::string_view name, bool enabled) {
 }
 
 std::optional<ScheduleRecord> PostgresStore::schedule_get(std::string_view name) {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->schedules.get, PgParams().text(name));
-  }
+  PgResult r = pooled_run(sql_->schedules.get, PgParams().text(name));
   if (PQntuples(r.get()) == 0) return std::nullopt;
   return read_schedule(r.get(), 0);
 }
 
 std::vector<ScheduleRecord> PostgresStore::schedule_list() {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->schedules.list, PgParams());
-  }
+  PgResult r = pooled_run(sql_->schedules.list, PgParams());
   std::vector<ScheduleRecord> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_schedule(r.get(), i));
   return out;
 }
 
 std::vector<ScheduleRecord> PostgresStore::schedule_due(TimePoint now, int limit) {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->schedules.due,
-                  PgParams().time(now).integer(static_cast<std::int64_t>(limit)));
-  }
+  PgResult r = pooled_run(sql_->schedules.due,
+                          PgParams().time(now).integer(static_cast<std::int64_t>(limit)));
   std::vector<ScheduleRecord> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_schedule(r.get(), i));
   return out;
 }
 
 std::optional<TimePoint> PostgresStore::schedule_next_due() {
-  auto conn = pool_.acquire();
-  auto r = conn->run(sql_->schedules.next_due, PgParams());
+  auto r = pooled_run(sql_->schedules.next_due, PgParams());
   return pgbin::opt_timestamptz(r.get(), 0, 0);
 }
 

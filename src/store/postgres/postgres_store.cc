@@ -347,12 +347,18 @@ std::map<std::string, PostgresStore::PlanCounts> PostgresStore::TEST_plan_counts
 
 void PostgresStore::TEST_notify_inline(bool on) { waker_.TEST_inline(on); }
 
+PgResult PostgresStore::pooled_run(const PgStatement& st, const PgParams& params, Format format) {
+  auto conn = pool_.acquire();
+  return conn->run(st, params, format);
+}
+
+PgResult PostgresStore::pooled_exec(const std::string& sql, const PgParams& params, Format format) {
+  auto conn = pool_.acquire();
+  return conn->exec(sql, params, format);
+}
+
 std::optional<JobRecord> PostgresStore::job_get(const JobId& id) {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->get, PgParams().text(id.to_string()));
-  }
+  PgResult r = pooled_run(sql_->get, PgParams().text(id.to_string()));
   if (PQntuples(r.get()) == 0) return std::nullopt;
   return read_job(r.get(), 0);
 }
@@ -407,11 +413,7 @@ std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
   std::string sql = sql_->context.text(
       R"sql(SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE @FILTER@ ORDER BY id DESC LIMIT @LIMIT@)sql",
       {{"@COLUMNS@", job_columns()}, {"@FILTER@", where}, {"@LIMIT@", limit}});
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->exec(sql, p.params());
-  }
+  PgResult r = pooled_exec(sql, p.params());
   std::vector<JobRecord> out;
   int rows = PQntuples(r.get());
   out.reserve(static_cast<std::size_t>(rows));

@@ -164,6 +164,12 @@ class PostgresStore final : public Store {
  private:
   struct Statements;  // postgres_internal.h
   void listener_ensure();
+  // One statement on a connection of pool_, given back before the result is read: as a
+  // prepared statement (run) or not (exec).
+  pq::PgResult pooled_run(const pq::PgStatement& st, const pq::PgParams& params,
+                          pq::Format format = pq::Format::kBinary);
+  pq::PgResult pooled_exec(const std::string& sql, const pq::PgParams& params,
+                           pq::Format format = pq::Format::kBinary);
   int schema_version(pq::PgConnection& conn);
   [[nodiscard]] pq::PgParams holder_params(const JobInsertParams& p) const;
   void claim_limited(const JobClaimParams& p, std::vector<JobRecord>& out, std::size_t count);

@@ -33,51 +33,43 @@ FROM @SCHEMA@.workers ORDER BY started_at)sql");
 }
 
 void PostgresStore::worker_register(const WorkerRecord& w) {
-  auto conn = pool_.acquire();
-  conn->run(sql_->workers.register_worker,
-            PgParams()
-                .text(w.id)
-                .text(w.name)
-                .text(w.host)
-                .integer(static_cast<std::int64_t>(w.pid))
-                .time(w.started_at)
-                .time(w.heartbeat_at)
-                .text(w.boot_id)
-                .integer(w.pid_namespace)
-                .integer(w.process_start)
-                .text(worker_types_json(w))
-                .boolean(w.relay),
-            Format::kText);
+  pooled_run(sql_->workers.register_worker,
+             PgParams()
+                 .text(w.id)
+                 .text(w.name)
+                 .text(w.host)
+                 .integer(static_cast<std::int64_t>(w.pid))
+                 .time(w.started_at)
+                 .time(w.heartbeat_at)
+                 .text(w.boot_id)
+                 .integer(w.pid_namespace)
+                 .integer(w.process_start)
+                 .text(worker_types_json(w))
+                 .boolean(w.relay),
+             Format::kText);
 }
 
 void PostgresStore::worker_heartbeat(std::string_view id, TimePoint now) {
   PgParams params;
   params.text(id);
   if (!database_clock_) params.time(now);
-  auto conn = pool_.acquire();
-  conn->run(sql_->workers.heartbeat, params, Format::kText);
+  pooled_run(sql_->workers.heartbeat, params, Format::kText);
 }
 
 void PostgresStore::worker_remove(std::string_view id) {
-  auto conn = pool_.acquire();
-  conn->run(sql_->workers.remove, PgParams().text(id), Format::kText);
+  pooled_run(sql_->workers.remove, PgParams().text(id), Format::kText);
 }
 
 int PostgresStore::worker_prune(TimePoint stale_before, TimePoint now) {
   PgParams params;
   params.time(stale_before);
   if (database_clock_) params.time(now);
-  auto conn = pool_.acquire();
-  auto r = conn->run(sql_->workers.prune, params, Format::kText);
+  auto r = pooled_run(sql_->workers.prune, params, Format::kText);
   return std::atoi(PQcmdTuples(r.get()));
 }
 
 std::vector<WorkerRecord> PostgresStore::worker_list() {
-  PgResult r;
-  {
-    auto conn = pool_.acquire();
-    r = conn->run(sql_->workers.list, PgParams());
-  }
+  PgResult r = pooled_run(sql_->workers.list, PgParams());
   std::vector<WorkerRecord> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     WorkerRecord w;

@@ -56,23 +56,13 @@ void store_gauges(Store& store, prometheus::Registry& reg) {
   try {
     const TimePoint now = store.clock().now();
     double running_total = 0;
-    try {
-      for (const auto& c : store.job_counts(now)) {
-        depth.Add({{"queue", c.queue}, {"status", std::string(to_string(c.status))}})
-            .Set(static_cast<double>(c.count));
-        if (c.status == JobStatus::kRunning) running_total += static_cast<double>(c.count);
-        if (c.oldest_due_run_at) {
-          oldest.Add({{"queue", c.queue}})
-              .Set(std::chrono::duration<double>(elapsed(*c.oldest_due_run_at, now)).count());
-        }
-      }
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kUnsupported) throw;
-      // A store without job_counts still knows what waits and runs per queue.
-      for (const auto& q : store.queue_list()) {
-        depth.Add({{"queue", q.name}, {"status", "Pending"}}).Set(static_cast<double>(q.pending));
-        depth.Add({{"queue", q.name}, {"status", "Running"}}).Set(static_cast<double>(q.running));
-        running_total += static_cast<double>(q.running);
+    for (const auto& c : store.job_counts(now)) {
+      depth.Add({{"queue", c.queue}, {"status", std::string(to_string(c.status))}})
+          .Set(static_cast<double>(c.count));
+      if (c.status == JobStatus::kRunning) running_total += static_cast<double>(c.count);
+      if (c.oldest_due_run_at) {
+        oldest.Add({{"queue", c.queue}})
+            .Set(std::chrono::duration<double>(elapsed(*c.oldest_due_run_at, now)).count());
       }
     }
     running.Add({}).Set(running_total);

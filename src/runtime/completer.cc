@@ -42,8 +42,7 @@ void CompleterOptions::validate() const {
 
 Completer::Completer(Store& store, std::string worker_id, JobSlots& slots, const Events& events,
                      messaging::JobQueue* queue, CompleterOptions options)
-    : store_(store),
-      clock_(store.clock()),
+    : Service(store),
       worker_id_(std::move(worker_id)),
       slots_(slots),
       events_(events),
@@ -58,16 +57,10 @@ void Completer::enqueue(FinishedAttempt attempt) {
   cv_.notify_all();
 }
 
-void Completer::start() {
-  thread_.start([this] { loop(); });
-}
-
-void Completer::stop() { thread_.stop(); }
-
 void Completer::loop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return thread_.stop_requested() || !waiting_.empty(); });
+    cv_.wait(lock, [&] { return stop_requested() || !waiting_.empty(); });
     if (waiting_.empty()) return;  // stopping, and everything stored
     lock.unlock();
     run_once();

@@ -49,24 +49,20 @@ struct CompleterOptions {
   void validate() const;
 };
 
-class Completer {
+class Completer : public Service {
  public:
   // `queue`: the messaging transport, whose messages are removed once their job's outcome is
   // stored; may be null.
   Completer(Store& store, std::string worker_id, JobSlots& slots, const Events& events,
             messaging::JobQueue* queue, CompleterOptions options = {});
+  // stop() stores every outcome still waiting before the thread ends.
   ~Completer();
-  Completer(const Completer&) = delete;
-  Completer& operator=(const Completer&) = delete;
 
   // Requires the attempt's slot finishing (JobSlots::finish or next).
   void enqueue(FinishedAttempt attempt);
   // Stores one batch of the waiting outcomes, reports them and forgets their slots; returns
   // how many outcomes it took.
   std::size_t run_once();
-  void start();
-  // Stores every outcome still waiting, then ends.
-  void stop();
 
   // Stores one outcome now and reports it. While the database is down (ErrorCode::kStore) it
   // keeps trying; see completer.cc. false: not stored, left for orphan rescue.
@@ -87,14 +83,12 @@ class Completer {
   [[nodiscard]] std::mutex& rows_mutex() { return rows_mu_; }
 
  private:
-  void loop();
+  void loop() override;
   std::vector<char> store_batch(std::vector<FinishedAttempt>& batch);
   std::optional<std::vector<bool>> finish_many(const std::vector<JobFinishParams>& fins,
                                                bool& gave_up);
   void remove_message(const JobSlots::SettledMessage& m);
 
-  Store& store_;
-  Clock& clock_;
   const std::string worker_id_;
   JobSlots& slots_;
   const Events& events_;
@@ -102,10 +96,8 @@ class Completer {
   const CompleterOptions options_;
   std::mutex rows_mu_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;           // outcomes queued, stop
+  // cv_: outcomes queued, the stop.
   std::deque<FinishedAttempt> waiting_;  // guarded by mu_
-  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

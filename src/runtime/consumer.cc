@@ -15,25 +15,16 @@ void ConsumerOptions::validate() const {
 
 Consumer::Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots,
                    messaging::JobQueue& queue, ConsumerOptions options)
-    : store_(store),
-      clock_(store.clock()),
+    : Service(store),
       policy_(policy),
       slots_(slots),
       queue_(queue),
-      options_(validated(std::move(options))) {}
+      options_(validated(std::move(options))),
+      failures_("worker " + policy.worker_id() + ": consumer", spdlog::level::err) {}
 
 Consumer::~Consumer() { stop(); }
 
-void Consumer::start() {
-  thread_.start([this] { loop(); });
-}
-
-void Consumer::stop() { thread_.stop(); }
-
-void Consumer::poke() {
-  { std::lock_guard lock(mu_); }
-  cv_.notify_all();
-}
+void Consumer::poke() { wake(); }
 
 std::size_t Consumer::run_once() {
   int free = slots_.room();
@@ -55,11 +46,9 @@ void Consumer::loop() {
     std::size_t received = 0;
     try {
       received = run_once();
-      failures_ = 0;
+      failures_.succeeded();
     } catch (const std::exception& e) {
-      if (failures_++ % 100 == 0) {
-        spdlog::error("worker {}: consumer: {}", policy_.worker_id(), e.what());
-      }
+      failures_.failed(e.what());
     }
     lock.lock();
     if (received > 0) continue;

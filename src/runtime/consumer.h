@@ -8,12 +8,9 @@
 // Thread-safety: run_once() from one thread at a time; start()/stop() not concurrently.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "messaging/job_queue.h"
 #include "runtime/claims.h"
+#include "runtime/duty.h"
 #include "runtime/job_slots.h"
 #include "runtime/service.h"
 #include "store/store.h"
@@ -26,39 +23,30 @@ struct ConsumerOptions {
   void validate() const;
 };
 
-class Consumer {
+class Consumer : public Service {
  public:
   // `policy`, `slots` and `queue` must outlive the consumer.
   Consumer(Store& store, const ClaimPolicy& policy, JobSlots& slots, messaging::JobQueue& queue,
            ConsumerOptions options);
   ~Consumer();
-  Consumer(const Consumer&) = delete;
-  Consumer& operator=(const Consumer&) = delete;
 
   // Receives messages for the free slots and takes each; returns how many it received. Errors
   // of the queue or the store propagate.
   std::size_t run_once();
-  void start();
-  void stop();
   // A slot may have freed (JobSlots::on_change).
   void poke();
 
  private:
-  void loop();
+  void loop() override;
   void take(messaging::JobMessage& m);
-  bool stopping_locked() const { return thread_.stop_requested() || slots_.stopping(); }
+  bool stopping_locked() const { return stop_requested() || slots_.stopping(); }
 
-  Store& store_;
-  Clock& clock_;
   const ClaimPolicy& policy_;
   JobSlots& slots_;
   messaging::JobQueue& queue_;
   const ConsumerOptions options_;
-  long failures_ = 0;  // failed rounds in a row; consumer thread only
-
-  std::mutex mu_;
-  std::condition_variable cv_;  // a slot freed, the stop
-  ServiceThread thread_{mu_, cv_};
+  FailureStreak failures_;  // consumer thread only
+  // cv_: a slot freed, the stop.
 };
 
 }  // namespace ergon::runtime

@@ -24,8 +24,7 @@ void MaintenanceOptions::validate() const {
 Maintenance::Maintenance(Store& store, std::string worker_id, JobSlots& slots,
                          Registration& registration, Completer& completer, MaintenanceDuties duties,
                          messaging::JobQueue* queue, MaintenanceOptions options)
-    : store_(store),
-      clock_(store.clock()),
+    : Service(store),
       worker_id_(std::move(worker_id)),
       slots_(slots),
       registration_(registration),
@@ -53,10 +52,8 @@ void Maintenance::start() {
   // Timed from here, in the starting thread, so that the schedule does not depend on when the
   // new thread gets to run.
   schedule_from(clock_.now());
-  thread_.start([this] { loop(); });
+  Service::start();
 }
-
-void Maintenance::stop() { thread_.stop(); }
 
 void Maintenance::heartbeat_now() {
   std::lock_guard lock(mu_);
@@ -99,13 +96,13 @@ void Maintenance::run_once() {
 
 void Maintenance::loop() {
   std::unique_lock lock(mu_);
-  while (!thread_.stop_requested()) {
+  while (!stop_requested()) {
     lock.unlock();
     run_once();
     lock.lock();
     TimePoint deadline = std::min({saturating_add(clock_.now(), options_.progress_interval),
                                    next_heartbeat_, registration_.next_heartbeat()});
-    while (!thread_.stop_requested() && !heartbeat_now_ && clock_.now() < deadline) {
+    while (!stop_requested() && !heartbeat_now_ && clock_.now() < deadline) {
       clock_.wait_until(lock, cv_, deadline);
     }
   }

@@ -51,7 +51,7 @@ struct MaintenanceDuties {
   OutboxCheck& outbox_check;
 };
 
-class Maintenance {
+class Maintenance : public Service {
  public:
   // `queue`: the messaging transport whose messages of running jobs are kept hidden; may be
   // null. Subscribes to the store's cancel notifier. The schedule starts now: heartbeats and
@@ -60,25 +60,20 @@ class Maintenance {
               Completer& completer, MaintenanceDuties duties, messaging::JobQueue* queue,
               MaintenanceOptions options);
   ~Maintenance();
-  Maintenance(const Maintenance&) = delete;
-  Maintenance& operator=(const Maintenance&) = delete;
 
   // One tick.
   void run_once();
   // Starts the schedule again from now, then ticks on a thread of its own.
   void start();
-  void stop();
   // The next tick comes at once and heartbeats the jobs (a cancel() in this process).
   void heartbeat_now();
 
  private:
-  void loop();
+  void loop() override;
   void schedule_from(TimePoint now);
   void check_timeouts(TimePoint now);
   void extend_messages(TimePoint now);
 
-  Store& store_;
-  Clock& clock_;
   const std::string worker_id_;
   JobSlots& slots_;
   Registration& registration_;
@@ -90,10 +85,8 @@ class Maintenance {
   // The schedule; run_once()'s thread only.
   TimePoint next_heartbeat_, next_rescue_, next_prune_, next_outbox_check_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;  // heartbeat_now(), the stop
+  // cv_: heartbeat_now(), the stop.
   bool heartbeat_now_ = false;  // guarded by mu_
-  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

@@ -16,12 +16,12 @@ void ProducerOptions::validate() const {
 
 Producer::Producer(Store& store, const ClaimPolicy& policy, JobSlots& slots,
                    Registration& registration, ProducerOptions options)
-    : store_(store),
-      clock_(store.clock()),
+    : Service(store),
       policy_(policy),
       slots_(slots),
       registration_(registration),
       options_(validated(std::move(options))),
+      claim_failures_("worker " + policy.worker_id() + ": claiming jobs", spdlog::level::err),
       more_(policy.targets().size(), 1) {
   subscription_ = store_.notifier().subscribe([this](TimePoint due) { on_notify(due); });
 }
@@ -31,17 +31,7 @@ Producer::~Producer() {
   store_.notifier().unsubscribe(subscription_);
 }
 
-void Producer::start() {
-  thread_.start([this] { loop(); });
-}
-
-void Producer::stop() { thread_.stop(); }
-
-void Producer::poke() {
-  // Taken and released so that a waiter between its check and its wait cannot miss this.
-  { std::lock_guard lock(mu_); }
-  cv_.notify_all();
-}
+void Producer::poke() { wake(); }
 
 void Producer::on_notify(TimePoint due) {
   std::lock_guard lock(mu_);
@@ -168,16 +158,9 @@ void Producer::loop() {
     bool failed = false;
     try {
       claim_round(false);
-      if (claim_failures_ > 0) {
-        spdlog::info("worker {}: claiming works again after {} failed tries", policy_.worker_id(),
-                     claim_failures_);
-        claim_failures_ = 0;
-      }
+      claim_failures_.succeeded();
     } catch (const std::exception& e) {
-      // Once, then every hundredth try: an outage must not flood the log at polling rate.
-      if (claim_failures_++ % 100 == 0) {
-        spdlog::error("worker {}: claiming jobs failed: {}", policy_.worker_id(), e.what());
-      }
+      claim_failures_.failed(e.what());
       failed = true;
     }
     lock.lock();

@@ -12,12 +12,10 @@
 // start()/stop() not concurrently.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "runtime/claims.h"
+#include "runtime/duty.h"
 #include "runtime/job_slots.h"
 #include "runtime/registration.h"
 #include "runtime/service.h"
@@ -30,20 +28,16 @@ struct ProducerOptions {
   void validate() const;
 };
 
-class Producer {
+class Producer : public Service {
  public:
   // Subscribes to the store's notifier; `policy`, `slots` and `registration` must outlive it.
   Producer(Store& store, const ClaimPolicy& policy, JobSlots& slots, Registration& registration,
            ProducerOptions options);
   ~Producer();
-  Producer(const Producer&) = delete;
-  Producer& operator=(const Producer&) = delete;
 
   // One claim round in which every target looks for jobs; returns how many were claimed.
   // Errors of the store propagate.
   std::size_t run_once();
-  void start();
-  void stop();
   // Blocks until no claim is under way and nothing can be claimed until the next wake-up or
   // poll (or the worker stops).
   void wait_quiet();
@@ -51,33 +45,28 @@ class Producer {
   void poke();
 
  private:
-  void loop();
+  void loop() override;
   std::size_t claim_round(bool all);
   void on_notify(TimePoint due);
   bool claimable_locked() const;
   void look_again_locked();
   void note_wakeups_locked(TimePoint now);
-  bool stopping_locked() const { return thread_.stop_requested() || slots_.stopping(); }
+  bool stopping_locked() const { return stop_requested() || slots_.stopping(); }
 
-  Store& store_;
-  Clock& clock_;
   const ClaimPolicy& policy_;
   JobSlots& slots_;
   Registration& registration_;
   const ProducerOptions options_;
   int subscription_ = 0;
-  long claim_failures_ = 0;  // failed rounds in a row; producer thread only
+  FailureStreak claim_failures_;  // producer thread only
 
-  mutable std::mutex mu_;
-  // Wake-ups, a slot freed, a claim ended, the stop: the loop and wait_quiet() both wait here.
-  std::condition_variable cv_;
+  // cv_: wake-ups, a slot freed, a claim ended, the stop; the loop and wait_quiet() wait there.
   // Per target: a claim may find jobs (its last one filled every place it asked for, or a
   // wake-up or a poll came since). Guarded by mu_.
   std::vector<char> more_;
   bool wake_ = false;                      // a notify for a job due now; guarded by mu_
   TimePoint next_due_ = TimePoint::max();  // earliest due time told; guarded by mu_
   TimePoint poll_at_ = TimePoint::max();   // when idle targets look again; guarded by mu_
-  ServiceThread thread_{mu_, cv_};
 };
 
 }  // namespace ergon::runtime

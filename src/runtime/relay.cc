@@ -13,21 +13,19 @@ void RelayOptions::validate() const {
 }
 
 Relay::Relay(Store& store, std::string worker_id, messaging::JobQueue& queue, RelayOptions options)
-    : store_(store),
-      clock_(store.clock()),
+    : Service(store),
       worker_id_(std::move(worker_id)),
       queue_(queue),
       options_(validated(std::move(options))),
-      next_trigger_check_(saturating_add(clock_.now(), options_.trigger_check_interval)) {}
+      next_trigger_check_(saturating_add(clock_.now(), options_.trigger_check_interval)),
+      failures_("worker " + worker_id_ + ": relay", spdlog::level::err) {}
 
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
   next_trigger_check_ = saturating_add(clock_.now(), options_.trigger_check_interval);
-  thread_.start([this] { loop(); });
+  Service::start();
 }
-
-void Relay::stop() { thread_.stop(); }
 
 std::size_t Relay::run_once() {
   // A worker that saw no live relay may have dropped the triggers while this one was starting
@@ -51,21 +49,20 @@ std::size_t Relay::run_once() {
 }
 
 void Relay::loop() {
-  long failures = 0;
   std::unique_lock lock(mu_);
-  while (!thread_.stop_requested()) {
+  while (!stop_requested()) {
     lock.unlock();
     std::size_t sent = 0;
     try {
       sent = run_once();
-      failures = 0;
+      failures_.succeeded();
     } catch (const std::exception& e) {
-      if (failures++ % 100 == 0) spdlog::error("worker {}: relay: {}", worker_id_, e.what());
+      failures_.failed(e.what());
     }
     lock.lock();
     if (sent == static_cast<std::size_t>(options_.max_batch)) continue;  // there may be more
     TimePoint until = saturating_add(clock_.now(), options_.relay_interval);
-    while (!thread_.stop_requested() && clock_.now() < until) clock_.wait_until(lock, cv_, until);
+    while (!stop_requested() && clock_.now() < until) clock_.wait_until(lock, cv_, until);
   }
 }
 

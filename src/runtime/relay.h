@@ -11,10 +11,6 @@
 // Thread-safety: run_once() from one thread at a time; start()/stop() not concurrently.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "messaging/job_queue.h"
 #include "runtime/duty.h"
 #include "runtime/service.h"
@@ -30,32 +26,26 @@ struct RelayOptions {
   void validate() const;
 };
 
-class Relay {
+class Relay : public Service {
  public:
   Relay(Store& store, std::string worker_id, messaging::JobQueue& queue, RelayOptions options);
   ~Relay();
-  Relay(const Relay&) = delete;
-  Relay& operator=(const Relay&) = delete;
 
   // Publishes one batch of the outbox and removes it; returns how many rows were published.
   // Errors of the queue or the store propagate (what was published stays in the outbox).
   std::size_t run_once();
+  // Checks the outbox triggers a trigger_check_interval from now, then relays on a thread of its
+  // own.
   void start();
-  void stop();
 
  private:
-  void loop();
+  void loop() override;
 
-  Store& store_;
-  Clock& clock_;
   const std::string worker_id_;
   messaging::JobQueue& queue_;
   const RelayOptions options_;
   TimePoint next_trigger_check_{};  // relay thread only (or run_once's caller)
-
-  std::mutex mu_;
-  std::condition_variable cv_;  // the stop
-  ServiceThread thread_{mu_, cv_};
+  FailureStreak failures_;          // relay thread only
 };
 
 struct OutboxCheckOptions {

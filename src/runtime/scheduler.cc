@@ -74,8 +74,7 @@ FirePlan plan_fire(const ScheduleRecord& s, TimePoint now, Duration misfire_grac
   return plan;
 }
 
-Scheduler::Scheduler(Store& store, SchedulerOptions options)
-    : store_(store), clock_(store.clock()), options_(options) {
+Scheduler::Scheduler(Store& store, SchedulerOptions options) : Service(store), options_(options) {
   subscription_ = store_.schedule_notifier().subscribe([this](TimePoint due) {
     std::lock_guard lock(mu_);
     wake_at_ = std::min(wake_at_, due);
@@ -144,42 +143,20 @@ std::size_t Scheduler::run_once() {
   return enqueued;
 }
 
-void Scheduler::start() {
-  std::lock_guard lock(mu_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
-}
-
-void Scheduler::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    cv_.notify_all();
-  }
-  if (thread_.joinable()) thread_.join();
-}
-
 void Scheduler::loop() {
   std::unique_lock lock(mu_);
-  while (!stopping_) {
+  while (!stop_requested()) {
     wake_at_ = TimePoint::max();
     lock.unlock();
     TimePoint deadline = saturating_add(clock_.now(), options_.check_interval);
     try {
       run_once();
       if (auto due = store_.schedule_next_due()) deadline = std::min(deadline, *due);
-    } catch (const Error& e) {
-      if (e.code() == ErrorCode::kUnsupported) {
-        spdlog::info("scheduler off: {}", e.what());
-        return;
-      }
-      spdlog::error("scheduler: {}", e.what());
     } catch (const std::exception& e) {
       spdlog::error("scheduler: {}", e.what());
     }
     lock.lock();
-    while (!stopping_ && clock_.now() < std::min(deadline, wake_at_)) {
+    while (!stop_requested() && clock_.now() < std::min(deadline, wake_at_)) {
       clock_.wait_until(lock, cv_, std::min(deadline, wake_at_));
     }
   }

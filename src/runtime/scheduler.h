@@ -13,12 +13,10 @@
 // Thread-safety: run_once() may be called from any thread; start()/stop() not concurrently.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
-#include <thread>
 
+#include "runtime/service.h"
 #include "store/store.h"
 
 namespace ergon::runtime {
@@ -49,33 +47,23 @@ FirePlan plan_fire(const ScheduleRecord& s, TimePoint now, Duration misfire_grac
 std::optional<TimePoint> first_slot_after(const std::string& expression, bool with_seconds,
                                           const std::string& time_zone, TimePoint after);
 
-class Scheduler {
+class Scheduler : public Service {
  public:
   Scheduler(Store& store, SchedulerOptions options);
   ~Scheduler();
-  Scheduler(const Scheduler&) = delete;
-  Scheduler& operator=(const Scheduler&) = delete;
 
   // Fires every due schedule once; returns the number of jobs enqueued.
   std::size_t run_once();
 
-  void start();
-  void stop();
-
  private:
-  void loop();
+  void loop() override;
   void report_fired(std::string_view name, Duration lag);
 
-  Store& store_;
-  Clock& clock_;
   const SchedulerOptions options_;
   int subscription_ = 0;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;                 // guarded by mu_
+  // cv_: a schedule of this process changed, the stop.
   TimePoint wake_at_ = TimePoint::max();  // earliest change notified; guarded by mu_
-  std::thread thread_;
 };
 
 }  // namespace ergon::runtime

@@ -1,21 +1,22 @@
 // runtime/service.h — the skeleton every service of the worker shares.
 //
-// A service (producer, executor, completer, maintenance and its duties, relay, consumer) takes
-// an options struct with defaults and a validate() that throws Error(kInvalidArgument); does one
-// round of its work in run_once(), which tests call directly with a FakeClock; and, when it runs
-// on a thread of its own, has start() and stop(). ServiceThread is that thread: start() runs the
-// loop on a new thread; stop() sets the stop flag under the service's own mutex, wakes the
-// service's condition variable and joins. The loop reads stop_requested() with that mutex held,
-// so a stop cannot slip in between its check and its wait.
+// A service (producer, completer, maintenance, relay, consumer, scheduler) takes an options
+// struct with defaults and a validate() that throws Error(kInvalidArgument); does one round of
+// its work in run_once(), which tests call directly with a FakeClock; and, when it runs on a
+// thread of its own, has start() and stop(). Service is that thread: start() runs the derived
+// loop() on a new thread; stop() sets the stop flag under mu_, wakes cv_ and joins. The loop
+// reads stop_requested() with mu_ held, so a stop cannot slip in between its check and its
+// wait. The executor is a pool, not one loop, and has its own threads.
 //
-// Thread-safety: ServiceThread's start() and stop() not concurrently with each other;
-// stop_requested() with the service's mutex held.
+// Thread-safety: start() and stop() not concurrently with each other; stop_requested() with
+// mu_ held; wake() from any thread.
 #pragma once
 
 #include <condition_variable>
-#include <functional>
 #include <mutex>
 #include <thread>
+
+#include "store/store.h"
 
 namespace ergon::runtime {
 
@@ -26,31 +27,35 @@ template <class Options>
   return options;
 }
 
-class ServiceThread {
+class Service {
  public:
-  ServiceThread(std::mutex& mu, std::condition_variable& cv) : mu_(mu), cv_(cv) {}
-  ~ServiceThread() { stop(); }
-  ServiceThread(const ServiceThread&) = delete;
-  ServiceThread& operator=(const ServiceThread&) = delete;
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
 
-  // Runs `loop` on a new thread, unless one runs already.
-  void start(std::function<void()> loop) {
-    if (!thread_.joinable()) thread_ = std::thread(std::move(loop));
-  }
-  // Asks the loop to end and waits for it (at once when none was started).
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
+  // Runs loop() on a new thread, unless one runs already.
+  void start();
+  // Asks loop() to end and waits for it (at once when none was started).
+  void stop();
+
+ protected:
+  explicit Service(Store& store) : store_(store), clock_(store.clock()) {}
+  // The derived destructor calls stop(): loop() uses the derived class's members, which are
+  // gone by the time this one runs.
+  virtual ~Service();
+
+  // The service's thread; returns once stop_requested() (or when the service has ended).
+  virtual void loop() = 0;
   [[nodiscard]] bool stop_requested() const { return stop_; }
+  // Wakes the loop. Takes and releases mu_ first, so that a loop between its check and its
+  // wait cannot miss this.
+  void wake();
+
+  Store& store_;
+  Clock& clock_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // the stop and whatever else the service waits for
 
  private:
-  std::mutex& mu_;
-  std::condition_variable& cv_;
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };

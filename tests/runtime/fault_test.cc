@@ -234,7 +234,7 @@ TEST_P(FaultTest, StartupRecoveryReturnsTheJobsOfADeadProcessOfThisHost) {
 }
 
 // While the database refuses heartbeats, every try fails; the log says so for the first,
-// then for every hundredth, and once when heartbeats work again, with the count.
+// then for every hundredth, and once when heartbeats recover, with the count.
 TEST_P(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
   auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
   auto previous = spdlog::default_logger();
@@ -273,14 +273,14 @@ TEST_P(FaultTest, HeartbeatFailuresAreLoggedOnceAndTheirRecoveryOnce) {
   std::string recovered;
   EXPECT_TRUE(eventually([&] {
     for (const auto& l : sink->last_formatted()) {
-      if (l.find("heartbeats work again after ") != std::string::npos) recovered = l;
+      if (l.find("heartbeats recovered after ") != std::string::npos) recovered = l;
     }
     return !recovered.empty();
   }));
   auto at = recovered.find("after ");
   int tries = at == std::string::npos ? 0 : std::atoi(recovered.c_str() + at + 6);
   EXPECT_GE(tries, 5) << recovered;
-  EXPECT_EQ(lines("heartbeats work again"), 1);
+  EXPECT_EQ(lines("heartbeats recovered"), 1);
   EXPECT_EQ(lines("heartbeats failed"), 1);
   gate_.open();
   ASSERT_TRUE(wait_for(Kind::kCompleted, 1));

@@ -178,11 +178,7 @@ std::vector<int> SqliteStore::schema_migrate() {
         version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)
     )sql");
     int current = schema_version_locked();
-    if (current > latest_schema_version()) {
-      throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(current) +
-                                          " is newer than this build of Ergon (" +
-                                          std::to_string(latest_schema_version()) + ")");
-    }
+    refuse_newer_schema(current, latest_schema_version());
     for (const Migration& m : migrations()) {
       if (m.version <= current) continue;
       exec(m.sql);
@@ -206,18 +202,7 @@ std::vector<int> SqliteStore::schema_migrate() {
 void SqliteStore::schema_check() {
   std::lock_guard lock(mu_);
   int v = schema_version_locked();
-  if (v == latest_schema_version()) return;
-  if (v == 0) {
-    throw Error(ErrorCode::kSchema, "the database has no Ergon schema; run `ergon migrate`");
-  }
-  if (v < latest_schema_version()) {
-    throw Error(ErrorCode::kSchema,
-                "the database schema is at version " + std::to_string(v) + ", this build needs " +
-                    std::to_string(latest_schema_version()) + "; run `ergon migrate`");
-  }
-  throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
-                                      " is newer than this build of Ergon (" +
-                                      std::to_string(latest_schema_version()) + ")");
+  require_schema_version(v, latest_schema_version());
 }
 
 // ---- Reading jobs --------------------------------------------------------------------------

@@ -122,8 +122,24 @@ class SqliteStore final : public Store {
   class Stmt;
   class WriteTransaction;
 
-  Stmt& prepared(std::string_view sql);           // requires mu_
-  void exec(const char* sql);                     // requires mu_
+  Stmt& prepared(std::string_view sql);  // requires mu_
+  void exec(const char* sql);            // requires mu_
+  // One of the store's own statements, its parameters bound from `values` in order
+  // (bind_values, store/params.h). run() runs it to its end under mu_ and returns how many rows
+  // it changed; run_locked() is the same for a caller that holds mu_. select() returns its
+  // rows, each read by `read` (a reader of store/rows.h), under mu_; select_one() its first
+  // row, if any; each_row() hands each row to `each` until it returns false. Defined in
+  // sqlite_internal.h.
+  template <class... Values>
+  int run(std::string_view sql, const Values&... values);
+  template <class... Values>
+  int run_locked(std::string_view sql, const Values&... values);
+  template <class Read, class... Values>
+  auto select(std::string_view sql, Read read, const Values&... values);
+  template <class Read, class... Values>
+  auto select_one(std::string_view sql, Read read, const Values&... values);
+  template <class Each, class... Values>
+  void each_row(std::string_view sql, Each each, const Values&... values);
   int schema_version_locked();                    // requires mu_
   JobId insert_locked(const JobInsertParams& p);  // requires mu_
   // The claim of limited types (docs/flow-control.md); require mu_.

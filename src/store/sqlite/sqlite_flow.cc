@@ -7,16 +7,11 @@
 namespace ergon::sqlite {
 
 void SqliteStore::limit_set(const TypeLimit& l, TimePoint now) {
+  // Every column is written: the type's row becomes this limit, whatever it held.
   static constexpr std::string_view sql = R"sql(
-    INSERT INTO job_type_limits (job_type, max_running, rate_limit, rate_period_ms, per_group,
-                                 changed_at)
+    INSERT OR REPLACE INTO job_type_limits (job_type, max_running, rate_limit, rate_period_ms,
+                                            per_group, changed_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-    ON CONFLICT (job_type) DO UPDATE SET
-      max_running = excluded.max_running,
-      rate_limit = excluded.rate_limit,
-      rate_period_ms = excluded.rate_period_ms,
-      per_group = excluded.per_group,
-      changed_at = excluded.changed_at
   )sql";
   check_type_limit(l);
   {

@@ -283,11 +283,7 @@ CREATE TABLE IF NOT EXISTS @SCHEMA@.ergon_schema_migrations (
   version    integer PRIMARY KEY,
   applied_at timestamptz NOT NULL))sql"));
     int current = schema_version(*conn);
-    if (current > latest_schema_version()) {
-      throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(current) +
-                                          " is newer than this build of Ergon (" +
-                                          std::to_string(latest_schema_version()) + ")");
-    }
+    refuse_newer_schema(current, latest_schema_version());
     for (const Migration& m : migrations()) {
       if (m.version <= current) continue;
       conn->exec_script(schema_sql(m.sql, quoted_schema_));
@@ -310,19 +306,7 @@ void PostgresStore::schema_check() {
     auto conn = pool_.acquire();
     v = schema_version(*conn);
   }
-  if (v == latest_schema_version()) return;
-  if (v == 0) {
-    throw Error(ErrorCode::kSchema, "the database has no Ergon schema in schema '" + schema_ +
-                                        "'; run `ergon migrate`");
-  }
-  if (v < latest_schema_version()) {
-    throw Error(ErrorCode::kSchema,
-                "the database schema is at version " + std::to_string(v) + ", this build needs " +
-                    std::to_string(latest_schema_version()) + "; run `ergon migrate`");
-  }
-  throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
-                                      " is newer than this build of Ergon (" +
-                                      std::to_string(latest_schema_version()) + ")");
+  require_schema_version(v, latest_schema_version(), " in schema '" + schema_ + "'");
 }
 
 }  // namespace ergon::postgres

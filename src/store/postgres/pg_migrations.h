@@ -1,8 +1,8 @@
 // store/postgres/pg_migrations.h — the versioned schema of the PostgreSQL backend.
 //
-// The same list structure as the SQLite backend (sqlite_migrations.h), version for version, so
-// that a migration added there is mirrored here with the same number. Each migration's SQL
-// names Ergon's schema as @SCHEMA@; schema_sql() replaces it with the quoted identifier of the
+// The same list (store/schema.h) as the SQLite backend's (sqlite_migrations.h), version for
+// version, so that a migration added there is mirrored here with the same number. Each migration's
+// SQL names Ergon's schema as @SCHEMA@; schema_sql() replaces it with the quoted identifier of the
 // store's schema, so one application's tables never land in another's schema.
 // PostgresStore::schema_migrate and schema_check, which apply and check them, are in
 // pg_migrations.cc too.
@@ -12,12 +12,9 @@
 #include <string>
 #include <string_view>
 
-namespace ergon::postgres {
+#include "store/schema.h"
 
-struct Migration {
-  int version;
-  const char* sql;  // one or more statements, run inside the migrating transaction
-};
+namespace ergon::postgres {
 
 std::span<const Migration> migrations();
 int latest_schema_version();

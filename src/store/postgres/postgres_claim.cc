@@ -222,7 +222,7 @@ ClaimStatements::ClaimStatements(const SqlContext& sql) {
     return a;
   };
   const std::string types = arg(last);
-  const std::string columns = job_columns("j.");
+  const std::string claimed = columns(kJobColumns, "j.");
   auto main_claim = [&](const char* name, std::string_view picks, bool renew) {
     return sql.statement(name, picks,
                          {{"@RENEW@", renew ? kRenew : ""},
@@ -233,7 +233,7 @@ ClaimStatements::ClaimStatements(const SqlContext& sql) {
                           {"@QUEUES@", kQueues},
                           {"@NOW@", now},
                           {"@TYPES@", types},
-                          {"@COLUMNS@", columns}});
+                          {"@COLUMNS@", claimed}});
   };
   fair = main_claim("ergon_job_claim", kFairClaim, false);
   fair_renew = main_claim("ergon_job_claim_renew", kFairClaim, true);
@@ -244,14 +244,14 @@ ClaimStatements::ClaimStatements(const SqlContext& sql) {
                          {"@QUEUES@", kQueues},
                          {"@NOW@", now},
                          {"@TYPES@", types},
-                         {"@COLUMNS@", job_columns()}});
+                         {"@COLUMNS@", columns(kJobColumns)}});
   // The limited claim's own parameters follow the queues (and now) instead of the types.
   limited = sql.statement("ergon_job_claim_limited", kClaimLimited,
                           {{"@UPDATE@", kClaimUpdate},
                            {"@PARTITION@", kPartition},
                            {"@QUEUES@", kQueues},
                            {"@NOW@", now},
-                           {"@COLUMNS@", columns},
+                           {"@COLUMNS@", claimed},
                            {"@TYPE@", arg(last)},
                            {"@PER_GROUP@", arg(last + 1)},
                            {"@MAX_RUNNING@", arg(last + 2)},
@@ -299,7 +299,7 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
       grouped = pgbin::boolean(r.get(), 0, grouped_col);
     }
     for (int i = 0; i < rows; ++i) {
-      if (!pgbin::is_null(r.get(), i, 0)) out.push_back(read_job(r.get(), i));
+      if (!pgbin::is_null(r.get(), i, 0)) out.push_back(read_job(Row(r.get(), i)));
     }
   };
   // The plain claim while the last claim saw no grouped job Pending; the fair one otherwise.
@@ -347,35 +347,34 @@ void PostgresStore::claim_type(PgConnection& conn, const JobClaimParams& p, cons
   conn.run(sql_->claim.limit_lock, PgParams().text(schema_ + ":" + type), Format::kText);
   auto l = conn.run(sql_->claim.limit_get, PgParams().text(type));
   if (PQntuples(l.get()) != 1) return;  // removed meanwhile: the main claim takes the type
-  std::optional<int> max_running, rate_limit;
-  if (!pgbin::is_null(l.get(), 0, 0)) max_running = pgbin::int4(l.get(), 0, 0);
-  if (!pgbin::is_null(l.get(), 0, 1)) rate_limit = pgbin::int4(l.get(), 0, 1);
-  Duration period{};
-  if (!pgbin::is_null(l.get(), 0, 2))
-    period = std::chrono::milliseconds(pgbin::int8(l.get(), 0, 2));
-  bool per_group = pgbin::boolean(l.get(), 0, 3);
-  // The rate window ends now: the caller's clock, or the database's after the lock.
-  TimePoint now = database_clock_ ? pgbin::timestamptz(l.get(), 0, 4) : p.now;
+  Row row(l.get(), 0);
+  TypeLimit limit;
+  read_limits(row, limit);
+  // The rate window ends now: the caller's clock, or the database's after the lock (the row's
+  // last column).
+  const TimePoint db_now = row.time();
+  const TimePoint now = database_clock_ ? db_now : p.now;
+  const TimePoint window_start = now - limit.rate_period;
   PgParams params;
   params.text(p.worker_id).integer(static_cast<std::int64_t>(room));
   queues_param(params, p.queues);
   if (!database_clock_) params.time(p.now);
-  params.text(type).boolean(per_group).integer(max_running).integer(rate_limit).time(now - period);
+  bind_values(params, type, limit.per_group, limit.max_running, limit.rate_limit, window_start);
   auto r = conn.run(sql_->claim.limited, params);
   int rows = PQntuples(r.get());
   std::string keys = "{";
   for (int i = 0; i < rows; ++i) {
-    out.push_back(read_job(r.get(), i));
-    if (!rate_limit) continue;
+    out.push_back(read_job(Row(r.get(), i)));
+    if (!limit.rate_limit) continue;
     if (i) keys += ',';
-    keys += array_element(per_group ? out.back().group_key.value_or("") : "");
+    keys += array_element(limit.per_group ? out.back().group_key.value_or("") : "");
   }
   keys += '}';
-  if (!rate_limit) return;
+  if (!limit.rate_limit) return;
   // The starts the rate limit counts from now on, and the ones it no longer needs.
   if (rows > 0)
     conn.run(sql_->claim.starts_log, PgParams().text(type).text(keys).time(now), Format::kText);
-  conn.run(sql_->claim.starts_prune, PgParams().text(type).time(now - period), Format::kText);
+  conn.run(sql_->claim.starts_prune, PgParams().text(type).time(window_start), Format::kText);
 }
 
 std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, const JobId& id) {
@@ -385,9 +384,7 @@ std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, co
   // The claim's clock rule: `now` is the last parameter, left out on the database clock.
   if (!database_clock_) params.time(p.now);
   types_param(params, p.job_types);
-  PgResult r = pooled_run(sql_->claim.by_id, params);
-  if (PQntuples(r.get()) == 0) return std::nullopt;
-  return read_job(r.get(), 0);
+  return read_first(pooled_run(sql_->claim.by_id, params), read_job<Row>);
 }
 
 }  // namespace ergon::postgres

@@ -1,7 +1,6 @@
 // store/postgres/postgres_enqueue.cc — enqueueing: one job (with its unique key and group key),
 // one job inside the caller's transaction, and many at once (COPY).
 #include <algorithm>
-#include <chrono>
 
 #include "ergon/error.h"
 #include "store/postgres/postgres_internal.h"
@@ -14,27 +13,28 @@ constexpr std::string_view kUniqueHeld = R"sql(unique_key IS NOT NULL AND (statu
 (status = 'Running' AND unique_while_running)))sql";
 
 // Inserts evaluate the base time once (the `clock` subquery, @BASE@) so created_at and run_at
-// agree: @CREATED_AT@ and @RUN_AT@ are the caller's $7 and $8, or on the database clock that
-// base plus the offset the caller meant (SqlContext::time). The notification goes out in the same
+// agree: @CREATED_AT@, @RUN_AT@ and @UNIQUE_UNTIL@ are the caller's $7, $8 and $13, or on the
+// database clock that base plus the offset the caller meant (SqlContext::time). $1-$13 are
+// bind_insert's and bind_unique's (store/params.h). The notification goes out in the same
 // statement, hence the same transaction: PostgreSQL delivers it on commit and drops it on rollback,
 // so no worker is woken for a row it cannot see yet. It returns the id, pg_notify's (empty) result
-// and the due time as the notification's payload. $10 is the group key (NULL: none), $11 the
-// channel, $12 the unique key (NULL: none) and $13 unique_while_running: a key held by another job
-// makes the insert do nothing (no row comes back, no notification). $14 is the unique key's time
-// window in ms (NULL: none): the job holds its key until created_at plus it, and a key whose window
-// is open at this job's created_at makes the insert do nothing too.
+// and the due time as the notification's payload. $11 is the unique key (NULL: none) and $12
+// unique_while_running: a key held by another job makes the insert do nothing (no row comes back,
+// no notification). $13 is the end of the key's time window (NULL: none): the job holds its key
+// until then, and a key whose window is open at this job's created_at makes the insert do nothing
+// too. $14 is the channel.
 constexpr std::string_view kInsert = R"sql(
 WITH ins AS (
-  INSERT INTO @SCHEMA@.jobs (id, job_type, job_data, status, created_at, queue, priority, run_at,
-                             attempt, max_attempts, timeout_ms, group_key, unique_key,
+  INSERT INTO @SCHEMA@.jobs (id, job_type, job_data, status, queue, priority, max_attempts,
+                             created_at, run_at, attempt, timeout_ms, group_key, unique_key,
                              unique_while_running, unique_until)
-  SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', @CREATED_AT@, $4::varchar, $5::integer,
-         @RUN_AT@, 0, $6::integer, $9::bigint, $10::varchar, $12::varchar, $13::boolean,
-         @CREATED_AT@ + $14::bigint * interval '1 millisecond'
+  SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', $4::varchar, $5::integer, $6::integer,
+         @CREATED_AT@, @RUN_AT@, 0, $9::bigint, $10::varchar, $11::varchar, $12::boolean,
+         @UNIQUE_UNTIL@
   FROM (SELECT @BASE@ AS b) AS clock
-  WHERE $12::varchar IS NULL OR NOT EXISTS (
+  WHERE $11::varchar IS NULL OR NOT EXISTS (
       SELECT 1 FROM @SCHEMA@.jobs o
-      WHERE o.unique_key = $12::varchar AND o.unique_until > @CREATED_AT@)
+      WHERE o.unique_key = $11::varchar AND o.unique_until > @CREATED_AT@)
   ON CONFLICT (unique_key) WHERE @UNIQUE_HELD@ DO NOTHING
   RETURNING id, run_at)
 SELECT id, @NOTIFY@, @PAYLOAD@ FROM ins)sql";
@@ -69,23 +69,12 @@ void copy_field(std::string& out, std::string_view v) {
   }
 }
 
-// $11 the channel, then the unique key ($12, NULL for none), unique_while_running ($13) and
-// the key's time window in ms ($14, NULL for none).
-PgParams insert_params_notify(const JobInsertParams& p, const std::string& channel) {
-  PgParams params = insert_params(p);
+// $1-$13 of the insert (bind_insert, bind_unique), then the channel ($14).
+PgParams insert_params(const JobInsertParams& p, const std::string& channel) {
+  PgParams params;
+  bind_insert(params, p);
+  bind_unique(params, p);
   params.text(channel);
-  if (p.unique_key.empty()) {
-    params.null();
-  } else {
-    params.text(p.unique_key);
-  }
-  params.boolean(p.unique_while_running);
-  if (p.unique_period && !p.unique_key.empty()) {
-    params.integer(static_cast<std::int64_t>(std::max<std::int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.unique_period).count())));
-  } else {
-    params.null();
-  }
   return params;
 }
 
@@ -96,6 +85,7 @@ EnqueueStatements::EnqueueStatements(const SqlContext& sql) {
   auto insert_sql = [&](std::string_view base, std::string_view notify) {
     return sql.text(kInsert, {{"@CREATED_AT@", sql.time("clock.b", 7, 7)},
                               {"@RUN_AT@", sql.time("clock.b", 8, 7)},
+                              {"@UNIQUE_UNTIL@", sql.time("clock.b", 13, 7)},
                               {"@BASE@", base},
                               {"@UNIQUE_HELD@", kUniqueHeld},
                               {"@NOTIFY@", notify},
@@ -104,11 +94,11 @@ EnqueueStatements::EnqueueStatements(const SqlContext& sql) {
   // now() is the statement's start here (every insert is its own transaction). The
   // notification only if $15 (see job_insert).
   insert = {"ergon_job_insert",
-            insert_sql("now()", "CASE WHEN $15::boolean THEN pg_notify($11, @PAYLOAD@) END")};
+            insert_sql("now()", "CASE WHEN $15::boolean THEN pg_notify($14, @PAYLOAD@) END")};
   // On the caller's connection now() would be the start of the caller's transaction, which
   // may be long before this insert: a delay would then be measured from BEGIN. The statement's
   // own clock_timestamp() measures it from the start_job call, as the caller meant.
-  insert_tx = insert_sql("clock_timestamp()", "pg_notify($11, @PAYLOAD@)");
+  insert_tx = insert_sql("clock_timestamp()", "pg_notify($14, @PAYLOAD@)");
   unique_holder = sql.statement(
       "ergon_job_unique_holder", kUniqueHolder,
       {{"@UNIQUE_HELD@", kUniqueHeld},
@@ -117,30 +107,6 @@ EnqueueStatements::EnqueueStatements(const SqlContext& sql) {
 COPY @SCHEMA@.jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt,
                     max_attempts, timeout_ms, group_key)
 FROM STDIN)sql");
-}
-
-PgParams insert_params(const JobInsertParams& p) {
-  PgParams params;
-  params.text(p.id.to_string())
-      .text(p.job_type)
-      .text(p.job_data)
-      .text(p.queue)
-      .integer(static_cast<std::int64_t>(p.priority))
-      .integer(p.max_attempts)
-      .time(p.created_at)
-      .time(p.run_at);
-  if (p.timeout) {
-    params.integer(std::max<std::int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count()));
-  } else {
-    params.null();
-  }
-  if (p.group_key.empty()) {  // $10
-    params.null();
-  } else {
-    params.text(p.group_key);
-  }
-  return params;
 }
 
 // The unique-holder look-up's parameters: the key, and the time of the insert on the
@@ -154,7 +120,7 @@ PgParams PostgresStore::holder_params(const JobInsertParams& p) const {
 
 JobId PostgresStore::job_insert(const JobInsertParams& p) {
   if (!p.unique_key.empty()) require_no_nul(p.unique_key, "unique key");
-  PgParams params = insert_params_notify(p, channel_);
+  PgParams params = insert_params(p, channel_);
   // Wake-ups coalesced (transport/pg_waker.h): one insert at a time per store notifies in its
   // own transaction; one that starts while another is notifying commits without, and the
   // waker notifies for it once it has committed, one notification for all that came meanwhile.
@@ -198,7 +164,7 @@ JobId PostgresStore::job_insert_tx(NativeConnection native, const JobInsertParam
   // rolls back.
   require_transaction(conn, "start_job(conn, ...)");
   if (!p.unique_key.empty()) require_no_nul(p.unique_key, "unique key");
-  PgParams params = insert_params_notify(p, channel_);
+  PgParams params = insert_params(p, channel_);
   // The notification is queued in the caller's transaction: sent if they commit, dropped if
   // they roll back. No local notify here: the row is invisible until the commit, when this
   // store's listener relays the notification like any other process's.
@@ -259,11 +225,8 @@ void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
         data += "\t0\t";
         data += p.max_attempts ? std::to_string(*p.max_attempts) : "\\N";
         data += '\t';
-        data +=
-            p.timeout
-                ? std::to_string(std::max<std::int64_t>(
-                      1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count()))
-                : "\\N";
+        const auto timeout = timeout_ms(p.timeout);
+        data += timeout ? std::to_string(*timeout) : "\\N";
         data += '\t';
         if (p.group_key.empty()) {
           data += "\\N";

@@ -43,14 +43,7 @@ ORDER BY n.name)sql");
 void PostgresStore::limit_set(const TypeLimit& l, TimePoint now) {
   check_type_limit(l);
   PgParams params;
-  params.text(l.job_type).integer(l.max_running).integer(l.rate_limit);
-  if (l.rate_limit) {
-    params.integer(static_cast<std::int64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count()));
-  } else {
-    params.null();
-  }
-  params.boolean(l.per_group);
+  bind_limit(params, l);
   if (!database_clock_) params.time(now);
   {
     auto conn = pool_.acquire();
@@ -79,21 +72,7 @@ void PostgresStore::limit_remove(std::string_view job_type, TimePoint now) {
 }
 
 std::vector<TypeLimit> PostgresStore::limit_list() {
-  PgResult r = pooled_run(sql_->flow.limit_list, PgParams());
-  std::vector<TypeLimit> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    TypeLimit l;
-    l.job_type = pgbin::text(r.get(), i, 0);
-    if (!pgbin::is_null(r.get(), i, 1)) l.max_running = pgbin::int4(r.get(), i, 1);
-    if (!pgbin::is_null(r.get(), i, 2)) l.rate_limit = pgbin::int4(r.get(), i, 2);
-    if (!pgbin::is_null(r.get(), i, 3)) {
-      l.rate_period = std::chrono::milliseconds(pgbin::int8(r.get(), i, 3));
-    }
-    l.per_group = pgbin::boolean(r.get(), i, 4);
-    l.running = pgbin::int8(r.get(), i, 5);
-    out.push_back(std::move(l));
-  }
-  return out;
+  return read_rows(pooled_run(sql_->flow.limit_list, PgParams()), read_type_limit<Row>);
 }
 
 void PostgresStore::queue_set_paused(std::string_view name, bool paused, TimePoint now) {
@@ -105,13 +84,7 @@ void PostgresStore::queue_set_paused(std::string_view name, bool paused, TimePoi
 }
 
 std::vector<QueueRecord> PostgresStore::queue_list() {
-  PgResult r = pooled_run(sql_->flow.queue_list, PgParams());
-  std::vector<QueueRecord> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    out.push_back({pgbin::text(r.get(), i, 0), pgbin::boolean(r.get(), i, 1),
-                   pgbin::int8(r.get(), i, 2), pgbin::int8(r.get(), i, 3)});
-  }
-  return out;
+  return read_rows(pooled_run(sql_->flow.queue_list, PgParams()), read_queue<Row>);
 }
 
 }  // namespace ergon::postgres

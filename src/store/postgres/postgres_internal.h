@@ -1,6 +1,7 @@
 // store/postgres/postgres_internal.h — what the PostgreSQL store's noun files share: the libpq
-// helpers by their short names, the statement tables, and the SQL fragments and parameter
-// helpers that more than one noun uses. Private to src/store/postgres/.
+// helpers by their short names, the Row that store/rows.h reads records from, the statement
+// tables, and the SQL fragments and parameter helpers that more than one noun uses. Private to
+// src/store/postgres/.
 //
 // Statement text: each noun's file writes its SQL as raw string literals that name the schema
 // @SCHEMA@, as the migrations do, and the parts that depend on the store's clock (see "Time" in
@@ -13,12 +14,17 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "pq/pg_connection.h"
+#include "store/params.h"
 #include "store/postgres/postgres_store.h"
+#include "store/rows.h"
 
 namespace ergon::postgres {
 
@@ -61,10 +67,51 @@ struct SqlContext {
   [[nodiscard]] std::string heartbeat_stale(int t, int n) const;
 };
 
-// The jobs columns in JobRecord order ("id, job_type, ..."), each prefixed (e.g. "j."), and the
-// reader of one such row (binary format).
-std::string job_columns(std::string_view prefix = "");
-JobRecord read_job(const PGresult* r, int row);
+// A row of a binary-format result, read column by column (the Row of store/rows.h).
+class Row {
+ public:
+  Row(const PGresult* r, int row) : r_(r), row_(row) {}
+
+  bool skip_null() {
+    if (!pgbin::is_null(r_, row_, col_)) return false;
+    ++col_;
+    return true;
+  }
+  std::string text() { return pgbin::text(r_, row_, col_++); }
+  std::string json() { return pgbin::jsonb(r_, row_, col_++); }
+  int int32() { return pgbin::int4(r_, row_, col_++); }
+  std::int64_t int64() { return pgbin::int8(r_, row_, col_++); }
+  bool boolean() { return pgbin::boolean(r_, row_, col_++); }
+  TimePoint time() { return pgbin::timestamptz(r_, row_, col_++); }
+  // 16 bytes: no text that could fail to parse.
+  JobId uuid(std::string_view /*what*/) { return pgbin::uuid(r_, row_, col_++); }
+
+ private:
+  const PGresult* r_;
+  int row_;
+  int col_ = 0;
+};
+
+// Every row of `r`, each read by `read` (a reader of store/rows.h).
+template <class Read>
+auto read_rows(const PgResult& r, Read read) {
+  std::vector<std::invoke_result_t<Read, Row>> out;
+  const int rows = PQntuples(r.get());
+  out.reserve(static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i) out.push_back(read(Row(r.get(), i)));
+  return out;
+}
+
+// The first row of `r`, if any, read by `read`.
+template <class Read>
+auto read_first(const PgResult& r, Read read) {
+  std::optional<std::invoke_result_t<Read, Row>> out;
+  if (PQntuples(r.get()) > 0) out = read(Row(r.get(), 0));
+  return out;
+}
+
+// A list of columns of store/rows.h ("id, job_type, ..."), each prefixed (e.g. "j.").
+std::string columns(std::string_view list, std::string_view prefix = "");
 
 // A notification's payload: the due time, ISO-8601 UTC with microseconds — what
 // parse_timestamp reads, and what a person running LISTEN in psql can read too.
@@ -72,10 +119,6 @@ inline constexpr std::string_view kRunAtPayload =
     R"sql(to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))sql";
 
 void require_no_nul(std::string_view v, std::string_view what);
-
-// $1..$10 of the insert statements (the notifying ones take the channel as $11), in
-// postgres_enqueue.cc.
-PgParams insert_params(const JobInsertParams& p);
 
 // Refuses a caller's connection that is not inside an open transaction: writing on it would
 // commit at once (autocommit), which is exactly what a transactional twin must not do.

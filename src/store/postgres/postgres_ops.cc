@@ -10,7 +10,6 @@
 
 #include "ergon/error.h"
 #include "store/postgres/postgres_internal.h"
-#include "store/text_rules.h"
 
 namespace ergon::postgres {
 namespace {
@@ -135,11 +134,7 @@ std::vector<JobTypeCount> PostgresStore::job_pending_types() {
 SELECT job_type, count(*) FROM @SCHEMA@.jobs WHERE status = 'Pending'
 GROUP BY job_type ORDER BY job_type)sql"),
                            PgParams());
-  std::vector<JobTypeCount> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    out.push_back({pgbin::text(r.get(), i, 0), pgbin::int8(r.get(), i, 1)});
-  }
-  return out;
+  return read_rows(r, read_type_count<Row>);
 }
 
 std::vector<JobCount> PostgresStore::job_counts(TimePoint now) {
@@ -151,19 +146,7 @@ SELECT queue, status, count(*),
        min(run_at) FILTER (WHERE status = 'Pending' AND run_at <= @NOW@)
 FROM @SCHEMA@.jobs GROUP BY queue, status)sql",
                                        {{"@NOW@", now_sql}});
-  PgResult r = pooled_exec(sql, p.params());
-  std::vector<JobCount> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    JobCount c;
-    c.queue = pgbin::text(r.get(), i, 0);
-    auto status = parse_job_status(pgbin::text(r.get(), i, 1));
-    if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
-    c.status = *status;
-    c.count = pgbin::int8(r.get(), i, 2);
-    c.oldest_due_run_at = pgbin::opt_timestamptz(r.get(), i, 3);
-    out.push_back(std::move(c));
-  }
-  return sorted(std::move(out));
+  return sorted(read_rows(pooled_exec(sql, p.params()), read_job_count<Row>));
 }
 
 std::vector<ThroughputBucket> PostgresStore::job_throughput(TimePoint since, Duration bucket) {
@@ -194,36 +177,21 @@ GROUP BY 1, 2)sql",
 }
 
 void PostgresStore::audit_insert(const AuditRecord& a) {
+  PgParams params;
+  bind_audit(params, a);
   pooled_exec(sql_->context.text(R"sql(
 INSERT INTO @SCHEMA@.audit_log (at, actor, action, target, detail)
 VALUES ($1::timestamptz, $2, $3, $4, $5))sql"),
-              PgParams()
-                  .time(a.at)
-                  .text(clean_text(a.actor))
-                  .text(clean_text(a.action))
-                  .text(clean_text(a.target))
-                  .text(clean_text(a.detail)),
-              Format::kText);
+              params, Format::kText);
 }
 
 std::vector<AuditRecord> PostgresStore::audit_list(int limit) {
   check_limit(limit);
   PgResult r = pooled_exec(sql_->context.text(R"sql(
-SELECT id, at, actor, action, target, detail FROM @SCHEMA@.audit_log
-ORDER BY id DESC LIMIT $1::integer)sql"),
+SELECT @COLUMNS@ FROM @SCHEMA@.audit_log ORDER BY id DESC LIMIT $1::integer)sql",
+                                              {{"@COLUMNS@", kAuditColumns}}),
                            PgParams().integer(static_cast<std::int64_t>(limit)));
-  std::vector<AuditRecord> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    AuditRecord a;
-    a.id = pgbin::int8(r.get(), i, 0);
-    a.at = pgbin::timestamptz(r.get(), i, 1);
-    a.actor = pgbin::text(r.get(), i, 2);
-    a.action = pgbin::text(r.get(), i, 3);
-    a.target = pgbin::text(r.get(), i, 4);
-    a.detail = pgbin::text(r.get(), i, 5);
-    out.push_back(std::move(a));
-  }
-  return out;
+  return read_rows(r, read_audit<Row>);
 }
 
 }  // namespace ergon::postgres

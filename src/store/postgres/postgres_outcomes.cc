@@ -6,7 +6,6 @@
 
 #include "ergon/error.h"
 #include "store/postgres/postgres_internal.h"
-#include "store/text_rules.h"
 
 namespace ergon::postgres {
 namespace {
@@ -98,31 +97,11 @@ RETURNING j.status, j.run_at)sql";
 constexpr std::string_view kRescueGivesUp =
     R"sql(j.attempt >= coalesce(j.max_attempts, $1::integer) OR j.rescue_count + 1 >= $2::integer)sql";
 
-// $1..$11 of the finish statements (the retry ones take the channel as $12). Messages come
-// from exceptions and may hold any bytes; PostgreSQL refuses NUL and invalid UTF-8, and a
-// refused outcome would leave the job Running. Clean them first (the rule of both stores).
+// $1-$11 of the finish statements (bind_finish, store/params.h); the retry ones take the
+// channel as $12.
 PgParams finish_params(const JobFinishParams& p) {
-  std::optional<std::string> error;
-  if (p.error_message) error = clean_text(*p.error_message, kMaxErrorMessageBytes);
-  std::optional<std::string> progress;
-  if (p.progress_message) progress = clean_text(*p.progress_message, kMaxProgressMessageBytes);
-  std::optional<int> percent;
-  if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
   PgParams params;
-  params.text(to_string(p.status)).boolean(is_final(p.status)).time(p.now);
-  // NULL run_at: keep the row's own (a release); see JobFinishParams::keep_run_at.
-  if (p.keep_run_at) {
-    params.text(std::optional<std::string>());
-  } else {
-    params.time(p.run_at);
-  }
-  params.text(error)
-      .integer(static_cast<std::int64_t>(p.give_back_attempt && p.status == JobStatus::kPending))
-      .text(progress)
-      .integer(percent)
-      .text(p.id.to_string())
-      .integer(static_cast<std::int64_t>(p.attempt))
-      .text(p.worker_id);
+  bind_finish(params, p);
   return params;
 }
 
@@ -306,11 +285,7 @@ bool PostgresStore::job_finish_tx(NativeConnection native, const JobFinishParams
 
 bool PostgresStore::job_progress_update(const JobProgressParams& p) {
   PgParams params;
-  params.text(clean_text(p.message, kMaxProgressMessageBytes))
-      .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
-      .text(p.id.to_string())
-      .integer(static_cast<std::int64_t>(p.attempt))
-      .text(p.worker_id);
+  bind_progress(params, p);
   auto r = pooled_run(sql_->outcomes.progress, params, Format::kText);
   return std::string_view(PQcmdTuples(r.get())) == "1";
 }

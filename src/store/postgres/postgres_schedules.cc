@@ -8,12 +8,8 @@
 namespace ergon::postgres {
 namespace {
 
-// Every schedule read: the columns in ScheduleRecord order (see read_schedule).
-constexpr std::string_view kSelectSchedules = R"sql(
-SELECT id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time,
-       last_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, priority,
-       max_attempts, last_job_id
-FROM @SCHEMA@.scheduled_jobs)sql";
+// Every schedule read: the columns of read_schedule (store/rows.h).
+constexpr std::string_view kSelectSchedules = "SELECT @COLUMNS@ FROM @SCHEMA@.scheduled_jobs";
 
 // ON CONFLICT (name): concurrent upserts of one schedule are safe. In DO UPDATE the bare column
 // names are the stored row, so the CASE compares the stored expression with the new one before
@@ -49,35 +45,10 @@ SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', @CREATED_AT@, $4::varchar, $
 FROM (SELECT now() AS b) AS clock
 RETURNING run_at)sql";
 
-ScheduleRecord read_schedule(const PGresult* r, int row) {
-  ScheduleRecord s;
-  s.id = pgbin::uuid(r, row, 0);
-  s.name = pgbin::text(r, row, 1);
-  s.job_type = pgbin::text(r, row, 2);
-  s.job_data = pgbin::jsonb(r, row, 3);
-  s.cron_expression = pgbin::text(r, row, 4);
-  s.with_seconds = pgbin::boolean(r, row, 5);
-  s.time_zone = pgbin::text(r, row, 6);
-  s.next_run_time = pgbin::timestamptz(r, row, 7);
-  s.last_run_time = pgbin::opt_timestamptz(r, row, 8);
-  s.is_enabled = pgbin::boolean(r, row, 9);
-  auto misfire = parse_misfire_policy(pgbin::text(r, row, 10));
-  auto overlap = parse_overlap_policy(pgbin::text(r, row, 12));
-  if (!misfire || !overlap)
-    throw Error(ErrorCode::kStore, "unknown schedule policy in the database");
-  s.misfire = *misfire;
-  s.misfire_limit = pgbin::int4(r, row, 11);
-  s.overlap = *overlap;
-  s.queue = pgbin::text(r, row, 13);
-  s.priority = pgbin::int4(r, row, 14);
-  s.max_attempts = pgbin::opt_int4(r, row, 15);
-  s.last_job_id = pgbin::opt_uuid(r, row, 16);
-  return s;
-}
-
 }  // namespace
 
 ScheduleStatements::ScheduleStatements(const SqlContext& sql) {
+  const std::string schedule_columns = columns(kScheduleColumns);
   upsert = sql.statement("ergon_schedule_upsert", kUpsert);
   remove =
       sql.statement("ergon_schedule_remove", "DELETE FROM @SCHEMA@.scheduled_jobs WHERE name = $1");
@@ -85,13 +56,13 @@ ScheduleStatements::ScheduleStatements(const SqlContext& sql) {
       sql.statement("ergon_schedule_enable",
                     "UPDATE @SCHEMA@.scheduled_jobs SET is_enabled = $1::boolean WHERE name = $2");
   get = sql.statement("ergon_schedule_get", "@SELECT@ WHERE name = $1",
-                      {{"@SELECT@", kSelectSchedules}});
+                      {{"@SELECT@", kSelectSchedules}, {"@COLUMNS@", schedule_columns}});
   list = sql.statement("ergon_schedule_list", "@SELECT@ ORDER BY name",
-                       {{"@SELECT@", kSelectSchedules}});
+                       {{"@SELECT@", kSelectSchedules}, {"@COLUMNS@", schedule_columns}});
   // Served by scheduled_jobs_due_idx (partial: enabled schedules only).
   due = sql.statement("ergon_schedule_due", R"sql(@SELECT@
 WHERE is_enabled AND next_run_time <= $1::timestamptz ORDER BY next_run_time LIMIT $2)sql",
-                      {{"@SELECT@", kSelectSchedules}});
+                      {{"@SELECT@", kSelectSchedules}, {"@COLUMNS@", schedule_columns}});
   next_due =
       sql.statement("ergon_schedule_next_due",
                     "SELECT min(next_run_time) FROM @SCHEMA@.scheduled_jobs WHERE is_enabled");
@@ -117,25 +88,8 @@ WHERE name = $4 AND next_run_time = $5::timestamptz)sql");
 void PostgresStore::schedule_upsert(const ScheduleUpsertParams& p) {
   const ScheduleRecord& r = p.schedule;
   PgParams params;
-  params.text(r.id.to_string())
-      .text(r.name)
-      .text(r.job_type)
-      .text(r.job_data)
-      .text(r.cron_expression)
-      .boolean(r.with_seconds)
-      .text(r.time_zone)
-      .time(r.next_run_time)
-      .boolean(r.is_enabled)
-      .text(to_string(r.misfire))
-      .integer(static_cast<std::int64_t>(r.misfire_limit))
-      .text(to_string(r.overlap))
-      .text(r.queue)
-      .integer(static_cast<std::int64_t>(r.priority))
-      .integer(r.max_attempts);
-  {
-    auto conn = pool_.acquire();
-    conn->run(sql_->schedules.upsert, params, Format::kText);
-  }
+  bind_schedule_upsert(params, r);
+  pooled_run(sql_->schedules.upsert, params, Format::kText);
   schedule_notifier().notify(r.next_run_time);
 }
 
@@ -157,24 +111,17 @@ bool PostgresStore::schedule_set_enabled(std::string_view name, bool enabled) {
 }
 
 std::optional<ScheduleRecord> PostgresStore::schedule_get(std::string_view name) {
-  PgResult r = pooled_run(sql_->schedules.get, PgParams().text(name));
-  if (PQntuples(r.get()) == 0) return std::nullopt;
-  return read_schedule(r.get(), 0);
+  return read_first(pooled_run(sql_->schedules.get, PgParams().text(name)), read_schedule<Row>);
 }
 
 std::vector<ScheduleRecord> PostgresStore::schedule_list() {
-  PgResult r = pooled_run(sql_->schedules.list, PgParams());
-  std::vector<ScheduleRecord> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_schedule(r.get(), i));
-  return out;
+  return read_rows(pooled_run(sql_->schedules.list, PgParams()), read_schedule<Row>);
 }
 
 std::vector<ScheduleRecord> PostgresStore::schedule_due(TimePoint now, int limit) {
   PgResult r = pooled_run(sql_->schedules.due,
                           PgParams().time(now).integer(static_cast<std::int64_t>(limit)));
-  std::vector<ScheduleRecord> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(read_schedule(r.get(), i));
-  return out;
+  return read_rows(r, read_schedule<Row>);
 }
 
 std::optional<TimePoint> PostgresStore::schedule_next_due() {
@@ -216,7 +163,8 @@ ScheduleFireResult PostgresStore::schedule_fire(const ScheduleFireParams& p) {
       std::optional<TimePoint> earliest_stored;
       if (result == ScheduleFireResult::kFired) {
         for (const auto& j : p.jobs) {
-          PgParams params = insert_params(j);
+          PgParams params;
+          bind_insert(params, j);
           auto ins = conn->run(sql_->schedules.insert_quiet, params);
           TimePoint stored = pgbin::timestamptz(ins.get(), 0, 0);
           earliest_stored = earliest_stored ? std::min(*earliest_stored, stored) : stored;
@@ -224,14 +172,9 @@ ScheduleFireResult PostgresStore::schedule_fire(const ScheduleFireParams& p) {
           new_last_job = j.id.to_string();
         }
       }
-      conn->run(sql_->schedules.advance,
-                PgParams()
-                    .time(p.new_next)
-                    .time(p.last_run_time)
-                    .text(new_last_job)
-                    .text(p.name)
-                    .time(p.expected_next),
-                Format::kText);
+      PgParams advance;
+      bind_values(advance, p.new_next, p.last_run_time, new_last_job, p.name, p.expected_next);
+      conn->run(sql_->schedules.advance, advance, Format::kText);
       // One notification for the slot's jobs, sent on commit.
       if (earliest_stored) {
         conn->run(sql_->notify, PgParams().text(channel_).text(format_timestamp(*earliest_stored)),

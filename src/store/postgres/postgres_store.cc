@@ -3,6 +3,7 @@
 // and job_list.
 #include "store/postgres/postgres_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <system_error>
@@ -14,14 +15,6 @@
 
 namespace ergon::postgres {
 namespace {
-
-// The columns every read returns, in JobRecord order (see read_job).
-constexpr const char* kJobColumns[] = {
-    "id",         "job_type",     "job_data",      "status",           "created_at",
-    "started_at", "completed_at", "error_message", "progress_message", "progress_percent",
-    "queue",      "priority",     "run_at",        "attempt",          "max_attempts",
-    "worker_id",  "heartbeat_at", "timeout_ms",    "cancel_requested", "rescue_count",
-    "unique_key", "group_key",    "lease"};
 
 // "ergon:<schema>" (channel names are identifiers: at most 63 bytes). A longer schema name
 // keeps its start and gets a hash of the whole name, so two long names still differ.
@@ -129,50 +122,26 @@ PgResult exec_on_caller(PGconn* conn, const std::string& sql, const PgParams& pa
   return r;
 }
 
-std::string job_columns(std::string_view prefix) {
+std::string columns(std::string_view list, std::string_view prefix) {
   std::string out;
-  for (const char* c : kJobColumns) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    std::string_view column = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    column.remove_prefix(std::min(column.find_first_not_of(" \n"), column.size()));
+    column = column.substr(0, column.find_last_not_of(" \n") + 1);
+    if (column.empty()) continue;
     if (!out.empty()) out += ", ";
     out += prefix;
-    out += c;
+    out += column;
   }
   return out;
-}
-
-JobRecord read_job(const PGresult* r, int row) {
-  JobRecord j;
-  j.id = pgbin::uuid(r, row, 0);
-  j.job_type = pgbin::text(r, row, 1);
-  j.job_data = pgbin::jsonb(r, row, 2);
-  auto status = parse_job_status(pgbin::text(r, row, 3));
-  if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
-  j.status = *status;
-  j.created_at = pgbin::timestamptz(r, row, 4);
-  j.started_at = pgbin::opt_timestamptz(r, row, 5);
-  j.completed_at = pgbin::opt_timestamptz(r, row, 6);
-  j.error_message = pgbin::opt_text(r, row, 7);
-  j.progress_message = pgbin::opt_text(r, row, 8);
-  j.progress_percent = pgbin::opt_int4(r, row, 9);
-  j.queue = pgbin::text(r, row, 10);
-  j.priority = pgbin::int4(r, row, 11);
-  j.run_at = pgbin::timestamptz(r, row, 12);
-  j.attempt = pgbin::int4(r, row, 13);
-  j.max_attempts = pgbin::opt_int4(r, row, 14);
-  j.worker_id = pgbin::opt_text(r, row, 15);
-  j.heartbeat_at = pgbin::opt_timestamptz(r, row, 16);
-  if (!pgbin::is_null(r, row, 17)) j.timeout = std::chrono::milliseconds(pgbin::int8(r, row, 17));
-  j.cancel_requested = pgbin::boolean(r, row, 18);
-  j.rescue_count = pgbin::int4(r, row, 19);
-  j.unique_key = pgbin::opt_text(r, row, 20);
-  j.group_key = pgbin::opt_text(r, row, 21);
-  j.lease = pgbin::int4(r, row, 22);
-  return j;
 }
 
 PostgresStore::Statements::Statements(const SqlContext& sql)
     : context(sql),
       get(sql.statement("ergon_job_get", "SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE id = $1::uuid",
-                        {{"@COLUMNS@", job_columns()}})),
+                        {{"@COLUMNS@", columns(kJobColumns)}})),
       notify{"ergon_notify", "SELECT pg_notify($1, $2)"},
       enqueue(sql),
       claim(sql),
@@ -358,9 +327,7 @@ PgResult PostgresStore::pooled_exec(const std::string& sql, const PgParams& para
 }
 
 std::optional<JobRecord> PostgresStore::job_get(const JobId& id) {
-  PgResult r = pooled_run(sql_->get, PgParams().text(id.to_string()));
-  if (PQntuples(r.get()) == 0) return std::nullopt;
-  return read_job(r.get(), 0);
+  return read_first(pooled_run(sql_->get, PgParams().text(id.to_string())), read_job<Row>);
 }
 
 void check_limit(int limit) {
@@ -412,13 +379,8 @@ std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
   std::string limit = p.add_integer(f.limit);
   std::string sql = sql_->context.text(
       R"sql(SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE @FILTER@ ORDER BY id DESC LIMIT @LIMIT@)sql",
-      {{"@COLUMNS@", job_columns()}, {"@FILTER@", where}, {"@LIMIT@", limit}});
-  PgResult r = pooled_exec(sql, p.params());
-  std::vector<JobRecord> out;
-  int rows = PQntuples(r.get());
-  out.reserve(static_cast<std::size_t>(rows));
-  for (int i = 0; i < rows; ++i) out.push_back(read_job(r.get(), i));
-  return out;
+      {{"@COLUMNS@", columns(kJobColumns)}, {"@FILTER@", where}, {"@LIMIT@", limit}});
+  return read_rows(pooled_exec(sql, p.params()), read_job<Row>);
 }
 
 }  // namespace ergon::postgres

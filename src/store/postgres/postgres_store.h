@@ -18,7 +18,14 @@
 // server's now() plus the offset the caller meant (run_at - created_at for an insert, run_at -
 // now for a retry). Worker hosts with skewed clocks then agree on what is due. With any other
 // Clock (a test's FakeClock) the times in the params are written as given and claims compare
-// with the params' `now`, so the conformance suite's fake time works.
+// with the params' `now`, so the conformance suite's fake time works. On the database clock,
+// heartbeats, rescues and cancellations are stamped with the server's now(), and a rescue's
+// stale_before is taken relative to it; job_prune's cut-off is compared as given (retention is
+// coarse); an operator's retry is due at the server's now(), and job_counts compare run_at with
+// it too. A schedule's slot times (next_run_time, last_run_time) are instants computed by the
+// cron engine and are stored as given, on either clock; schedule_due compares them with the
+// scheduler's `now`. Exactly-once per slot does not depend on clocks: schedule_fire is
+// conditional on the slot it read, under a row lock.
 //
 // Ownership: the store owns its pools of connections, its listener and its waker. Thread-safety:
 // every method may be called from any thread at once (each call leases its own connection).
@@ -70,75 +77,11 @@ class PostgresStore final : public Store {
   ~PostgresStore() override;
 
   std::string_view backend() const override { return "postgresql"; }
-  std::vector<int> schema_migrate() override;
   // Throws Error(kSchema) unless the schema is at this build's version.
   void schema_check();
 
-  std::optional<JobRecord> job_get(const JobId& id) override;
-  std::vector<JobRecord> job_list(const JobFilter& filter) override;
-
-  JobId job_insert(const JobInsertParams& p) override;
-  JobId job_insert_tx(NativeConnection conn, const JobInsertParams& p) override;
-  void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
-
-  std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
-  std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
-
-  bool job_finish(const JobFinishParams& p) override;
-  std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch) override;
-  bool job_finish_tx(NativeConnection conn, const JobFinishParams& p) override;
-  bool job_progress_update(const JobProgressParams& p) override;
-  // Fault tolerance. On the database clock heartbeats, rescues and cancellations are stamped
-  // with the server's now(), and a rescue's stale_before is taken relative to it; job_prune's
-  // cut-off is compared as given (retention is coarse).
-  std::vector<HeldJob> job_heartbeat(std::string_view worker_id, TimePoint now) override;
-  int job_rescue(const JobRescueParams& p) override;
-  int job_release_worker(std::string_view worker_id, const JobRescueParams& p) override;
-  CancelResult job_cancel(const JobId& id, TimePoint now) override;
-  int job_prune(JobStatus status, TimePoint before, int limit) override;
-
-  void worker_register(const WorkerRecord& w) override;
-  void worker_heartbeat(std::string_view id, TimePoint now) override;
-  void worker_remove(std::string_view id) override;
-  int worker_prune(TimePoint stale_before, TimePoint now) override;
-  std::vector<WorkerRecord> worker_list() override;
-
-  void outbox_enable() override;
-  void outbox_disable() override;
-  OutboxState outbox_state() override;
-  std::vector<OutboxRow> outbox_peek(int limit) override;
-  void outbox_remove(const std::vector<std::int64_t>& ids) override;
-
-  // Recurring jobs. Slot times (next_run_time, last_run_time) are instants computed by the
-  // cron engine and are stored as given, on either clock; schedule_due compares them with the
-  // scheduler's `now`. Exactly-once per slot does not depend on clocks: schedule_fire is
-  // conditional on the slot it read, under a row lock.
-  void schedule_upsert(const ScheduleUpsertParams& p) override;
-  bool schedule_remove(std::string_view name) override;
-  bool schedule_set_enabled(std::string_view name, bool enabled) override;
-  std::optional<ScheduleRecord> schedule_get(std::string_view name) override;
-  std::vector<ScheduleRecord> schedule_list() override;
-  std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit) override;
-  std::optional<TimePoint> schedule_next_due() override;
-  ScheduleFireResult schedule_fire(const ScheduleFireParams& p) override;
-
-  void limit_set(const TypeLimit& limit, TimePoint now) override;
-  void limit_remove(std::string_view job_type, TimePoint now) override;
-  std::vector<TypeLimit> limit_list() override;
-  void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
-  std::vector<QueueRecord> queue_list() override;
-
-  // Operators' actions. On the database clock a retry is due at the server's now(); counts
-  // compare run_at with it too.
-  bool job_retry(const JobId& id, TimePoint now) override;
-  bool job_delete(const JobId& id) override;
-  int job_retry_matching(const JobFilter& filter, TimePoint now) override;
-  int job_delete_matching(const JobFilter& filter) override;
-  std::vector<JobCount> job_counts(TimePoint now) override;
-  std::vector<JobTypeCount> job_pending_types() override;
-  std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
-  void audit_insert(const AuditRecord& record) override;
-  std::vector<AuditRecord> audit_list(int limit) override;
+  // Every other method of Store.
+#include "store/store_overrides.inc"
 
   [[nodiscard]] const std::string& schema() const { return schema_; }
   // The pg_notify channel of this store's schema.

@@ -1,15 +1,12 @@
 // store/postgres/postgres_workers.cc — the workers registry: registration, heartbeats, removal,
 // pruning of dead workers, and the listing.
-#include "store/handled_types.h"
 #include "store/postgres/postgres_internal.h"
 
 namespace ergon::postgres {
 
 WorkerStatements::WorkerStatements(const SqlContext& sql) {
-  register_worker =
-      sql.statement("ergon_worker_register", R"sql(
-INSERT INTO @SCHEMA@.workers (id, name, host, pid, started_at, heartbeat_at, boot_id,
-                              pid_namespace, process_start, job_types, relay)
+  register_worker = sql.statement("ergon_worker_register", R"sql(
+INSERT INTO @SCHEMA@.workers (@COLUMNS@)
 VALUES ($1, $2, $3, $4::integer, @STARTED_AT@, @NOW@, $7, $8::bigint, $9::bigint, $10::jsonb,
         $11::boolean)
 ON CONFLICT (id) DO UPDATE
@@ -18,7 +15,9 @@ SET name = excluded.name, host = excluded.host, pid = excluded.pid,
     boot_id = excluded.boot_id, pid_namespace = excluded.pid_namespace,
     process_start = excluded.process_start, job_types = excluded.job_types,
     relay = excluded.relay)sql",
-                    {{"@STARTED_AT@", sql.time("now()", 5, 6)}, {"@NOW@", sql.now(6)}});
+                                  {{"@COLUMNS@", columns(kWorkerColumns)},
+                                   {"@STARTED_AT@", sql.time("now()", 5, 6)},
+                                   {"@NOW@", sql.now(6)}});
   heartbeat = sql.statement("ergon_worker_heartbeat",
                             "UPDATE @SCHEMA@.workers SET heartbeat_at = @NOW@ WHERE id = $1",
                             {{"@NOW@", sql.now(2)}});
@@ -26,27 +25,15 @@ SET name = excluded.name, host = excluded.host, pid = excluded.pid,
   // Staleness as the rescuer judges it.
   prune = sql.statement("ergon_worker_prune", "DELETE FROM @SCHEMA@.workers WHERE @STALE@",
                         {{"@STALE@", sql.heartbeat_stale(1, 2)}});
-  list = sql.statement("ergon_worker_list", R"sql(
-SELECT id, name, host, pid, started_at, heartbeat_at, boot_id, pid_namespace, process_start,
-       job_types::text, relay
-FROM @SCHEMA@.workers ORDER BY started_at)sql");
+  list = sql.statement("ergon_worker_list",
+                       "SELECT @COLUMNS@ FROM @SCHEMA@.workers ORDER BY started_at",
+                       {{"@COLUMNS@", columns(kWorkerColumns)}});
 }
 
 void PostgresStore::worker_register(const WorkerRecord& w) {
-  pooled_run(sql_->workers.register_worker,
-             PgParams()
-                 .text(w.id)
-                 .text(w.name)
-                 .text(w.host)
-                 .integer(static_cast<std::int64_t>(w.pid))
-                 .time(w.started_at)
-                 .time(w.heartbeat_at)
-                 .text(w.boot_id)
-                 .integer(w.pid_namespace)
-                 .integer(w.process_start)
-                 .text(worker_types_json(w))
-                 .boolean(w.relay),
-             Format::kText);
+  PgParams params;
+  bind_worker(params, w);
+  pooled_run(sql_->workers.register_worker, params, Format::kText);
 }
 
 void PostgresStore::worker_heartbeat(std::string_view id, TimePoint now) {
@@ -69,26 +56,7 @@ int PostgresStore::worker_prune(TimePoint stale_before, TimePoint now) {
 }
 
 std::vector<WorkerRecord> PostgresStore::worker_list() {
-  PgResult r = pooled_run(sql_->workers.list, PgParams());
-  std::vector<WorkerRecord> out;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    WorkerRecord w;
-    w.id = pgbin::text(r.get(), i, 0);
-    w.name = pgbin::text(r.get(), i, 1);
-    w.host = pgbin::text(r.get(), i, 2);
-    w.pid = pgbin::int4(r.get(), i, 3);
-    w.started_at = pgbin::timestamptz(r.get(), i, 4);
-    w.heartbeat_at = pgbin::timestamptz(r.get(), i, 5);
-    w.boot_id = pgbin::text(r.get(), i, 6);
-    w.pid_namespace = pgbin::int8(r.get(), i, 7);
-    w.process_start = pgbin::int8(r.get(), i, 8);
-    if (!pgbin::is_null(r.get(), i, 9)) {
-      w.job_types = worker_types_parse(pgbin::text(r.get(), i, 9));
-    }
-    w.relay = pgbin::boolean(r.get(), i, 10);
-    out.push_back(std::move(w));
-  }
-  return out;
+  return read_rows(pooled_run(sql_->workers.list, PgParams()), read_worker<Row>);
 }
 
 }  // namespace ergon::postgres

@@ -145,7 +145,7 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
     b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
     bind_queues(b, p.queues);
     bind_types(b, p.job_types);
-    while (b.step()) out.push_back(read_job(b.stmt()));
+    while (b.step()) out.push_back(read_job(Row(b.stmt())));
   }
   if (static_cast<int>(out.size()) < p.limit) claim_limited_locked(p, out);
   // RETURNING gives rows in no defined order; hand them out in claim order.
@@ -244,12 +244,8 @@ void SqliteStore::claim_type_locked(const JobClaimParams& p, const std::string& 
     Binder b(db_, prepared(limits).get());
     b.text(type);
     if (b.step()) {
-      TypeLimit l;
-      l.max_running = opt_int(b.stmt(), 0);
-      l.rate_limit = opt_int(b.stmt(), 1);
-      l.rate_period = std::chrono::milliseconds(sqlite3_column_int64(b.stmt(), 2));
-      l.per_group = sqlite3_column_int(b.stmt(), 3) != 0;
-      limit = l;
+      Row row(b.stmt());
+      read_limits(row, limit.emplace());
     }
   }
   if (!limit) return;  // removed meanwhile: the main claim takes the type from its next poll
@@ -264,7 +260,7 @@ void SqliteStore::claim_type_locked(const JobClaimParams& p, const std::string& 
         .integer(limit->max_running)
         .integer(limit->rate_limit)
         .time(window_start);
-    while (b.step()) out.push_back(read_job(b.stmt()));
+    while (b.step()) out.push_back(read_job(Row(b.stmt())));
   }
   if (!limit->rate_limit) return;
   for (std::size_t i = first; i < out.size(); ++i) {
@@ -289,7 +285,7 @@ std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, cons
   bind_queues(b, p.queues);
   bind_types(b, p.job_types);
   if (!b.step()) return std::nullopt;
-  return read_job(b.stmt());
+  return read_job(Row(b.stmt()));
 }
 
 }  // namespace ergon::sqlite

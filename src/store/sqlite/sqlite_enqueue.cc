@@ -24,11 +24,11 @@ std::string enqueue_sql(std::string_view sql) {
 // (unique_until) is still open at the new job's created_at. The check and the insert are one
 // statement under the write lock.
 const std::string kInsertSql = enqueue_sql(R"sql(
-  INSERT INTO jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt,
-                    max_attempts, timeout_ms, unique_key, unique_while_running, group_key,
+  INSERT INTO jobs (id, job_type, job_data, status, queue, priority, max_attempts, created_at,
+                    run_at, attempt, timeout_ms, group_key, unique_key, unique_while_running,
                     unique_until)
-  SELECT ?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12, ?13
-  WHERE ?10 IS NULL OR NOT EXISTS (SELECT 1 FROM jobs WHERE unique_key = ?10 AND unique_until > ?4)
+  SELECT ?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13
+  WHERE ?11 IS NULL OR NOT EXISTS (SELECT 1 FROM jobs WHERE unique_key = ?11 AND unique_until > ?7)
   ON CONFLICT (unique_key) WHERE @UNIQUE_PREDICATE@ DO NOTHING
 )sql");
 
@@ -40,39 +40,6 @@ const std::string kUniqueHolderSql = enqueue_sql(R"sql(
   LIMIT 1
 )sql");
 
-void bind_insert(Binder& b, const JobInsertParams& p) {
-  b.text(p.id.to_string())
-      .text(p.job_type)
-      .text(p.job_data)
-      .time(p.created_at)
-      .text(p.queue)
-      .integer(static_cast<std::int64_t>(p.priority))
-      .time(p.run_at)
-      .integer(p.max_attempts);
-  if (p.timeout) {
-    b.integer(static_cast<std::int64_t>(std::max<std::int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(*p.timeout).count())));
-  } else {
-    b.null();
-  }
-  if (p.unique_key.empty()) {
-    b.null();
-  } else {
-    b.text(p.unique_key);
-  }
-  b.integer(static_cast<std::int64_t>(p.unique_while_running));
-  if (p.group_key.empty()) {
-    b.null();
-  } else {
-    b.text(p.group_key);
-  }
-  if (p.unique_period && !p.unique_key.empty()) {
-    b.time(p.created_at + *p.unique_period);
-  } else {
-    b.null();
-  }
-}
-
 // Runs the insert on `db` (the store's or the caller's connection, inside whatever transaction
 // is open there). Returns p.id, or the id of the job that holds p.unique_key: the insert did
 // nothing, and in the same transaction (so under the same write lock) the holder is found.
@@ -80,6 +47,7 @@ JobId insert_on(sqlite3* db, sqlite3_stmt* insert, sqlite3_stmt* holder, const J
   {
     Binder b(db, insert);
     bind_insert(b, p);
+    bind_unique(b, p);
     b.run();
   }
   if (sqlite3_changes(db) == 1) return p.id;
@@ -89,9 +57,7 @@ JobId insert_on(sqlite3* db, sqlite3_stmt* insert, sqlite3_stmt* holder, const J
     throw Error(ErrorCode::kStore,
                 "unique key '" + std::string(p.unique_key) + "' conflicts, but no job holds it");
   }
-  auto id = JobId::parse(text_column(h.stmt(), 0));
-  if (!id) throw Error(ErrorCode::kStore, "malformed job id in the database");
-  return *id;
+  return Row(h.stmt()).uuid("job id");
 }
 
 }  // namespace

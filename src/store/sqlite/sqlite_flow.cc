@@ -7,30 +7,21 @@
 namespace ergon::sqlite {
 
 void SqliteStore::limit_set(const TypeLimit& l, TimePoint now) {
+  // Every column is written: the type's row becomes this limit, whatever it held.
   static constexpr std::string_view sql = R"sql(
-    INSERT INTO job_type_limits (job_type, max_running, rate_limit, rate_period_ms, per_group,
-                                 changed_at)
+    INSERT OR REPLACE INTO job_type_limits (job_type, max_running, rate_limit, rate_period_ms,
+                                            per_group, changed_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-    ON CONFLICT (job_type) DO UPDATE SET
-      max_running = excluded.max_running,
-      rate_limit = excluded.rate_limit,
-      rate_period_ms = excluded.rate_period_ms,
-      per_group = excluded.per_group,
-      changed_at = excluded.changed_at
   )sql";
   check_type_limit(l);
   {
     std::lock_guard lock(mu_);
     WriteTransaction tx(*this);
-    Binder b(db_, prepared(sql).get());
-    b.text(l.job_type).integer(l.max_running).integer(l.rate_limit);
-    if (l.rate_limit) {
-      b.integer(static_cast<std::int64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(l.rate_period).count()));
-    } else {
-      b.null();
+    {
+      Binder b(db_, prepared(sql).get());
+      bind_limit(b, l);
+      b.time(now).run();
     }
-    b.integer(static_cast<std::int64_t>(l.per_group)).time(now).run();
     if (!l.rate_limit) clear_starts_locked(l.job_type);
     tx.commit();
   }
@@ -44,8 +35,7 @@ void SqliteStore::limit_remove(std::string_view job_type, TimePoint now) {
   {
     std::lock_guard lock(mu_);
     WriteTransaction tx(*this);
-    Binder b(db_, prepared(sql).get());
-    b.text(job_type).run();
+    run_locked(sql, job_type);
     clear_starts_locked(job_type);
     tx.commit();
   }
@@ -57,8 +47,7 @@ void SqliteStore::clear_starts_locked(std::string_view job_type) {
   static constexpr std::string_view sql = R"sql(
     DELETE FROM job_type_starts WHERE job_type = ?1
   )sql";
-  Binder b(db_, prepared(sql).get());
-  b.text(job_type).run();
+  run_locked(sql, job_type);
 }
 
 std::vector<TypeLimit> SqliteStore::limit_list() {
@@ -67,20 +56,7 @@ std::vector<TypeLimit> SqliteStore::limit_list() {
            (SELECT count(*) FROM jobs j WHERE j.job_type = l.job_type AND j.status = 'Running')
     FROM job_type_limits l ORDER BY l.job_type
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  std::vector<TypeLimit> out;
-  while (b.step()) {
-    TypeLimit l;
-    l.job_type = text_column(b.stmt(), 0);
-    l.max_running = opt_int(b.stmt(), 1);
-    l.rate_limit = opt_int(b.stmt(), 2);
-    l.rate_period = std::chrono::milliseconds(sqlite3_column_int64(b.stmt(), 3));
-    l.per_group = sqlite3_column_int(b.stmt(), 4) != 0;
-    l.running = sqlite3_column_int64(b.stmt(), 5);
-    out.push_back(std::move(l));
-  }
-  return out;
+  return select(sql, read_type_limit<Row>);
 }
 
 void SqliteStore::queue_set_paused(std::string_view name, bool paused, TimePoint now) {
@@ -88,9 +64,7 @@ void SqliteStore::queue_set_paused(std::string_view name, bool paused, TimePoint
     INSERT INTO queues (name, paused, changed_at) VALUES (?1, ?2, ?3)
     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.text(name).integer(static_cast<std::int64_t>(paused)).time(now).run();
+  run(sql, name, paused, now);
 }
 
 std::vector<QueueRecord> SqliteStore::queue_list() {
@@ -105,14 +79,7 @@ std::vector<QueueRecord> SqliteStore::queue_list() {
     LEFT JOIN queues q ON q.name = n.name
     ORDER BY n.name
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  std::vector<QueueRecord> out;
-  while (b.step()) {
-    out.push_back({text_column(b.stmt(), 0), sqlite3_column_int(b.stmt(), 1) != 0,
-                   sqlite3_column_int64(b.stmt(), 2), sqlite3_column_int64(b.stmt(), 3)});
-  }
-  return out;
+  return select(sql, read_queue<Row>);
 }
 
 }  // namespace ergon::sqlite

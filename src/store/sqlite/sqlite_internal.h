@@ -1,6 +1,8 @@
 // store/sqlite/sqlite_internal.h — what the SQLite store's files share: errors, reading
-// columns, binding parameters, the prepared statement and the write transaction, the job row,
-// and how statement text names the parts it shares. Included only by src/store/sqlite/*.cc.
+// columns (the Row that store/rows.h reads records from), binding parameters (the Binder that
+// store/params.h binds statements' parameters to), the prepared statement and the write
+// transaction, and how statement text names the parts it shares. Included only by
+// src/store/sqlite/*.cc.
 #pragma once
 
 #include <sqlite3.h>
@@ -10,9 +12,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "ergon/error.h"
+#include "store/params.h"
+#include "store/rows.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace ergon::sqlite {
@@ -32,18 +38,10 @@ namespace ergon::sqlite {
 // Named holes of a statement (@NAME@, given without the @s) and the SQL that fills each.
 using Holes = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
-// The columns every read of a job returns, in JobRecord order (read_job): @JOB_COLUMNS@, a hole
-// every statement may name.
-inline constexpr std::string_view kJobColumns = R"sql(
-  id, job_type, job_data, status, created_at, started_at, completed_at, error_message,
-  progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts,
-  worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key,
-  group_key, lease
-)sql";
-
-// `sql` with each hole filled: @JOB_COLUMNS@ and those of `holes`. Throws std::logic_error for
-// a hole it has no SQL for: a mistake in a statement fails when its constant is built, not
-// when it first runs.
+// `sql` with each hole filled: the columns of a record's row (@JOB_COLUMNS@,
+// @SCHEDULE_COLUMNS@, @WORKER_COLUMNS@, @AUDIT_COLUMNS@: store/rows.h), holes every statement
+// may name, and those of `holes`. Throws std::logic_error for a hole it has no SQL for: a
+// mistake in a statement fails when its constant is built, not when it first runs.
 std::string fill(std::string_view sql, Holes holes = {});
 
 // ---- Reading columns -----------------------------------------------------------------------
@@ -60,11 +58,6 @@ inline std::optional<std::string> opt_text(sqlite3_stmt* s, int col) {
   return text_column(s, col);
 }
 
-inline std::optional<int> opt_int(sqlite3_stmt* s, int col) {
-  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
-  return sqlite3_column_int(s, col);
-}
-
 inline TimePoint time_column(sqlite3_stmt* s, int col) {
   auto t = parse_timestamp(text_column(s, col));
   if (!t) throw Error(ErrorCode::kStore, "malformed timestamp in the database");
@@ -76,8 +69,33 @@ inline std::optional<TimePoint> opt_time(sqlite3_stmt* s, int col) {
   return time_column(s, col);
 }
 
-// A row of kJobColumns.
-JobRecord read_job(sqlite3_stmt* s);
+// The current row of a statement, read column by column (the Row of store/rows.h).
+class Row {
+ public:
+  explicit Row(sqlite3_stmt* s) : s_(s) {}
+
+  bool skip_null() {
+    if (sqlite3_column_type(s_, col_) != SQLITE_NULL) return false;
+    ++col_;
+    return true;
+  }
+  std::string text() { return text_column(s_, col_++); }
+  std::string json() { return text(); }  // stored as text
+  int int32() { return sqlite3_column_int(s_, col_++); }
+  std::int64_t int64() { return sqlite3_column_int64(s_, col_++); }
+  bool boolean() { return int32() != 0; }
+  TimePoint time() { return time_column(s_, col_++); }
+  // Stored as text; `what` names one that does not parse.
+  JobId uuid(std::string_view what) {
+    auto id = JobId::parse(text());
+    if (!id) throw Error(ErrorCode::kStore, "malformed " + std::string(what) + " in the database");
+    return *id;
+  }
+
+ private:
+  sqlite3_stmt* s_;
+  int col_ = 0;
+};
 
 // ---- Statements ----------------------------------------------------------------------------
 
@@ -136,6 +154,7 @@ class Binder {
     if (!v) return null();
     return integer(static_cast<std::int64_t>(*v));
   }
+  Binder& boolean(bool v) { return integer(static_cast<std::int64_t>(v)); }
   Binder& null() {
     check(sqlite3_bind_null(s_, ++i_));
     return *this;
@@ -161,6 +180,51 @@ class Binder {
   sqlite3_stmt* s_;
   int i_ = 0;
 };
+
+template <class... Values>
+int SqliteStore::run_locked(std::string_view sql, const Values&... values) {
+  Binder b(db_, prepared(sql).get());
+  bind_values(b, values...);
+  b.run();
+  return sqlite3_changes(db_);
+}
+
+template <class... Values>
+int SqliteStore::run(std::string_view sql, const Values&... values) {
+  std::lock_guard lock(mu_);
+  return run_locked(sql, values...);
+}
+
+template <class Each, class... Values>
+void SqliteStore::each_row(std::string_view sql, Each each, const Values&... values) {
+  std::lock_guard lock(mu_);
+  Binder b(db_, prepared(sql).get());
+  bind_values(b, values...);
+  while (b.step() && each(Row(b.stmt()))) {
+  }
+}
+
+template <class Read, class... Values>
+auto SqliteStore::select(std::string_view sql, Read read, const Values&... values) {
+  std::vector<std::invoke_result_t<Read, Row>> out;
+  auto keep = [&](Row&& row) {
+    out.push_back(read(std::move(row)));
+    return true;  // and the next
+  };
+  each_row(sql, keep, values...);
+  return out;
+}
+
+template <class Read, class... Values>
+auto SqliteStore::select_one(std::string_view sql, Read read, const Values&... values) {
+  std::optional<std::invoke_result_t<Read, Row>> out;
+  auto keep = [&](Row&& row) {
+    out = read(std::move(row));
+    return false;  // and no more
+  };
+  each_row(sql, keep, values...);
+  return out;
+}
 
 // One write transaction on the store's connection, rolled back unless commit() is reached.
 // BEGIN IMMEDIATE takes the write lock before the first read, so busy_timeout queues this

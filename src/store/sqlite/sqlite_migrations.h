@@ -3,12 +3,9 @@
 
 #include <span>
 
-namespace ergon::sqlite {
+#include "store/schema.h"
 
-struct Migration {
-  int version;
-  const char* sql;  // one or more statements, run inside the migrating transaction
-};
+namespace ergon::sqlite {
 
 std::span<const Migration> migrations();
 int latest_schema_version();

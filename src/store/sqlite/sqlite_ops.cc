@@ -6,7 +6,6 @@
 
 #include "store/sqlite/sqlite_internal.h"
 #include "store/sqlite/sqlite_store.h"
-#include "store/text_rules.h"
 
 namespace ergon::sqlite {
 namespace {
@@ -45,12 +44,7 @@ bool SqliteStore::job_retry(const JobId& id, TimePoint now) {
     UPDATE jobs SET @RETRY_SET@
     WHERE id = ? AND status IN ('Failed', 'Cancelled') AND @KEY_FREE@
   )sql");
-  {
-    std::lock_guard lock(mu_);
-    Binder b(db_, prepared(sql).get());
-    b.time(now).text(id.to_string()).run();
-    if (sqlite3_changes(db_) != 1) return false;
-  }
+  if (run(sql, now, id) != 1) return false;
   notifier().notify(now);
   return true;
 }
@@ -59,10 +53,7 @@ bool SqliteStore::job_delete(const JobId& id) {
   static constexpr std::string_view sql = R"sql(
     DELETE FROM jobs WHERE id = ?1 AND status <> 'Running'
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.text(id.to_string()).run();
-  return sqlite3_changes(db_) == 1;
+  return run(sql, id) == 1;
 }
 
 int SqliteStore::job_retry_matching(const JobFilter& f, TimePoint now) {
@@ -110,11 +101,7 @@ std::vector<JobTypeCount> SqliteStore::job_pending_types() {
     SELECT job_type, count(*) FROM jobs WHERE status = 'Pending'
     GROUP BY job_type ORDER BY job_type
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  std::vector<JobTypeCount> out;
-  while (b.step()) out.push_back({text_column(b.stmt(), 0), sqlite3_column_int64(b.stmt(), 1)});
-  return out;
+  return select(sql, read_type_count<Row>);
 }
 
 std::vector<JobCount> SqliteStore::job_counts(TimePoint now) {
@@ -125,20 +112,7 @@ std::vector<JobCount> SqliteStore::job_counts(TimePoint now) {
                                              THEN run_at END)
     FROM jobs GROUP BY queue, status
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.time(now);
-  std::vector<JobCount> out;
-  while (b.step()) {
-    JobCount c;
-    c.queue = text_column(b.stmt(), 0);
-    auto status = parse_job_status(text_column(b.stmt(), 1));
-    if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
-    c.status = *status;
-    c.count = sqlite3_column_int64(b.stmt(), 2);
-    c.oldest_due_run_at = opt_time(b.stmt(), 3);
-    out.push_back(std::move(c));
-  }
+  std::vector<JobCount> out = select(sql, read_job_count<Row>, now);
   std::sort(out.begin(), out.end(), [](const JobCount& x, const JobCount& y) {
     return std::tie(x.queue, x.status) < std::tie(y.queue, y.status);
   });
@@ -175,38 +149,20 @@ std::vector<ThroughputBucket> SqliteStore::job_throughput(TimePoint since, Durat
 
 void SqliteStore::audit_insert(const AuditRecord& r) {
   static constexpr std::string_view sql = R"sql(
-    INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)
   )sql";
   std::lock_guard lock(mu_);
   Binder b(db_, prepared(sql).get());
-  b.time(r.at)
-      .text(clean_text(r.actor))
-      .text(clean_text(r.action))
-      .text(clean_text(r.target))
-      .text(clean_text(r.detail))
-      .run();
+  bind_audit(b, r);
+  b.run();
 }
 
 std::vector<AuditRecord> SqliteStore::audit_list(int limit) {
-  static constexpr std::string_view sql = R"sql(
-    SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?
-  )sql";
+  static const std::string sql = fill(R"sql(
+    SELECT @AUDIT_COLUMNS@ FROM audit_log ORDER BY id DESC LIMIT ?
+  )sql");
   check_limit(limit);
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.integer(static_cast<std::int64_t>(limit));
-  std::vector<AuditRecord> out;
-  while (b.step()) {
-    AuditRecord r;
-    r.id = sqlite3_column_int64(b.stmt(), 0);
-    r.at = time_column(b.stmt(), 1);
-    r.actor = text_column(b.stmt(), 2);
-    r.action = text_column(b.stmt(), 3);
-    r.target = text_column(b.stmt(), 4);
-    r.detail = text_column(b.stmt(), 5);
-    out.push_back(std::move(r));
-  }
-  return out;
+  return select(sql, read_audit<Row>, limit);
 }
 
 }  // namespace ergon::sqlite

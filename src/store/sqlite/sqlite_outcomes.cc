@@ -5,7 +5,6 @@
 
 #include "store/sqlite/sqlite_internal.h"
 #include "store/sqlite/sqlite_store.h"
-#include "store/text_rules.h"
 
 namespace ergon::sqlite {
 namespace {
@@ -58,31 +57,6 @@ const std::string kFinishSql = outcome_sql(R"sql(
     unique_key = CASE WHEN ?2 THEN unique_key ELSE @UNIQUE_GIVE_UP@ END
   WHERE id = ?9 AND lease = ?10 AND worker_id = ?11 AND status = 'Running'
 )sql");
-
-// Messages come from exceptions and a command's stderr: cleaned as PostgreSQL needs them, so
-// both stores keep the same text (store/text_rules.h).
-void bind_finish(Binder& b, const JobFinishParams& p) {
-  std::optional<std::string> error;
-  if (p.error_message) error = clean_text(*p.error_message, kMaxErrorMessageBytes);
-  std::optional<std::string> progress;
-  if (p.progress_message) progress = clean_text(*p.progress_message, kMaxProgressMessageBytes);
-  std::optional<int> percent;
-  if (p.progress_percent) percent = std::clamp(*p.progress_percent, 0, 100);
-  b.text(to_string(p.status)).integer(static_cast<std::int64_t>(is_final(p.status))).time(p.now);
-  // NULL run_at: keep the row's own (a release); see JobFinishParams::keep_run_at.
-  if (p.keep_run_at) {
-    b.null();
-  } else {
-    b.time(p.run_at);
-  }
-  b.text(error)
-      .integer(static_cast<std::int64_t>(p.give_back_attempt && p.status == JobStatus::kPending))
-      .text(progress)
-      .integer(percent)
-      .text(p.id.to_string())
-      .integer(static_cast<std::int64_t>(p.attempt))
-      .text(p.worker_id);
-}
 
 }  // namespace
 
@@ -145,11 +119,7 @@ bool SqliteStore::job_progress_update(const JobProgressParams& p) {
   )sql";
   std::lock_guard lock(mu_);
   Binder b(db_, prepared(sql).get());
-  b.text(clean_text(p.message, kMaxProgressMessageBytes))
-      .integer(static_cast<std::int64_t>(std::clamp(p.percent, 0, 100)))
-      .text(p.id.to_string())
-      .integer(static_cast<std::int64_t>(p.attempt))
-      .text(p.worker_id);
+  bind_progress(b, p);
   b.run();
   return sqlite3_changes(db_) == 1;
 }
@@ -231,16 +201,8 @@ CancelResult SqliteStore::job_cancel(const JobId& id, TimePoint now) {
     SELECT 1 FROM jobs WHERE id = ?
   )sql";
   std::lock_guard lock(mu_);
-  {
-    Binder b(db_, prepared(cancel).get());
-    b.time(now).text(id.to_string()).run();
-    if (sqlite3_changes(db_) == 1) return CancelResult::kCancelled;
-  }
-  {
-    Binder b(db_, prepared(request).get());
-    b.text(id.to_string()).run();
-    if (sqlite3_changes(db_) == 1) return CancelResult::kRequested;
-  }
+  if (run_locked(cancel, now, id) == 1) return CancelResult::kCancelled;
+  if (run_locked(request, id) == 1) return CancelResult::kRequested;
   Binder b(db_, prepared(exists).get());
   b.text(id.to_string());
   return b.step() ? CancelResult::kAlreadyFinished : CancelResult::kNotFound;
@@ -256,10 +218,7 @@ int SqliteStore::job_prune(JobStatus status, TimePoint before, int limit) {
     DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = ?1 AND completed_at < ?2
                                   LIMIT ?3)
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.text(to_string(status)).time(before).integer(static_cast<std::int64_t>(limit)).run();
-  return sqlite3_changes(db_);
+  return run(sql, status, before, limit);
 }
 
 }  // namespace ergon::sqlite

@@ -6,48 +6,6 @@
 #include "store/sqlite/sqlite_store.h"
 
 namespace ergon::sqlite {
-namespace {
-
-// The columns every read of a schedule returns, in the order read_schedule reads them.
-constexpr std::string_view kScheduleColumns = R"sql(
-  id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time,
-  last_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, priority,
-  max_attempts, last_job_id
-)sql";
-
-std::string schedule_sql(std::string_view sql) {
-  return fill(sql, {{"SCHEDULE_COLUMNS", kScheduleColumns}});
-}
-
-ScheduleRecord read_schedule(sqlite3_stmt* s) {
-  ScheduleRecord r;
-  auto id = JobId::parse(text_column(s, 0));
-  if (!id) throw Error(ErrorCode::kStore, "malformed schedule id in the database");
-  r.id = *id;
-  r.name = text_column(s, 1);
-  r.job_type = text_column(s, 2);
-  r.job_data = text_column(s, 3);
-  r.cron_expression = text_column(s, 4);
-  r.with_seconds = sqlite3_column_int(s, 5) != 0;
-  r.time_zone = text_column(s, 6);
-  r.next_run_time = time_column(s, 7);
-  r.last_run_time = opt_time(s, 8);
-  r.is_enabled = sqlite3_column_int(s, 9) != 0;
-  auto misfire = parse_misfire_policy(text_column(s, 10));
-  auto overlap = parse_overlap_policy(text_column(s, 12));
-  if (!misfire || !overlap)
-    throw Error(ErrorCode::kStore, "unknown schedule policy in the database");
-  r.misfire = *misfire;
-  r.misfire_limit = sqlite3_column_int(s, 11);
-  r.overlap = *overlap;
-  r.queue = text_column(s, 13);
-  r.priority = sqlite3_column_int(s, 14);
-  r.max_attempts = opt_int(s, 15);
-  if (auto last = opt_text(s, 16)) r.last_job_id = JobId::parse(*last);
-  return r;
-}
-
-}  // namespace
 
 void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
   // On conflict every right-hand side sees the old row, so the CASE compares the stored
@@ -78,21 +36,7 @@ void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
   {
     std::lock_guard lock(mu_);
     Binder b(db_, prepared(sql).get());
-    b.text(r.id.to_string())
-        .text(r.name)
-        .text(r.job_type)
-        .text(r.job_data)
-        .text(r.cron_expression)
-        .integer(static_cast<std::int64_t>(r.with_seconds))
-        .text(r.time_zone)
-        .time(r.next_run_time)
-        .integer(static_cast<std::int64_t>(r.is_enabled))
-        .text(to_string(r.misfire))
-        .integer(static_cast<std::int64_t>(r.misfire_limit))
-        .text(to_string(r.overlap))
-        .text(r.queue)
-        .integer(static_cast<std::int64_t>(r.priority))
-        .integer(r.max_attempts);
+    bind_schedule_upsert(b, r);
     b.run();
   }
   schedule_notifier().notify(r.next_run_time);
@@ -102,61 +46,39 @@ bool SqliteStore::schedule_remove(std::string_view name) {
   static constexpr std::string_view sql = R"sql(
     DELETE FROM scheduled_jobs WHERE name = ?
   )sql";
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.text(name).run();
-  return sqlite3_changes(db_) == 1;
+  return run(sql, name) == 1;
 }
 
 bool SqliteStore::schedule_set_enabled(std::string_view name, bool enabled) {
   static constexpr std::string_view sql = R"sql(
     UPDATE scheduled_jobs SET is_enabled = ? WHERE name = ?
   )sql";
-  bool changed;
-  {
-    std::lock_guard lock(mu_);
-    Binder b(db_, prepared(sql).get());
-    b.integer(static_cast<std::int64_t>(enabled)).text(name).run();
-    changed = sqlite3_changes(db_) == 1;
-  }
+  const bool changed = run(sql, enabled, name) == 1;
   if (changed && enabled) schedule_notifier().notify(clock().now());
   return changed;
 }
 
 std::optional<ScheduleRecord> SqliteStore::schedule_get(std::string_view name) {
-  static const std::string sql = schedule_sql(R"sql(
+  static const std::string sql = fill(R"sql(
     SELECT @SCHEDULE_COLUMNS@ FROM scheduled_jobs WHERE name = ?
   )sql");
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.text(name);
-  if (!b.step()) return std::nullopt;
-  return read_schedule(b.stmt());
+  return select_one(sql, read_schedule<Row>, name);
 }
 
 std::vector<ScheduleRecord> SqliteStore::schedule_list() {
-  static const std::string sql = schedule_sql(R"sql(
+  static const std::string sql = fill(R"sql(
     SELECT @SCHEDULE_COLUMNS@ FROM scheduled_jobs ORDER BY name
   )sql");
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  std::vector<ScheduleRecord> out;
-  while (b.step()) out.push_back(read_schedule(b.stmt()));
-  return out;
+  return select(sql, read_schedule<Row>);
 }
 
 std::vector<ScheduleRecord> SqliteStore::schedule_due(TimePoint now, int limit) {
-  static const std::string sql = schedule_sql(R"sql(
+  static const std::string sql = fill(R"sql(
     SELECT @SCHEDULE_COLUMNS@ FROM scheduled_jobs
     WHERE is_enabled = 1 AND next_run_time <= ?
     ORDER BY next_run_time LIMIT ?
   )sql");
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.time(now).integer(static_cast<std::int64_t>(limit));
-  std::vector<ScheduleRecord> out;
-  while (b.step()) out.push_back(read_schedule(b.stmt()));
-  return out;
+  return select(sql, read_schedule<Row>, now, limit);
 }
 
 std::optional<TimePoint> SqliteStore::schedule_next_due() {
@@ -223,10 +145,7 @@ ScheduleFireResult SqliteStore::schedule_fire(const ScheduleFireParams& p) {
         earliest = earliest ? std::min(*earliest, j.run_at) : j.run_at;
       }
     }
-    Binder b(db_, prepared(advance).get());
-    b.time(p.new_next).time(p.last_run_time).text(new_last_job).text(p.name).time(p.expected_next);
-    b.run();
-    b.reset();
+    run_locked(advance, p.new_next, p.last_run_time, new_last_job, p.name, p.expected_next);
     tx.commit();
   }
   if (earliest) notifier().notify(*earliest);

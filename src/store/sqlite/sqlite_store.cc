@@ -23,6 +23,11 @@ namespace ergon::sqlite {
 }
 
 std::string fill(std::string_view sql, Holes holes) {
+  static constexpr std::pair<std::string_view, std::string_view> kColumns[] = {
+      {"JOB_COLUMNS", kJobColumns},
+      {"SCHEDULE_COLUMNS", kScheduleColumns},
+      {"WORKER_COLUMNS", kWorkerColumns},
+      {"AUDIT_COLUMNS", kAuditColumns}};
   std::string out;
   out.reserve(sql.size());
   for (;;) {
@@ -32,7 +37,9 @@ std::string fill(std::string_view sql, Holes holes) {
     const auto end = sql.find('@', at + 1);
     const std::string_view name = sql.substr(at + 1, end - at - 1);
     std::optional<std::string_view> text;
-    if (name == "JOB_COLUMNS") text = kJobColumns;
+    for (const auto& [hole, columns] : kColumns) {
+      if (hole == name) text = columns;
+    }
     for (const auto& [hole, filling] : holes) {
       if (hole == name) text = filling;
     }
@@ -42,40 +49,6 @@ std::string fill(std::string_view sql, Holes holes) {
     out += fill(*text, holes);
     sql.remove_prefix(end + 1);
   }
-}
-
-JobRecord read_job(sqlite3_stmt* s) {
-  JobRecord r;
-  auto id = JobId::parse(text_column(s, 0));
-  if (!id) throw Error(ErrorCode::kStore, "malformed job id in the database");
-  r.id = *id;
-  r.job_type = text_column(s, 1);
-  r.job_data = text_column(s, 2);
-  auto status = parse_job_status(text_column(s, 3));
-  if (!status) throw Error(ErrorCode::kStore, "unknown job status in the database");
-  r.status = *status;
-  r.created_at = time_column(s, 4);
-  r.started_at = opt_time(s, 5);
-  r.completed_at = opt_time(s, 6);
-  r.error_message = opt_text(s, 7);
-  r.progress_message = opt_text(s, 8);
-  r.progress_percent = opt_int(s, 9);
-  r.queue = text_column(s, 10);
-  r.priority = sqlite3_column_int(s, 11);
-  r.run_at = time_column(s, 12);
-  r.attempt = sqlite3_column_int(s, 13);
-  r.max_attempts = opt_int(s, 14);
-  r.worker_id = opt_text(s, 15);
-  r.heartbeat_at = opt_time(s, 16);
-  if (sqlite3_column_type(s, 17) != SQLITE_NULL) {
-    r.timeout = std::chrono::milliseconds(sqlite3_column_int64(s, 17));
-  }
-  r.cancel_requested = sqlite3_column_int(s, 18) != 0;
-  r.rescue_count = sqlite3_column_int(s, 19);
-  r.unique_key = opt_text(s, 20);
-  r.group_key = opt_text(s, 21);
-  r.lease = sqlite3_column_int(s, 22);
-  return r;
 }
 
 SqliteStore::SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_missing)
@@ -178,11 +151,7 @@ std::vector<int> SqliteStore::schema_migrate() {
         version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)
     )sql");
     int current = schema_version_locked();
-    if (current > latest_schema_version()) {
-      throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(current) +
-                                          " is newer than this build of Ergon (" +
-                                          std::to_string(latest_schema_version()) + ")");
-    }
+    refuse_newer_schema(current, latest_schema_version());
     for (const Migration& m : migrations()) {
       if (m.version <= current) continue;
       exec(m.sql);
@@ -206,18 +175,7 @@ std::vector<int> SqliteStore::schema_migrate() {
 void SqliteStore::schema_check() {
   std::lock_guard lock(mu_);
   int v = schema_version_locked();
-  if (v == latest_schema_version()) return;
-  if (v == 0) {
-    throw Error(ErrorCode::kSchema, "the database has no Ergon schema; run `ergon migrate`");
-  }
-  if (v < latest_schema_version()) {
-    throw Error(ErrorCode::kSchema,
-                "the database schema is at version " + std::to_string(v) + ", this build needs " +
-                    std::to_string(latest_schema_version()) + "; run `ergon migrate`");
-  }
-  throw Error(ErrorCode::kSchema, "database schema version " + std::to_string(v) +
-                                      " is newer than this build of Ergon (" +
-                                      std::to_string(latest_schema_version()) + ")");
+  require_schema_version(v, latest_schema_version());
 }
 
 // ---- Reading jobs --------------------------------------------------------------------------
@@ -226,11 +184,7 @@ std::optional<JobRecord> SqliteStore::job_get(const JobId& id) {
   static const std::string sql = fill(R"sql(
     SELECT @JOB_COLUMNS@ FROM jobs WHERE id = ?
   )sql");
-  std::lock_guard lock(mu_);
-  Binder b(db_, prepared(sql).get());
-  b.text(id.to_string());
-  if (!b.step()) return std::nullopt;
-  return read_job(b.stmt());
+  return select_one(sql, read_job<Row>, id);
 }
 
 void check_limit(int limit) {
@@ -278,7 +232,7 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
   bind_filter(b, f);
   b.integer(static_cast<std::int64_t>(f.limit));
   std::vector<JobRecord> out;
-  while (b.step()) out.push_back(read_job(b.stmt()));
+  while (b.step()) out.push_back(read_job(Row(b.stmt())));
   return out;
 }
 

@@ -39,91 +39,47 @@ sqlite3* open_database(const SqliteUrl& url, bool create_if_missing);
 
 // The methods are split by noun, one file each, as the PostgreSQL store's are: sqlite_store.cc
 // has the connection, its statements, the migrations and the reads of jobs (sqlite_open.cc the
-// URL and the file); the other files are named below.
+// URL and the file); sqlite_enqueue.cc, sqlite_claim.cc, sqlite_outcomes.cc (outcomes and
+// fault tolerance), sqlite_workers.cc, sqlite_outbox.cc, sqlite_schedules.cc, sqlite_flow.cc
+// (limits and queues) and sqlite_ops.cc (operators' actions) the rest.
 class SqliteStore final : public Store {
  public:
   SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_missing);
   ~SqliteStore() override;
 
   std::string_view backend() const override { return "sqlite"; }
-  std::vector<int> schema_migrate() override;
   // Throws Error(kSchema) unless the schema is at this build's version.
   void schema_check();
-  std::optional<JobRecord> job_get(const JobId& id) override;
-  std::vector<JobRecord> job_list(const JobFilter& filter) override;
-
-  // sqlite_enqueue.cc
-  JobId job_insert(const JobInsertParams& p) override;
-  JobId job_insert_tx(NativeConnection conn, const JobInsertParams& p) override;
-  void job_insert_many(const std::vector<JobInsertParams>& jobs) override;
-
-  // sqlite_claim.cc
-  std::vector<JobRecord> job_claim(const JobClaimParams& p) override;
-  std::optional<JobRecord> job_claim_id(const JobClaimParams& p, const JobId& id) override;
   // Tests only: EXPLAIN QUERY PLAN of the statements every claim runs, by name ("claim",
   // "claim_fair", "grouped_probe"), each plan's lines joined by newlines.
   std::map<std::string, std::string> TEST_claim_plans();
 
-  // sqlite_outcomes.cc
-  bool job_finish(const JobFinishParams& p) override;
-  std::vector<bool> job_finish_many(std::span<const JobFinishParams> batch) override;
-  bool job_finish_tx(NativeConnection conn, const JobFinishParams& p) override;
-  bool job_progress_update(const JobProgressParams& p) override;
-  std::vector<HeldJob> job_heartbeat(std::string_view worker_id, TimePoint now) override;
-  int job_rescue(const JobRescueParams& p) override;
-  int job_release_worker(std::string_view worker_id, const JobRescueParams& p) override;
-  CancelResult job_cancel(const JobId& id, TimePoint now) override;
-  int job_prune(JobStatus status, TimePoint before, int limit) override;
-
-  // sqlite_workers.cc
-  void worker_register(const WorkerRecord& w) override;
-  void worker_heartbeat(std::string_view id, TimePoint now) override;
-  void worker_remove(std::string_view id) override;
-  int worker_prune(TimePoint stale_before, TimePoint now) override;
-  std::vector<WorkerRecord> worker_list() override;
-
-  // sqlite_outbox.cc
-  void outbox_enable() override;
-  void outbox_disable() override;
-  OutboxState outbox_state() override;
-  std::vector<OutboxRow> outbox_peek(int limit) override;
-  void outbox_remove(const std::vector<std::int64_t>& ids) override;
-
-  // sqlite_schedules.cc
-  void schedule_upsert(const ScheduleUpsertParams& p) override;
-  bool schedule_remove(std::string_view name) override;
-  bool schedule_set_enabled(std::string_view name, bool enabled) override;
-  std::optional<ScheduleRecord> schedule_get(std::string_view name) override;
-  std::vector<ScheduleRecord> schedule_list() override;
-  std::vector<ScheduleRecord> schedule_due(TimePoint now, int limit) override;
-  std::optional<TimePoint> schedule_next_due() override;
-  ScheduleFireResult schedule_fire(const ScheduleFireParams& p) override;
-
-  // sqlite_flow.cc
-  void limit_set(const TypeLimit& limit, TimePoint now) override;
-  void limit_remove(std::string_view job_type, TimePoint now) override;
-  std::vector<TypeLimit> limit_list() override;
-  void queue_set_paused(std::string_view name, bool paused, TimePoint now) override;
-  std::vector<QueueRecord> queue_list() override;
-
-  // sqlite_ops.cc
-  bool job_retry(const JobId& id, TimePoint now) override;
-  bool job_delete(const JobId& id) override;
-  int job_retry_matching(const JobFilter& filter, TimePoint now) override;
-  int job_delete_matching(const JobFilter& filter) override;
-  std::vector<JobCount> job_counts(TimePoint now) override;
-  std::vector<JobTypeCount> job_pending_types() override;
-  std::vector<ThroughputBucket> job_throughput(TimePoint since, Duration bucket) override;
-  void audit_insert(const AuditRecord& record) override;
-  std::vector<AuditRecord> audit_list(int limit) override;
+  // Every other method of Store.
+#include "store/store_overrides.inc"
 
  private:
   // sqlite_internal.h
   class Stmt;
   class WriteTransaction;
 
-  Stmt& prepared(std::string_view sql);           // requires mu_
-  void exec(const char* sql);                     // requires mu_
+  Stmt& prepared(std::string_view sql);  // requires mu_
+  void exec(const char* sql);            // requires mu_
+  // One of the store's own statements, its parameters bound from `values` in order
+  // (bind_values, store/params.h). run() runs it to its end under mu_ and returns how many rows
+  // it changed; run_locked() is the same for a caller that holds mu_. select() returns its
+  // rows, each read by `read` (a reader of store/rows.h), under mu_; select_one() its first
+  // row, if any; each_row() hands each row to `each` until it returns false. Defined in
+  // sqlite_internal.h.
+  template <class... Values>
+  int run(std::string_view sql, const Values&... values);
+  template <class... Values>
+  int run_locked(std::string_view sql, const Values&... values);
+  template <class Read, class... Values>
+  auto select(std::string_view sql, Read read, const Values&... values);
+  template <class Read, class... Values>
+  auto select_one(std::string_view sql, Read read, const Values&... values);
+  template <class Each, class... Values>
+  void each_row(std::string_view sql, Each each, const Values&... values);
   int schema_version_locked();                    // requires mu_
   JobId insert_locked(const JobInsertParams& p);  // requires mu_
   // The claim of limited types (docs/flow-control.md); require mu_.

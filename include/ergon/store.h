@@ -73,6 +73,37 @@ struct JobRecord {
   // The fencing token of a Running job: its claims so far. Unlike attempt it only grows, so
   // that a worker that lost its lease can never match the job's new claim.
   int lease = 0;
+  // What the handler returned (JSON text), stored with the completion; Completed jobs only.
+  std::optional<std::string> result;
+  std::vector<std::string> tags;    // JobOptions::tags
+  std::optional<std::string> meta;  // JobOptions::meta: a JSON object's text, if given
+};
+
+// What one attempt of a job came to.
+enum class AttemptOutcome {
+  kCompleted,  // the handler returned
+  kFailed,     // it threw, and the job failed for good (no attempts left, non-retryable)
+  kRetried,    // it threw, and the job is due again later
+  kRescued,    // its worker died (or lost its lease); the rescuer gave the job back
+  kTimedOut,   // it ran past its timeout and was abandoned
+  kCancelled,  // it was cancelled while it ran
+  kSnoozed,    // the handler asked to run again later, without using the attempt
+  kReleased,   // a graceful stop gave the job back, without using the attempt
+};
+std::string_view to_string(AttemptOutcome outcome);
+std::optional<AttemptOutcome> parse_attempt_outcome(std::string_view text);
+
+// One attempt of a job: a row of job_attempts, written in the transaction that stores the
+// attempt's outcome (or rescues it) and deleted with its job.
+struct AttemptRecord {
+  JobId job_id;
+  int attempt = 0;  // the job's attempt number while it ran (JobRecord::attempt)
+  int lease = 0;    // the claim's fencing token: unique per job, so the row's key
+  std::string worker_id;
+  TimePoint started_at;
+  TimePoint finished_at;
+  AttemptOutcome outcome = AttemptOutcome::kCompleted;
+  std::optional<std::string> error_message;
 };
 
 // A queue as the cluster sees it: paused or not, and how many of its jobs wait or run.
@@ -125,6 +156,8 @@ struct JobFilter {
   std::optional<TimePoint> created_before;  // created_at < this
   // Jobs whose job_data or error_message contains this text (case-sensitive substring).
   std::optional<std::string> text;
+  // Jobs that carry this tag (JobOptions::tags), exactly.
+  std::optional<std::string> tag;
   // Keyset pagination: only jobs with id < before_id (the last id of the previous page), so a
   // page costs the same on page 1 and page 10 000.
   std::optional<JobId> before_id;

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ergon/error.h"
+#include "ergon/store.h"
 #include "ergon/time_range.h"
 
 namespace ergon {
@@ -142,6 +143,38 @@ std::optional<JobStatus> parse_job_status(std::string_view text) {
   for (JobStatus s : {JobStatus::kPending, JobStatus::kRunning, JobStatus::kCompleted,
                       JobStatus::kFailed, JobStatus::kCancelled}) {
     if (iequals(text, to_string(s))) return s;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(AttemptOutcome outcome) {
+  switch (outcome) {
+    case AttemptOutcome::kCompleted:
+      return "completed";
+    case AttemptOutcome::kFailed:
+      return "failed";
+    case AttemptOutcome::kRetried:
+      return "retried";
+    case AttemptOutcome::kRescued:
+      return "rescued";
+    case AttemptOutcome::kTimedOut:
+      return "timed_out";
+    case AttemptOutcome::kCancelled:
+      return "cancelled";
+    case AttemptOutcome::kSnoozed:
+      return "snoozed";
+    case AttemptOutcome::kReleased:
+      return "released";
+  }
+  return "unknown";
+}
+
+std::optional<AttemptOutcome> parse_attempt_outcome(std::string_view text) {
+  for (AttemptOutcome o :
+       {AttemptOutcome::kCompleted, AttemptOutcome::kFailed, AttemptOutcome::kRetried,
+        AttemptOutcome::kRescued, AttemptOutcome::kTimedOut, AttemptOutcome::kCancelled,
+        AttemptOutcome::kSnoozed, AttemptOutcome::kReleased}) {
+    if (text == to_string(o)) return o;
   }
   return std::nullopt;
 }

@@ -108,8 +108,10 @@ void bind_finish(P& p, const JobFinishParams& f) {
 // 1-5 of a progress report: message, percent, then the fence: id, lease, worker_id.
 template <class P>
 void bind_progress(P& p, const JobProgressParams& r) {
-  bind_values(p, clean_text(r.message, kMaxProgressMessageBytes), std::clamp(r.percent, 0, 100),
-              r.id, r.attempt, r.worker_id);
+  std::optional<int> percent;
+  if (r.percent) percent = std::clamp(*r.percent, 0, 100);
+  bind_values(p, clean_text(r.message, kMaxProgressMessageBytes), percent, r.id, r.attempt,
+              r.worker_id);
 }
 
 // 1-11 of a worker's registration, in kWorkerColumns order (job_types as a JSON array).

@@ -68,6 +68,8 @@ struct JobInsertParams {
   // its status; while any job holds a key so, job_insert of the key inserts nothing either.
   std::optional<Duration> unique_period;
   std::string_view group_key;  // empty: none (JobOptions::group_key)
+  std::span<const std::string> tags = {};  // JobOptions::tags (checked by the caller)
+  std::string_view meta;  // empty: none; else a JSON object's text (checked by the caller)
 };
 
 struct JobClaimParams {
@@ -111,6 +113,13 @@ struct JobFinishParams {
   // The last progress report of the attempt, if it was not written yet.
   std::optional<std::string> progress_message;
   std::optional<int> progress_percent;
+  // kCompleted only: what the handler returned, JSON text (checked by the caller). Unset
+  // leaves result NULL.
+  std::optional<std::string> result;
+  // Set: the attempt also leaves its row in job_attempts, in the same transaction: the job's
+  // attempt and lease as claimed, worker_id, started_at from the job's row, finished at `now`,
+  // this outcome and error_message. Unset (a claimed job that never started): no row.
+  std::optional<AttemptOutcome> attempt_outcome;
 };
 
 struct JobProgressParams {
@@ -118,7 +127,7 @@ struct JobProgressParams {
   int attempt = 0;  // the fencing token: JobRecord::lease of the claim
   std::string_view worker_id;
   std::string_view message;
-  int percent = 0;
+  std::optional<int> percent;  // unset: a message without a percent (stored NULL)
 };
 
 struct ScheduleUpsertParams {
@@ -230,17 +239,21 @@ class Store {
 
   [[nodiscard]] virtual std::optional<JobRecord> job_get(const JobId& id) = 0;
   [[nodiscard]] virtual std::vector<JobRecord> job_list(const JobFilter& filter) = 0;
+  // The job's attempt history, oldest first (empty for an unknown job).
+  [[nodiscard]] virtual std::vector<AttemptRecord> job_attempt_list(const JobId& id) = 0;
 
   // Fault tolerance.
   // Renews heartbeat_at of every job Running for `worker_id`, in one statement; returns them.
   [[nodiscard]] virtual std::vector<HeldJob> job_heartbeat(std::string_view worker_id,
                                                            TimePoint now) = 0;
   // Returns orphans (stale heartbeat) to Pending, or to Failed when their attempts are used up
-  // or they were rescued poison_limit times; records why in error_message. Returns how many.
+  // or they were rescued poison_limit times; records why in error_message, and each orphan's
+  // attempt as kRescued in job_attempts (finished at `now`). Returns how many.
   virtual int job_rescue(const JobRescueParams& p) = 0;
   // Startup recovery: the jobs still Running for a worker that is known to be gone (its
   // process provably dead, runtime/worker_identity.h) go back at once, as job_rescue would
-  // (counting a rescue), whatever their heartbeat. Returns how many.
+  // (counting a rescue, and writing the kRescued attempt), whatever their heartbeat. Returns
+  // how many.
   virtual int job_release_worker(std::string_view worker_id, const JobRescueParams& p) = 0;
   // Pending: Cancelled at once. Running: cancel_requested is set for its worker to act on.
   virtual CancelResult job_cancel(const JobId& id, TimePoint now) = 0;

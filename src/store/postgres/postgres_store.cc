@@ -383,4 +383,7 @@ std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
   return read_rows(pooled_exec(sql, p.params()), read_job<Row>);
 }
 
+// Placeholder until the job_attempts table lands (issue 20, store part).
+std::vector<AttemptRecord> PostgresStore::job_attempt_list(const JobId&) { return {}; }
+
 }  // namespace ergon::postgres

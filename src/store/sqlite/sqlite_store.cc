@@ -236,4 +236,7 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
   return out;
 }
 
+// Placeholder until the job_attempts table lands (issue 20, store part).
+std::vector<AttemptRecord> SqliteStore::job_attempt_list(const JobId&) { return {}; }
+
 }  // namespace ergon::sqlite

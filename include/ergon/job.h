@@ -12,7 +12,9 @@
 // moving it to another namespace never strands stored jobs. A handler implements
 // JobHandler<T>::handle(); it reports progress and watches for a stop request through the
 // JobContext, and fails by throwing (any exception: retried with back-off; NonRetryableError:
-// failed at once).
+// failed at once). A handler may return a result: JobHandler<T, R> returns an R (anything
+// nlohmann can serialise), or any handler calls JobContext::set_result; it is stored with the
+// completion and read back with JobRunner::result or JobRunner::wait.
 //
 // Ownership and threads: a HandlerRegistry is filled before a worker starts and is read-only
 // afterwards; the worker calls handlers from several threads at once, so a handler must be
@@ -28,6 +30,8 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "ergon/error.h"
 #include "ergon/types.h"
@@ -67,10 +71,31 @@ class JobContext {
     if (stop_requested()) throw JobStopped();
   }
 
-  // Reports progress. `percent` is clamped to 0..100 and `message` cut to 1000 bytes. Writes
-  // are throttled (at most one per 250 ms per job by default); the last report of an attempt
-  // is always written. A failed progress write is logged and never fails the job.
-  virtual void report_progress(std::string_view message, int percent) = 0;
+  // Reports progress. `percent` is clamped to 0..100 (unset: a message without a percent) and
+  // `message` cut to 1000 bytes. Writes are throttled (at most one per 250 ms per job by
+  // default); the last report of an attempt is always written. A failed progress write is
+  // logged and never fails the job.
+  virtual void report_progress(std::string_view message, std::optional<int> percent) = 0;
+  void report_progress(std::string_view message) { report_progress(message, std::nullopt); }
+
+  // The job's result, stored when the handler returns (a later call replaces an earlier one).
+  // Throws Error(kInvalidArgument) for a value that is not valid UTF-8 JSON text; a result
+  // larger than WorkerOptions::max_result_bytes fails the job when the handler returns.
+  void set_result(const nlohmann::json& result) {
+    std::string text;
+    try {
+      text = result.dump();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("the result is not JSON: ") + e.what());
+    }
+    set_result_json(std::move(text));
+  }
+  // The same, given as JSON text (checked).
+  virtual void set_result_json(std::string json);
+
+  // JobOptions::tags and JobOptions::meta (a JSON object; null when none) of the job.
+  [[nodiscard]] virtual const std::vector<std::string>& tags() const;
+  [[nodiscard]] virtual nlohmann::json meta() const;
 
   // Transactional completion: marks this attempt's job Completed with `conn`, a connection of
   // the handler's own to the job's database, inside the handler's open transaction, so that
@@ -84,11 +109,12 @@ class JobContext {
   virtual void complete_in_transaction(pg_conn* conn);
 };
 
-template <JobType T>
+// R: what handle() returns, stored as the job's result (void: none).
+template <JobType T, class R = void>
 class JobHandler {
  public:
   virtual ~JobHandler() = default;
-  virtual void handle(const T& job, JobContext& context) = 0;
+  virtual R handle(const T& job, JobContext& context) = 0;
 };
 
 // Thrown (internally) when job_data cannot be decoded as the job type: the job fails at once.
@@ -118,25 +144,27 @@ class HandlerRegistry {
     JobTypeOptions options;
   };
 
-  template <JobType T>
-  void add(std::shared_ptr<JobHandler<T>> handler, JobTypeOptions options = {}) {
+  // A JobHandler<T, R> (or any class with a handle(const T&, JobContext&)).
+  template <JobType T, class H>
+  requires requires(H& h, const T& job, JobContext& ctx) { h.handle(job, ctx); }
+  void add(std::shared_ptr<H> handler, JobTypeOptions options = {}) {
     if (!handler) throw Error(ErrorCode::kInvalidArgument, "null handler for job type");
     add_raw(
         std::string(T::kJobType),
         [h = std::move(handler)](std::string_view data, JobContext& ctx) {
-          h->handle(decode<T>(data), ctx);
+          call_and_keep(ctx, [&] { return h->handle(decode<T>(data), ctx); });
         },
         options);
   }
 
-  // A handler given as a callable `void(const T&, JobContext&)`.
+  // A handler given as a callable `R(const T&, JobContext&)` (R void: no result).
   template <JobType T, class F>
   requires std::invocable<F&, const T&, JobContext&>
   void add(F fn, JobTypeOptions options = {}) {
     add_raw(
         std::string(T::kJobType),
         [fn = std::move(fn)](std::string_view data, JobContext& ctx) mutable {
-          fn(decode<T>(data), ctx);
+          call_and_keep(ctx, [&] { return fn(decode<T>(data), ctx); });
         },
         options);
   }
@@ -161,6 +189,17 @@ class HandlerRegistry {
   }
 
  private:
+  // Calls `call`; what it returns, unless void, becomes the job's result.
+  template <class Call>
+  static void call_and_keep(JobContext& ctx, Call&& call) {
+    using R = std::invoke_result_t<Call&>;
+    if constexpr (std::is_void_v<R>) {
+      call();
+    } else {
+      ctx.set_result(nlohmann::json(call()));
+    }
+  }
+
   std::map<std::string, Entry, std::less<>> entries_;
 };
 

@@ -133,6 +133,9 @@ struct WorkerOptions {
   int default_max_attempts = 10;
   // Minimum time between two progress writes of one job.
   Duration progress_interval = std::chrono::milliseconds(250);
+  // Largest result a handler may return (JobContext::set_result), in bytes of JSON text. A
+  // larger one fails the job for good, with the sizes in error_message. 1 byte to 64 MiB.
+  int max_result_bytes = 1 << 20;
   // How often this worker renews the heartbeat of its process and of the jobs it runs, and
   // learns of cancellations from other processes. Keep it well below orphaned_job_threshold.
   Duration heartbeat_interval = std::chrono::seconds(5);

@@ -31,6 +31,7 @@ constexpr Key kWorkerKeys[] = {{"MaxConcurrentJobs", Kind::kInt},
                                {"RetryMaxDelay", Kind::kTimeSpan},
                                {"DefaultMaxAttempts", Kind::kInt},
                                {"ProgressInterval", Kind::kTimeSpan},
+                               {"MaxResultBytes", Kind::kInt},
                                {"WorkerName", Kind::kString},
                                {"RunScheduler", Kind::kBool},
                                {"ClaimUnhandledTypes", Kind::kBool},
@@ -100,6 +101,7 @@ WorkerOptions read_worker(Reader& r, const json& j) {
   o.retry_max_delay = r.timespan(j, w, "RetryMaxDelay", o.retry_max_delay);
   o.default_max_attempts = r.integer(j, w, "DefaultMaxAttempts", 10, 1, 1000000);
   o.progress_interval = r.timespan(j, w, "ProgressInterval", o.progress_interval);
+  o.max_result_bytes = r.integer(j, w, "MaxResultBytes", o.max_result_bytes, 1, 64 << 20);
   o.worker_name = r.string(j, w, "WorkerName");
   o.run_scheduler = r.boolean(j, w, "RunScheduler", o.run_scheduler);
   o.claim_unhandled_types = r.boolean(j, w, "ClaimUnhandledTypes", o.claim_unhandled_types);
@@ -388,6 +390,7 @@ json to_json(const Config& c) {
             {"RetryMaxDelay", ts(o.retry_max_delay)},
             {"DefaultMaxAttempts", o.default_max_attempts},
             {"ProgressInterval", ts(o.progress_interval)},
+            {"MaxResultBytes", o.max_result_bytes},
             {"WorkerName", o.worker_name},
             {"RunScheduler", o.run_scheduler},
             {"ClaimUnhandledTypes", o.claim_unhandled_types},

@@ -10,6 +10,17 @@ void JobContext::complete_in_transaction(pg_conn*) {
   throw Error(ErrorCode::kUnsupported, "this context cannot complete in a transaction");
 }
 
+void JobContext::set_result_json(std::string) {
+  throw Error(ErrorCode::kUnsupported, "this context cannot keep a result");
+}
+
+const std::vector<std::string>& JobContext::tags() const {
+  static const std::vector<std::string> none;
+  return none;
+}
+
+nlohmann::json JobContext::meta() const { return nullptr; }
+
 void HandlerRegistry::add_raw(std::string job_type, Invoker invoke, JobTypeOptions options) {
   if (job_type.empty()) throw Error(ErrorCode::kInvalidArgument, "job type name is empty");
   if (!invoke) {

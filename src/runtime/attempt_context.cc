@@ -5,11 +5,13 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "runtime/outcome.h"
 
 namespace ergon::runtime {
 
 AttemptContext::AttemptContext(Store& store, const JobRecord& job, std::string_view worker_id,
-                               int max_attempts, std::stop_token stop, Duration progress_interval)
+                               int max_attempts, std::stop_token stop, Duration progress_interval,
+                               std::size_t max_result_bytes)
     : store_(store),
       id_(job.id),
       job_type_(job.job_type),
@@ -18,20 +20,45 @@ AttemptContext::AttemptContext(Store& store, const JobRecord& job, std::string_v
       lease_(job.lease),
       max_attempts_(max_attempts),
       stop_(std::move(stop)),
-      interval_(progress_interval) {}
+      interval_(progress_interval),
+      max_result_bytes_(max_result_bytes),
+      tags_(job.tags),
+      meta_(job.meta) {}
 
-void AttemptContext::report_progress(std::string_view message, int percent) {
+void AttemptContext::report_progress(std::string_view message, std::optional<int> percent) {
   std::lock_guard lock(mu_);
-  unwritten_ =
-      Progress{truncate_utf8(message, kMaxProgressMessageBytes), std::clamp(percent, 0, 100)};
+  if (percent) percent = std::clamp(*percent, 0, 100);
+  unwritten_ = Progress{truncate_utf8(message, kMaxProgressMessageBytes), percent};
   TimePoint now = store_.clock().now();
   if (last_write_ && now - *last_write_ < interval_) return;
   write_locked(now);
 }
 
+void AttemptContext::set_result_json(std::string json) {
+  // The parser also refuses strings that are not valid UTF-8, which neither store could keep.
+  if (!nlohmann::json::accept(json)) {
+    throw Error(ErrorCode::kInvalidArgument, "the result is not valid JSON text");
+  }
+  std::lock_guard lock(mu_);
+  result_ = std::move(json);
+}
+
+std::optional<std::string> AttemptContext::take_result() {
+  std::lock_guard lock(mu_);
+  return std::exchange(result_, std::nullopt);
+}
+
+nlohmann::json AttemptContext::meta() const {
+  if (!meta_) return nullptr;
+  return nlohmann::json::parse(*meta_, nullptr, false);
+}
+
 template <class Conn>
 void AttemptContext::complete_with(Conn* conn) {
   std::lock_guard lock(mu_);
+  if (result_ && result_->size() > max_result_bytes_) {
+    throw Error(ErrorCode::kInvalidArgument, result_too_large(result_->size(), max_result_bytes_));
+  }
   JobFinishParams p;
   p.id = id_;
   p.attempt = lease_;
@@ -42,6 +69,8 @@ void AttemptContext::complete_with(Conn* conn) {
     p.progress_message = unwritten_->message;
     p.progress_percent = unwritten_->percent;
   }
+  p.result = result_;
+  p.attempt_outcome = AttemptOutcome::kCompleted;
   if (!store_.job_finish_tx(conn, p)) {
     throw Error(ErrorCode::kStore, "job " + id_.to_string() + " attempt " +
                                        std::to_string(attempt_) +

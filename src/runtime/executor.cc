@@ -26,6 +26,9 @@ std::string describe_exception(const std::exception& e) {
 
 void ExecutorOptions::validate() const {
   if (threads < 1) throw Error(ErrorCode::kInvalidArgument, "an executor needs a thread");
+  if (max_result_bytes < 1 || max_result_bytes > (64 << 20)) {
+    throw Error(ErrorCode::kInvalidArgument, "max_result_bytes must be 1 byte to 64 MiB");
+  }
 }
 
 Executor::Executor(Store& store, std::string worker_id, const HandlerRegistry& handlers,
@@ -69,8 +72,9 @@ void Executor::handle(JobSlots::Next next) {
   TimePoint now = clock_.now();
   switch (next.action) {
     case JobSlots::Next::Action::kRun: {
-      auto context = std::make_shared<AttemptContext>(store_, job, worker_id_, next.max_attempts,
-                                                      next.stop, options_.progress_interval);
+      auto context = std::make_shared<AttemptContext>(
+          store_, job, worker_id_, next.max_attempts, next.stop, options_.progress_interval,
+          static_cast<std::size_t>(options_.max_result_bytes));
       slots_.started({job.id, job.lease}, context, now);
       return run_attempt(job, *context);
     }
@@ -101,6 +105,8 @@ void Executor::run_attempt(const JobRecord& job, AttemptContext& ctx) {
   in.retry_max_delay = options_.retry_max_delay;
   in.unit_random = unit_random();
   in.now = clock_.now();
+  in.job_result = ctx.take_result();
+  in.max_result_bytes = static_cast<std::size_t>(options_.max_result_bytes);
   Outcome o = decide_outcome(in);
   // The last progress report goes out with the outcome.
   completer_.enqueue(

@@ -25,6 +25,7 @@ struct ExecutorOptions {
   Duration progress_interval = std::chrono::milliseconds(250);
   Duration retry_base_delay = std::chrono::seconds(1);
   Duration retry_max_delay = std::chrono::hours(1);
+  int max_result_bytes = 1 << 20;  // WorkerOptions::max_result_bytes
   void validate() const;
 };
 

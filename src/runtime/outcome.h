@@ -6,8 +6,9 @@
 // reports: Completed, a retry at back-off, Failed, Cancelled, a release or a snooze. The other
 // ways an attempt ends (cancelled or given back before it started, failed after ignoring its
 // timeout) have their functions here too, so that every transition out of Running that a worker
-// writes is decided in this file. Nothing here reads a clock, a random source or the database:
-// the executor gathers the inputs, and tests call these directly.
+// writes is decided in this file, and so is the attempt's row in the job's history
+// (Outcome::attempt: none for a job that never started). Nothing here reads a clock, a random
+// source or the database: the executor gathers the inputs, and tests call these directly.
 #pragma once
 
 #include <optional>
@@ -52,7 +53,9 @@ struct OutcomeInput {
   TimePoint run_at;  // when the job was due: a release puts it back there
   Duration retry_base_delay = std::chrono::seconds(1);
   Duration retry_max_delay = std::chrono::hours(1);
-  double unit_random = 0;  // in [0, 1): the retry's jitter (runtime/backoff.h)
+  double unit_random = 0;                 // in [0, 1): the retry's jitter (runtime/backoff.h)
+  std::optional<std::string> job_result;  // what the handler set (JobContext::set_result)
+  std::size_t max_result_bytes = std::size_t{1} << 20;  // WorkerOptions::max_result_bytes
 };
 
 struct Outcome {
@@ -63,8 +66,14 @@ struct Outcome {
   bool give_back_attempt = false;            // a release or a snooze uses no attempt
   std::optional<std::string> error_message;  // stored when set, kept otherwise
   JobEvent::Kind event = JobEvent::Kind::kCompleted;
-  std::string event_error;  // the event's error text
+  std::string event_error;            // the event's error text
+  std::optional<std::string> result;  // kCompleted: the handler's result, if it set one
+  // The attempt's row in the job's history; unset: none (the job never started).
+  std::optional<AttemptOutcome> attempt;
 };
+
+// The error of a result past the limit: "result too large: N bytes, the limit is M (...)".
+[[nodiscard]] std::string result_too_large(std::size_t size, std::size_t limit);
 
 // The outcome of an attempt whose handler ran (or had none).
 [[nodiscard]] Outcome decide_outcome(const OutcomeInput& in);

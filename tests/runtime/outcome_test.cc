@@ -239,6 +239,62 @@ TEST_F(OutcomeTest, FinishParamsCarryTheOutcomeAndTheAttemptsFencingToken) {
   EXPECT_FALSE(r.error_message);
 }
 
+// Every attempt that started leaves a row in the job's history, saying how it ended; a job that
+// never started leaves none.
+TEST_F(OutcomeTest, EachEndOfAStartedAttemptNamesItsRowInTheHistory) {
+  using A = AttemptOutcome;
+  EXPECT_EQ(decide_outcome(input(Kind::kReturned)).attempt, A::kCompleted);
+  EXPECT_EQ(decide_outcome(input(Kind::kThrew, "E: e")).attempt, A::kRetried);
+  OutcomeInput last = input(Kind::kThrew, "E: e");
+  last.attempt = 3;
+  EXPECT_EQ(decide_outcome(last).attempt, A::kFailed);
+  EXPECT_EQ(decide_outcome(input(Kind::kNonRetryable, "E: e")).attempt, A::kFailed);
+  EXPECT_EQ(decide_outcome(input(Kind::kNoHandler, "none")).attempt, A::kFailed);
+  EXPECT_EQ(decide_outcome(input(Kind::kTransactionNotCommitted, "tx")).attempt, A::kRetried);
+  OutcomeInput timed_out = input(Kind::kThrew, "E: e");
+  timed_out.flags.timed_out = 10s;
+  EXPECT_EQ(decide_outcome(timed_out).attempt, A::kTimedOut);
+  OutcomeInput cancelled = input(Kind::kThrew, "E: e");
+  cancelled.flags.cancel_requested = true;
+  EXPECT_EQ(decide_outcome(cancelled).attempt, A::kCancelled);
+  OutcomeInput stopping = input(Kind::kThrew, "E: e");
+  stopping.flags.stopped_by_shutdown = true;
+  EXPECT_EQ(decide_outcome(stopping).attempt, A::kReleased);
+  OutcomeInput snooze = input(Kind::kSnoozed);
+  snooze.result.snooze = 1min;
+  EXPECT_EQ(decide_outcome(snooze).attempt, A::kSnoozed);
+  EXPECT_EQ(abandoned_after_timeout(10s, input(Kind::kThrew)).attempt, A::kTimedOut);
+  // Never started: no row.
+  EXPECT_FALSE(cancelled_before_start().attempt);
+  EXPECT_FALSE(released(now_).attempt);
+  EXPECT_FALSE(decide_outcome(input(Kind::kCommittedInTransaction)).attempt);
+  // finish_params passes it on.
+  JobFinishParams p = finish_params(decide_outcome(timed_out), JobId::generate(now_), 2, "w", now_);
+  EXPECT_EQ(p.attempt_outcome, A::kTimedOut);
+}
+
+TEST_F(OutcomeTest, AResultGoesWithTheCompletionUpToItsLimit) {
+  OutcomeInput in = input(Kind::kReturned);
+  in.job_result = R"({"n":1})";
+  in.max_result_bytes = 7;
+  Outcome o = decide_outcome(in);
+  EXPECT_EQ(o.status, JobStatus::kCompleted);
+  EXPECT_EQ(o.result, R"({"n":1})");
+  EXPECT_EQ(finish_params(o, JobId::generate(now_), 2, "w", now_).result, R"({"n":1})");
+  // One byte more fails the job for good, saying why; the result is not stored.
+  in.max_result_bytes = 6;
+  Outcome big = decide_outcome(in);
+  expect_failed(big,
+                "result too large: 7 bytes, the limit is 6 (WorkerOptions::max_result_bytes, "
+                "MaxResultBytes)");
+  EXPECT_FALSE(big.result);
+  EXPECT_EQ(big.attempt, AttemptOutcome::kFailed);
+  // A result set by a handler that then threw is not kept.
+  OutcomeInput threw = input(Kind::kThrew, "E: e");
+  threw.job_result = "1";
+  EXPECT_FALSE(decide_outcome(threw).result);
+}
+
 TEST(UnitRandom, StaysInTheHalfOpenUnitInterval) {
   for (int i = 0; i < 10000; ++i) {
     double r = unit_random();

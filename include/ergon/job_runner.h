@@ -136,6 +136,30 @@ class JobRunner {
   void notify();
 
   [[nodiscard]] std::optional<JobRecord> get_job(const JobId& id) const;
+  // The job's attempts so far, oldest first: who ran each, when, and how it ended.
+  [[nodiscard]] std::vector<AttemptRecord> list_attempts(const JobId& id) const;
+
+  // Blocks until the job reaches a final state (Completed, Failed, Cancelled) and returns it,
+  // or returns nullopt once `timeout` (on the store's clock) passes first. Woken at once when
+  // a worker of this process stores the outcome; a job finished by another process is seen
+  // by polling, every 10 ms at first, backing off to every 250 ms. Throws Error(kNotFound) for
+  // an unknown job (or one deleted meanwhile), Error(kInvalidArgument) for a negative timeout.
+  std::optional<JobRecord> wait(const JobId& id, Duration timeout);
+  // The result of a Completed job (JobContext::set_result, or what its handler returned), as
+  // JSON text; nullopt while it has none. Throws Error(kNotFound) for an unknown job.
+  [[nodiscard]] std::optional<std::string> result_json(const JobId& id) const;
+  // The same, decoded as R; Error(kInvalidArgument) when it does not decode.
+  template <class R>
+  [[nodiscard]] std::optional<R> result(const JobId& id) const {
+    std::optional<std::string> text = result_json(id);
+    if (!text) return std::nullopt;
+    try {
+      return nlohmann::json::parse(*text).get<R>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the result of job " + id.to_string() + " does not decode: " + e.what());
+    }
+  }
   [[nodiscard]] std::vector<JobRecord> list_jobs(const JobFilter& filter = {}) const;
 
   // Operators' actions (what `ergon jobs retry|delete`, `ergon stats` and the dashboard do).

@@ -42,6 +42,12 @@ struct JobOptions {
   // group's jobs; a limit with per_group applies to each group on its own. Empty: no group.
   // At most 200 bytes.
   std::string group_key;
+  // Labels to find the job by (`ergon jobs list --tag`, JobFilter::tag): at most 20, each 1 to
+  // 100 bytes of UTF-8 without control characters, none repeated.
+  std::vector<std::string> tags;
+  // The job's metadata, a JSON object's text (e.g. nlohmann::json{...}.dump()), at most 64 KiB;
+  // the handler reads it with JobContext::meta(). Empty: none.
+  std::string meta;
 };
 
 // What happened to a job in a worker; delivered to WorkerOptions::on_event.

@@ -11,6 +11,20 @@
 namespace ergon {
 namespace {
 
+void check_tags(const std::vector<std::string>& tags) {
+  if (tags.size() > kMaxTags) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::to_string(tags.size()) + " tags, the limit is " + std::to_string(kMaxTags));
+  }
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    check_identifier("tag", tags[i], kMaxTagBytes);
+    if (std::find(tags.begin(), tags.begin() + static_cast<std::ptrdiff_t>(i), tags[i]) !=
+        tags.begin() + static_cast<std::ptrdiff_t>(i)) {
+      throw Error(ErrorCode::kInvalidArgument, "tag '" + tags[i] + "' is given twice");
+    }
+  }
+}
+
 // Validates what start_job was given and turns it into insert params. Nothing is written
 // unless every check passes.
 JobInsertParams make_insert(Store& store, std::string_view job_type, std::string_view job_data,
@@ -64,6 +78,20 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   p.unique_period = o.unique_period;
   check_identifier("group_key", o.group_key, kMaxGroupKeyBytes, true);
   p.group_key = o.group_key;
+  check_tags(o.tags);
+  p.tags = o.tags;
+  if (!o.meta.empty()) {
+    if (o.meta.size() > kMaxMetaBytes) {
+      throw Error(ErrorCode::kInvalidArgument, "meta is " + std::to_string(o.meta.size()) +
+                                                   " bytes, the limit is " +
+                                                   std::to_string(kMaxMetaBytes));
+    }
+    check_json("meta", o.meta);
+    if (o.meta[o.meta.find_first_not_of(" \t\r\n")] != '{') {
+      throw Error(ErrorCode::kInvalidArgument, "meta must be a JSON object");
+    }
+  }
+  p.meta = o.meta;
   return p;
 }
 
@@ -240,6 +268,53 @@ std::vector<TypeLimit> JobRunner::list_type_limits() const { return store_->limi
 void JobRunner::notify() { store_->notifier().notify(store_->clock().now()); }
 
 std::optional<JobRecord> JobRunner::get_job(const JobId& id) const { return store_->job_get(id); }
+
+std::vector<AttemptRecord> JobRunner::list_attempts(const JobId& id) const {
+  return store_->job_attempt_list(id);
+}
+
+std::optional<std::string> JobRunner::result_json(const JobId& id) const {
+  std::optional<JobRecord> job = store_->job_get(id);
+  if (!job) throw Error(ErrorCode::kNotFound, "job " + id.to_string() + " not found");
+  return job->result;
+}
+
+std::optional<JobRecord> JobRunner::wait(const JobId& id, Duration timeout) {
+  if (timeout.count() < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "the timeout must not be negative");
+  }
+  Clock& clock = store_->clock();
+  const TimePoint deadline = saturating_add(clock.now(), timeout);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool told = false;  // guarded by mu
+  transport::Notifier& finished = store_->finish_notifier();
+  const int subscription = finished.subscribe([&](TimePoint) {
+    std::lock_guard lock(mu);
+    told = true;
+    cv.notify_all();
+  });
+  struct Unsubscribe {
+    transport::Notifier& notifier;
+    int id;
+    ~Unsubscribe() { notifier.unsubscribe(id); }
+  } unsubscribe{finished, subscription};
+  // Another process's worker tells nobody here: look again, soon at first (most jobs are
+  // short), then less often so that a long wait costs little.
+  Duration poll = std::chrono::milliseconds(10);
+  for (;;) {
+    std::optional<JobRecord> job = store_->job_get(id);
+    if (!job) throw Error(ErrorCode::kNotFound, "job " + id.to_string() + " not found");
+    if (is_final(job->status)) return job;
+    std::unique_lock lock(mu);
+    const TimePoint now = clock.now();
+    if (now >= deadline) return std::nullopt;
+    const TimePoint until = std::min(deadline, saturating_add(now, poll));
+    while (!told && clock.now() < until) clock.wait_until(lock, cv, until);
+    told = false;
+    poll = std::min<Duration>(poll * 2, std::chrono::milliseconds(250));
+  }
+}
 
 std::vector<JobRecord> JobRunner::list_jobs(const JobFilter& filter) const {
   return store_->job_list(filter);

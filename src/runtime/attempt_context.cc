@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "runtime/outcome.h"
+#include "store/text_rules.h"
 
 namespace ergon::runtime {
 
@@ -35,10 +36,9 @@ void AttemptContext::report_progress(std::string_view message, std::optional<int
 }
 
 void AttemptContext::set_result_json(std::string json) {
-  // The parser also refuses strings that are not valid UTF-8, which neither store could keep.
-  if (!nlohmann::json::accept(json)) {
-    throw Error(ErrorCode::kInvalidArgument, "the result is not valid JSON text");
-  }
+  // As a payload: one JSON document of valid UTF-8, not too deep, without \u0000, which
+  // PostgreSQL's jsonb cannot keep (store/text_rules.h).
+  check_json("the result", json);
   std::lock_guard lock(mu_);
   result_ = std::move(json);
 }

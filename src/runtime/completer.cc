@@ -124,6 +124,14 @@ std::vector<char> Completer::store_batch(std::vector<FinishedAttempt>& batch) {
   for (const auto& a : batch) {
     if (a.event) events_.emit(view(a));
   }
+  // JobRunner::wait in this process looks again, once for the batch (finish_now told it of a
+  // lone outcome).
+  for (std::size_t k = 0; fins.size() > 1 && k < at.size(); ++k) {
+    if (settled[at[k]] && is_final(fins[k].status)) {
+      store_.finish_notifier().notify(clock_.now());
+      break;
+    }
+  }
   return settled;
 }
 
@@ -161,7 +169,11 @@ std::optional<std::vector<bool>> Completer::finish_many(const std::vector<JobFin
 bool Completer::finish_now(const JobFinishParams& fin, JobEvent event) {
   for (int i = 0;; ++i) {
     try {
-      if (!store_.job_finish(fin)) event.kind = JobEvent::Kind::kFenced;
+      if (!store_.job_finish(fin)) {
+        event.kind = JobEvent::Kind::kFenced;
+      } else if (is_final(fin.status)) {
+        store_.finish_notifier().notify(clock_.now());
+      }
       break;
     } catch (const std::exception& e) {
       if ((!is_outage(e) && i >= 4) || slots_.past_stop_deadline(clock_.now())) {

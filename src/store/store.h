@@ -67,7 +67,7 @@ struct JobInsertParams {
   // With unique_key: the job also holds the key until created_at + unique_period, whatever
   // its status; while any job holds a key so, job_insert of the key inserts nothing either.
   std::optional<Duration> unique_period;
-  std::string_view group_key;  // empty: none (JobOptions::group_key)
+  std::string_view group_key;              // empty: none (JobOptions::group_key)
   std::span<const std::string> tags = {};  // JobOptions::tags (checked by the caller)
   std::string_view meta;  // empty: none; else a JSON object's text (checked by the caller)
 };
@@ -202,6 +202,9 @@ class Store {
   // Told when a Running job is asked to cancel, so that workers of this process act at once
   // rather than at their next heartbeat.
   [[nodiscard]] transport::Notifier& cancel_notifier() { return cancel_notifier_; }
+  // Told when a worker of this process stored outcomes that end jobs (Completed, Failed,
+  // Cancelled), so that JobRunner::wait in this process wakes at once.
+  [[nodiscard]] transport::Notifier& finish_notifier() { return finish_notifier_; }
   [[nodiscard]] virtual std::string_view backend() const = 0;
 
   // Applies pending migrations; returns the versions applied.
@@ -343,6 +346,7 @@ class Store {
   transport::Notifier notifier_;
   transport::Notifier schedule_notifier_;
   transport::Notifier cancel_notifier_;
+  transport::Notifier finish_notifier_;
 };
 
 // Limits shared by every backend.
@@ -351,6 +355,9 @@ inline constexpr std::size_t kMaxProgressMessageBytes = 1000;
 inline constexpr std::size_t kMaxJobTypeBytes = 200;
 inline constexpr std::size_t kMaxQueueBytes = 100;
 inline constexpr std::size_t kMaxGroupKeyBytes = 200;
+inline constexpr std::size_t kMaxTags = 20;
+inline constexpr std::size_t kMaxTagBytes = 100;
+inline constexpr std::size_t kMaxMetaBytes = 64 * 1024;
 
 // Throws Error(kInvalidArgument) for a limit no store should keep: a bad type name, a
 // negative figure, a rate without a period (1 ms to 31 days) or neither limit set.

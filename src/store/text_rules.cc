@@ -155,7 +155,10 @@ void check_filter(const JobFilter& filter) {
 }
 
 void check_job_data(std::string_view job_type, std::string_view json) {
-  const std::string of = "job_data of '" + std::string(job_type) + "'";
+  check_json("job_data of '" + std::string(job_type) + "'", json);
+}
+
+void check_json(const std::string& of, std::string_view json) {
   // nlohmann's parser takes a NUL byte for the end of its input, so "{}\0junk" would pass; no
   // JSON text holds a raw NUL (in a string it must be written \u0000).
   if (json.find('\0') != std::string_view::npos) {

@@ -42,6 +42,8 @@ void check_identifier(std::string_view what, std::string_view value, std::size_t
 // document (nothing but whitespace after it) nested at most kMaxJsonDepth deep whose strings
 // and keys hold no NUL character (`\u0000`: PostgreSQL's jsonb cannot store it).
 void check_job_data(std::string_view job_type, std::string_view json);
+// The same for any JSON text the stores keep (meta, a result); `of` names it in the error.
+void check_json(const std::string& of, std::string_view json);
 
 // Throws Error(kInvalidArgument) unless the filter's texts (job type, queue, the text searched
 // for) are valid UTF-8 without NUL: PostgreSQL refuses such a parameter and SQLite would match

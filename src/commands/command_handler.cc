@@ -1,6 +1,7 @@
 #include "commands/command_handler.h"
 
 #include "commands/command_process.h"
+#include "ergon/config.h"
 
 namespace ergon::commands {
 
@@ -20,9 +21,29 @@ HandlerRegistry::Invoker make_command_invoker(CommandHandlerConfig config) {
         spec, job_data,
         [&ctx](int percent, std::string_view message) { ctx.report_progress(message, percent); },
         ctx.stop_token());
-    if (r.ok()) return;
     if (r.outcome == CommandResult::Outcome::kStopped) throw JobStopped();
-    throw CommandFailed(r.describe());
+    // `fail` makes any end of the command final: the attempt fails without a retry.
+    if (r.fail) {
+      std::string why = r.fail->empty() ? r.describe() : *r.fail;
+      throw NonRetryableError(r.ok() ? why : why + " (" + r.describe() + ")");
+    }
+    if (!r.ok()) throw CommandFailed(r.describe());
+    if (r.snooze) {
+      Duration delay;
+      try {
+        delay = parse_timespan(*r.snooze);
+      } catch (const Error& e) {
+        throw CommandFailed("the command's snooze line: " + std::string(e.what()));
+      }
+      throw Snooze(std::chrono::duration_cast<std::chrono::microseconds>(delay));
+    }
+    if (r.result) {
+      try {
+        ctx.set_result_json(*r.result);
+      } catch (const Error& e) {
+        throw CommandFailed("the command's result line: " + std::string(e.what()));
+      }
+    }
   };
 }
 

@@ -158,10 +158,12 @@ Clock::time_point saturating_add(Clock::time_point t, milliseconds d) {
   return t + d;
 }
 
-// Accumulates stdout and reports each complete progress line.
+// Accumulates stdout, reports each complete progress line and keeps the last of each
+// directive in `result`.
 class StdoutLines {
  public:
-  explicit StdoutLines(const ProgressFn& on_progress) : on_progress_(on_progress) {}
+  StdoutLines(const ProgressFn& on_progress, CommandResult& result)
+      : on_progress_(on_progress), result_(result) {}
 
   void feed(std::string_view data) {
     while (!data.empty()) {
@@ -189,9 +191,22 @@ class StdoutLines {
 
  private:
   void end_line() {
-    if (on_progress_) {
-      if (const auto progress = parse_progress_line(line_)) {
-        on_progress_(progress->percent, progress->message);
+    if (const auto progress = parse_progress_line(line_)) {
+      if (on_progress_) on_progress_(progress->percent, progress->message);
+    } else if (const auto directive = parse_directive_line(line_)) {
+      std::string argument(directive->argument);
+      switch (directive->kind) {
+        case DirectiveLine::Kind::kResult:
+          // A result cut at kMaxStdoutLineBytes would be wrong JSON, or worse, other JSON.
+          result_.result =
+              overlong_ ? std::string("<longer than the stdout line limit>") : std::move(argument);
+          break;
+        case DirectiveLine::Kind::kSnooze:
+          result_.snooze = std::move(argument);
+          break;
+        case DirectiveLine::Kind::kFail:
+          result_.fail = std::move(argument);
+          break;
       }
     }
     line_.clear();
@@ -199,6 +214,7 @@ class StdoutLines {
   }
 
   const ProgressFn& on_progress_;
+  CommandResult& result_;
   std::string line_;
   bool overlong_ = false;
 };
@@ -497,6 +513,21 @@ std::string CommandResult::describe() const {
   return text;
 }
 
+std::optional<DirectiveLine> parse_directive_line(std::string_view line) {
+  const auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  for (auto [keyword, kind] : {std::pair{std::string_view("result"), DirectiveLine::Kind::kResult},
+                               std::pair{std::string_view("snooze"), DirectiveLine::Kind::kSnooze},
+                               std::pair{std::string_view("fail"), DirectiveLine::Kind::kFail}}) {
+    if (!line.starts_with(keyword)) continue;
+    std::string_view rest = line.substr(keyword.size());
+    if (!rest.empty() && !is_blank(rest.front())) return std::nullopt;  // "results", "failed"
+    while (!rest.empty() && is_blank(rest.front())) rest.remove_prefix(1);
+    return DirectiveLine{kind, rest};
+  }
+  return std::nullopt;
+}
+
 std::optional<ProgressLine> parse_progress_line(std::string_view line) {
   constexpr std::string_view kKeyword = "progress";
   const auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
@@ -611,7 +642,8 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
   std::size_t written = 0;
   if (stdin_data.empty()) in.write.reset();
   std::vector<char> buffer(kReadChunk);
-  StdoutLines lines(on_progress);
+  CommandResult result;  // the directives as the lines come; the rest once the command is gone
+  StdoutLines lines(on_progress, result);
   StderrTail tail(spec.stderr_tail_bytes);
 
   const auto begin_termination = [&](Reason why, Clock::time_point now) {
@@ -709,7 +741,6 @@ CommandResult run_command(const CommandSpec& spec, std::string_view stdin_data,
   err.read.reset();
   lines.finish();
 
-  CommandResult result;
   result.outcome = CommandResult::Outcome::kExited;
   if (status && WIFEXITED(*status)) {
     result.exit_code = WEXITSTATUS(*status);

@@ -78,6 +78,11 @@ struct CommandResult {
   // kTimedOut: the limit that elapsed (spec.timeout), so that describe() can name it.
   std::chrono::milliseconds timeout{0};
   std::string spawn_error;  // kSpawnFailed: e.g. "cannot run 'foo': No such file or directory"
+  // The last line of each directive of the stdout protocol (parse_directive_line), its
+  // argument as written: `result <json>`, `snooze <duration>`, `fail <message>`.
+  std::optional<std::string> result;
+  std::optional<std::string> snooze;
+  std::optional<std::string> fail;
 
   // Exited with status 0.
   bool ok() const;
@@ -108,6 +113,16 @@ struct ProgressLine {
   std::string_view message;
 };
 std::optional<ProgressLine> parse_progress_line(std::string_view line);
+
+// The other lines of the stdout protocol: a keyword (`result`, `snooze`, `fail`), blanks, and
+// the argument, the rest of the line (one trailing '\r' ignored; it may be empty). nullopt for
+// any other line. `argument` points into `line`.
+struct DirectiveLine {
+  enum class Kind { kResult, kSnooze, kFail };
+  Kind kind = Kind::kResult;
+  std::string_view argument;
+};
+std::optional<DirectiveLine> parse_directive_line(std::string_view line);
 
 namespace detail {
 // write(2) that cannot raise SIGPIPE in this process: SIGPIPE is blocked in the calling thread

@@ -48,7 +48,7 @@ class CommandHandlerTest : public ::testing::Test {
   FakeClock clock_{test_epoch()};
   std::shared_ptr<Store> store_;
   WorkerOptions options_;
-  EventCounter events_[6];
+  EventCounter events_[9];  // one per JobEvent::Kind
 };
 
 TEST_F(CommandHandlerTest, PassesJobDataAndEnvironmentAndSucceedsOnExitZero) {
@@ -78,6 +78,62 @@ TEST_F(CommandHandlerTest, ProgressLinesBecomeProgress) {
       run(R"({"Handlers": {"p": {"command": [")" + s + R"("]}}})", "p", "{}", Kind::kCompleted);
   EXPECT_EQ(r.progress_message, "all done");
   EXPECT_EQ(r.progress_percent, 100);
+}
+
+// The stdout protocol's directives: the last `result` line is the job's result, `fail` ends it
+// for good, `snooze` runs it again later without using the attempt.
+TEST_F(CommandHandlerTest, AResultLineBecomesTheResult) {
+  std::string s = script("result.sh", "echo 'result {\"n\": 1}'\necho 'result {\"n\": 2}'");
+  auto r =
+      run(R"({"Handlers": {"r": {"command": [")" + s + R"("]}}})", "r", "{}", Kind::kCompleted);
+  EXPECT_EQ(r.status, JobStatus::kCompleted);
+  ASSERT_TRUE(r.result);
+  EXPECT_EQ(nlohmann::json::parse(*r.result), nlohmann::json({{"n", 2}}));
+}
+
+TEST_F(CommandHandlerTest, AResultLineThatIsNotJsonFailsTheAttemptSayingSo) {
+  std::string s = script("bad.sh", "echo 'result {not json'");
+  auto r = run(R"({"Handlers": {"r": {"command": [")" + s + R"("], "maxAttempts": 1}}})", "r", "{}",
+               Kind::kFailed);
+  EXPECT_FALSE(r.result);
+  EXPECT_EQ(r.error_message,
+            "ergon::commands::CommandFailed: the command's result line: the result is not valid "
+            "JSON");
+}
+
+TEST_F(CommandHandlerTest, AFailLineFailsForGoodWhateverTheExitStatus) {
+  std::string ok = script("fail0.sh", "echo 'fail account closed'");
+  auto r = run(R"({"Handlers": {"f": {"command": [")" + ok + R"("], "maxAttempts": 5}}})", "f",
+               "{}", Kind::kFailed);
+  EXPECT_EQ(r.status, JobStatus::kFailed);
+  EXPECT_EQ(r.attempt, 1);
+  EXPECT_EQ(r.error_message, "ergon::NonRetryableError: account closed");
+}
+
+TEST_F(CommandHandlerTest, AFailLineWithANonZeroExitSaysBoth) {
+  std::string bad = script("fail3.sh", "echo 'fail no such user'\nexit 3");
+  auto r3 = run(R"({"Handlers": {"g": {"command": [")" + bad + R"("], "maxAttempts": 5}}})", "g",
+                "{}", Kind::kFailed);
+  EXPECT_EQ(r3.attempt, 1);
+  EXPECT_EQ(r3.error_message,
+            "ergon::NonRetryableError: no such user (command exited with status 3)");
+}
+
+TEST_F(CommandHandlerTest, ASnoozeLineRunsTheJobAgainLaterWithoutUsingTheAttempt) {
+  std::string s = script("snooze.sh", "echo 'snooze 00:05:00'");
+  auto r = run(R"({"Handlers": {"s": {"command": [")" + s + R"("]}}})", "s", "{}", Kind::kSnoozed);
+  EXPECT_EQ(r.status, JobStatus::kPending);
+  EXPECT_EQ(r.attempt, 0);
+  EXPECT_EQ(r.run_at, clock_.now() + 5min);
+}
+
+TEST_F(CommandHandlerTest, ASnoozeLineWithoutADurationFailsTheAttemptSayingSo) {
+  std::string bad = script("snooze_bad.sh", "echo 'snooze soon'");
+  auto b = run(R"({"Handlers": {"t": {"command": [")" + bad + R"("], "maxAttempts": 1}}})", "t",
+               "{}", Kind::kFailed);
+  ASSERT_TRUE(b.error_message);
+  EXPECT_NE(b.error_message->find("the command's snooze line"), std::string::npos)
+      << *b.error_message;
 }
 
 TEST_F(CommandHandlerTest, NonZeroExitFailsTheAttemptWithTheStderrTail) {

@@ -139,6 +139,25 @@ using Progress = std::vector<std::pair<int, std::string>>;
 // ---------------------------------------------------------------------------------------------
 // The progress protocol and describe(), without processes.
 
+TEST(ParseDirectiveLine, TakesTheKeywordAndTheRestOfTheLine) {
+  using Kind = DirectiveLine::Kind;
+  auto d = parse_directive_line("result {\"a\": [1, 2]}\r");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Kind::kResult);
+  EXPECT_EQ(d->argument, "{\"a\": [1, 2]}");
+  d = parse_directive_line("snooze\t 00:01:00");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Kind::kSnooze);
+  EXPECT_EQ(d->argument, "00:01:00");
+  d = parse_directive_line("fail");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Kind::kFail);
+  EXPECT_EQ(d->argument, "");
+  for (const char* other : {"results 1", "failed: x", "Result 1", " result 1", "", "snoozed"}) {
+    EXPECT_FALSE(parse_directive_line(other)) << other;
+  }
+}
+
 TEST(ParseProgressLine, AcceptsTheDocumentedForms) {
   auto p = parse_progress_line("progress 42 copying files");
   ASSERT_TRUE(p);

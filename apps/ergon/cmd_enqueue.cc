@@ -20,6 +20,10 @@ void register_enqueue(CLI::App& app, Globals& g) {
     bool unique_while_running = false;
     std::string unique_period;
     std::string group_key;
+    std::vector<std::string> tags;
+    std::string meta;
+    bool wait = false;
+    std::string timeout;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("type", args->type, "job type")->required();
@@ -40,8 +44,22 @@ void register_enqueue(CLI::App& app, Globals& g) {
                   "with --unique-key: at most one job with the key per this period (1h, 1d)");
   cmd->add_option("--group", args->group_key,
                   "group key (a tenant, an account): claimed round-robin across groups");
+  cmd->add_option("--tag", args->tags, "a tag to find the job by (repeat for more)");
+  cmd->add_option("--meta", args->meta, "the job's metadata, a JSON object");
+  cmd->add_flag("--wait", args->wait, "wait for the job to end and print its result");
+  cmd->add_option("--timeout", args->timeout, "with --wait: give up after this long (default 1h)");
   cmd->callback([&g, args] {
+    if (args->wait && args->count != 1) {
+      throw CLI::ValidationError("--wait", "waits for one job: not with --count");
+    }
+    if (!args->wait && !args->timeout.empty()) {
+      throw CLI::ValidationError("--timeout", "goes with --wait");
+    }
+    const Duration timeout = args->timeout.empty() ? Duration(std::chrono::hours(1))
+                                                   : parse_cli_duration(args->timeout, "--timeout");
     JobOptions o;
+    o.tags = args->tags;
+    o.meta = args->meta;
     o.queue = args->queue;
     o.priority = args->priority;
     o.unique_key = args->unique_key;
@@ -88,7 +106,14 @@ void register_enqueue(CLI::App& app, Globals& g) {
     if (args->count == 1) {
       JobId id = runner.start_job_raw(args->type, args->data, o);
       audit(store, "enqueue", id.to_string(), args->type);
-      std::cout << id.to_string() << "\n";
+      if (!args->wait) {
+        std::cout << id.to_string() << "\n";
+        return;
+      }
+      // The id on stderr: stdout is the result alone.
+      std::cerr << id.to_string() << "\n";
+      int status = wait_and_print(store, id, timeout);
+      if (status != kExitOk) throw CLI::RuntimeError(status);
       return;
     }
     std::vector<std::string> data(static_cast<std::size_t>(args->count), args->data);

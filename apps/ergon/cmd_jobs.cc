@@ -19,6 +19,26 @@ std::string cut(std::string s, std::size_t n) {
   return s.size() <= n ? s : truncate_utf8(s, n - 3) + "...";
 }
 
+// The attempt history as a table, oldest first.
+void print_attempts(const std::vector<AttemptRecord>& attempts) {
+  std::printf("\nattempts:\n");
+  if (attempts.empty()) {
+    std::printf("  none finished yet\n");
+    return;
+  }
+  std::printf("  %3s  %-24s  %-20s  %10s  %-9s  %s\n", "#", "WORKER", "STARTED", "TOOK", "OUTCOME",
+              "ERROR");
+  for (const AttemptRecord& a : attempts) {
+    const double took = std::chrono::duration<double>(a.finished_at - a.started_at).count();
+    char took_text[32];
+    std::snprintf(took_text, sizeof took_text, "%.3fs", took);
+    std::printf("  %3d  %-24s  %-20s  %10s  %-9s  %s\n", a.attempt, cut(a.worker_id, 24).c_str(),
+                short_time(a.started_at).c_str(), took_text,
+                std::string(to_string(a.outcome)).c_str(),
+                cut(a.error_message.value_or(""), 80).c_str());
+  }
+}
+
 }  // namespace
 
 void register_jobs(CLI::App& app, Globals& g) {
@@ -93,10 +113,14 @@ void register_jobs(CLI::App& app, Globals& g) {
   show->add_flag("--json", sa->json, "print JSON");
   show->callback([&g, sa] {
     JobId id = parse_job_id_arg(sa->id);
-    auto r = ops::Jobs(open_for_reading(database_url(g))).get(id);
+    ops::Jobs ops_jobs(open_for_reading(database_url(g)));
+    auto r = ops_jobs.get(id);
     if (!r) throw Error(ErrorCode::kNotFound, "no job with id " + sa->id);
+    const std::vector<AttemptRecord> attempts = ops_jobs.attempts(id);
     if (sa->json) {
-      print_json(ops::job_to_json(*r));
+      nlohmann::json out = ops::job_to_json(*r);
+      out["attempts"] = ops::attempts_to_json(attempts);
+      print_json(out);
       return;
     }
     // As stored: printable() shows each byte that is not UTF-8 as an escape.
@@ -108,7 +132,10 @@ void register_jobs(CLI::App& app, Globals& g) {
                           : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       std::printf("%-17s %s\n", (key + ":").c_str(), printable(v, true).c_str());
     }
+    print_attempts(attempts);
   });
+
+  register_jobs_wait(jobs, g);
 
   register_jobs_repair(jobs, g);
 }

@@ -42,6 +42,7 @@ inline constexpr int kExitError = 1;     // the database or the library refused 
 inline constexpr int kExitUsage = 2;     // a malformed command line: nothing was done
 inline constexpr int kExitNotFound = 3;  // the job, schedule or database named does not exist,
                                          // or a bulk action matched no job
+inline constexpr int kExitTimedOut = 4;  // `jobs wait`, `enqueue --wait`: the job had not ended
 
 // A job id argument; throws CLI::ValidationError ("not a job id") naming `what`.
 JobId parse_job_id_arg(const std::string& text, const std::string& what = "id");
@@ -98,6 +99,11 @@ void register_schedules(CLI::App& app, Globals& g);
 void register_cron(CLI::App& app, Globals& g);
 void register_workers(CLI::App& app, Globals& g);
 void register_jobs_repair(CLI::App* jobs, Globals& g);  // jobs retry|delete
+void register_jobs_wait(CLI::App* jobs, Globals& g);    // jobs wait
+// Waits up to `timeout` for job `id` to end (JobRunner::wait). Completed: prints its result as
+// JSON (null: none) and returns kExitOk; Failed or Cancelled: says so on stderr, kExitError;
+// still running: kExitTimedOut.
+int wait_and_print(const std::shared_ptr<Store>& store, const JobId& id, Duration timeout);
 void register_stats(CLI::App& app, Globals& g);
 void register_purge(CLI::App& app, Globals& g);
 void register_audit(CLI::App& app, Globals& g);

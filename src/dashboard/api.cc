@@ -253,9 +253,11 @@ json Api::job(const std::string& id_text) {
   }
   if (!r) throw ApiError(404, "no job with id " + id.to_string());
   json out = ops::job_to_json(*r);
-  // No store keeps an attempt history yet: the latest attempt, from the job's own columns.
-  out["attempts"] = ops::job_attempts_to_json(*r);
-  out["attempts_complete"] = false;
+  try {
+    out["attempts"] = ops::attempts_to_json(jobs_.attempts(id));
+  } catch (...) {
+    rethrow_as_api_error();
+  }
   return out;
 }
 

@@ -47,6 +47,10 @@ JobPage Jobs::list(JobFilter filter) const {
 
 std::optional<JobRecord> Jobs::get(const JobId& id) const { return store_->job_get(id); }
 
+std::vector<AttemptRecord> Jobs::attempts(const JobId& id) const {
+  return store_->job_attempt_list(id);
+}
+
 JobChange Jobs::retry_job(const JobId& id, std::string_view actor) {
   if (!store_->job_retry(id, store_->clock().now())) {
     auto r = store_->job_get(id);

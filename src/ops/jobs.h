@@ -62,6 +62,8 @@ class Jobs {
   // At most filter.limit jobs, newest first, and whether more follow.
   [[nodiscard]] JobPage list(JobFilter filter) const;
   [[nodiscard]] std::optional<JobRecord> get(const JobId& id) const;
+  // The job's attempts, oldest first (empty for an unknown job).
+  [[nodiscard]] std::vector<AttemptRecord> attempts(const JobId& id) const;
 
   // A Failed or Cancelled job runs again: Pending, due now, attempts and last error kept (a job
   // whose attempts are used up gets one more). Refused in another state, or while another job

@@ -77,22 +77,30 @@ json job_to_json(const JobRecord& r, Text mode) {
   j["rescue_count"] = r.rescue_count;
   j["unique_key"] = render.opt_text(r.unique_key);
   j["group_key"] = render.opt_text(r.group_key);
+  j["result"] = r.result ? render.payload(*r.result) : json(nullptr);
+  json tags = json::array();
+  for (const auto& t : r.tags) tags.push_back(render.text(t));
+  j["tags"] = tags;
+  j["meta"] = r.meta ? render.payload(*r.meta) : json(nullptr);
   return j;
 }
 
-json job_attempts_to_json(const JobRecord& r) {
+json attempts_to_json(const std::vector<AttemptRecord>& attempts) {
   const Render render{Text::kClean};
-  json attempts = json::array();
-  if (r.attempt > 0 && r.started_at) {
-    attempts.push_back(
-        {{"attempt", r.attempt},
-         {"worker_id", render.opt_text(r.worker_id)},
-         {"started_at", opt_time(r.started_at)},
-         {"finished_at", is_final(r.status) ? opt_time(r.completed_at) : json(nullptr)},
-         {"outcome", to_string(r.status)},
-         {"error_message", render.opt_text(r.error_message)}});
+  json out = json::array();
+  for (const AttemptRecord& a : attempts) {
+    out.push_back({{"attempt", a.attempt},
+                   {"lease", a.lease},
+                   {"worker_id", render.text(a.worker_id)},
+                   {"started_at", format_timestamp(a.started_at)},
+                   {"finished_at", format_timestamp(a.finished_at)},
+                   {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       a.finished_at - a.started_at)
+                                       .count()},
+                   {"outcome", to_string(a.outcome)},
+                   {"error_message", render.opt_text(a.error_message)}});
   }
-  return attempts;
+  return out;
 }
 
 json schedule_to_json(const ScheduleRecord& s) {

@@ -27,14 +27,14 @@ enum class Text {
 // Text from the store as a JSON string (Text::kClean).
 [[nodiscard]] nlohmann::json text_json(std::string_view s);
 
-// Every column of a job; job_data as JSON when it parses (the store holds only valid JSON),
-// as text otherwise; payload_preview its first 120 bytes.
+// Every column of a job; job_data, result and meta as JSON when they parse (the store holds
+// only valid JSON), as text otherwise; payload_preview its first 120 bytes.
 [[nodiscard]] nlohmann::json job_to_json(const JobRecord& r, Text text = Text::kClean);
 // A job for a listing page: the columns that fit a row, the error cut to 300 bytes and the
 // payload to its preview.
 [[nodiscard]] nlohmann::json job_summary_to_json(const JobRecord& r);
-// The job's attempts as far as the JobRecord tells them: its latest, once one has started.
-[[nodiscard]] nlohmann::json job_attempts_to_json(const JobRecord& r);
+// A job's attempt history (Store::job_attempt_list), oldest first, each with its duration.
+[[nodiscard]] nlohmann::json attempts_to_json(const std::vector<AttemptRecord>& attempts);
 
 [[nodiscard]] nlohmann::json schedule_to_json(const ScheduleRecord& s);
 [[nodiscard]] nlohmann::json worker_to_json(const WorkerView& w);

@@ -103,6 +103,85 @@ std::string trim(std::string s) {
   return s;
 }
 
+// A command handler's result line, read back by `enqueue --wait` in another process; its
+// failed attempts, listed by `jobs show`; a tag found by `jobs list --tag`.
+TEST_P(CliStoreTest, EnqueueWaitPrintsTheResultAndShowListsTheAttempts) {
+  migrate();
+  std::string count = dir_.file("count");
+  std::string script = dir_.file("handler.sh");
+  // Fails twice (exit 1 with a line on stderr), then prints its result.
+  std::ofstream(script) << "#!/bin/sh\necho x >> " << count << "\nn=$(wc -l < " << count
+                        << ")\nif [ \"$n\" -lt 3 ]; then echo \"try $n broke\" >&2; exit 1; fi\n"
+                        << "echo \"result {\\\"tries\\\": $n}\"\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  std::string config = dir_.file("ergon.json");
+  std::ofstream(config) << R"({"Database": ")" << db()
+                        << R"(", "JobsWorker": {"PollingInterval": "00:00:00.020",
+                              "RetryBaseDelay": "00:00:00.001", "RetryMaxDelay": "00:00:00.002",
+                              "RunScheduler": false},
+                              "Handlers": {"flaky": {"command": [")"
+                        << script << R"("]}}})";
+  pid_t pid = spawn_worker(config);
+  ASSERT_GE(pid, 0);
+  auto r = ergon({"enqueue", "flaky", "{}", "--tag", "customer:42", "--meta", R"({"k": 1})",
+                  "--wait", "--timeout", "60s", "--db", db()});
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json({{"tries", 3}}));
+  const std::string id = trim(r.err);
+  auto show = ergon({"jobs", "show", id, "--json", "--db", db()});
+  ASSERT_EQ(show.status, 0) << show.err;
+  auto job = nlohmann::json::parse(show.out);
+  EXPECT_EQ(job["result"], nlohmann::json({{"tries", 3}}));
+  EXPECT_EQ(job["tags"], nlohmann::json::array({"customer:42"}));
+  EXPECT_EQ(job["meta"], nlohmann::json({{"k", 1}}));
+  ASSERT_EQ(job["attempts"].size(), 3u) << show.out;
+  for (int i = 0; i < 3; ++i) {
+    const auto& a = job["attempts"][static_cast<std::size_t>(i)];
+    EXPECT_EQ(a["attempt"], i + 1);
+    EXPECT_EQ(a["outcome"], i < 2 ? "retried" : "completed");
+    EXPECT_GE(a["duration_ms"].get<std::int64_t>(), 0);
+    EXPECT_FALSE(a["worker_id"].get<std::string>().empty());
+    if (i < 2) {
+      EXPECT_NE(
+          a["error_message"].get<std::string>().find("try " + std::to_string(i + 1) + " broke"),
+          std::string::npos)
+          << a;
+    }
+  }
+  auto table = ergon({"jobs", "show", id, "--db", db()});
+  EXPECT_NE(table.out.find("attempts:"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("retried"), std::string::npos) << table.out;
+  auto tagged = ergon({"jobs", "list", "--tag", "customer:42", "--json", "--db", db()});
+  ASSERT_EQ(tagged.status, 0) << tagged.err;
+  EXPECT_EQ(nlohmann::json::parse(tagged.out).size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(
+                ergon({"jobs", "list", "--tag", "customer:4", "--json", "--db", db()}).out)
+                .size(),
+            0u);
+}
+
+TEST_F(CliTest, JobsWaitTimesOutAndRefusesBadInput) {
+  migrate();
+  auto e = ergon({"enqueue", "nobody", "--db", db()});
+  ASSERT_EQ(e.status, 0) << e.err;
+  const std::string id = trim(e.out);
+  auto w = ergon({"jobs", "wait", id, "--timeout", "50ms", "--db", db()});
+  EXPECT_EQ(w.status, 4) << w.err;
+  EXPECT_NE(w.err.find("is still Pending after"), std::string::npos) << w.err;
+  EXPECT_EQ(ergon({"jobs", "wait", id, "--timeout", "-1s", "--db", db()}).status, 2);
+  EXPECT_EQ(ergon({"jobs", "wait", "nope", "--db", db()}).status, 2);
+  EXPECT_EQ(ergon({"jobs", "wait", JobId::generate(test_epoch()).to_string(), "--timeout", "1s",
+                   "--db", db()})
+                .status,
+            3);
+  EXPECT_EQ(ergon({"enqueue", "t", "--count", "2", "--wait", "--db", db()}).status, 2);
+  EXPECT_EQ(ergon({"enqueue", "t", "--timeout", "1s", "--db", db()}).status, 2);
+  EXPECT_EQ(ergon({"enqueue", "t", "--meta", "[1]", "--db", db()}).status, 1);
+  EXPECT_EQ(ergon({"enqueue", "t", "--tag", "", "--db", db()}).status, 1);
+}
+
 TEST_F(CliTest, MigrateThenEnqueueThenInspect) {
   auto m = ergon({"migrate", "--db", db()});
   ASSERT_EQ(m.status, 0) << m.err;

@@ -440,11 +440,24 @@ TEST(OpsRender, StoredTextThatIsNotUtf8BecomesReplacementCharacters) {
   EXPECT_EQ(j["cancel_requested"], false);
   EXPECT_TRUE(j["timeout_ms"].is_null());
   EXPECT_NO_THROW((void)ops::job_summary_to_json(r).dump());
-  json attempts = ops::job_attempts_to_json(r);
+  json attempts = ops::attempts_to_json({{.job_id = r.id,
+                                          .attempt = 1,
+                                          .lease = 1,
+                                          .worker_id = "w\xc3(",
+                                          .started_at = test_epoch(),
+                                          .finished_at = test_epoch() + std::chrono::seconds(2),
+                                          .outcome = AttemptOutcome::kFailed,
+                                          .error_message = "e\xff"}});
   ASSERT_EQ(attempts.size(), 1u);
-  EXPECT_EQ(attempts[0]["outcome"], "Failed");
+  EXPECT_EQ(attempts[0]["outcome"], "failed");
   EXPECT_EQ(attempts[0]["worker_id"], "w\uFFFD(");
+  EXPECT_EQ(attempts[0]["error_message"], "e\uFFFD");
+  EXPECT_EQ(attempts[0]["duration_ms"], 2000);
   EXPECT_NO_THROW((void)attempts.dump());
+  r.result = "not json \xff";
+  r.tags = {"t\xff"};
+  EXPECT_EQ(ops::job_to_json(r)["result"], "not json \uFFFD");
+  EXPECT_EQ(ops::job_to_json(r)["tags"][0], "t\uFFFD");
 
   // For a terminal that escapes each byte itself: exactly as stored.
   json raw = ops::job_to_json(r, ops::Text::kAsStored);

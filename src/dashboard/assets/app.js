@@ -226,7 +226,8 @@ async function jobPage(id) {
         ["Created", when(j.created_at)], ["Due", when(j.run_at)], ["Started", when(j.started_at)],
         ["Finished", when(j.completed_at)], ["Attempt", j.attempt + (j.max_attempts ? " of " + j.max_attempts : "")],
         ["Worker", j.worker_id || "–"], ["Heartbeat", when(j.heartbeat_at)],
-        ["Rescued", j.rescue_count], ["Unique key", j.unique_key || "–"], ["Group", j.group_key || "–"]]
+        ["Rescued", j.rescue_count], ["Unique key", j.unique_key || "–"], ["Group", j.group_key || "–"],
+        ["Tags", j.tags.length ? j.tags.join(", ") : "–"]]
       .flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: k === "Id" ? "mono" : null }, String(v))]));
   const parts = [el("p", {}, statusBadge(j.status), j.cancel_requested ? " cancellation requested" : ""), actions,
     el("h2", {}, "Progress"),
@@ -236,12 +237,16 @@ async function jobPage(id) {
       el("span", { "data-testid": "progress-message" }, j.progress_message || "")),
     kv, el("h2", {}, "Payload"),
     el("pre", { "data-testid": "payload" }, JSON.stringify(j.job_data, null, 2))];
+  if (j.result !== null) parts.push(el("h2", {}, "Result"), el("pre", { "data-testid": "result" }, JSON.stringify(j.result, null, 2)));
+  if (j.meta !== null) parts.push(el("h2", {}, "Meta"), el("pre", { "data-testid": "meta" }, JSON.stringify(j.meta, null, 2)));
   if (j.error_message) parts.push(el("h2", {}, "Error"), el("pre", { "data-testid": "error" }, j.error_message));
-  parts.push(el("h2", {}, j.attempts_complete ? "Attempts" : "Latest attempt"),
-    j.attempts.length ? table(["#", "Worker", "Started", "Finished", "Outcome", "Error"], j.attempts.map((a) =>
-      el("tr", {}, el("td", {}, String(a.attempt)), el("td", { class: "mono" }, a.worker_id || "–"),
-        el("td", {}, when(a.started_at)), el("td", {}, when(a.finished_at)), el("td", {}, statusBadge(a.outcome)),
-        el("td", { class: "clip" }, a.error_message || "")))) : el("p", { class: "muted" }, "Not started yet."));
+  // The attempt history as a timeline, oldest first.
+  parts.push(el("h2", {}, "Attempts"),
+    j.attempts.length ? table(["#", "Worker", "Started", "Finished", "Took", "Outcome", "Error"], j.attempts.map((a) =>
+      el("tr", { "data-testid": "attempt" }, el("td", {}, String(a.attempt)), el("td", { class: "mono" }, a.worker_id || "–"),
+        el("td", {}, when(a.started_at)), el("td", {}, when(a.finished_at)), el("td", {}, (a.duration_ms / 1000).toFixed(3) + " s"),
+        el("td", { "data-testid": "attempt-outcome" }, statusBadge(a.outcome)),
+        el("td", { class: "clip" }, a.error_message || "")))) : el("p", { class: "muted" }, "No attempt has finished yet."));
   setPage("Job " + j.job_type, ...parts);
   // Live progress: poll while the job can still change.
   timer = setTimeout(route, active ? POLL_MS : 5000);

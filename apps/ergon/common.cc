@@ -60,6 +60,7 @@ void add_filter_options(CLI::App* cmd, FilterArgs& a) {
   cmd->add_option("--until", a.until, "created before: ISO-8601, or a duration ago");
   cmd->add_option("--text", a.text, "job_data or error_message contains this (case-sensitive)");
   cmd->add_option("--before", a.before, "only jobs older than this id (the next page)");
+  cmd->add_option("--tag", a.tag, "jobs that carry this tag");
 }
 
 JobFilter make_filter(const FilterArgs& a, TimePoint now) {
@@ -69,14 +70,16 @@ JobFilter make_filter(const FilterArgs& a, TimePoint now) {
                              .created_after = a.since,
                              .created_before = a.until,
                              .text = a.text,
-                             .before_id = a.before};
+                             .before_id = a.before,
+                             .tag = a.tag};
   static constexpr ops::FilterNames kOptions{.status = "--status",
                                              .type = "--type",
                                              .queue = "--queue",
                                              .created_after = "--since",
                                              .created_before = "--until",
                                              .text = "--text",
-                                             .before_id = "--before"};
+                                             .before_id = "--before",
+                                             .tag = "--tag"};
   return as_usage_error([&] { return ops::parse_filter(text, kOptions, now); });
 }
 

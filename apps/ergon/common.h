@@ -51,7 +51,7 @@ JobStatus parse_status_arg(const std::string& text, const std::string& option = 
 
 // The job filter options of `jobs list` and of the bulk `jobs retry|delete --all-matching`.
 struct FilterArgs {
-  std::string status, type, queue, since, until, text, before;
+  std::string status, type, queue, since, until, text, before, tag;
 };
 void add_filter_options(CLI::App* cmd, FilterArgs& a);
 // Checks every option (CLI::ValidationError naming the option; the rules are ops/filter.h's)

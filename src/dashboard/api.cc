@@ -133,8 +133,8 @@ JobId Api::parse_id(const std::string& s) {
 }
 
 JobFilter Api::parse_filter(const Params& q, bool paged) {
-  std::set<std::string> known = {"status",        "type",           "queue",
-                                 "created_after", "created_before", "text"};
+  std::set<std::string> known = {"status",         "type", "queue", "created_after",
+                                 "created_before", "text", "tag"};
   if (paged) {
     known.insert("before_id");
     known.insert("limit");
@@ -150,6 +150,7 @@ JobFilter Api::parse_filter(const Params& q, bool paged) {
                        .created_after = value("created_after"),
                        .created_before = value("created_before"),
                        .text = value("text")};
+  text.tag = value("tag");
   if (paged) text.before_id = value("before_id");
   JobFilter f;
   try {

@@ -116,6 +116,7 @@ JobFilter parse_filter(const FilterText& in, const FilterNames& names,
   }
   if (!in.text.empty()) f.text = limited(names.text, in.text, kMaxFilterTextBytes);
   if (!in.before_id.empty()) f.before_id = parse_job_id(in.before_id, names.before_id);
+  if (!in.tag.empty()) f.tag = limited(names.tag, in.tag, kMaxTagBytes);
   return f;
 }
 

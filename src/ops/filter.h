@@ -36,6 +36,7 @@ struct FilterText {
   std::string created_after, created_before;  // ISO-8601 (years 0000 to 9999), or see below
   std::string text;                           // searched for in job_data and error_message
   std::string before_id;                      // a job id: the next page starts after it
+  std::string tag;                            // a tag the job carries
 };
 
 // What the caller calls each field (the dashboard's parameters by default).
@@ -47,6 +48,7 @@ struct FilterNames {
   std::string_view created_before = "created_before";
   std::string_view text = "text";
   std::string_view before_id = "before_id";
+  std::string_view tag = "tag";
 };
 
 // Checks every field and builds the filter (limit left at its default). Type and queue must

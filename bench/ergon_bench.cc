@@ -23,6 +23,8 @@
 //   backlog         processing with --backlog jobs pending: time to complete the first --jobs
 //   history         processing of --jobs jobs with --history finished rows in the table,
 //                   against the same run on an empty table
+//   tag_filter      JobRunner::list_jobs by tag (`ergon jobs list --tag`) among --tag-rows
+//                   jobs: a tag 10 of them carry, and one 10,000 carry (a page of 50)
 //
 // Flow control in use (docs/flow-control.md): --queues Q spreads the jobs of the processing
 // benchmarks over queues q0..q(Q-1), which every worker lists; --priorities P gives job i the
@@ -89,6 +91,7 @@ struct Config {
   double idle_seconds = 10;
   int backlog = 200000;
   long long history = 1000000;
+  int tag_rows = 1000000;
   bool vacuum = true;
   int queues = 0;      // 0: every job in "default", workers serve every queue
   int priorities = 1;  // 1: every job at priority 0
@@ -99,7 +102,7 @@ struct Config {
 
 const std::vector<std::string> kAllBenchmarks = {"bulk_enqueue", "single_enqueue", "processing",
                                                  "latency",      "cron_lateness",  "idle",
-                                                 "backlog",      "history"};
+                                                 "backlog",      "history",        "tag_filter"};
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
@@ -836,6 +839,46 @@ std::vector<Figure> bench_backlog(const Config& cfg) {
            std::to_string(cfg.backlog) + " pending"}};
 }
 
+// Jobs in batches of 10,000 that share a tag (batch:B), and 10 that carry customer:42; then
+// the first page of each tag's listing, newest first, as `ergon jobs list --tag` asks for it.
+std::vector<Figure> bench_tag_filter(const Config& cfg) {
+  Scratch s(cfg, cfg.pool_size);
+  auto store = s.open();
+  ergon::JobRunner runner(store);
+  const int batch = 10000;
+  std::vector<Noop> jobs(static_cast<std::size_t>(batch));
+  for (int done = 0, b = 0; done < cfg.tag_rows; done += batch, ++b) {
+    ergon::JobOptions o;
+    o.tags = {"batch:" + std::to_string(b)};
+    runner.start_jobs(jobs, o);
+    if (b == cfg.tag_rows / batch / 2) {
+      ergon::JobOptions rare;
+      rare.tags = {"customer:42"};
+      runner.start_jobs(std::vector<Noop>(10), rare);
+    }
+  }
+  if (!s.sqlite()) s.sql().exec("ANALYZE " + s.table());
+  auto time_page = [&](const std::string& tag, std::size_t expected) {
+    std::vector<double> ms;
+    for (int i = 0; i < 21; ++i) {
+      ergon::JobFilter f;
+      f.tag = tag;
+      f.limit = 50;
+      auto t0 = Clock::now();
+      auto page = runner.list_jobs(f);
+      ms.push_back(Millis(Clock::now() - t0).count());
+      if (page.size() != expected) fail("tag_filter: " + tag + " found the wrong jobs");
+    }
+    return ms;
+  };
+  std::vector<double> rare = time_page("customer:42", 10);
+  std::vector<double> common = time_page("batch:7", 50);
+  std::string note = std::to_string(cfg.tag_rows) + " jobs, 21 listings";
+  return {{"tag_filter", "10 of N p50", "ms", {percentile(rare, 0.5)}, note},
+          {"tag_filter", "10 of N max", "ms", {*std::max_element(rare.begin(), rare.end())}, note},
+          {"tag_filter", "10k of N p50", "ms", {percentile(common, 0.5)}, note}};
+}
+
 std::vector<Figure> bench_history(const Config& cfg) {
   // Interleaved, so that drift of a shared machine hits both alike.
   double empty = burn_down(cfg, cfg.jobs, 0, cfg.jobs).rate;
@@ -911,6 +954,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000000));
   app.add_option("--history", cfg.history, "history: finished rows (10000000 for the issue's)")
       ->check(CLI::Range(1LL, 1000000000LL));
+  app.add_option("--tag-rows", cfg.tag_rows, "tag_filter: jobs in the table")
+      ->check(CLI::Range(20000, 100000000));
   bool no_vacuum = false;
   app.add_flag("--no-settle", no_vacuum,
                "burn-downs: skip VACUUM ANALYZE (SQLite: ANALYZE) after loading");
@@ -958,7 +1003,8 @@ int main(int argc, char** argv) {
       {"cron_lateness", bench_cron_lateness},
       {"idle", bench_idle},
       {"backlog", bench_backlog},
-      {"history", bench_history}};
+      {"history", bench_history},
+      {"tag_filter", bench_tag_filter}};
 
   std::vector<Figure> figures;
   std::string info;

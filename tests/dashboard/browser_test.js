@@ -123,6 +123,19 @@ async function main() {
     await page.waitForSelector("[data-testid=flash]:text('job retried')");
     await page.waitForSelector("p > [data-status=Completed]", { timeout: 30000 });
     console.log("ok: retried a failed job; it completed");
+    // Its page now tells both attempts, oldest first, and shows what the second returned; the
+    // HTML-looking error and result stay text.
+    await page.waitForFunction(() => document.querySelectorAll("tr[data-testid=attempt]").length === 2);
+    const outcomes = await page.$$eval("tr[data-testid=attempt] [data-testid=attempt-outcome]",
+      (cells) => cells.map((c) => c.textContent));
+    if (outcomes.join(",") !== "failed,completed") fail("attempt timeline: " + outcomes.join(","));
+    const firstError = await page.textContent("tr[data-testid=attempt] td.clip");
+    if (!firstError.includes(EVIL)) fail("the first attempt's error is missing: " + firstError);
+    const result = await page.textContent("[data-testid=result]");
+    if (!result.includes('"charged": 1042') || !result.includes(EVIL)) fail("result: " + result);
+    if (await page.locator("img").count() !== 0) fail("an <img> element was created from job text");
+    await page.screenshot({ path: path.join(shots, "job-attempts.png"), fullPage: true });
+    console.log("ok: the attempt timeline shows the failed and the completed attempt, and the result");
 
     // The audit log names the retry.
     await page.goto(server.URL + "#/audit");

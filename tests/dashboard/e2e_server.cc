@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     ctx.report_progress("sent", 100);
   });
   handlers.add_raw("charge-card",
-                   [](std::string_view, ergon::JobContext&) {
+                   [](std::string_view, ergon::JobContext& ctx) {
                      std::lock_guard lock(mu);
                      if (!failed_once) {
                        failed_once = true;
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
                        cv.notify_all();
                        throw ergon::NonRetryableError(kEvil + " card declined");
                      }
+                     ctx.set_result({{"charged", 1042}, {"note", kEvil}});
                    },
                    {.max_attempts = 1});
   handlers.add_raw("encode-video", [](std::string_view, ergon::JobContext& ctx) {

@@ -122,7 +122,7 @@ JobFilter parse_filter(const FilterText& in, const FilterNames& names,
 
 bool has_condition(const JobFilter& f) {
   return f.status || f.job_type || f.queue || f.created_after || f.created_before || f.text ||
-         f.before_id;
+         f.tag || f.before_id;
 }
 
 std::string describe(const JobFilter& f) {
@@ -136,10 +136,12 @@ std::string describe(const JobFilter& f) {
   if (f.queue) add("queue", *f.queue);
   if (f.created_after) add("created_after", format_timestamp(*f.created_after));
   if (f.created_before) add("created_before", format_timestamp(*f.created_before));
-  if (f.text) {
-    add("text",
-        nlohmann::json(*f.text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  }
+  // Quoted: no text can pass for another condition, and no byte of it is other than UTF-8.
+  auto quoted = [](const std::string& text) {
+    return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  if (f.text) add("text", quoted(*f.text));
+  if (f.tag) add("tag", quoted(*f.tag));
   if (f.before_id) add("before_id", f.before_id->to_string());
   return out.empty() ? "all jobs" : out;
 }

@@ -63,9 +63,9 @@ JobFilter parse_filter(const FilterText& text, const FilterNames& names = {},
 // turns into "every job".
 [[nodiscard]] bool has_condition(const JobFilter& f);
 
-// "status=Failed type=mail text=\"50%\"" for the audit log and messages; "all jobs" when the
-// filter has no condition. The searched text is quoted as JSON, so that no text can pass for
-// another condition and no byte of it is other than UTF-8.
+// "status=Failed type=mail text=\"50%\" tag=\"vip\"" for the audit log and messages; "all jobs"
+// when the filter has no condition. The searched text and the tag are quoted as JSON, so that
+// no text can pass for another condition and no byte of it is other than UTF-8.
 [[nodiscard]] std::string describe(const JobFilter& f);
 
 // A status name in any case; FieldError naming `name`.

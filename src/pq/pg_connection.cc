@@ -141,6 +141,29 @@ PgParams& PgParams::null() {
   return *this;
 }
 
+PgParams& PgParams::text_list(std::span<const std::string> values) {
+  PgArray a;
+  for (const auto& v : values) a.add(v);
+  return text(a.str());
+}
+
+PgArray& PgArray::add(std::string_view element) {
+  if (!body_.empty()) body_ += ',';
+  body_ += '"';
+  for (char c : element) {
+    if (c == '"' || c == '\\') body_ += '\\';
+    body_ += c;
+  }
+  body_ += '"';
+  return *this;
+}
+
+PgArray& PgArray::null() {
+  if (!body_.empty()) body_ += ',';
+  body_ += "NULL";
+  return *this;
+}
+
 const char* const* PgParams::values() const {
   pointers_.clear();
   for (const auto& v : values_) pointers_.push_back(v ? v->c_str() : nullptr);
@@ -284,6 +307,39 @@ std::string jsonb(const PGresult* r, int row, int col) {
   // Binary jsonb is a version byte (1) followed by the JSON text.
   if (len < 1 || p[0] != 1) throw Error(ErrorCode::kStore, "unknown jsonb format version");
   return compact_json(std::string_view(p + 1, static_cast<std::size_t>(len - 1)));
+}
+
+std::vector<std::string> text_array(const PGresult* r, int row, int col) {
+  // Binary arrays (array_send): the number of dimensions, a has-NULLs flag and the element
+  // type's oid; per dimension its length and lower bound; then each element as a length
+  // (-1: NULL) and its bytes. An empty array has no dimensions.
+  const char* p = value(r, row, col, -1);
+  const auto len = static_cast<std::size_t>(PQgetlength(r, row, col));
+  auto malformed = [] { return Error(ErrorCode::kStore, "malformed array from the database"); };
+  std::size_t at = 0;
+  auto next_int = [&] {
+    if (at + 4 > len) throw malformed();
+    auto v = static_cast<std::int32_t>(be32(p + at));
+    at += 4;
+    return v;
+  };
+  const std::int32_t dims = next_int();
+  next_int();  // has NULLs
+  next_int();  // element type
+  std::vector<std::string> out;
+  if (dims == 0) return out;
+  if (dims != 1) throw malformed();
+  const std::int32_t n = next_int();
+  next_int();  // lower bound
+  if (n < 0) throw malformed();
+  out.reserve(static_cast<std::size_t>(n));
+  for (std::int32_t i = 0; i < n; ++i) {
+    const std::int32_t size = next_int();
+    if (size < 0 || at + static_cast<std::size_t>(size) > len) throw malformed();
+    out.emplace_back(p + at, static_cast<std::size_t>(size));
+    at += static_cast<std::size_t>(size);
+  }
+  return out;
 }
 
 }  // namespace pgbin

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,19 @@ bool pg_connection_lost(PGconn* conn, const PGresult* r);
 
 enum class Format { kText = 0, kBinary = 1 };
 
+// An array literal ({"a","b\"c",NULL}), element by element: each one quoted (a backslash
+// before each " and \ in it), so that any text (a comma, a brace, the word NULL) is one
+// element. Numbers and timestamps go in as their text.
+class PgArray {
+ public:
+  PgArray& add(std::string_view element);
+  PgArray& null();
+  [[nodiscard]] std::string str() const { return "{" + body_ + "}"; }
+
+ private:
+  std::string body_;
+};
+
 // Statement parameters, all sent as text (PostgreSQL casts them to the column types).
 class PgParams {
  public:
@@ -89,6 +103,8 @@ class PgParams {
   PgParams& boolean(bool v);
   PgParams& time(TimePoint t);  // ISO-8601 UTC with microseconds
   PgParams& null();
+  // A text[] (or varchar[]) literal of `values` (PgArray).
+  PgParams& text_list(std::span<const std::string> values);
 
   [[nodiscard]] int size() const { return static_cast<int>(values_.size()); }
   [[nodiscard]] const char* const* values() const;
@@ -150,6 +166,8 @@ JobId uuid(const PGresult* r, int row, int col);
 std::optional<JobId> opt_uuid(const PGresult* r, int row, int col);
 // jsonb as compact JSON text (see compact_json).
 std::string jsonb(const PGresult* r, int row, int col);
+// A one-dimensional text[] (or varchar[]) without NULL elements.
+std::vector<std::string> text_array(const PGresult* r, int row, int col);
 }  // namespace pgbin
 
 // JSON text without the whitespace between tokens. jsonb prints `{"n": 1}`; Ergon hands out

@@ -4,14 +4,16 @@
 //
 // A binder takes a parameter list P that appends the next parameter on each call: SQLite's
 // Binder or PostgreSQL's PgParams, which share the method names text(), integer(), boolean(),
-// time() and null(). bind_values picks the method from each value's type, so a parameter's
-// encoding follows the member it comes from.
+// time(), text_list() (a JSON array on SQLite, a text[] literal on PostgreSQL) and null().
+// bind_values picks the method from each value's type, so a parameter's encoding follows the
+// member it comes from.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -26,7 +28,8 @@
 namespace ergon {
 
 // One parameter: a bool as a boolean, any other integer as an integer, an enum as its name, a
-// time as a timestamp, a job id as its text, an empty optional as NULL, text as text.
+// time as a timestamp, a job id as its text, a list of text as a list, an empty optional as
+// NULL, text as text.
 template <class P, class T>
 void bind_value(P& p, const T& v) {
   if constexpr (kIsOptional<T>) {
@@ -45,6 +48,8 @@ void bind_value(P& p, const T& v) {
     p.time(v);
   } else if constexpr (std::is_same_v<T, JobId>) {
     p.text(v.to_string());
+  } else if constexpr (std::is_same_v<T, std::span<const std::string>>) {
+    p.text_list(v);
   } else {
     p.text(v);
   }
@@ -62,6 +67,12 @@ inline std::optional<std::string_view> nonempty(std::string_view v) {
   return v;
 }
 
+// A list that is empty when unset (a job's tags): NULL then.
+inline std::optional<std::span<const std::string>> nonempty(std::span<const std::string> v) {
+  if (v.empty()) return std::nullopt;
+  return v;
+}
+
 // A job's timeout as stored: whole milliseconds, at least 1.
 inline std::optional<std::int64_t> timeout_ms(const std::optional<Duration>& timeout) {
   if (!timeout) return std::nullopt;
@@ -69,15 +80,16 @@ inline std::optional<std::int64_t> timeout_ms(const std::optional<Duration>& tim
       1, std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count());
 }
 
-// 1-10 of a job's insert: id, job_type, job_data, queue, priority, max_attempts, created_at,
-// run_at, timeout_ms, group_key (NULL: none).
+// 1-12 of a job's insert: id, job_type, job_data, queue, priority, max_attempts, created_at,
+// run_at, timeout_ms, group_key, tags, meta (NULL: none).
 template <class P>
 void bind_insert(P& p, const JobInsertParams& j) {
   bind_values(p, j.id, j.job_type, j.job_data, j.queue, j.priority, j.max_attempts, j.created_at,
-              j.run_at, timeout_ms(j.timeout), nonempty(j.group_key));
+              j.run_at, timeout_ms(j.timeout), nonempty(j.group_key), nonempty(j.tags),
+              nonempty(j.meta));
 }
 
-// 11-13 of an insert that may hold a unique key: the key (NULL: none), unique_while_running,
+// 13-15 of an insert that may hold a unique key: the key (NULL: none), unique_while_running,
 // and unique_until, the end of the key's time window (NULL: none).
 template <class P>
 void bind_unique(P& p, const JobInsertParams& j) {
@@ -86,14 +98,19 @@ void bind_unique(P& p, const JobInsertParams& j) {
   bind_values(p, nonempty(j.unique_key), j.unique_while_running, until);
 }
 
-// 1-11 of an outcome: status, whether it is final, now, run_at (NULL: keep the row's own, see
-// JobFinishParams::keep_run_at), error_message, the attempts given back, progress_message,
-// progress_percent; then the fence: id, lease, worker_id. Messages come from exceptions and a
-// command's stderr: cleaned, so both stores keep the same text (store/text_rules.h).
+// The error message an outcome stores (NULL: none given): it comes from an exception or a
+// command's stderr, so it is cleaned, and both stores keep the same text (store/text_rules.h).
+inline std::optional<std::string> finish_error(const JobFinishParams& f) {
+  if (!f.error_message) return std::nullopt;
+  return clean_text(*f.error_message, kMaxErrorMessageBytes);
+}
+
+// 1-12 of an outcome: status, whether it is final, now, run_at (NULL: keep the row's own, see
+// JobFinishParams::keep_run_at), error_message (finish_error), the attempts given back,
+// progress_message, progress_percent; then the fence: id, lease, worker_id; then the result
+// (NULL unless the job completed). Progress messages are cleaned as errors are.
 template <class P>
 void bind_finish(P& p, const JobFinishParams& f) {
-  std::optional<std::string> error;
-  if (f.error_message) error = clean_text(*f.error_message, kMaxErrorMessageBytes);
   std::optional<std::string> progress;
   if (f.progress_message) progress = clean_text(*f.progress_message, kMaxProgressMessageBytes);
   std::optional<int> percent;
@@ -101,8 +118,10 @@ void bind_finish(P& p, const JobFinishParams& f) {
   std::optional<TimePoint> run_at;
   if (!f.keep_run_at) run_at = f.run_at;
   const int given_back = f.give_back_attempt && f.status == JobStatus::kPending ? 1 : 0;
-  bind_values(p, f.status, is_final(f.status), f.now, run_at, error, given_back, progress, percent,
-              f.id, f.attempt, f.worker_id);
+  std::optional<std::string_view> result;
+  if (f.status == JobStatus::kCompleted && f.result) result = *f.result;
+  bind_values(p, f.status, is_final(f.status), f.now, run_at, finish_error(f), given_back, progress,
+              percent, f.id, f.attempt, f.worker_id, result);
 }
 
 // 1-5 of a progress report: message, percent, then the fence: id, lease, worker_id.

@@ -4,9 +4,10 @@
 //
 // A reader takes a Row, a cursor over one result row that each backend provides (SQLite's over
 // a sqlite3_stmt, PostgreSQL's over a binary PGresult row) and that reads the next column on
-// each call: text(), json() (a JSON document; jsonb on PostgreSQL), int32(), int64(),
-// boolean(), time(), uuid(what) (Error(kStore) "malformed <what> in the database" where ids are
-// stored as text); skip_null() is true, and passes the column, when it is NULL. A record's
+// each call: text(), json() (a JSON document; jsonb on PostgreSQL), text_list() (a list of text:
+// a JSON array on SQLite, text[] on PostgreSQL), int32(), int64(), boolean(), time(), uuid(what)
+// (Error(kStore) "malformed <what> in the database" where ids are stored as text); skip_null()
+// is true, and passes the column, when it is NULL. A record's
 // members are read by their types (read_values), so a column's decoder follows the member it
 // fills. Cursors and readers are inlined templates: a job read on the claim path costs the
 // column reads and no more.
@@ -32,7 +33,7 @@ inline constexpr std::string_view kJobColumns = R"sql(
   id, job_type, job_data, status, created_at, started_at, completed_at, error_message,
   progress_message, progress_percent, queue, priority, run_at, attempt, max_attempts,
   worker_id, heartbeat_at, timeout_ms, cancel_requested, rescue_count, unique_key,
-  group_key, lease
+  group_key, lease, result, tags, meta
 )sql";
 inline constexpr std::string_view kScheduleColumns = R"sql(
   id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time,
@@ -44,6 +45,9 @@ inline constexpr std::string_view kWorkerColumns = R"sql(
   job_types, relay
 )sql";
 inline constexpr std::string_view kAuditColumns = "id, at, actor, action, target, detail";
+inline constexpr std::string_view kAttemptColumns = R"sql(
+  job_id, attempt, lease, worker_id, started_at, finished_at, outcome, error_message
+)sql";
 
 // Whether T is a std::optional (a column that may be NULL, a parameter that may be).
 template <class T>
@@ -102,7 +106,22 @@ JobRecord read_job(Row&& row) {
               j.worker_id, j.heartbeat_at);
   if (!row.skip_null()) j.timeout = std::chrono::milliseconds(row.int64());
   read_values(row, j.cancel_requested, j.rescue_count, j.unique_key, j.group_key, j.lease);
+  if (!row.skip_null()) j.result = row.json();
+  if (!row.skip_null()) j.tags = row.text_list();  // NULL: no tags
+  if (!row.skip_null()) j.meta = row.json();
   return j;
+}
+
+// A row of kAttemptColumns.
+template <class Row>
+AttemptRecord read_attempt(Row&& row) {
+  AttemptRecord a;
+  read_values(row, a.job_id, a.attempt, a.lease, a.worker_id, a.started_at, a.finished_at);
+  auto outcome = parse_attempt_outcome(row.text());
+  if (!outcome) throw Error(ErrorCode::kStore, "unknown attempt outcome in the database");
+  a.outcome = *outcome;
+  read_values(row, a.error_message);
+  return a;
 }
 
 // A row of kScheduleColumns.

@@ -142,7 +142,10 @@ void check_identifier(std::string_view what, std::string_view value, std::size_t
 
 void check_filter(const JobFilter& filter) {
   const std::pair<const char*, const std::optional<std::string>*> texts[] = {
-      {"job type", &filter.job_type}, {"queue", &filter.queue}, {"text", &filter.text}};
+      {"job type", &filter.job_type},
+      {"queue", &filter.queue},
+      {"text", &filter.text},
+      {"tag", &filter.tag}};
   for (const auto& [what, value] : texts) {
     if (!*value) continue;
     if (!is_valid_utf8(**value) || (*value)->find('\0') != std::string::npos) {

@@ -89,6 +89,9 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
       {"group_key", {varchar, true}},
       {"unique_until", {tstz, true}},
       {"lease", {integer, false}},
+      {"result", {jsonb, true}},
+      {"tags", {"ARRAY", true}},
+      {"meta", {jsonb, true}},
   };
   ASSERT_EQ(jobs_order.size(), jobs.size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -114,6 +117,17 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
     EXPECT_EQ(tables["scheduled_jobs"][name].type, want.type) << name;
     EXPECT_EQ(tables["scheduled_jobs"][name].nullable, want.nullable) << name;
   }
+  const std::vector<std::pair<std::string, Column>> attempts = {
+      {"job_id", {uuid, false}},     {"lease", {integer, false}},
+      {"attempt", {integer, false}}, {"worker_id", {varchar, false}},
+      {"started_at", {tstz, false}}, {"finished_at", {tstz, false}},
+      {"outcome", {varchar, false}}, {"error_message", {varchar, true}},
+  };
+  ASSERT_EQ(tables["job_attempts"].size(), attempts.size());
+  for (const auto& [name, want] : attempts) {
+    EXPECT_EQ(tables["job_attempts"][name].type, want.type) << name;
+    EXPECT_EQ(tables["job_attempts"][name].nullable, want.nullable) << name;
+  }
   EXPECT_EQ(tables["ergon_schema_migrations"]["version"].type, integer);
   EXPECT_EQ(tables["ergon_schema_migrations"]["applied_at"].type, tstz);
 
@@ -136,6 +150,10 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
                        "' AND indexname = 'jobs_status_idx'")
                 .find("(status, id)"),
             std::string::npos);
+  // The tag filter's: GIN, tagged jobs only.
+  std::string tags_idx = index("jobs_tags_idx");
+  EXPECT_NE(tags_idx.find("USING gin (tags) WHERE (tags IS NOT NULL)"), std::string::npos)
+      << tags_idx;
 }
 
 TEST_F(CliPostgresTest, EnqueueAndInspectOnAPostgresqlUrl) {

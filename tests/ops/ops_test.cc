@@ -139,6 +139,11 @@ TEST(OpsFilter, DescribesForTheAuditLogWithTheTextQuoted) {
   EXPECT_EQ(ops::describe(f),
             "status=Cancelled type=mail created_after=2026-03-01T12:00:00.000000Z "
             "text=\"a\\\" status=Failed \uFFFD\"");
+  // A tag alone is a condition, quoted as the text is.
+  JobFilter tagged;
+  tagged.tag = "vip queue=x";
+  EXPECT_TRUE(ops::has_condition(tagged));
+  EXPECT_EQ(ops::describe(tagged), "tag=\"vip queue=x\"");
 }
 
 TEST(OpsFilter, DurationsInWords) {

@@ -25,6 +25,8 @@ using namespace std::chrono_literals;
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance, ::testing::Values(postgres_backend()),
                          backend_name);
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreOps, ::testing::Values(postgres_backend()), backend_name);
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreHistory, ::testing::Values(postgres_backend()),
+                         backend_name);
 
 // --- PostgreSQL only ----------------------------------------------------------------------------
 

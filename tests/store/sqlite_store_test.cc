@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(sqlite_backend()),
                          backend_name);
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreOps, ::testing::Values(sqlite_backend()), backend_name);
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreHistory, ::testing::Values(sqlite_backend()), backend_name);
 
 class SqliteStoreTest : public ::testing::Test {
  protected:

@@ -100,4 +100,47 @@ class StoreOps : public StoreConformance {
   }
 };
 
+// A job's history (store_history_conformance_test.cc): results, attempts, tags and meta.
+// Instantiated by every backend's test file, like StoreConformance.
+class StoreHistory : public StoreConformance {
+ protected:
+  // Inserts `p` and claims it as `worker`.
+  JobRecord running(const JobInsertParams& p, std::string_view worker = "w1") {
+    store_->job_insert(p);
+    return claim(p.id, worker);
+  }
+  JobRecord claim(const JobId& id, std::string_view worker) {
+    auto r = store_->job_claim_id({worker, 1, clock_.now()}, id);
+    EXPECT_TRUE(r);
+    return r.value_or(JobRecord{});
+  }
+  // The outcome of the attempt `r` (a claimed job) now, with its attempt's outcome.
+  JobFinishParams outcome(const JobRecord& r, JobStatus status,
+                          std::optional<AttemptOutcome> attempt_outcome) {
+    JobFinishParams f;
+    f.id = r.id;
+    f.attempt = r.lease;
+    f.worker_id = *r.worker_id;
+    f.status = status;
+    f.now = f.run_at = clock_.now();
+    f.attempt_outcome = attempt_outcome;
+    return f;
+  }
+  // Stores that outcome, which must not be fenced out.
+  void finish(const JobRecord& r, JobStatus status, std::optional<AttemptOutcome> attempt_outcome) {
+    EXPECT_TRUE(store_->job_finish(outcome(r, status, attempt_outcome)));
+  }
+  std::vector<AttemptRecord> attempts(const JobId& id) { return store_->job_attempt_list(id); }
+  // The job's one attempt row (a failure when it has none or more).
+  AttemptRecord only_attempt(const JobId& id) {
+    auto rows = attempts(id);
+    EXPECT_EQ(rows.size(), 1u);
+    return rows.empty() ? AttemptRecord{} : rows.front();
+  }
+  // How many rows a table of the test's database holds, all jobs' together.
+  std::string count(const std::string& table) {
+    return backend_->connect()->value("SELECT count(*) FROM " + table);
+  }
+};
+
 }  // namespace ergon::testing

@@ -54,6 +54,24 @@ class PgBackend final : public TestBackend {
     return pg != nullptr && pg->listener_wait_ready(std::chrono::seconds(30));
   }
   std::size_t migration_count() const override { return postgres::migrations().size(); }
+  void migrate_through(int version, const std::string& db) override {
+    PgTestConnection conn(server_);
+    const std::string name = schema(db);
+    char* quoted = PQescapeIdentifier(conn.get(), name.data(), name.size());
+    const std::string schema_sql_name = quoted;
+    PQfreemem(quoted);
+    auto exec = [&](const std::string& sql) { ASSERT_TRUE(conn.exec(sql)) << conn.last_error(); };
+    exec("CREATE SCHEMA " + schema_sql_name);
+    exec("CREATE TABLE " + schema_sql_name +
+         ".ergon_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT "
+         "NULL)");
+    for (const auto& m : postgres::migrations()) {
+      if (m.version > version) break;
+      exec(postgres::schema_sql(m.sql, schema_sql_name));
+      exec("INSERT INTO " + schema_sql_name + ".ergon_schema_migrations VALUES (" +
+           std::to_string(m.version) + ", now())");
+    }
+  }
 
  private:
   std::string schema(const std::string& db) {

@@ -62,6 +62,16 @@ class SqliteBackend final : public TestBackend {
   bool notifies_on_commit() const override { return false; }
   bool wait_listening(Store&) override { return true; }
   std::size_t migration_count() const override { return sqlite::migrations().size(); }
+  void migrate_through(int version, const std::string& db) override {
+    auto app = connect(db);
+    auto exec = [&](const std::string& sql) { ASSERT_TRUE(app->exec(sql)) << app->last_error(); };
+    exec("CREATE TABLE ergon_schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)");
+    for (const auto& m : sqlite::migrations()) {
+      if (m.version > version) break;
+      exec(m.sql);
+      exec("INSERT INTO ergon_schema_migrations VALUES (" + std::to_string(m.version) + ", 'x')");
+    }
+  }
 
  private:
   const TempDir& dir_;

@@ -84,6 +84,9 @@ class TestBackend {
   [[nodiscard]] virtual bool wait_listening(Store& store) = 0;
   // How many migrations this build has for the backend.
   [[nodiscard]] virtual std::size_t migration_count() const = 0;
+  // Gives database `db` Ergon's schema as an older build left it, the starting point of an
+  // upgrade test: the migrations numbered up to `version` applied and recorded, no later one.
+  virtual void migrate_through(int version, const std::string& db = "jobs") = 0;
 
   // A store on database `db`, migrated, with `clock` (which outlives it). Another call: another
   // store, with connections of its own, as another process would have.

@@ -10,7 +10,8 @@ namespace {
 
 // Append new migrations; never edit one that has shipped. Versions 1-8 match the SQLite backend's
 // (sqlite_migrations.cc), with PostgreSQL's types; SQLite's 9 (a CHECK and an index predicate
-// SQLite evaluates slowly) has no counterpart here, and this 9 is SQLite's 10.
+// SQLite evaluates slowly) has no counterpart here, and this 9 is SQLite's 10. There is no 10:
+// from 11 on, a version is the same change on both.
 //
 // Types: the original schema's types exactly (uuid, varchar, jsonb, timestamptz, integer,
 // boolean). timestamptz keeps microseconds, like Ergon's timestamps.
@@ -215,6 +216,34 @@ ALTER TABLE @SCHEMA@.workers ADD COLUMN job_types jsonb;
 -- Whether it relays the messaging outbox: with no live relay the outbox triggers are dropped,
 -- or job_outbox would grow without bound once messaging is turned off.
 ALTER TABLE @SCHEMA@.workers ADD COLUMN relay boolean NOT NULL DEFAULT false;
+)sql"},
+    {11, R"sql(
+-- Results, tags, meta and attempt history. What the handler of a Completed job returned; the
+-- job's tags (NULL: none); its meta, a JSON object. Nullable without a default: adding them
+-- rewrites no row.
+ALTER TABLE @SCHEMA@.jobs
+  ADD COLUMN result jsonb,
+  ADD COLUMN tags   text[],
+  ADD COLUMN meta   jsonb;
+-- The tag filter (tags @> ARRAY[tag]). Partial: untagged jobs, most of them, never enter it, so
+-- an insert without tags does not write it; the filter's @> is strict, so the planner knows it
+-- implies tags IS NOT NULL and can use it.
+CREATE INDEX jobs_tags_idx ON @SCHEMA@.jobs USING gin (tags) WHERE tags IS NOT NULL;
+-- One row per attempt that ended (or was rescued), written in the statement that stores its
+-- outcome, keyed by the claim's lease, and deleted with its job whoever deletes it.
+CREATE TABLE @SCHEMA@.job_attempts (
+  job_id        uuid NOT NULL REFERENCES @SCHEMA@.jobs (id) ON DELETE CASCADE,
+  lease         integer NOT NULL,
+  attempt       integer NOT NULL,
+  worker_id     varchar NOT NULL,
+  started_at    timestamptz NOT NULL,
+  finished_at   timestamptz NOT NULL,
+  outcome       varchar NOT NULL CHECK (outcome IN ('completed', 'failed', 'retried', 'rescued',
+                                                    'timed_out', 'cancelled', 'snoozed',
+                                                    'released')),
+  error_message varchar,
+  PRIMARY KEY (job_id, lease)
+);
 )sql"},
 };
 

@@ -167,44 +167,9 @@ due AS (
 constexpr std::string_view kPartition =
     R"sql(CASE WHEN @PER_GROUP@::boolean THEN coalesce(group_key, '') ELSE '' END)sql";
 
-// One element of a varchar[] literal: quoted, with " and \ escaped.
-std::string array_element(std::string_view v) {
-  std::string a = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') a += '\\';
-    a += c;
-  }
-  a += '"';
-  return a;
-}
-
-// A varchar[] literal ("{"a","b\"c"}").
-void array_param(PgParams& params, std::span<const std::string> values) {
-  std::string a = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i) a += ',';
-    a += array_element(values[i]);
-  }
-  a += '}';
-  params.text(a);
-}
-
-// The claim's queues, NULL for an empty list ("every queue").
+// The claim's queues (varchar[]), NULL for an empty list ("every queue").
 void queues_param(PgParams& params, std::span<const std::string> queues) {
-  if (queues.empty()) {
-    params.null();
-  } else {
-    array_param(params, queues);
-  }
-}
-
-// The claim's job types, NULL when unset ("every type"); an empty list matches none.
-void types_param(PgParams& params, const std::optional<std::span<const std::string>>& types) {
-  if (types) {
-    array_param(params, *types);
-  } else {
-    params.null();
-  }
+  bind_value(params, nonempty(queues));
 }
 
 }  // namespace
@@ -286,7 +251,7 @@ std::vector<JobRecord> PostgresStore::job_claim(const JobClaimParams& p) {
     params.text(p.worker_id).integer(static_cast<std::int64_t>(limit));
     queues_param(params, p.queues);
     if (!database_clock_) params.time(p.now);
-    types_param(params, p.job_types);
+    bind_value(params, p.job_types);  // NULL: every type; an empty list matches none
     PgResult r;
     {
       auto conn = claim_pool_.acquire();
@@ -362,18 +327,18 @@ void PostgresStore::claim_type(PgConnection& conn, const JobClaimParams& p, cons
   bind_values(params, type, limit.per_group, limit.max_running, limit.rate_limit, window_start);
   auto r = conn.run(sql_->claim.limited, params);
   int rows = PQntuples(r.get());
-  std::string keys = "{";
+  pq::PgArray keys;
   for (int i = 0; i < rows; ++i) {
     out.push_back(read_job(Row(r.get(), i)));
     if (!limit.rate_limit) continue;
-    if (i) keys += ',';
-    keys += array_element(limit.per_group ? out.back().group_key.value_or("") : "");
+    keys.add(limit.per_group ? out.back().group_key.value_or("") : "");
   }
-  keys += '}';
   if (!limit.rate_limit) return;
   // The starts the rate limit counts from now on, and the ones it no longer needs.
-  if (rows > 0)
-    conn.run(sql_->claim.starts_log, PgParams().text(type).text(keys).time(now), Format::kText);
+  if (rows > 0) {
+    conn.run(sql_->claim.starts_log, PgParams().text(type).text(keys.str()).time(now),
+             Format::kText);
+  }
   conn.run(sql_->claim.starts_prune, PgParams().text(type).time(window_start), Format::kText);
 }
 
@@ -383,7 +348,7 @@ std::optional<JobRecord> PostgresStore::job_claim_id(const JobClaimParams& p, co
   queues_param(params, p.queues);
   // The claim's clock rule: `now` is the last parameter, left out on the database clock.
   if (!database_clock_) params.time(p.now);
-  types_param(params, p.job_types);
+  bind_value(params, p.job_types);
   return read_first(pooled_run(sql_->claim.by_id, params), read_job<Row>);
 }
 

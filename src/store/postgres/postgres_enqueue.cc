@@ -13,28 +13,28 @@ constexpr std::string_view kUniqueHeld = R"sql(unique_key IS NOT NULL AND (statu
 (status = 'Running' AND unique_while_running)))sql";
 
 // Inserts evaluate the base time once (the `clock` subquery, @BASE@) so created_at and run_at
-// agree: @CREATED_AT@, @RUN_AT@ and @UNIQUE_UNTIL@ are the caller's $7, $8 and $13, or on the
-// database clock that base plus the offset the caller meant (SqlContext::time). $1-$13 are
+// agree: @CREATED_AT@, @RUN_AT@ and @UNIQUE_UNTIL@ are the caller's $7, $8 and $15, or on the
+// database clock that base plus the offset the caller meant (SqlContext::time). $1-$15 are
 // bind_insert's and bind_unique's (store/params.h). The notification goes out in the same
 // statement, hence the same transaction: PostgreSQL delivers it on commit and drops it on rollback,
 // so no worker is woken for a row it cannot see yet. It returns the id, pg_notify's (empty) result
-// and the due time as the notification's payload. $11 is the unique key (NULL: none) and $12
+// and the due time as the notification's payload. $13 is the unique key (NULL: none) and $14
 // unique_while_running: a key held by another job makes the insert do nothing (no row comes back,
-// no notification). $13 is the end of the key's time window (NULL: none): the job holds its key
+// no notification). $15 is the end of the key's time window (NULL: none): the job holds its key
 // until then, and a key whose window is open at this job's created_at makes the insert do nothing
-// too. $14 is the channel.
+// too. $16 is the channel.
 constexpr std::string_view kInsert = R"sql(
 WITH ins AS (
   INSERT INTO @SCHEMA@.jobs (id, job_type, job_data, status, queue, priority, max_attempts,
-                             created_at, run_at, attempt, timeout_ms, group_key, unique_key,
-                             unique_while_running, unique_until)
+                             created_at, run_at, attempt, timeout_ms, group_key, tags, meta,
+                             unique_key, unique_while_running, unique_until)
   SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', $4::varchar, $5::integer, $6::integer,
-         @CREATED_AT@, @RUN_AT@, 0, $9::bigint, $10::varchar, $11::varchar, $12::boolean,
-         @UNIQUE_UNTIL@
+         @CREATED_AT@, @RUN_AT@, 0, $9::bigint, $10::varchar, $11::text[], $12::jsonb,
+         $13::varchar, $14::boolean, @UNIQUE_UNTIL@
   FROM (SELECT @BASE@ AS b) AS clock
-  WHERE $11::varchar IS NULL OR NOT EXISTS (
+  WHERE $13::varchar IS NULL OR NOT EXISTS (
       SELECT 1 FROM @SCHEMA@.jobs o
-      WHERE o.unique_key = $11::varchar AND o.unique_until > @CREATED_AT@)
+      WHERE o.unique_key = $13::varchar AND o.unique_until > @CREATED_AT@)
   ON CONFLICT (unique_key) WHERE @UNIQUE_HELD@ DO NOTHING
   RETURNING id, run_at)
 SELECT id, @NOTIFY@, @PAYLOAD@ FROM ins)sql";
@@ -69,7 +69,16 @@ void copy_field(std::string& out, std::string_view v) {
   }
 }
 
-// $1-$13 of the insert (bind_insert, bind_unique), then the channel ($14).
+// A nullable text field: empty is NULL (\N).
+void copy_nullable(std::string& out, std::string_view v) {
+  if (v.empty()) {
+    out += "\\N";
+  } else {
+    copy_field(out, v);
+  }
+}
+
+// $1-$15 of the insert (bind_insert, bind_unique), then the channel ($16).
 PgParams insert_params(const JobInsertParams& p, const std::string& channel) {
   PgParams params;
   bind_insert(params, p);
@@ -85,27 +94,27 @@ EnqueueStatements::EnqueueStatements(const SqlContext& sql) {
   auto insert_sql = [&](std::string_view base, std::string_view notify) {
     return sql.text(kInsert, {{"@CREATED_AT@", sql.time("clock.b", 7, 7)},
                               {"@RUN_AT@", sql.time("clock.b", 8, 7)},
-                              {"@UNIQUE_UNTIL@", sql.time("clock.b", 13, 7)},
+                              {"@UNIQUE_UNTIL@", sql.time("clock.b", 15, 7)},
                               {"@BASE@", base},
                               {"@UNIQUE_HELD@", kUniqueHeld},
                               {"@NOTIFY@", notify},
                               {"@PAYLOAD@", kRunAtPayload}});
   };
   // now() is the statement's start here (every insert is its own transaction). The
-  // notification only if $15 (see job_insert).
+  // notification only if $17 (see job_insert).
   insert = {"ergon_job_insert",
-            insert_sql("now()", "CASE WHEN $15::boolean THEN pg_notify($14, @PAYLOAD@) END")};
+            insert_sql("now()", "CASE WHEN $17::boolean THEN pg_notify($16, @PAYLOAD@) END")};
   // On the caller's connection now() would be the start of the caller's transaction, which
   // may be long before this insert: a delay would then be measured from BEGIN. The statement's
   // own clock_timestamp() measures it from the start_job call, as the caller meant.
-  insert_tx = insert_sql("clock_timestamp()", "pg_notify($14, @PAYLOAD@)");
+  insert_tx = insert_sql("clock_timestamp()", "pg_notify($16, @PAYLOAD@)");
   unique_holder = sql.statement(
       "ergon_job_unique_holder", kUniqueHolder,
       {{"@UNIQUE_HELD@", kUniqueHeld},
        {"@NOW@", sql.db_clock ? std::string_view("clock_timestamp()") : "$2::timestamptz"}});
   copy = sql.text(R"sql(
 COPY @SCHEMA@.jobs (id, job_type, job_data, status, created_at, queue, priority, run_at, attempt,
-                    max_attempts, timeout_ms, group_key)
+                    max_attempts, timeout_ms, group_key, tags, meta)
 FROM STDIN)sql");
 }
 
@@ -132,7 +141,7 @@ JobId PostgresStore::job_insert(const JobInsertParams& p) {
       if (on) waker.inline_end();
     }
   } inline_end{waker_, notify_inline};
-  params.boolean(notify_inline);  // $15
+  params.boolean(notify_inline);  // $17
   // A conflict returns no row: find the holder. If it finished in between (the look-up runs on
   // a newer snapshot), the key is free again: insert again. Each round means another job
   // holding and then freeing the key, so a few rounds are plenty.
@@ -186,6 +195,8 @@ void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
     require_no_nul(p.job_type, "job type");
     require_no_nul(p.job_data, "job_data");
     require_no_nul(p.queue, "queue");
+    require_no_nul(p.meta, "meta");
+    for (const auto& tag : p.tags) require_no_nul(tag, "tag");
   }
   TimePoint earliest = jobs.front().run_at;  // on the caller's clock
   for (const auto& p : jobs) earliest = std::min(earliest, p.run_at);
@@ -228,11 +239,17 @@ void PostgresStore::job_insert_many(const std::vector<JobInsertParams>& jobs) {
         const auto timeout = timeout_ms(p.timeout);
         data += timeout ? std::to_string(*timeout) : "\\N";
         data += '\t';
-        if (p.group_key.empty()) {
+        copy_nullable(data, p.group_key);
+        data += '\t';
+        if (p.tags.empty()) {
           data += "\\N";
         } else {
-          copy_field(data, p.group_key);
+          pq::PgArray tags;
+          for (const auto& t : p.tags) tags.add(t);
+          copy_field(data, tags.str());
         }
+        data += '\t';
+        copy_nullable(data, p.meta);
         data += '\n';
       }
       conn->copy_in(sql_->enqueue.copy, data);

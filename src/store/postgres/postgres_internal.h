@@ -79,6 +79,7 @@ class Row {
   }
   std::string text() { return pgbin::text(r_, row_, col_++); }
   std::string json() { return pgbin::jsonb(r_, row_, col_++); }
+  std::vector<std::string> text_list() { return pgbin::text_array(r_, row_, col_++); }
   int int32() { return pgbin::int4(r_, row_, col_++); }
   std::int64_t int64() { return pgbin::int8(r_, row_, col_++); }
   bool boolean() { return pgbin::boolean(r_, row_, col_++); }
@@ -231,8 +232,9 @@ struct FlowStatements {
 
 struct PostgresStore::Statements {
   explicit Statements(const SqlContext& sql);
-  SqlContext context;  // for the statements built per call (operators', migrations')
-  PgStatement get;     // job_get
+  SqlContext context;        // for the statements built per call (operators', migrations')
+  PgStatement get;           // job_get
+  PgStatement attempt_list;  // job_attempt_list
   PgStatement notify;  // a pg_notify on its own, inside a caller's transaction or after a write
   EnqueueStatements enqueue;
   ClaimStatements claim;

@@ -33,8 +33,13 @@ constexpr std::string_view kUniqueGiveUp = R"sql(CASE
 
 // The outcome. The WHERE clause is the fence: only the claim (lease) that holds the job may
 // move it on. $2 says whether the state is final (completed_at = now) or Pending again (due at
-// $4; the worker and lease are cleared).
+// $4; the worker and lease are cleared); $12 is the result. In the same statement, when $13
+// names the attempt's outcome, the attempt's row: the attempt as claimed (before a release
+// gave it back), the lease, the worker, when it started, and $5, the error it ended with. A
+// lease is one claim and so has one row; should its row exist already, the outcome is stored
+// all the same. @END@ selects from `upd`, the moved row (none: fenced out).
 constexpr std::string_view kFinish = R"sql(
+WITH upd AS (
 UPDATE @SCHEMA@.jobs
 SET status = $1,
     completed_at = CASE WHEN $2::boolean THEN @AT@ ELSE NULL END,
@@ -45,27 +50,44 @@ SET status = $1,
     attempt = attempt - $6::integer,
     progress_message = coalesce($7::varchar, progress_message),
     progress_percent = coalesce($8::integer, progress_percent),
-    unique_key = CASE WHEN $2::boolean THEN unique_key ELSE @GIVE_UP_KEY@ END
-WHERE id = $9::uuid AND lease = $10::integer AND worker_id = $11 AND @RUNNING@)sql";
+    unique_key = CASE WHEN $2::boolean THEN unique_key ELSE @GIVE_UP_KEY@ END,
+    result = $12::jsonb
+WHERE id = $9::uuid AND lease = $10::integer AND worker_id = $11 AND @RUNNING@
+RETURNING id, attempt + $6::integer AS attempt, started_at, run_at),
+att AS (
+INSERT INTO @SCHEMA@.job_attempts (@ATTEMPT_COLUMNS@)
+SELECT id, attempt, $10::integer, $11, coalesce(started_at, @AT@), @AT@, $13::varchar, $5::varchar
+FROM upd WHERE $13::varchar IS NOT NULL
+ON CONFLICT DO NOTHING)
+@END@)sql";
+
+// A final state: the row, if moved.
+constexpr std::string_view kFinishEnd = "SELECT 1 FROM upd";
 
 // A job that is Pending again (retry, release) wakes the workers of every process, like an
 // insert: one notification in the same statement, delivered on commit.
-constexpr std::string_view kFinishRetry = R"sql(
-WITH upd AS (@FINISH@
-  RETURNING run_at)
-SELECT pg_notify($12, @PAYLOAD@) FROM upd)sql";
+constexpr std::string_view kFinishRetryEnd = "SELECT pg_notify($14, @PAYLOAD@) FROM upd";
 
-// job_finish_many: the plain completions of a batch (no error, progress or attempts to write;
-// the common case) in one statement over arrays, so a batch of a hundred costs one round trip
-// instead of a hundred. The same fence as kFinish, per row. $1: ids (uuid[]), $2: attempts
-// (integer[]), $3: the worker, $4 (injected clock only): each outcome's time (timestamptz[]).
-// Its fence is the plain `status = 'Running'`, not kRunning: for a batch, reading the Running
-// rows once and hashing them costs about a third of one look-up by id per job.
+// job_finish_many: the plain completions of a batch (no error, progress or attempts to give
+// back; the common case) in one statement over arrays, so a batch of a hundred costs one round
+// trip instead of a hundred, with their attempts' rows. The same fence as kFinish, per row.
+// $1: ids (uuid[]), $2: leases (integer[]), $3: the worker, $4: results (jsonb[]), $5: attempt
+// outcomes (varchar[]; NULL: no row), $6 (injected clock only): each outcome's time
+// (timestamptz[]). Its fence is the plain `status = 'Running'`, not kRunning: for a batch,
+// reading the Running rows once and hashing them costs about a third of one look-up by id per
+// job.
 constexpr std::string_view kFinishCompletedMany = R"sql(
-UPDATE @SCHEMA@.jobs AS j SET status = 'Completed', completed_at = @AT@
+WITH upd AS (
+UPDATE @SCHEMA@.jobs AS j SET status = 'Completed', completed_at = @AT@, result = f.result
 FROM @OUTCOMES@
 WHERE j.id = f.id AND j.lease = f.lease AND j.worker_id = $3 AND j.status = 'Running'
-RETURNING j.id::text)sql";
+RETURNING j.id, j.attempt, j.lease, j.started_at, j.completed_at, f.outcome),
+att AS (
+INSERT INTO @SCHEMA@.job_attempts (@ATTEMPT_COLUMNS@)
+SELECT id, attempt, lease, $3, coalesce(started_at, completed_at), completed_at, outcome, NULL
+FROM upd WHERE outcome IS NOT NULL
+ON CONFLICT DO NOTHING)
+SELECT id::text FROM upd)sql";
 
 // Shared by the rescuer and startup recovery ($1 default max_attempts, $2 poison limit, $3
 // stale_before or worker id, $4 limit, $5 now). An orphan goes back to Pending, unless its
@@ -74,8 +96,11 @@ RETURNING j.id::text)sql";
 // counted and the job leaves the worker that lost it; run_at is kept, so the orphan (due long
 // ago) goes back to its old place in the queue, not behind everything enqueued since. The rows
 // are picked with FOR UPDATE SKIP LOCKED: two rescuers never take the same orphan, and a row
-// whose heartbeat or outcome was written meanwhile is re-checked and left alone.
+// whose heartbeat or outcome was written meanwhile is re-checked and left alone. Each orphan's
+// attempt gets its row, in the same statement: its worker as the pick found it (the update
+// clears it), the reason as its error.
 constexpr std::string_view kRescue = R"sql(
+WITH res AS (
 UPDATE @SCHEMA@.jobs AS j
 SET status = CASE WHEN @GIVE_UP@ THEN 'Failed' ELSE 'Pending' END,
     completed_at = CASE WHEN @GIVE_UP@ THEN @NOW@ ELSE NULL END,
@@ -88,20 +113,29 @@ SET status = CASE WHEN @GIVE_UP@ THEN 'Failed' ELSE 'Pending' END,
     END,
     rescue_count = j.rescue_count + 1, worker_id = NULL, heartbeat_at = NULL,
     unique_key = @GIVE_UP_KEY@
-FROM (SELECT id FROM @SCHEMA@.jobs WHERE status = 'Running' AND @ORPHANS@
+FROM (SELECT id, worker_id FROM @SCHEMA@.jobs WHERE status = 'Running' AND @ORPHANS@
       LIMIT $4 FOR UPDATE SKIP LOCKED) AS orphan
 WHERE j.id = orphan.id
-RETURNING j.status, j.run_at)sql";
+RETURNING j.id, j.attempt, j.lease, orphan.worker_id, j.started_at, j.error_message, j.status,
+          j.run_at),
+att AS (
+INSERT INTO @SCHEMA@.job_attempts (@ATTEMPT_COLUMNS@)
+SELECT id, attempt, lease, coalesce(worker_id, ''), coalesce(started_at, @NOW@), @NOW@, 'rescued',
+       error_message
+FROM res
+ON CONFLICT DO NOTHING)
+SELECT status, run_at FROM res)sql";
 
 // The orphan is given up on: its attempts are used up, or its rescues reach the poison limit.
 constexpr std::string_view kRescueGivesUp =
     R"sql(j.attempt >= coalesce(j.max_attempts, $1::integer) OR j.rescue_count + 1 >= $2::integer)sql";
 
-// $1-$11 of the finish statements (bind_finish, store/params.h); the retry ones take the
-// channel as $12.
+// $1-$12 of the finish statements (bind_finish, store/params.h), then the attempt's outcome
+// ($13); the retry ones take the channel as $14.
 PgParams finish_params(const JobFinishParams& p) {
   PgParams params;
   bind_finish(params, p);
+  bind_value(params, p.attempt_outcome);
   return params;
 }
 
@@ -115,31 +149,34 @@ PgParams rescue_params(const JobRescueParams& p) {
 }  // namespace
 
 OutcomeStatements::OutcomeStatements(const SqlContext& sql) {
-  auto finish_update = [&](std::string_view base) {
-    return fill(kFinish, {{"@AT@", sql.time(base, 3, 3)},
-                          {"@RUN_AT@", sql.time(base, 4, 3)},
-                          {"@GIVE_UP_KEY@", kUniqueGiveUp},
-                          {"@ROW@", "jobs"},
-                          {"@RUNNING@", kRunning}});
+  const std::string attempt_columns = columns(kAttemptColumns);
+  // `base`: the time the outcome is stored at; `end`: what it returns.
+  auto finish_sql = [&](std::string_view base, std::string_view end) {
+    return sql.text(kFinish, {{"@END@", end},
+                              {"@AT@", sql.time(base, 3, 3)},
+                              {"@RUN_AT@", sql.time(base, 4, 3)},
+                              {"@GIVE_UP_KEY@", kUniqueGiveUp},
+                              {"@ROW@", "jobs"},
+                              {"@RUNNING@", kRunning},
+                              {"@PAYLOAD@", kRunAtPayload},
+                              {"@ATTEMPT_COLUMNS@", attempt_columns}});
   };
-  auto finish_retry_sql = [&](std::string_view base) {
-    return sql.text(kFinishRetry,
-                    {{"@FINISH@", finish_update(base)}, {"@PAYLOAD@", kRunAtPayload}});
-  };
-  finish = {"ergon_job_finish", sql.text(finish_update("now()"))};
-  finish_retry = {"ergon_job_finish_retry", finish_retry_sql("now()")};
+  finish = {"ergon_job_finish", finish_sql("now()", kFinishEnd)};
+  finish_retry = {"ergon_job_finish_retry", finish_sql("now()", kFinishRetryEnd)};
   // On the caller's connection (transactional completion), for the reason given at the
   // transactional insert (postgres_enqueue.cc): now() would be the start of the caller's
   // transaction.
-  finish_tx = sql.text(finish_update("clock_timestamp()"));
-  finish_retry_tx = finish_retry_sql("clock_timestamp()");
-  finish_completed_many = sql.statement(
-      "ergon_job_finish_completed_many", kFinishCompletedMany,
-      {{"@AT@", sql.db_clock ? "now()" : "f.at"},
-       {"@OUTCOMES@",
-        sql.db_clock
-            ? "unnest($1::uuid[], $2::integer[]) AS f(id, lease)"
-            : "unnest($1::uuid[], $2::integer[], $4::timestamptz[]) AS f(id, lease, at)"}});
+  finish_tx = finish_sql("clock_timestamp()", kFinishEnd);
+  finish_retry_tx = finish_sql("clock_timestamp()", kFinishRetryEnd);
+  finish_completed_many =
+      sql.statement("ergon_job_finish_completed_many", kFinishCompletedMany,
+                    {{"@AT@", sql.db_clock ? "now()" : "f.at"},
+                     {"@OUTCOMES@", sql.db_clock ? "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
+                                                   "$5::varchar[]) AS f(id, lease, result, outcome)"
+                                                 : "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
+                                                   "$5::varchar[], $6::timestamptz[]) "
+                                                   "AS f(id, lease, result, outcome, at)"},
+                     {"@ATTEMPT_COLUMNS@", attempt_columns}});
   // Only the progress columns, and only of the attempt that reports: a progress write can
   // never change a job's status, so it can never leave a job stuck.
   progress = sql.statement("ergon_job_progress", R"sql(
@@ -159,7 +196,8 @@ RETURNING id, lease, cancel_requested)sql",
                               {"@NOW@", sql.now(5)},
                               {"@GIVE_UP_KEY@", kUniqueGiveUp},
                               {"@ROW@", "j"},
-                              {"@ORPHANS@", orphans}});
+                              {"@ORPHANS@", orphans},
+                              {"@ATTEMPT_COLUMNS@", attempt_columns}});
   };
   rescue = {"ergon_job_rescue", rescue_sql(sql.heartbeat_stale(3, 5))};
   release_worker = {"ergon_job_release_worker", rescue_sql("worker_id = $3")};
@@ -184,7 +222,7 @@ bool PostgresStore::finish_on(PgConnection& conn, const JobFinishParams& p) {
   PgParams params = finish_params(p);
   if (is_final(p.status)) {
     auto r = conn.run(sql_->outcomes.finish, params, Format::kText);
-    return std::string_view(PQcmdTuples(r.get())) == "1";
+    return PQntuples(r.get()) == 1;
   }
   params.text(channel_);
   auto r = conn.run(sql_->outcomes.finish_retry, params, Format::kText);
@@ -211,22 +249,25 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
     return p.status == JobStatus::kCompleted && !p.error_message && !p.give_back_attempt &&
            !p.progress_message && !p.progress_percent && p.worker_id == batch.front().worker_id;
   };
-  std::string ids = "{", attempts = "{", times = "{";
+  pq::PgArray ids, leases, results, outcomes, times;
   std::size_t n_plain = 0;
   for (const auto& p : batch) {
     if (!plain(p)) continue;
-    if (n_plain++ > 0) {
-      ids += ',';
-      attempts += ',';
-      times += ',';
+    ++n_plain;
+    ids.add(p.id.to_string());
+    leases.add(std::to_string(p.attempt));
+    if (p.result) {
+      results.add(*p.result);
+    } else {
+      results.null();
     }
-    ids += p.id.to_string();
-    attempts += std::to_string(p.attempt);
-    times += '"' + format_timestamp(p.now) + '"';
+    if (p.attempt_outcome) {
+      outcomes.add(to_string(*p.attempt_outcome));
+    } else {
+      outcomes.null();
+    }
+    times.add(format_timestamp(p.now));
   }
-  ids += '}';
-  attempts += '}';
-  times += '}';
   std::optional<TimePoint> earliest;  // of the jobs that are Pending again
   {
     auto conn = pool_.acquire();
@@ -242,8 +283,9 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
         [&] {
           if (n_plain > 0) {
             PgParams params;
-            params.text(ids).text(attempts).text(batch.front().worker_id);
-            if (!database_clock_) params.text(times);
+            params.text(ids.str()).text(leases.str()).text(batch.front().worker_id);
+            params.text(results.str()).text(outcomes.str());
+            if (!database_clock_) params.text(times.str());
             auto r = conn->run(sql_->outcomes.finish_completed_many, params, Format::kText);
             std::unordered_set<std::string_view> done;
             for (int i = 0; i < PQntuples(r.get()); ++i) done.insert(PQgetvalue(r.get(), i, 0));
@@ -275,7 +317,7 @@ bool PostgresStore::job_finish_tx(NativeConnection native, const JobFinishParams
   if (is_final(p.status)) {
     auto r = exec_on_caller(conn, sql_->outcomes.finish_tx, params,
                             "completion on the caller's connection");
-    return std::string_view(PQcmdTuples(r.get())) == "1";
+    return PQntuples(r.get()) == 1;
   }
   params.text(channel_);
   auto r = exec_on_caller(conn, sql_->outcomes.finish_retry_tx, params,

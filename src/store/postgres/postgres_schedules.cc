@@ -39,9 +39,9 @@ SET job_type = excluded.job_type,
 // (the insert of postgres_enqueue.cc without the unique key and the notification).
 constexpr std::string_view kInsertQuiet = R"sql(
 INSERT INTO @SCHEMA@.jobs (id, job_type, job_data, status, created_at, queue, priority, run_at,
-                           attempt, max_attempts, timeout_ms, group_key)
+                           attempt, max_attempts, timeout_ms, group_key, tags, meta)
 SELECT $1::uuid, $2::varchar, $3::jsonb, 'Pending', @CREATED_AT@, $4::varchar, $5::integer,
-       @RUN_AT@, 0, $6::integer, $9::bigint, $10::varchar
+       @RUN_AT@, 0, $6::integer, $9::bigint, $10::varchar, $11::text[], $12::jsonb
 FROM (SELECT now() AS b) AS clock
 RETURNING run_at)sql";
 

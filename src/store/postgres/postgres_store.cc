@@ -142,6 +142,11 @@ PostgresStore::Statements::Statements(const SqlContext& sql)
     : context(sql),
       get(sql.statement("ergon_job_get", "SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE id = $1::uuid",
                         {{"@COLUMNS@", columns(kJobColumns)}})),
+      // The primary key (job_id, lease) holds a job's rows in lease order: the order they ran.
+      attempt_list(sql.statement(
+          "ergon_job_attempt_list",
+          "SELECT @COLUMNS@ FROM @SCHEMA@.job_attempts WHERE job_id = $1::uuid ORDER BY lease",
+          {{"@COLUMNS@", columns(kAttemptColumns)}})),
       notify{"ergon_notify", "SELECT pg_notify($1, $2)"},
       enqueue(sql),
       claim(sql),
@@ -342,6 +347,9 @@ void check_limit(int limit) {
 //   - status set: jobs_status_idx (status, id) is walked backwards from (status, before_id), so
 //     the scan starts exactly where the previous page ended and stops after n matches;
 //   - no status: the primary key (id) is walked backwards from before_id the same way;
+//   - tag: jobs_tags_idx (GIN, tags @> ARRAY[tag]) when the planner expects few matches (a
+//     bitmap of the tag's rows, sorted), else one of the walks above with the tag checked on
+//     each row;
 //   - job_type, queue, created_after/before and text are checked on the rows that walk
 //     visits. A page then costs n rows plus the non-matching rows skipped on the way, and that
 //     cost does not grow with the page number: keyset pagination (id < before_id) never reads
@@ -364,6 +372,7 @@ std::string filter_sql(const JobFilter& f, Params& p, std::string_view t) {
     w += " AND (strpos(" + c + "job_data::text, " + n + ") > 0 OR strpos(" + c + "error_message, " +
          n + ") > 0)";
   }
+  if (f.tag) w += " AND " + c + "tags @> ARRAY[" + p.add_text(*f.tag) + "::text]";
   if (f.before_id) w += " AND " + c + "id < " + p.add_text(f.before_id->to_string()) + "::uuid";
   return w;
 }
@@ -383,7 +392,9 @@ std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
   return read_rows(pooled_exec(sql, p.params()), read_job<Row>);
 }
 
-// Placeholder until the job_attempts table lands (issue 20, store part).
-std::vector<AttemptRecord> PostgresStore::job_attempt_list(const JobId&) { return {}; }
+std::vector<AttemptRecord> PostgresStore::job_attempt_list(const JobId& id) {
+  return read_rows(pooled_run(sql_->attempt_list, PgParams().text(id.to_string())),
+                   read_attempt<Row>);
+}
 
 }  // namespace ergon::postgres

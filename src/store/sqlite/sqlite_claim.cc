@@ -4,7 +4,6 @@
 // One statement selects and flips the rows: SQLite runs it under the database's single write
 // lock, so no other connection (in this or another process) can claim the same rows.
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
 
@@ -108,20 +107,9 @@ constexpr std::string_view kGroupedProbeSql = R"sql(
   WHERE status = 'Pending' AND group_key IS NOT NULL LIMIT 1
 )sql";
 
+// The claim's queues as a JSON array, NULL for an empty list ("every queue").
 void bind_queues(Binder& b, std::span<const std::string> queues) {
-  if (queues.empty()) {
-    b.null();
-    return;
-  }
-  b.text(nlohmann::json(std::vector<std::string>(queues.begin(), queues.end())).dump());
-}
-
-void bind_types(Binder& b, const std::optional<std::span<const std::string>>& types) {
-  if (!types) {
-    b.null();
-    return;
-  }
-  b.text(nlohmann::json(std::vector<std::string>(types->begin(), types->end())).dump());
+  bind_value(b, nonempty(queues));
 }
 
 }  // namespace
@@ -144,7 +132,7 @@ std::vector<JobRecord> SqliteStore::job_claim(const JobClaimParams& p) {
     Binder b(db_, prepared(grouped ? kClaimFairSql : kClaimPlainSql).get());
     b.text(p.worker_id).time(p.now).integer(static_cast<std::int64_t>(p.limit));
     bind_queues(b, p.queues);
-    bind_types(b, p.job_types);
+    bind_value(b, p.job_types);  // NULL: every type
     while (b.step()) out.push_back(read_job(Row(b.stmt())));
   }
   if (static_cast<int>(out.size()) < p.limit) claim_limited_locked(p, out);
@@ -283,7 +271,7 @@ std::optional<JobRecord> SqliteStore::job_claim_id(const JobClaimParams& p, cons
   Binder b(db_, prepared(sql).get());
   b.text(p.worker_id).time(p.now).text(id.to_string());
   bind_queues(b, p.queues);
-  bind_types(b, p.job_types);
+  bind_value(b, p.job_types);
   if (!b.step()) return std::nullopt;
   return read_job(Row(b.stmt()));
 }

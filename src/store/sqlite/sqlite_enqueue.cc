@@ -1,5 +1,6 @@
 // Enqueueing on SQLite: one job, a batch, or one on the caller's connection in the caller's
-// transaction; unique keys and group keys.
+// transaction; unique keys and group keys. A tagged job's job_tags rows are written by the
+// trigger of migration 11, in the insert's statement.
 #include <algorithm>
 #include <string>
 
@@ -25,10 +26,10 @@ std::string enqueue_sql(std::string_view sql) {
 // statement under the write lock.
 const std::string kInsertSql = enqueue_sql(R"sql(
   INSERT INTO jobs (id, job_type, job_data, status, queue, priority, max_attempts, created_at,
-                    run_at, attempt, timeout_ms, group_key, unique_key, unique_while_running,
-                    unique_until)
-  SELECT ?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13
-  WHERE ?11 IS NULL OR NOT EXISTS (SELECT 1 FROM jobs WHERE unique_key = ?11 AND unique_until > ?7)
+                    run_at, attempt, timeout_ms, group_key, tags, meta, unique_key,
+                    unique_while_running, unique_until)
+  SELECT ?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+  WHERE ?13 IS NULL OR NOT EXISTS (SELECT 1 FROM jobs WHERE unique_key = ?13 AND unique_until > ?7)
   ON CONFLICT (unique_key) WHERE @UNIQUE_PREDICATE@ DO NOTHING
 )sql");
 

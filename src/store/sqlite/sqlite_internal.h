@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -39,10 +40,17 @@ namespace ergon::sqlite {
 using Holes = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
 // `sql` with each hole filled: the columns of a record's row (@JOB_COLUMNS@,
-// @SCHEDULE_COLUMNS@, @WORKER_COLUMNS@, @AUDIT_COLUMNS@: store/rows.h), holes every statement
-// may name, and those of `holes`. Throws std::logic_error for a hole it has no SQL for: a
-// mistake in a statement fails when its constant is built, not when it first runs.
+// @SCHEDULE_COLUMNS@, @WORKER_COLUMNS@, @AUDIT_COLUMNS@, @ATTEMPT_COLUMNS@: store/rows.h), holes
+// every statement may name, and those of `holes`. Throws std::logic_error for a hole it has no SQL
+// for: a mistake in a statement fails when its constant is built, not when it first runs.
 std::string fill(std::string_view sql, Holes holes = {});
+
+// ---- Lists of text --------------------------------------------------------------------------
+
+// A list of text as SQLite keeps one (a job's tags, a claim's queues): a JSON array.
+std::string text_list_json(std::span<const std::string> values);
+// Error(kStore) for text that is not a JSON array of strings.
+std::vector<std::string> parse_text_list(std::string_view json);
 
 // ---- Reading columns -----------------------------------------------------------------------
 
@@ -81,6 +89,7 @@ class Row {
   }
   std::string text() { return text_column(s_, col_++); }
   std::string json() { return text(); }  // stored as text
+  std::vector<std::string> text_list() { return parse_text_list(text()); }
   int int32() { return sqlite3_column_int(s_, col_++); }
   std::int64_t int64() { return sqlite3_column_int64(s_, col_++); }
   bool boolean() { return int32() != 0; }
@@ -155,6 +164,7 @@ class Binder {
     return integer(static_cast<std::int64_t>(*v));
   }
   Binder& boolean(bool v) { return integer(static_cast<std::int64_t>(v)); }
+  Binder& text_list(std::span<const std::string> values) { return text(text_list_json(values)); }
   Binder& null() {
     check(sqlite3_bind_null(s_, ++i_));
     return *this;

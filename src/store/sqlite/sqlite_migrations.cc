@@ -232,6 +232,42 @@ ALTER TABLE workers ADD COLUMN job_types TEXT;
 -- or job_outbox would grow without bound once messaging is turned off.
 ALTER TABLE workers ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    {11, R"sql(
+-- Results, tags, meta and attempt history. What the handler of a Completed job returned; the
+-- job's tags as a JSON array (NULL: none); its meta, a JSON object. json_valid(NULL) is 0 before
+-- SQLite 3.45, hence the IS NULL.
+ALTER TABLE jobs ADD COLUMN result TEXT CHECK (result IS NULL OR json_valid(result));
+ALTER TABLE jobs ADD COLUMN tags TEXT CHECK (tags IS NULL OR json_valid(tags));
+ALTER TABLE jobs ADD COLUMN meta TEXT CHECK (meta IS NULL OR json_valid(meta));
+-- The tag filter's index: one row per tag of a tagged job, written with the job by the trigger
+-- below, so every insert on any connection keeps it (untagged jobs skip it). A listing by tag
+-- walks job_tags_tag_idx backwards from (tag, before_id): a page costs its own rows, however
+-- rare or common the tag. Deleted with the job: the store's connection has foreign_keys on.
+CREATE TABLE job_tags (
+  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  tag    TEXT NOT NULL,
+  PRIMARY KEY (job_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX job_tags_tag_idx ON job_tags (tag, job_id);
+CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs WHEN NEW.tags IS NOT NULL
+BEGIN
+  INSERT INTO job_tags (job_id, tag) SELECT DISTINCT NEW.id, value FROM json_each(NEW.tags);
+END;
+-- One row per attempt that ended (or was rescued), written in the transaction that stores its
+-- outcome, keyed by the claim's lease. No CHECK on outcome: the reader refuses a name it does
+-- not know, and a CHECK of eight constants would be evaluated for every row written (see 9).
+CREATE TABLE job_attempts (
+  job_id        TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  lease         INTEGER NOT NULL,
+  attempt       INTEGER NOT NULL,
+  worker_id     TEXT NOT NULL,
+  started_at    TEXT NOT NULL,
+  finished_at   TEXT NOT NULL,
+  outcome       TEXT NOT NULL,
+  error_message TEXT,
+  PRIMARY KEY (job_id, lease)
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

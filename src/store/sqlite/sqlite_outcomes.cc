@@ -21,28 +21,37 @@ constexpr std::string_view kUniqueGiveUp = R"sql(
 
 // Shared by the rescuer and startup recovery. An orphan goes back to Pending, unless its
 // attempts are used up, or it has now been rescued poison_limit times (a job that keeps killing
-// its worker): then it is Failed, with the reason in error_message. Either way the rescue is
-// counted and the job leaves the worker that lost it. run_at is kept: the orphan was due long
-// ago and goes back to its old place in the queue, not behind everything enqueued since.
+// its worker): then it is Failed. Either way the rescue is counted, the reason
+// (@RESCUE_REASON@) replaces error_message, and the job leaves the worker that lost it. run_at
+// is kept: the orphan was due long ago and goes back to its old place in the queue, not behind
+// everything enqueued since.
 constexpr std::string_view kRescueSet = R"sql(
   status = CASE WHEN attempt >= coalesce(max_attempts, ?2) OR rescue_count + 1 >= ?3
                 THEN 'Failed' ELSE 'Pending' END,
   completed_at = CASE WHEN attempt >= coalesce(max_attempts, ?2) OR rescue_count + 1 >= ?3
                       THEN ?1 ELSE NULL END,
-  error_message = CASE WHEN rescue_count + 1 >= ?3 AND attempt < coalesce(max_attempts, ?2)
-                       THEN 'quarantined: the worker running it died ' || (rescue_count + 1) ||
-                            ' times (last: ' || coalesce(worker_id, '?') || ')'
-                       ELSE 'orphaned: worker ' || coalesce(worker_id, '?') ||
-                            ' stopped heartbeating' END,
+  error_message = @RESCUE_REASON@,
   rescue_count = rescue_count + 1, worker_id = NULL, heartbeat_at = NULL,
   unique_key = @UNIQUE_GIVE_UP@
 )sql";
 
+// Why an orphan was taken back, from its row as the rescue found it.
+constexpr std::string_view kRescueReason = R"sql(
+  CASE WHEN rescue_count + 1 >= ?3 AND attempt < coalesce(max_attempts, ?2)
+       THEN 'quarantined: the worker running it died ' || (rescue_count + 1) ||
+            ' times (last: ' || coalesce(worker_id, '?') || ')'
+       ELSE 'orphaned: worker ' || coalesce(worker_id, '?') || ' stopped heartbeating' END
+)sql";
+
 std::string outcome_sql(std::string_view sql) {
-  return fill(sql, {{"UNIQUE_GIVE_UP", kUniqueGiveUp}, {"RESCUE_SET", kRescueSet}});
+  return fill(sql, {{"UNIQUE_GIVE_UP", kUniqueGiveUp},
+                    {"RESCUE_SET", kRescueSet},
+                    {"RESCUE_REASON", kRescueReason}});
 }
 
-// The WHERE clause is the fence: only the claim (lease) that holds the job may move it on.
+// The WHERE clause is the fence: only the claim (lease) that holds the job may move it on. It
+// returns what the attempt's row needs of the job: the attempt as claimed (before a release
+// gave it back) and when it started.
 const std::string kFinishSql = outcome_sql(R"sql(
   UPDATE jobs SET
     status = ?1,
@@ -54,20 +63,70 @@ const std::string kFinishSql = outcome_sql(R"sql(
     attempt = attempt - ?6,
     progress_message = CASE WHEN ?7 IS NULL THEN progress_message ELSE ?7 END,
     progress_percent = coalesce(?8, progress_percent),
-    unique_key = CASE WHEN ?2 THEN unique_key ELSE @UNIQUE_GIVE_UP@ END
+    unique_key = CASE WHEN ?2 THEN unique_key ELSE @UNIQUE_GIVE_UP@ END,
+    result = ?12
   WHERE id = ?9 AND lease = ?10 AND worker_id = ?11 AND status = 'Running'
+  RETURNING attempt + ?6, started_at
 )sql");
+
+// An attempt's row, in kAttemptColumns order. A lease is one claim and so has one row; should
+// its row exist already, the outcome is stored all the same.
+const std::string kAttemptInsertSql = fill(R"sql(
+  INSERT INTO job_attempts (@ATTEMPT_COLUMNS@) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+  ON CONFLICT DO NOTHING
+)sql");
+
+// Stores one outcome on `db`: the finish statement and, when the outcome names one, the
+// attempt's row (`attempt_insert`), inside whatever transaction is open there (two statements
+// that must commit together: the caller's concern). true if it moved the job.
+bool finish_on(sqlite3* db, sqlite3_stmt* finish, sqlite3_stmt* attempt_insert,
+               const JobFinishParams& p) {
+  AttemptRecord a;
+  {
+    Binder b(db, finish);
+    bind_finish(b, p);
+    if (!b.step()) return false;  // fenced out
+    if (!p.attempt_outcome) return true;
+    Row row(b.stmt());
+    std::optional<TimePoint> started_at;
+    read_values(row, a.attempt, started_at);
+    a.started_at = started_at.value_or(p.now);
+    b.run();
+  }
+  a.job_id = p.id;
+  a.lease = p.attempt;
+  a.worker_id = std::string(p.worker_id);
+  a.finished_at = p.now;
+  a.outcome = *p.attempt_outcome;
+  a.error_message = finish_error(p);
+  Binder b(db, attempt_insert);
+  bind_values(b, a.job_id, a.attempt, a.lease, a.worker_id, a.started_at, a.finished_at, a.outcome,
+              a.error_message);
+  b.run();
+  return true;
+}
 
 }  // namespace
 
+bool SqliteStore::finish_locked(const JobFinishParams& p) {
+  return finish_on(db_, prepared(kFinishSql).get(),
+                   p.attempt_outcome ? prepared(kAttemptInsertSql).get() : nullptr, p);
+}
+
 bool SqliteStore::job_finish(const JobFinishParams& p) {
-  std::unique_lock lock(mu_);
-  Binder b(db_, prepared(kFinishSql).get());
-  bind_finish(b, p);
-  b.run();
-  bool changed = sqlite3_changes(db_) == 1;
-  b.reset();
-  lock.unlock();  // listeners take their own locks; never call them under ours
+  bool changed;
+  {
+    std::lock_guard lock(mu_);
+    if (p.attempt_outcome) {
+      // The outcome and the attempt's row: two statements, one commit.
+      WriteTransaction tx(*this);
+      changed = finish_locked(p);
+      tx.commit();
+    } else {
+      changed = finish_locked(p);  // one autocommit statement
+    }
+  }
+  // Listeners take their own locks; never call them under ours.
   if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
   return changed;
 }
@@ -81,13 +140,8 @@ std::vector<bool> SqliteStore::job_finish_many(std::span<const JobFinishParams> 
     std::lock_guard lock(mu_);
     // One write transaction, so one fsync for the whole batch (synchronous=full).
     WriteTransaction tx(*this);
-    auto& stmt = prepared(kFinishSql);
     for (const auto& p : batch) {
-      Binder b(db_, stmt.get());
-      bind_finish(b, p);
-      b.run();
-      bool changed = sqlite3_changes(db_) == 1;
-      b.reset();
+      const bool changed = finish_locked(p);
       out.push_back(changed);
       if (changed && p.status == JobStatus::kPending) {
         earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
@@ -103,11 +157,11 @@ bool SqliteStore::job_finish_tx(NativeConnection native, const JobFinishParams& 
   sqlite3* conn = caller_connection(
       native, backend(),
       "complete_in_transaction(conn) needs an open transaction on conn (BEGIN first)");
-  Stmt finish(conn, kFinishSql, 0, "prepare completion on the caller's connection");
-  Binder b(conn, finish.get());
-  bind_finish(b, p);
-  b.run();
-  return sqlite3_changes(conn) == 1;
+  constexpr std::string_view what = "prepare completion on the caller's connection";
+  Stmt finish(conn, kFinishSql, 0, what);
+  std::optional<Stmt> attempt_insert;
+  if (p.attempt_outcome) attempt_insert.emplace(conn, kAttemptInsertSql, 0, what);
+  return finish_on(conn, finish.get(), attempt_insert ? attempt_insert->get() : nullptr, p);
 }
 
 bool SqliteStore::job_progress_update(const JobProgressParams& p) {
@@ -144,45 +198,65 @@ std::vector<HeldJob> SqliteStore::job_heartbeat(std::string_view worker_id, Time
   return out;
 }
 
-int SqliteStore::rescue_locked(std::string_view sql, const JobRescueParams& p,
+int SqliteStore::rescue_locked(std::string_view orphans, const JobRescueParams& p,
                                std::string_view worker_id) {
-  Binder b(db_, prepared(sql).get());
-  b.time(p.now)
-      .integer(static_cast<std::int64_t>(p.default_max_attempts))
-      .integer(static_cast<std::int64_t>(p.poison_limit));
-  if (worker_id.empty()) {
-    b.time(p.stale_before);
-  } else {
-    b.text(worker_id);
+  // The orphans' attempts are written from their rows as found, before the rescue changes
+  // them (the worker is cleared), so the orphans are picked once, under the write lock, and
+  // both statements take exactly those (?4).
+  static const std::string attempts = outcome_sql(R"sql(
+    INSERT INTO job_attempts (@ATTEMPT_COLUMNS@)
+    SELECT id, attempt, lease, coalesce(worker_id, ''), coalesce(started_at, ?1), ?1, 'rescued',
+           @RESCUE_REASON@
+    FROM jobs WHERE id IN (SELECT value FROM json_each(?4))
+    ON CONFLICT DO NOTHING
+  )sql");
+  static const std::string rescue = outcome_sql(R"sql(
+    UPDATE jobs SET @RESCUE_SET@ WHERE id IN (SELECT value FROM json_each(?4))
+  )sql");
+  WriteTransaction tx(*this);
+  std::vector<std::string> ids;
+  {
+    Binder b(db_, prepared(orphans).get());
+    if (worker_id.empty()) {
+      b.time(p.stale_before);
+    } else {
+      b.text(worker_id);
+    }
+    b.integer(static_cast<std::int64_t>(p.limit));
+    while (b.step()) ids.push_back(text_column(b.stmt(), 0));
   }
-  b.integer(static_cast<std::int64_t>(p.limit));
-  b.run();
-  return sqlite3_changes(db_);
+  if (ids.empty()) {
+    tx.commit();
+    return 0;
+  }
+  const std::string list = text_list_json(ids);
+  run_locked(attempts, p.now, p.default_max_attempts, p.poison_limit, list);
+  const int n = run_locked(rescue, p.now, p.default_max_attempts, p.poison_limit, list);
+  tx.commit();
+  return n;
 }
 
 int SqliteStore::job_rescue(const JobRescueParams& p) {
-  static const std::string sql = outcome_sql(R"sql(
-    UPDATE jobs SET @RESCUE_SET@
-    WHERE id IN (SELECT id FROM jobs WHERE status = 'Running' AND heartbeat_at < ?4 LIMIT ?5)
-  )sql");
+  static constexpr std::string_view orphans = R"sql(
+    SELECT id FROM jobs WHERE status = 'Running' AND heartbeat_at < ?1 LIMIT ?2
+  )sql";
   int n;
   {
     std::lock_guard lock(mu_);
-    n = rescue_locked(sql, p, {});
+    n = rescue_locked(orphans, p, {});
   }
   if (n > 0) notifier().notify(p.now);
   return n;
 }
 
 int SqliteStore::job_release_worker(std::string_view worker_id, const JobRescueParams& p) {
-  static const std::string sql = outcome_sql(R"sql(
-    UPDATE jobs SET @RESCUE_SET@
-    WHERE id IN (SELECT id FROM jobs WHERE status = 'Running' AND worker_id = ?4 LIMIT ?5)
-  )sql");
+  static constexpr std::string_view orphans = R"sql(
+    SELECT id FROM jobs WHERE status = 'Running' AND worker_id = ?1 LIMIT ?2
+  )sql";
   int n;
   {
     std::lock_guard lock(mu_);
-    n = rescue_locked(sql, p, worker_id);
+    n = rescue_locked(orphans, p, worker_id);
   }
   if (n > 0) notifier().notify(p.now);
   return n;

@@ -2,6 +2,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -27,7 +28,8 @@ std::string fill(std::string_view sql, Holes holes) {
       {"JOB_COLUMNS", kJobColumns},
       {"SCHEDULE_COLUMNS", kScheduleColumns},
       {"WORKER_COLUMNS", kWorkerColumns},
-      {"AUDIT_COLUMNS", kAuditColumns}};
+      {"AUDIT_COLUMNS", kAuditColumns},
+      {"ATTEMPT_COLUMNS", kAttemptColumns}};
   std::string out;
   out.reserve(sql.size());
   for (;;) {
@@ -49,6 +51,23 @@ std::string fill(std::string_view sql, Holes holes) {
     out += fill(*text, holes);
     sql.remove_prefix(end + 1);
   }
+}
+
+std::string text_list_json(std::span<const std::string> values) {
+  return nlohmann::json(std::vector<std::string>(values.begin(), values.end())).dump();
+}
+
+std::vector<std::string> parse_text_list(std::string_view json) {
+  auto list = nlohmann::json::parse(json, nullptr, false);
+  std::vector<std::string> out;
+  if (list.is_array()) {
+    for (const auto& v : list) {
+      if (!v.is_string()) break;
+      out.push_back(v.get<std::string>());
+    }
+    if (out.size() == list.size()) return out;
+  }
+  throw Error(ErrorCode::kStore, "malformed list of text in the database");
 }
 
 SqliteStore::SqliteStore(const SqliteUrl& url, Clock& clock, bool create_if_missing)
@@ -204,6 +223,7 @@ std::string filter_where(const JobFilter& f) {
   // instr() is a plain substring test: % and _ in the text mean themselves (LIKE would need
   // escaping, and is case-insensitive for ASCII).
   if (f.text) w += " AND (instr(job_data, ?) > 0 OR instr(coalesce(error_message, ''), ?) > 0)";
+  if (f.tag) w += " AND id IN (SELECT job_id FROM job_tags WHERE tag = ?)";
   if (f.before_id) w += " AND id < ?";
   return w;
 }
@@ -215,6 +235,7 @@ void bind_filter(Binder& b, const JobFilter& f) {
   if (f.created_after) b.time(*f.created_after);
   if (f.created_before) b.time(*f.created_before);
   if (f.text) b.text(*f.text).text(*f.text);
+  if (f.tag) b.text(*f.tag);
   if (f.before_id) b.text(f.before_id->to_string());
 }
 
@@ -226,17 +247,34 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
   static constexpr std::string_view sql = R"sql(
     SELECT @JOB_COLUMNS@ FROM jobs WHERE @FILTER@ ORDER BY id DESC LIMIT ?
   )sql";
-  const std::string statement = fill(sql, {{"FILTER", filter_where(f)}});
+  // With a tag the scan runs down job_tags_tag_idx (tag, job_id) instead, the outer loop
+  // (CROSS JOIN keeps it there), each row's job found by its key: the walk is in id order and
+  // visits only the tag's jobs.
+  static constexpr std::string_view tagged = R"sql(
+    SELECT @JOB_COLUMNS@ FROM job_tags t INDEXED BY job_tags_tag_idx CROSS JOIN jobs
+    ON jobs.id = t.job_id
+    WHERE t.tag = ? AND @FILTER@ ORDER BY t.job_id DESC LIMIT ?
+  )sql";
+  JobFilter rest = f;
+  rest.tag.reset();  // the join's
+  const std::string statement = fill(f.tag ? tagged : sql, {{"FILTER", filter_where(rest)}});
+  check_filter(f);
   std::lock_guard lock(mu_);
   Binder b(db_, prepared(statement).get());
-  bind_filter(b, f);
+  if (f.tag) b.text(*f.tag);
+  bind_filter(b, rest);
   b.integer(static_cast<std::int64_t>(f.limit));
   std::vector<JobRecord> out;
   while (b.step()) out.push_back(read_job(Row(b.stmt())));
   return out;
 }
 
-// Placeholder until the job_attempts table lands (issue 20, store part).
-std::vector<AttemptRecord> SqliteStore::job_attempt_list(const JobId&) { return {}; }
+std::vector<AttemptRecord> SqliteStore::job_attempt_list(const JobId& id) {
+  // The primary key (job_id, lease) holds a job's rows in lease order: the order they ran.
+  static const std::string sql = fill(R"sql(
+    SELECT @ATTEMPT_COLUMNS@ FROM job_attempts WHERE job_id = ? ORDER BY lease
+  )sql");
+  return select(sql, read_attempt<Row>, id);
+}
 
 }  // namespace ergon::sqlite

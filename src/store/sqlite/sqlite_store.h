@@ -88,8 +88,12 @@ class SqliteStore final : public Store {
                          std::vector<JobRecord>& out);
   void clear_starts_locked(std::string_view job_type);               // requires mu_
   void worker_heartbeat_locked(std::string_view id, TimePoint now);  // requires mu_
-  // job_rescue / job_release_worker: `sql` selects the Running rows to give back.
-  int rescue_locked(std::string_view sql, const JobRescueParams& p, std::string_view worker_id);
+  // job_rescue / job_release_worker: `orphans` selects the ids of the Running rows to give back
+  // (?1 stale_before, or the worker when `worker_id` is set; ?2 the limit).
+  int rescue_locked(std::string_view orphans, const JobRescueParams& p, std::string_view worker_id);
+  // One outcome, and its attempt's row when it names one; the caller holds the transaction
+  // that both need (requires mu_).
+  bool finish_locked(const JobFinishParams& p);
 
   std::mutex mu_;
   int busy_timeout_ms_ = 5000;

@@ -192,7 +192,7 @@ TEST_P(DashboardApiTest, JobsListFiltersByStatusAndTypeNewestFirst) {
   EXPECT_EQ(get("/api/jobs?type=none").body["jobs"].size(), 0u);
 }
 
-TEST_P(DashboardApiTest, JobDetailShowsPayloadProgressAndTheLatestAttempt) {
+TEST_P(DashboardApiTest, JobDetailShowsPayloadProgressAndTheAttemptHistory) {
   JobId id = enqueue("video", R"({"file":"a.mp4"})", "default", -5);
   auto claimed = store_->job_claim({.worker_id = "w1", .limit = 1, .now = store_->clock().now()});
   ASSERT_EQ(claimed.size(), 1u);
@@ -205,11 +205,26 @@ TEST_P(DashboardApiTest, JobDetailShowsPayloadProgressAndTheLatestAttempt) {
   EXPECT_EQ(r.body["job_data"]["file"], "a.mp4");
   EXPECT_EQ(r.body["progress_percent"], 40);
   EXPECT_EQ(r.body["progress_message"], "encoding");
-  ASSERT_GE(r.body["attempts"].size(), 1u);
-  const json& last = r.body["attempts"].back();
-  EXPECT_EQ(last["attempt"], 1);
-  EXPECT_EQ(last["worker_id"], "w1");
-  EXPECT_TRUE(last["finished_at"].is_null());
+  EXPECT_TRUE(r.body["attempts"].empty());  // the running attempt has not finished
+  JobFinishParams fin{.id = id,
+                      .attempt = 1,
+                      .worker_id = "w1",
+                      .status = JobStatus::kPending,
+                      .now = store_->clock().now(),
+                      .run_at = store_->clock().now(),
+                      .error_message = "E: boom",
+                      .attempt_outcome = AttemptOutcome::kRetried};
+  ASSERT_TRUE(store_->job_finish(fin));
+  r = get("/api/jobs/" + id.to_string());
+  ASSERT_EQ(r.body["attempts"].size(), 1u) << r.text;
+  const json& a = r.body["attempts"][0];
+  EXPECT_EQ(a["attempt"], 1);
+  EXPECT_EQ(a["worker_id"], "w1");
+  EXPECT_EQ(a["outcome"], "retried");
+  EXPECT_EQ(a["error_message"], "E: boom");
+  EXPECT_GE(a["duration_ms"].get<std::int64_t>(), 0);
+  EXPECT_TRUE(r.body["result"].is_null());
+  EXPECT_EQ(r.body["tags"], json::array());
 }
 
 // A payload made to be HTML comes back as the same text in a JSON string; the page puts it in

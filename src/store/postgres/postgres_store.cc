@@ -347,9 +347,9 @@ void check_limit(int limit) {
 //   - status set: jobs_status_idx (status, id) is walked backwards from (status, before_id), so
 //     the scan starts exactly where the previous page ended and stops after n matches;
 //   - no status: the primary key (id) is walked backwards from before_id the same way;
-//   - tag: jobs_tags_idx (GIN, tags @> ARRAY[tag]) when the planner expects few matches (a
-//     bitmap of the tag's rows, sorted), else one of the walks above with the tag checked on
-//     each row;
+//   - tag: jobs_tags_idx (GIN, tags @> ARRAY[tag]) always: job_list fences the filter off
+//     from the LIMIT (tagged_listing), so the tag's rows are found through the index and only
+//     they are sorted;
 //   - job_type, queue, created_after/before and text are checked on the rows that walk
 //     visits. A page then costs n rows plus the non-matching rows skipped on the way, and that
 //     cost does not grow with the page number: keyset pagination (id < before_id) never reads
@@ -386,8 +386,20 @@ std::vector<JobRecord> PostgresStore::job_list(const JobFilter& f) {
   Params p;
   std::string where = filter_sql(f, p);
   std::string limit = p.add_integer(f.limit);
+  // With a tag, the planner weighs a walk of the primary key that stops after LIMIT matches
+  // against the tag's index, and estimates a tag's rows from the most common ones: a tag it
+  // thinks common but whose jobs are old walks most of the table (360 ms among 1M jobs for a
+  // tag of 10,000). OFFSET 0 keeps the subquery from being flattened, so it is planned without
+  // the LIMIT and takes the index; then only the tag's ids are sorted (bench tag_filter).
+  static constexpr std::string_view kPlain =
+      R"sql(SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE @FILTER@ ORDER BY id DESC LIMIT @LIMIT@)sql";
+  static constexpr std::string_view kTagged = R"sql(
+SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE id IN (
+  SELECT id FROM (SELECT id FROM @SCHEMA@.jobs WHERE @FILTER@ OFFSET 0) AS tagged
+  ORDER BY id DESC LIMIT @LIMIT@)
+ORDER BY id DESC)sql";
   std::string sql = sql_->context.text(
-      R"sql(SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE @FILTER@ ORDER BY id DESC LIMIT @LIMIT@)sql",
+      f.tag ? kTagged : kPlain,
       {{"@COLUMNS@", columns(kJobColumns)}, {"@FILTER@", where}, {"@LIMIT@", limit}});
   return read_rows(pooled_exec(sql, p.params()), read_job<Row>);
 }

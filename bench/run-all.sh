@@ -96,6 +96,8 @@ flow pg "$url"
 "$new_bench" --db "$url" --only history --history 10000000 --jobs 200000 --prefetch 1000 \
   --runs 3 --json "$out/history.json" 2>&1 | tee "$out/history.txt"
 
+"$new_bench" --db "$url" --only tag_filter --runs 3 2>&1 | tee "$out/tag-filter.txt"
+
 # The idle worker last: the second measurement turns the server's autovacuum off.
 "$new_bench" --db "$url" --only idle --runs 3 --idle-seconds 30 --json "$out/idle.json" |
   tee "$out/idle.txt"

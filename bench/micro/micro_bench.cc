@@ -126,8 +126,9 @@ class SqliteFixture {
   std::shared_ptr<ergon::Store> store_;
 };
 
-// Claims state.range(0) jobs and completes them, batched or one by one.
-void claim_complete(benchmark::State& state, bool batched) {
+// Claims state.range(0) jobs and completes them, batched or one by one; with `history`, each
+// completion also writes its attempt's row (JobFinishParams::attempt_outcome) and a result.
+void claim_complete(benchmark::State& state, bool batched, bool history = false) {
   SqliteFixture f;
   const int n = static_cast<int>(state.range(0));
   for (auto _ : state) {
@@ -145,6 +146,10 @@ void claim_complete(benchmark::State& state, bool batched) {
       p.worker_id = "micro";
       p.status = ergon::JobStatus::kCompleted;
       p.now = now;
+      if (history) {
+        p.attempt_outcome = ergon::AttemptOutcome::kCompleted;
+        p.result = R"({"ok":true})";
+      }
       outcomes.push_back(p);
     }
     if (batched) {
@@ -156,6 +161,7 @@ void claim_complete(benchmark::State& state, bool batched) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK_CAPTURE(claim_complete, batched, true)->Arg(1)->Arg(100)->Arg(500);
+BENCHMARK_CAPTURE(claim_complete, batched_history, true, true)->Arg(500);
 BENCHMARK_CAPTURE(claim_complete, one_by_one, false)->Arg(1)->Arg(100);
 
 }  // namespace

@@ -274,6 +274,25 @@ TEST_P(StoreHistory, FinishManyWritesOneRowPerStoredOutcome) {
   EXPECT_EQ(store_->job_get(jobs[4].id)->status, JobStatus::kRunning);
 }
 
+// A batch larger than any one statement of rows (SQLite cuts it into several), with outcomes
+// fenced out here and there: exactly the stored outcomes leave rows.
+TEST_P(StoreHistory, ALargeBatchWritesARowForEveryStoredOutcome) {
+  std::vector<JobRecord> claimed;
+  for (int i = 0; i < 90; ++i) claimed.push_back(running(job(clock_.now())));
+  clock_.advance(1s);
+  std::vector<JobFinishParams> batch;
+  std::vector<bool> stored;
+  for (std::size_t i = 0; i < claimed.size(); ++i) {
+    batch.push_back(outcome(claimed[i], JobStatus::kCompleted, AttemptOutcome::kCompleted));
+    stored.push_back(i % 7 != 3);
+    if (!stored.back()) batch.back().attempt += 1;
+  }
+  EXPECT_EQ(store_->job_finish_many(batch), stored);
+  for (std::size_t i = 0; i < claimed.size(); ++i) {
+    EXPECT_EQ(attempts(claimed[i].id).size(), stored[i] ? 1u : 0u) << i;
+  }
+}
+
 TEST_P(StoreHistory, TheRowOfATransactionalCompletionCommitsAndRollsBackWithIt) {
   auto p = job(clock_.now());
   JobRecord r = running(p);
@@ -318,6 +337,12 @@ TEST_P(StoreHistory, AttemptRowsAndTagsGoWithTheirJob) {
   EXPECT_TRUE(attempts(kept).empty());
   EXPECT_EQ(attempts(pruned).size(), 1u);
   EXPECT_EQ(count("job_attempts"), "1");  // no orphan left behind
+  // Whoever deletes a job, on whatever connection.
+  const JobId by_hand = finished("default");
+  ASSERT_EQ(count("job_attempts"), "2");
+  ASSERT_TRUE(
+      backend_->connect()->exec("DELETE FROM jobs WHERE id = '" + by_hand.to_string() + "'"));
+  EXPECT_EQ(count("job_attempts"), "1");
   if (GetParam().name == "sqlite") {
     EXPECT_EQ(count("job_tags"), "2");  // the tag index's rows
   }

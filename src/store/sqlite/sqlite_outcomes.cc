@@ -71,8 +71,9 @@ const std::string kFinishSql = outcome_sql(R"sql(
 // outcomes' own fence, so that exactly the outcomes that are stored leave a row. (The
 // outcome's UPDATE could return them instead, but RETURNING cost SQLite a quarter of the
 // burn-down's rate, rows or not.) One statement for many rows: a batch pays for one, not one
-// per outcome. A lease is one claim and so has one row; should its row exist already, the
-// outcome is stored all the same. Per outcome six parameters (bind_attempt).
+// per outcome. A lease is one claim and so has one row, but a batch may hold one outcome twice
+// (the second is fenced out): its row is written once. Per outcome six parameters
+// (bind_attempt).
 std::string attempts_sql(std::size_t n) {
   std::string rows;
   for (std::size_t i = 0; i < n; ++i)
@@ -236,7 +237,6 @@ int SqliteStore::rescue_locked(std::string_view orphans, const JobRescueParams& 
     SELECT id, attempt, lease, coalesce(worker_id, ''), coalesce(started_at, ?1), ?1, 'rescued',
            @RESCUE_REASON@
     FROM jobs WHERE id IN (SELECT value FROM json_each(?4))
-    ON CONFLICT DO NOTHING
   )sql");
   static const std::string rescue = outcome_sql(R"sql(
     UPDATE jobs SET @RESCUE_SET@ WHERE id IN (SELECT value FROM json_each(?4))

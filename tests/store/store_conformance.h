@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -120,7 +121,9 @@ class StoreHistory : public StoreConformance {
     JobFinishParams f;
     f.id = r.id;
     f.attempt = r.lease;
-    f.worker_id = *r.worker_id;
+    // JobFinishParams holds a view: the worker's id lives in the fixture, not in `r`, which may
+    // be a temporary.
+    f.worker_id = kept_.emplace_back(*r.worker_id);
     f.status = status;
     f.now = f.run_at = clock_.now();
     f.attempt_outcome = attempt_outcome;
@@ -131,6 +134,7 @@ class StoreHistory : public StoreConformance {
     EXPECT_TRUE(store_->job_finish(outcome(r, status, attempt_outcome)));
   }
   std::vector<AttemptRecord> attempts(const JobId& id) { return store_->job_attempt_list(id); }
+  std::deque<std::string> kept_;  // the worker ids outcome() hands out views of
   // The job's one attempt row (a failure when it has none or more).
   AttemptRecord only_attempt(const JobId& id) {
     auto rows = attempts(id);

@@ -155,7 +155,7 @@ function chart(buckets) {
   return s;
 }
 
-const FILTERS = ["status", "type", "queue", "text", "created_after", "created_before"];
+const FILTERS = ["status", "type", "queue", "text", "tag", "created_after", "created_before"];
 
 async function jobsPage(params) {
   const query = new URLSearchParams();
@@ -168,7 +168,7 @@ async function jobsPage(params) {
   } },
   el("label", {}, "Status", el("select", { name: "status" }, ["", "Pending", "Running", "Completed", "Failed", "Cancelled"]
     .map((s) => el("option", { value: s, selected: params.get("status") === s }, s || "any")))),
-  ...[["type", "Type"], ["queue", "Queue"], ["text", "Text in payload or error"],
+  ...[["type", "Type"], ["queue", "Queue"], ["text", "Text in payload or error"], ["tag", "Tag"],
      ["created_after", "Created after (ISO)"], ["created_before", "Created before (ISO)"]].map(([k, l]) =>
     el("label", {}, l, el("input", { name: k, value: params.get(k) || "", size: k === "text" ? 22 : 14 }))),
   el("button", { type: "submit" }, "Filter"));

@@ -93,8 +93,9 @@ enum class AttemptOutcome {
 std::string_view to_string(AttemptOutcome outcome);
 std::optional<AttemptOutcome> parse_attempt_outcome(std::string_view text);
 
-// One attempt of a job: a row of job_attempts, written in the transaction that stores the
-// attempt's outcome (or rescues it) and deleted with its job.
+// One ended attempt of a job: a row of job_attempts, written in the transaction that stores the
+// attempt's outcome (or rescues it) and deleted with its job; or, for a Completed job's last
+// attempt, read from the job's own row.
 struct AttemptRecord {
   JobId job_id;
   int attempt = 0;  // the job's attempt number while it ran (JobRecord::attempt)

@@ -105,6 +105,16 @@ inline std::optional<std::string> finish_error(const JobFinishParams& f) {
   return clean_text(*f.error_message, kMaxErrorMessageBytes);
 }
 
+// Whether an outcome writes its attempt's row to job_attempts: every ended attempt but a
+// completion. A Completed job is never claimed again (an operator's retry takes Failed and
+// Cancelled jobs only), so its own row keeps its last attempt for good (attempt, lease,
+// worker_id, started_at, completed_at), and job_attempt_list reads that attempt from there
+// (kCompletedAttempt). The common path, a job that completes, so writes no more than the
+// outcome: the row cost SQLite's burn-down about an eighth of its rate.
+inline bool writes_attempt_row(const JobFinishParams& f) {
+  return f.attempt_outcome && *f.attempt_outcome != AttemptOutcome::kCompleted;
+}
+
 // 1-12 of an outcome: status, whether it is final, now, run_at (NULL: keep the row's own, see
 // JobFinishParams::keep_run_at), error_message (finish_error), the attempts given back,
 // progress_message, progress_percent; then the fence: id, lease, worker_id; then the result

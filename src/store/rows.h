@@ -49,6 +49,13 @@ inline constexpr std::string_view kAttemptColumns = R"sql(
   job_id, attempt, lease, worker_id, started_at, finished_at, outcome, error_message
 )sql";
 
+// A Completed job's last attempt, from its own row in jobs, as kAttemptColumns
+// (writes_attempt_row, store/params.h). A database written before that rule may already hold
+// the row in job_attempts; the job_attempt_list statements then take that one.
+inline constexpr std::string_view kCompletedAttempt = R"sql(
+  id, attempt, lease, worker_id, started_at, completed_at, 'completed', NULL
+)sql";
+
 // Whether T is a std::optional (a column that may be NULL, a parameter that may be).
 template <class T>
 inline constexpr bool kIsOptional = false;

@@ -118,7 +118,9 @@ struct JobFinishParams {
   std::optional<std::string> result;
   // Set: the attempt also leaves its row in job_attempts, in the same transaction: the job's
   // attempt and lease as claimed, worker_id, started_at from the job's row, finished at `now`,
-  // this outcome and error_message. Unset (a claimed job that never started): no row.
+  // this outcome and error_message; kCompleted writes none, the Completed job's row being its
+  // last attempt (writes_attempt_row, store/params.h). Unset (a claimed job that never
+  // started): no row.
   std::optional<AttemptOutcome> attempt_outcome;
 };
 
@@ -242,7 +244,8 @@ class Store {
 
   [[nodiscard]] virtual std::optional<JobRecord> job_get(const JobId& id) = 0;
   [[nodiscard]] virtual std::vector<JobRecord> job_list(const JobFilter& filter) = 0;
-  // The job's attempt history, oldest first (empty for an unknown job).
+  // The job's attempt history, oldest first (empty for an unknown job): its rows of
+  // job_attempts and, when it is Completed, its last attempt read from its own row.
   [[nodiscard]] virtual std::vector<AttemptRecord> job_attempt_list(const JobId& id) = 0;
 
   // Fault tolerance.

@@ -1,6 +1,7 @@
 // Conformance: what a job keeps of its history (migration 11) on every backend: the result of
-// its completion, a row in job_attempts for each attempt that ended (stored with the outcome,
-// or by a rescue) and deleted with the job, its tags (and the tag filter) and its meta; and an
+// its completion, a row in job_attempts for each attempt that ended other than by completing
+// (stored with the outcome, or by a rescue) and deleted with the job, the completed attempt read
+// from the job's own row, its tags (and the tag filter) and its meta; and an
 // upgrade of a database that an older build left, with jobs in it.
 #include <nlohmann/json.hpp>
 
@@ -105,18 +106,30 @@ TEST_P(StoreHistory, TheResultIsStoredWithTheCompletionAndNotWithARetry) {
   EXPECT_FALSE(store_->job_get(s.id)->result);
 }
 
-TEST_P(StoreHistory, ACompletedAttemptLeavesItsRow) {
+TEST_P(StoreHistory, ACompletedAttemptIsListedFromItsJobsRow) {
   auto p = job(clock_.now());
   store_->job_insert(p);
   clock_.advance(1s);
   const TimePoint started = clock_.now();
   JobRecord r = claim(p.id, "w1");
-  EXPECT_TRUE(attempts(p.id).empty());  // running: no row yet
+  EXPECT_TRUE(attempts(p.id).empty());  // running: no attempt yet
   clock_.advance(2s);
   finish(r, JobStatus::kCompleted, AttemptOutcome::kCompleted);
   expect_attempt(only_attempt(p.id), p.id, 1, 1, "w1", started, clock_.now(),
                  AttemptOutcome::kCompleted);
+  // Written nowhere but the job's row: the completion costs no insert.
+  EXPECT_EQ(count("job_attempts"), "0");
   EXPECT_TRUE(attempts(JobId::generate(clock_.now())).empty());  // an unknown job
+
+  // A database written before that rule holds the completed attempt's row too: listed once.
+  ASSERT_TRUE(backend_->connect()->exec(
+      "INSERT INTO job_attempts (job_id, lease, attempt, worker_id, started_at, finished_at, "
+      "outcome) SELECT id, lease, attempt, worker_id, started_at, completed_at, 'completed' "
+      "FROM jobs WHERE id = '" +
+      p.id.to_string() + "'"));
+  ASSERT_EQ(count("job_attempts"), "1");
+  expect_attempt(only_attempt(p.id), p.id, 1, 1, "w1", started, clock_.now(),
+                 AttemptOutcome::kCompleted);
 }
 
 TEST_P(StoreHistory, TwoRetriesAndACompletionLeaveThreeRowsInOrder) {
@@ -190,11 +203,18 @@ TEST_P(StoreHistory, NoRowWithoutAnOutcomeOrWhenFencedOut) {
   stale.worker_id = "w2";
   EXPECT_FALSE(store_->job_finish(stale));
   EXPECT_TRUE(attempts(p.id).empty());
-  finish(r, JobStatus::kCompleted, {});
+  // A prefetched job given back before it started names no attempt: no row.
+  auto unstarted = outcome(r, JobStatus::kPending, {});
+  unstarted.give_back_attempt = true;
+  unstarted.keep_run_at = true;
+  ASSERT_TRUE(store_->job_finish(unstarted));
   EXPECT_TRUE(attempts(p.id).empty());
   // Finished: the same outcome again is fenced out too.
+  r = claim(p.id, "w1");
+  finish(r, JobStatus::kCompleted, AttemptOutcome::kCompleted);
   EXPECT_FALSE(store_->job_finish(outcome(r, JobStatus::kCompleted, AttemptOutcome::kCompleted)));
-  EXPECT_TRUE(attempts(p.id).empty());
+  EXPECT_EQ(attempts(p.id).size(), 1u);
+  EXPECT_EQ(count("job_attempts"), "0");
 }
 
 TEST_P(StoreHistory, RescuedAttemptsLeaveRowsAndTheirZombiesNone) {
@@ -264,7 +284,7 @@ TEST_P(StoreHistory, FinishManyWritesOneRowPerStoredOutcome) {
   expect_attempt(only_attempt(jobs[0].id), jobs[0].id, 1, 1, "w1", claimed[0].started_at.value(),
                  now, AttemptOutcome::kCompleted);
   EXPECT_EQ(store_->job_get(jobs[0].id)->result, R"(["x"])");
-  EXPECT_TRUE(attempts(jobs[1].id).empty());
+  EXPECT_EQ(attempts(jobs[1].id).size(), 1u);  // a Completed job's row is its last attempt
   EXPECT_EQ(store_->job_get(jobs[1].id)->result, "7");
   expect_attempt(only_attempt(jobs[2].id), jobs[2].id, 1, 1, "w1", claimed[2].started_at.value(),
                  now, AttemptOutcome::kRetried, "again");
@@ -272,25 +292,37 @@ TEST_P(StoreHistory, FinishManyWritesOneRowPerStoredOutcome) {
   EXPECT_EQ(store_->job_get(jobs[3].id)->result, R"({"k":null})");
   EXPECT_TRUE(attempts(jobs[4].id).empty());
   EXPECT_EQ(store_->job_get(jobs[4].id)->status, JobStatus::kRunning);
+  EXPECT_EQ(count("job_attempts"), "1");  // the retry's
 }
 
-// A batch larger than any one statement of rows (SQLite cuts it into several), with outcomes
-// fenced out here and there: exactly the stored outcomes leave rows.
+// A batch of retries larger than any one statement of rows (SQLite cuts it into several), with
+// completions among them and outcomes fenced out here and there: exactly the stored outcomes
+// leave an attempt, and only the retries a row.
 TEST_P(StoreHistory, ALargeBatchWritesARowForEveryStoredOutcome) {
   std::vector<JobRecord> claimed;
   for (int i = 0; i < 90; ++i) claimed.push_back(running(job(clock_.now())));
   clock_.advance(1s);
   std::vector<JobFinishParams> batch;
   std::vector<bool> stored;
+  int retries = 0;
   for (std::size_t i = 0; i < claimed.size(); ++i) {
-    batch.push_back(outcome(claimed[i], JobStatus::kCompleted, AttemptOutcome::kCompleted));
+    const bool retry = i % 5 != 0;
+    batch.push_back(outcome(claimed[i], retry ? JobStatus::kPending : JobStatus::kCompleted,
+                            retry ? AttemptOutcome::kRetried : AttemptOutcome::kCompleted));
+    if (retry) batch.back().error_message = "again " + std::to_string(i);
     stored.push_back(i % 7 != 3);
     if (!stored.back()) batch.back().attempt += 1;
+    if (stored.back() && retry) ++retries;
   }
   EXPECT_EQ(store_->job_finish_many(batch), stored);
   for (std::size_t i = 0; i < claimed.size(); ++i) {
-    EXPECT_EQ(attempts(claimed[i].id).size(), stored[i] ? 1u : 0u) << i;
+    const auto rows = attempts(claimed[i].id);
+    ASSERT_EQ(rows.size(), stored[i] ? 1u : 0u) << i;
+    if (stored[i] && i % 5 != 0) {
+      EXPECT_EQ(rows[0].error_message, "again " + std::to_string(i));
+    }
   }
+  EXPECT_EQ(count("job_attempts"), std::to_string(retries));
 }
 
 TEST_P(StoreHistory, TheRowOfATransactionalCompletionCommitsAndRollsBackWithIt) {
@@ -313,10 +345,13 @@ TEST_P(StoreHistory, TheRowOfATransactionalCompletionCommitsAndRollsBackWithIt) 
 
 TEST_P(StoreHistory, AttemptRowsAndTagsGoWithTheirJob) {
   const std::vector<std::string> tags = {"a", "b"};
+  // Retried once (a row in job_attempts), then completed.
   auto finished = [&](std::string queue) {
     auto p = job(clock_.now(), tags);
     p.queue = queue;
     JobRecord r = running(p);
+    finish(r, JobStatus::kPending, AttemptOutcome::kRetried);
+    r = claim(p.id, "w1");
     finish(r, JobStatus::kCompleted, AttemptOutcome::kCompleted);
     return p.id;
   };
@@ -335,7 +370,7 @@ TEST_P(StoreHistory, AttemptRowsAndTagsGoWithTheirJob) {
   EXPECT_TRUE(attempts(matched).empty());
   EXPECT_EQ(store_->job_prune(JobStatus::kCompleted, clock_.now() - 30min, 100), 1);
   EXPECT_TRUE(attempts(kept).empty());
-  EXPECT_EQ(attempts(pruned).size(), 1u);
+  EXPECT_EQ(attempts(pruned).size(), 2u);
   EXPECT_EQ(count("job_attempts"), "1");  // no orphan left behind
   // Whoever deletes a job, on whatever connection.
   const JobId by_hand = finished("default");

@@ -34,7 +34,7 @@ constexpr std::string_view kUniqueGiveUp = R"sql(CASE
 // The outcome. The WHERE clause is the fence: only the claim (lease) that holds the job may
 // move it on. $2 says whether the state is final (completed_at = now) or Pending again (due at
 // $4; the worker and lease are cleared); $12 is the result. In the same statement, when $13
-// names the attempt's outcome, the attempt's row: the attempt as claimed (before a release
+// names the attempt's outcome (writes_attempt_row: not a completion), the attempt's row: the attempt as claimed (before a release
 // gave it back), the lease, the worker, when it started, and $5, the error it ended with. A
 // lease is one claim, and only the outcome that moves the job off it writes its row, so the
 // row is new: no ON CONFLICT, whose speculative insertion cost the burn-down with history about
@@ -70,23 +70,16 @@ constexpr std::string_view kFinishRetryEnd = "SELECT pg_notify($14, @PAYLOAD@) F
 
 // job_finish_many: the plain completions of a batch (no error, progress or attempts to give
 // back; the common case) in one statement over arrays, so a batch of a hundred costs one round
-// trip instead of a hundred, with their attempts' rows. The same fence as kFinish, per row.
-// $1: ids (uuid[]), $2: leases (integer[]), $3: the worker, $4: results (jsonb[]), $5: attempt
-// outcomes (varchar[]; NULL: no row), $6 (injected clock only): each outcome's time
-// (timestamptz[]). Its fence is the plain `status = 'Running'`, not kRunning: for a batch,
+// trip instead of a hundred. A completion writes no attempt row (writes_attempt_row). The same
+// fence as kFinish, per row. $1: ids (uuid[]), $2: leases (integer[]), $3: the worker, $4:
+// results (jsonb[]), $5 (injected clock only): each outcome's time (timestamptz[]). Its fence is the plain `status = 'Running'`, not kRunning: for a batch,
 // reading the Running rows once and hashing them costs about a third of one look-up by id per
 // job.
 constexpr std::string_view kFinishCompletedMany = R"sql(
-WITH upd AS (
 UPDATE @SCHEMA@.jobs AS j SET status = 'Completed', completed_at = @AT@, result = f.result
 FROM @OUTCOMES@
 WHERE j.id = f.id AND j.lease = f.lease AND j.worker_id = $3 AND j.status = 'Running'
-RETURNING j.id, j.attempt, j.lease, j.started_at, j.completed_at, f.outcome),
-att AS (
-INSERT INTO @SCHEMA@.job_attempts (@ATTEMPT_COLUMNS@)
-SELECT id, attempt, lease, $3, coalesce(started_at, completed_at), completed_at, outcome, NULL
-FROM upd WHERE outcome IS NOT NULL)
-SELECT id::text FROM upd)sql";
+RETURNING j.id::text)sql";
 
 // Shared by the rescuer and startup recovery ($1 default max_attempts, $2 poison limit, $3
 // stale_before or worker id, $4 limit, $5 now). An orphan goes back to Pending, unless its
@@ -133,7 +126,7 @@ constexpr std::string_view kRescueGivesUp =
 PgParams finish_params(const JobFinishParams& p) {
   PgParams params;
   bind_finish(params, p);
-  bind_value(params, p.attempt_outcome);
+  bind_value(params, writes_attempt_row(p) ? p.attempt_outcome : std::nullopt);
   return params;
 }
 
@@ -169,12 +162,10 @@ OutcomeStatements::OutcomeStatements(const SqlContext& sql) {
   finish_completed_many =
       sql.statement("ergon_job_finish_completed_many", kFinishCompletedMany,
                     {{"@AT@", sql.db_clock ? "now()" : "f.at"},
-                     {"@OUTCOMES@", sql.db_clock ? "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
-                                                   "$5::varchar[]) AS f(id, lease, result, outcome)"
+                     {"@OUTCOMES@", sql.db_clock ? "unnest($1::uuid[], $2::integer[], $4::jsonb[]) "
+                                                   "AS f(id, lease, result)"
                                                  : "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
-                                                   "$5::varchar[], $6::timestamptz[]) "
-                                                   "AS f(id, lease, result, outcome, at)"},
-                     {"@ATTEMPT_COLUMNS@", attempt_columns}});
+                                                   "$5::timestamptz[]) AS f(id, lease, result, at)"}});
   // Only the progress columns, and only of the attempt that reports: a progress write can
   // never change a job's status, so it can never leave a job stuck.
   progress = sql.statement("ergon_job_progress", R"sql(
@@ -247,7 +238,7 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
     return p.status == JobStatus::kCompleted && !p.error_message && !p.give_back_attempt &&
            !p.progress_message && !p.progress_percent && p.worker_id == batch.front().worker_id;
   };
-  pq::PgArray ids, leases, results, outcomes, times;
+  pq::PgArray ids, leases, results, times;
   std::size_t n_plain = 0;
   for (const auto& p : batch) {
     if (!plain(p)) continue;
@@ -258,11 +249,6 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
       results.add(*p.result);
     } else {
       results.null();
-    }
-    if (p.attempt_outcome) {
-      outcomes.add(to_string(*p.attempt_outcome));
-    } else {
-      outcomes.null();
     }
     times.add(format_timestamp(p.now));
   }
@@ -282,7 +268,7 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
           if (n_plain > 0) {
             PgParams params;
             params.text(ids.str()).text(leases.str()).text(batch.front().worker_id);
-            params.text(results.str()).text(outcomes.str());
+            params.text(results.str());
             if (!database_clock_) params.text(times.str());
             auto r = conn->run(sql_->outcomes.finish_completed_many, params, Format::kText);
             std::unordered_set<std::string_view> done;

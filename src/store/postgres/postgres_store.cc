@@ -142,11 +142,17 @@ PostgresStore::Statements::Statements(const SqlContext& sql)
     : context(sql),
       get(sql.statement("ergon_job_get", "SELECT @COLUMNS@ FROM @SCHEMA@.jobs WHERE id = $1::uuid",
                         {{"@COLUMNS@", columns(kJobColumns)}})),
-      // The primary key (job_id, lease) holds a job's rows in lease order: the order they ran.
-      attempt_list(sql.statement(
-          "ergon_job_attempt_list",
-          "SELECT @COLUMNS@ FROM @SCHEMA@.job_attempts WHERE job_id = $1::uuid ORDER BY lease",
-          {{"@COLUMNS@", columns(kAttemptColumns)}})),
+      // The rows of job_attempts, and a Completed job's last attempt from its own row
+      // (writes_attempt_row), in lease order: the order they ran.
+      attempt_list(sql.statement("ergon_job_attempt_list", R"sql(
+SELECT @COLUMNS@ FROM @SCHEMA@.job_attempts WHERE job_id = $1::uuid
+UNION ALL
+SELECT @COMPLETED@ FROM @SCHEMA@.jobs j
+WHERE id = $1::uuid AND status = 'Completed' AND worker_id IS NOT NULL AND started_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM @SCHEMA@.job_attempts a WHERE a.job_id = j.id AND a.lease = j.lease)
+ORDER BY lease)sql",
+                                 {{"@COLUMNS@", columns(kAttemptColumns)},
+                                  {"@COMPLETED@", columns(kCompletedAttempt)}})),
       notify{"ergon_notify", "SELECT pg_notify($1, $2)"},
       enqueue(sql),
       claim(sql),

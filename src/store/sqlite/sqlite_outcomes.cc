@@ -103,7 +103,7 @@ void bind_attempt(Binder& b, const JobFinishParams& p) {
 }
 
 // Stores one outcome on `db`: with `attempt` (the one-row attempts_sql; only for an outcome
-// that names one) its attempt's row first, then the outcome, inside whatever transaction is
+// that writes one, writes_attempt_row) its attempt's row first, then the outcome, inside whatever transaction is
 // open there (two statements that must commit together: the caller's concern). true if it
 // moved the job.
 bool finish_on(sqlite3* db, sqlite3_stmt* finish, sqlite3_stmt* attempt, const JobFinishParams& p) {
@@ -122,14 +122,14 @@ bool finish_on(sqlite3* db, sqlite3_stmt* finish, sqlite3_stmt* attempt, const J
 
 bool SqliteStore::finish_locked(const JobFinishParams& p) {
   return finish_on(db_, prepared(kFinishSql).get(),
-                   p.attempt_outcome ? prepared(kAttemptSql[3]).get() : nullptr, p);
+                   writes_attempt_row(p) ? prepared(kAttemptSql[3]).get() : nullptr, p);
 }
 
 bool SqliteStore::job_finish(const JobFinishParams& p) {
   bool changed;
   {
     std::lock_guard lock(mu_);
-    if (p.attempt_outcome) {
+    if (writes_attempt_row(p)) {
       // The outcome and the attempt's row: two statements, one commit.
       WriteTransaction tx(*this);
       changed = finish_locked(p);
@@ -155,7 +155,7 @@ std::vector<bool> SqliteStore::job_finish_many(std::span<const JobFinishParams> 
     // The attempts' rows first, while the jobs are still as their claims left them.
     std::vector<const JobFinishParams*> rows;
     for (const auto& p : batch) {
-      if (p.attempt_outcome) rows.push_back(&p);
+      if (writes_attempt_row(p)) rows.push_back(&p);
     }
     for (std::size_t at = 0, k = 0; at < rows.size();) {
       const std::size_t n = kAttemptChunks[k];
@@ -189,7 +189,7 @@ bool SqliteStore::job_finish_tx(NativeConnection native, const JobFinishParams& 
   constexpr std::string_view what = "prepare completion on the caller's connection";
   Stmt finish(conn, kFinishSql, 0, what);
   std::optional<Stmt> attempt;
-  if (p.attempt_outcome) attempt.emplace(conn, kAttemptSql[3], 0, what);
+  if (writes_attempt_row(p)) attempt.emplace(conn, kAttemptSql[3], 0, what);
   return finish_on(conn, finish.get(), attempt ? attempt->get() : nullptr, p);
 }
 

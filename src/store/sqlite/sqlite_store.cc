@@ -29,7 +29,8 @@ std::string fill(std::string_view sql, Holes holes) {
       {"SCHEDULE_COLUMNS", kScheduleColumns},
       {"WORKER_COLUMNS", kWorkerColumns},
       {"AUDIT_COLUMNS", kAuditColumns},
-      {"ATTEMPT_COLUMNS", kAttemptColumns}};
+      {"ATTEMPT_COLUMNS", kAttemptColumns},
+      {"COMPLETED_ATTEMPT", kCompletedAttempt}};
   std::string out;
   out.reserve(sql.size());
   for (;;) {
@@ -270,9 +271,15 @@ std::vector<JobRecord> SqliteStore::job_list(const JobFilter& f) {
 }
 
 std::vector<AttemptRecord> SqliteStore::job_attempt_list(const JobId& id) {
-  // The primary key (job_id, lease) holds a job's rows in lease order: the order they ran.
+  // The rows of job_attempts, and a Completed job's last attempt from its own row
+  // (writes_attempt_row), in lease order: the order they ran.
   static const std::string sql = fill(R"sql(
-    SELECT @ATTEMPT_COLUMNS@ FROM job_attempts WHERE job_id = ? ORDER BY lease
+    SELECT @ATTEMPT_COLUMNS@ FROM job_attempts WHERE job_id = ?1
+    UNION ALL
+    SELECT @COMPLETED_ATTEMPT@ FROM jobs
+    WHERE id = ?1 AND status = 'Completed' AND worker_id IS NOT NULL AND started_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM job_attempts a WHERE a.job_id = jobs.id AND a.lease = jobs.lease)
+    ORDER BY lease
   )sql");
   return select(sql, read_attempt<Row>, id);
 }

@@ -141,9 +141,12 @@ class JobRunner {
 
   // Blocks until the job reaches a final state (Completed, Failed, Cancelled) and returns it,
   // or returns nullopt once `timeout` (on the store's clock) passes first. Woken at once when
-  // a worker of this process stores the outcome; a job finished by another process is seen
-  // by polling, every 10 ms at first, backing off to every 250 ms. Throws Error(kNotFound) for
-  // an unknown job (or one deleted meanwhile), Error(kInvalidArgument) for a negative timeout.
+  // a worker of this process stores the outcome, and on PostgreSQL when one of another
+  // process does (LISTEN/NOTIFY: the first wait opens a listening connection, kept until the
+  // store closes). It also polls, every 10 ms at first, backing off to every 250 ms: how it
+  // sees another process's worker on SQLite (docs/storage.md, "Finished jobs"). Throws
+  // Error(kNotFound) for an unknown job (or one deleted meanwhile), Error(kInvalidArgument) for
+  // a negative timeout.
   std::optional<JobRecord> wait(const JobId& id, Duration timeout);
   // The result of a Completed job (JobContext::set_result, or what its handler returned), as
   // JSON text; nullopt while it has none. Throws Error(kNotFound) for an unknown job.

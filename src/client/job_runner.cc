@@ -287,7 +287,8 @@ std::optional<JobRecord> JobRunner::wait(const JobId& id, Duration timeout) {
   const TimePoint deadline = saturating_add(clock.now(), timeout);
   std::mutex mu;
   std::condition_variable cv;
-  bool told = false;  // guarded by mu
+  bool told = false;         // guarded by mu
+  store_->watch_finishes();  // other processes' workers too, where the store can hear them
   transport::Notifier& finished = store_->finish_notifier();
   const int subscription = finished.subscribe([&](TimePoint) {
     std::lock_guard lock(mu);
@@ -299,8 +300,10 @@ std::optional<JobRecord> JobRunner::wait(const JobId& id, Duration timeout) {
     int id;
     ~Unsubscribe() { notifier.unsubscribe(id); }
   } unsubscribe{finished, subscription};
-  // Another process's worker tells nobody here: look again, soon at first (most jobs are
-  // short), then less often so that a long wait costs little.
+  // Polling covers what no notification reaches: another process's worker on SQLite, a job
+  // that ended between PostgreSQL's check for waiters and its commit, a cancel or a rescue.
+  // Look again soon at first (most jobs are short), then less often so that a long wait costs
+  // little.
   Duration poll = std::chrono::milliseconds(10);
   for (;;) {
     std::optional<JobRecord> job = store_->job_get(id);

@@ -207,6 +207,10 @@ class Store {
   // Told when a worker of this process stored outcomes that end jobs (Completed, Failed,
   // Cancelled), so that JobRunner::wait in this process wakes at once.
   [[nodiscard]] transport::Notifier& finish_notifier() { return finish_notifier_; }
+  // From now on, finish_notifier() also hears of jobs that other processes end, where the
+  // backend can tell: PostgreSQL LISTENs (PostgresStore::watch_finishes). SQLite cannot reach
+  // across processes; JobRunner::wait polls for those.
+  virtual void watch_finishes() {}
   [[nodiscard]] virtual std::string_view backend() const = 0;
 
   // Applies pending migrations; returns the versions applied.

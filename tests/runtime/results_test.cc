@@ -87,9 +87,9 @@ TEST_P(ResultsTest, WaitHandsBackWhatTheHandlerReturned) {
   worker->stop();
 }
 
-// Another store on the same database hears nothing from this process's worker, as another
-// process would not: its wait polls.
-TEST_P(ResultsTest, AnotherStoreSeesTheResultByPolling) {
+// Another store on the same database, as another process would have (its wait polls on
+// SQLite, and hears the completion's notification on PostgreSQL).
+TEST_P(ResultsTest, AnotherStoreSeesTheResult) {
   handlers_.add<Sum>([](const Sum& s, JobContext&) { return s.a * s.b; });
   auto worker = start_worker();
   JobId id = JobRunner(store_).start_job(Sum{6, 7});
@@ -101,6 +101,61 @@ TEST_P(ResultsTest, AnotherStoreSeesTheResultByPolling) {
   EXPECT_EQ(job->result, "42");
   EXPECT_EQ(elsewhere.result<int>(id), 42);
   worker->stop();
+}
+
+// A FakeClock that tells when a thread starts waiting on it: the test's latch for "the wait
+// has read the job once and sleeps".
+class LatchClock final : public Clock {
+ public:
+  explicit LatchClock(TimePoint start) : fake_(start) {}
+  [[nodiscard]] TimePoint now() const override { return fake_.now(); }
+  void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                  TimePoint deadline) override {
+    waits_.add();
+    fake_.wait_until(lock, cv, deadline);
+  }
+  void advance(Duration d) { fake_.advance(d); }
+  EventCounter waits_;
+
+ private:
+  FakeClock fake_;
+};
+
+// The worker is another process (store_helper sum), started once the wait sleeps, so the job
+// ends after the wait's first look. The wait's clock never moves, so it cannot poll: on
+// PostgreSQL only the completion's NOTIFY can end it. SQLite has nothing that crosses
+// processes: the clock moves and the wait's next look finds the result.
+TEST_P(ResultsTest, WaitHandsBackAResultFromAnotherProcess) {
+  LatchClock clock(test_epoch());
+  auto mine = backend_->open(clock);
+  JobRunner runner(mine);
+  JobId id = runner.start_job(Sum{20, 22});
+  auto waited = std::async(std::launch::async, [&] { return runner.wait(id, 1h); });
+  ASSERT_TRUE(clock.waits_.wait_for(1));
+  if (GetParam().name == "postgres") {
+    // Its LISTEN runs before the worker starts, or the notification could go to nobody.
+    ASSERT_TRUE(eventually([&] {
+      return backend_->connect()->value(
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND application_name LIKE 'ergon-wait:%' AND state = 'idle' "
+                 "AND query LIKE 'LISTEN%'") == "1";
+    }));
+  }
+  ProcessResult worker = run_process({STORE_HELPER, "sum", backend_->url(), "1"});
+  ASSERT_EQ(worker.status, 0) << worker.err;
+  if (GetParam().name != "postgres") {
+    EXPECT_NE(waited.wait_for(100ms), std::future_status::ready);  // nothing woke it
+    clock.advance(1s);
+  }
+  ASSERT_EQ(waited.wait_for(30s), std::future_status::ready);
+  std::optional<JobRecord> job = waited.get();
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->status, JobStatus::kCompleted);
+  std::optional<Total> total = runner.result<Total>(id);
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->total, 42);
+  EXPECT_EQ(total->note, "é ok");
+  EXPECT_NE(runner.list_attempts(id).at(0).worker_id, "");
 }
 
 TEST_P(ResultsTest, WaitEndsAtItsTimeoutAndRefusesUnknownJobs) {

@@ -3,12 +3,45 @@
 //   store_helper migrate URL        migrates; prints the versions it applied
 //   store_helper fire URL INSTANT   runs the scheduler once at INSTANT; prints jobs enqueued
 //   store_helper unique URL KEY N   enqueues N jobs with unique key KEY; prints each id returned
+//   store_helper sum URL N          runs a worker whose C++ handler of "sum" jobs ({"a","b"})
+//                                   returns {"total": a + b, "note": "é ok"}, until N completed
 #include <cstdio>
+#include <future>
 #include <string>
 
-#include "ergon/job_runner.h"
+#include "ergon/ergon.h"
 #include "runtime/scheduler.h"
 #include "store/store.h"
+
+namespace {
+
+struct Sum {
+  static constexpr std::string_view kJobType = "sum";
+  int a = 0;
+  int b = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Sum, a, b)
+
+// Runs the worker until `n` jobs completed (or a minute passed: exit 1).
+int sum(std::shared_ptr<ergon::Store> store, int n) {
+  ergon::HandlerRegistry handlers;
+  handlers.add<Sum>([](const Sum& s, ergon::JobContext&) {
+    return nlohmann::json{{"total", s.a + s.b}, {"note", "é ok"}};
+  });
+  std::promise<void> done;
+  std::atomic<int> completed{0};
+  ergon::WorkerOptions o;
+  o.on_event = [&](const ergon::JobEvent& e) {
+    if (e.kind == ergon::JobEvent::Kind::kCompleted && ++completed == n) done.set_value();
+  };
+  ergon::JobsWorker worker(std::move(store), std::move(handlers), o);
+  worker.start();
+  const bool ok = done.get_future().wait_for(std::chrono::minutes(1)) == std::future_status::ready;
+  worker.stop();
+  return ok ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) return 2;
@@ -40,6 +73,7 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    if (mode == "sum" && argc == 4) return sum(std::move(store), std::stoi(argv[3]));
     if (mode == "claim" && argc == 4) {
       for (;;) {
         auto batch = store->job_claim({argv[3], 5, store->clock().now()});

@@ -34,11 +34,12 @@ constexpr std::string_view kUniqueGiveUp = R"sql(CASE
 // The outcome. The WHERE clause is the fence: only the claim (lease) that holds the job may
 // move it on. $2 says whether the state is final (completed_at = now) or Pending again (due at
 // $4; the worker and lease are cleared); $12 is the result. In the same statement, when $13
-// names the attempt's outcome (writes_attempt_row: not a completion), the attempt's row: the attempt as claimed (before a release
-// gave it back), the lease, the worker, when it started, and $5, the error it ended with. A
-// lease is one claim, and only the outcome that moves the job off it writes its row, so the
-// row is new: no ON CONFLICT, whose speculative insertion cost the burn-down with history about
-// a tenth of its rate. @END@ selects from `upd`, the moved row (none: fenced out).
+// names the attempt's outcome (writes_attempt_row: not a completion), the attempt's row: the
+// attempt as claimed (before a release gave it back), the lease, the worker, when it started, and
+// $5, the error it ended with. A lease is one claim, and only the outcome that moves the job off it
+// writes its row, so the row is new: no ON CONFLICT, whose speculative insertion cost the burn-down
+// with history about a tenth of its rate. @END@ selects from `upd`, the moved row (none: fenced
+// out).
 constexpr std::string_view kFinish = R"sql(
 WITH upd AS (
 UPDATE @SCHEMA@.jobs
@@ -61,8 +62,21 @@ SELECT id, attempt, $10::integer, $11, coalesce(started_at, @AT@), @AT@, $13::va
 FROM upd WHERE $13::varchar IS NOT NULL)
 @END@)sql";
 
-// A final state: the row, if moved.
-constexpr std::string_view kFinishEnd = "SELECT 1 FROM upd";
+// Whether a JobRunner::wait of some process listens for finished jobs ($n: the store's
+// finish_channel, which its listening connection also takes as application_name). An
+// uncorrelated sub-select: evaluated once per statement (an InitPlan), reading the server's
+// table of sessions, whose application_name every role may see. Only then is pg_notify called:
+// a notifying transaction holds a lock that serializes the commits of all notifying
+// transactions of the cluster (the notification queue keeps commit order), so completions must
+// not notify when nobody listens. A waiter that connects between this check and the commit is
+// not told: its wait polls (JobRunner::wait).
+constexpr std::string_view kWaited =
+    R"sql((SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $@N@)))sql";
+
+// A final state: the row, if moved, and a notification on the finish channel ($14) when a
+// process waits for finished jobs.
+constexpr std::string_view kFinishEnd =
+    "SELECT CASE WHEN @WAITED@ THEN pg_notify($14, '') END FROM upd";
 
 // A job that is Pending again (retry, release) wakes the workers of every process, like an
 // insert: one notification in the same statement, delivered on commit.
@@ -72,14 +86,16 @@ constexpr std::string_view kFinishRetryEnd = "SELECT pg_notify($14, @PAYLOAD@) F
 // back; the common case) in one statement over arrays, so a batch of a hundred costs one round
 // trip instead of a hundred. A completion writes no attempt row (writes_attempt_row). The same
 // fence as kFinish, per row. $1: ids (uuid[]), $2: leases (integer[]), $3: the worker, $4:
-// results (jsonb[]), $5 (injected clock only): each outcome's time (timestamptz[]). Its fence is the plain `status = 'Running'`, not kRunning: for a batch,
-// reading the Running rows once and hashing them costs about a third of one look-up by id per
-// job.
+// results (jsonb[]), $5: the finish channel (as kFinishEnd; pg_notify is called per row, and
+// PostgreSQL keeps one of a transaction's equal notifications), $6 (injected clock only): each
+// outcome's time (timestamptz[]). Its fence is the plain `status = 'Running'`, not kRunning: for a
+// batch, reading the Running rows once and hashing them costs about a third of one look-up by id
+// per job.
 constexpr std::string_view kFinishCompletedMany = R"sql(
 UPDATE @SCHEMA@.jobs AS j SET status = 'Completed', completed_at = @AT@, result = f.result
 FROM @OUTCOMES@
 WHERE j.id = f.id AND j.lease = f.lease AND j.worker_id = $3 AND j.status = 'Running'
-RETURNING j.id::text)sql";
+RETURNING j.id::text, CASE WHEN @WAITED@ THEN pg_notify($5, '') END)sql";
 
 // Shared by the rescuer and startup recovery ($1 default max_attempts, $2 poison limit, $3
 // stale_before or worker id, $4 limit, $5 now). An orphan goes back to Pending, unless its
@@ -122,7 +138,7 @@ constexpr std::string_view kRescueGivesUp =
     R"sql(j.attempt >= coalesce(j.max_attempts, $1::integer) OR j.rescue_count + 1 >= $2::integer)sql";
 
 // $1-$12 of the finish statements (bind_finish, store/params.h), then the attempt's outcome
-// ($13); the retry ones take the channel as $14.
+// ($13); then $14, the channel: the store's (a retry's) or its finish channel (a final state).
 PgParams finish_params(const JobFinishParams& p) {
   PgParams params;
   bind_finish(params, p);
@@ -150,6 +166,8 @@ OutcomeStatements::OutcomeStatements(const SqlContext& sql) {
                               {"@ROW@", "jobs"},
                               {"@RUNNING@", kRunning},
                               {"@PAYLOAD@", kRunAtPayload},
+                              {"@WAITED@", kWaited},
+                              {"@N@", "14"},
                               {"@ATTEMPT_COLUMNS@", attempt_columns}});
   };
   finish = {"ergon_job_finish", finish_sql("now()", kFinishEnd)};
@@ -159,13 +177,15 @@ OutcomeStatements::OutcomeStatements(const SqlContext& sql) {
   // transaction.
   finish_tx = finish_sql("clock_timestamp()", kFinishEnd);
   finish_retry_tx = finish_sql("clock_timestamp()", kFinishRetryEnd);
-  finish_completed_many =
-      sql.statement("ergon_job_finish_completed_many", kFinishCompletedMany,
-                    {{"@AT@", sql.db_clock ? "now()" : "f.at"},
-                     {"@OUTCOMES@", sql.db_clock ? "unnest($1::uuid[], $2::integer[], $4::jsonb[]) "
-                                                   "AS f(id, lease, result)"
-                                                 : "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
-                                                   "$5::timestamptz[]) AS f(id, lease, result, at)"}});
+  finish_completed_many = sql.statement(
+      "ergon_job_finish_completed_many", kFinishCompletedMany,
+      {{"@AT@", sql.db_clock ? "now()" : "f.at"},
+       {"@OUTCOMES@", sql.db_clock ? "unnest($1::uuid[], $2::integer[], $4::jsonb[]) "
+                                     "AS f(id, lease, result)"
+                                   : "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
+                                     "$6::timestamptz[]) AS f(id, lease, result, at)"},
+       {"@WAITED@", kWaited},
+       {"@N@", "5"}});
   // Only the progress columns, and only of the attempt that reports: a progress write can
   // never change a job's status, so it can never leave a job stuck.
   progress = sql.statement("ergon_job_progress", R"sql(
@@ -210,6 +230,7 @@ WHERE id IN (SELECT id FROM @SCHEMA@.jobs WHERE status = $1 AND completed_at < $
 bool PostgresStore::finish_on(PgConnection& conn, const JobFinishParams& p) {
   PgParams params = finish_params(p);
   if (is_final(p.status)) {
+    params.text(finish_channel_);
     auto r = conn.run(sql_->outcomes.finish, params, Format::kText);
     return PQntuples(r.get()) == 1;
   }
@@ -268,7 +289,7 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
           if (n_plain > 0) {
             PgParams params;
             params.text(ids.str()).text(leases.str()).text(batch.front().worker_id);
-            params.text(results.str());
+            params.text(results.str()).text(finish_channel_);
             if (!database_clock_) params.text(times.str());
             auto r = conn->run(sql_->outcomes.finish_completed_many, params, Format::kText);
             std::unordered_set<std::string_view> done;
@@ -297,8 +318,10 @@ bool PostgresStore::job_finish_tx(NativeConnection native, const JobFinishParams
   require_transaction(conn, "complete_in_transaction(conn)");
   PgParams params = finish_params(p);
   // No local notify: the outcome is invisible until the caller commits. A retry's
-  // notification is queued in the caller's transaction and reaches the listeners on commit.
+  // notification (and a final state's, when somebody waits) is queued in the caller's
+  // transaction and reaches the listeners on commit.
   if (is_final(p.status)) {
+    params.text(finish_channel_);
     auto r = exec_on_caller(conn, sql_->outcomes.finish_tx, params,
                             "completion on the caller's connection");
     return PQntuples(r.get()) == 1;

@@ -16,14 +16,26 @@
 namespace ergon::postgres {
 namespace {
 
+// The schema name's hash: 16 hex digits.
+std::string schema_hash(const std::string& schema) {
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(schema)));
+  return hash;
+}
+
 // "ergon:<schema>" (channel names are identifiers: at most 63 bytes). A longer schema name
 // keeps its start and gets a hash of the whole name, so two long names still differ.
 std::string channel_for(const std::string& schema) {
   std::string channel = "ergon:" + schema;
   if (channel.size() <= 63) return channel;
-  char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(schema)));
-  return "ergon:" + truncate_utf8(schema, 63 - 6 - 17) + ":" + hash;
+  return "ergon:" + truncate_utf8(schema, 63 - 6 - 17) + ":" + schema_hash(schema);
+}
+
+// "ergon-wait:<hash of the schema>": the channel of finished jobs, and the application_name of
+// the connection that listens on it, by which completions know that somebody waits
+// (postgres_outcomes.cc). A hash, as a session's application_name keeps only printable ASCII.
+std::string finish_channel_for(const std::string& schema) {
+  return "ergon-wait:" + schema_hash(schema);
 }
 
 std::string percent_decode(std::string_view v) {
@@ -144,15 +156,15 @@ PostgresStore::Statements::Statements(const SqlContext& sql)
                         {{"@COLUMNS@", columns(kJobColumns)}})),
       // The rows of job_attempts, and a Completed job's last attempt from its own row
       // (writes_attempt_row), in lease order: the order they ran.
-      attempt_list(sql.statement("ergon_job_attempt_list", R"sql(
+      attempt_list(sql.statement(
+          "ergon_job_attempt_list", R"sql(
 SELECT @COLUMNS@ FROM @SCHEMA@.job_attempts WHERE job_id = $1::uuid
 UNION ALL
 SELECT @COMPLETED@ FROM @SCHEMA@.jobs j
 WHERE id = $1::uuid AND status = 'Completed' AND worker_id IS NOT NULL AND started_at IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM @SCHEMA@.job_attempts a WHERE a.job_id = j.id AND a.lease = j.lease)
 ORDER BY lease)sql",
-                                 {{"@COLUMNS@", columns(kAttemptColumns)},
-                                  {"@COMPLETED@", columns(kCompletedAttempt)}})),
+          {{"@COLUMNS@", columns(kAttemptColumns)}, {"@COMPLETED@", columns(kCompletedAttempt)}})),
       notify{"ergon_notify", "SELECT pg_notify($1, $2)"},
       enqueue(sql),
       claim(sql),
@@ -248,6 +260,7 @@ PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
     : Store(clock),
       schema_(url.schema),
       channel_(channel_for(url.schema)),
+      finish_channel_(finish_channel_for(url.schema)),
       database_clock_(&clock == &Clock::system()),
       conninfo_(url.conninfo),
       pool_(url.conninfo, url.pool_size),
@@ -275,15 +288,13 @@ PostgresStore::PostgresStore(const PostgresUrl& url, Clock& clock)
 PostgresStore::~PostgresStore() {
   // The waker announces what is still pending, then stops; it uses the pool.
   waker_.stop();
-  // Stop the listener before the pool it asks about goes away.
+  // Stop the listeners before the pool they ask about goes away.
   std::lock_guard lock(listener_mu_);
   listener_.reset();
+  finish_listener_.reset();
 }
 
-void PostgresStore::listener_ensure() {
-  if (listener_started_.load(std::memory_order_acquire)) return;
-  std::lock_guard lock(listener_mu_);
-  if (listener_) return;
+transport::PgListener::Options PostgresStore::listener_options(const std::string& channel) {
   transport::PgListener::Options o;
   // TCP keepalives notice a silently dead server (no FIN) on the otherwise idle LISTEN
   // connection within about a minute; the URL's own settings, later in the list, win.
@@ -292,11 +303,29 @@ void PostgresStore::listener_ensure() {
                 {"keepalives_interval", "10"},
                 {"keepalives_count", "3"}};
   o.conninfo.insert(o.conninfo.end(), conninfo_.begin(), conninfo_.end());
-  o.channel = channel_;
-  // Inserts through this store already notified this process synchronously; relaying their
-  // notifications again would wake the workers twice.
+  o.channel = channel;
+  // What this store wrote already told this process synchronously; relaying its notifications
+  // again would wake the workers (or waiters) twice.
   o.ignore_backend = [this](int pid) { return pool_.owns_backend(pid); };
-  listener_ = std::make_unique<transport::PgListener>(std::move(o), notifier(), clock());
+  return o;
+}
+
+void PostgresStore::watch_finishes() {
+  std::lock_guard lock(listener_mu_);
+  if (finish_listener_) return;
+  transport::PgListener::Options o = listener_options(finish_channel_);
+  // Last, so it wins over the URL's: the name by which completions see that somebody waits.
+  o.conninfo.emplace_back("application_name", finish_channel_);
+  finish_listener_ =
+      std::make_unique<transport::PgListener>(std::move(o), finish_notifier(), clock());
+}
+
+void PostgresStore::listener_ensure() {
+  if (listener_started_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(listener_mu_);
+  if (listener_) return;
+  listener_ =
+      std::make_unique<transport::PgListener>(listener_options(channel_), notifier(), clock());
   listener_started_.store(true, std::memory_order_release);
 }
 

@@ -91,6 +91,10 @@ class PostgresStore final : public Store {
   // Starts the listener if it is not running yet and waits until it LISTENs (true) or
   // `timeout` passes (false).
   bool listener_wait_ready(std::chrono::milliseconds timeout);
+  // LISTENs on the finish channel from now on (a connection and thread of their own, started by
+  // the first call) and feeds finish_notifier(); its connection's application_name is the
+  // channel, which tells completions in every process to notify (postgres_outcomes.cc).
+  void watch_finishes() override;
 
   // Test hook: for each statement prepared on the store's connections (those a call gets now;
   // with pool_size=1 every one), how many times PostgreSQL planned it generically and how many
@@ -107,6 +111,8 @@ class PostgresStore final : public Store {
  private:
   struct Statements;  // postgres_internal.h
   void listener_ensure();
+  // A listener on `channel` over its own connection, relaying what other processes send.
+  transport::PgListener::Options listener_options(const std::string& channel);
   // One statement on a connection of pool_, given back before the result is read: as a
   // prepared statement (run) or not (exec).
   pq::PgResult pooled_run(const pq::PgStatement& st, const pq::PgParams& params,
@@ -129,7 +135,8 @@ class PostgresStore final : public Store {
 
   const std::string schema_;
   const std::string channel_;
-  const bool database_clock_;  // see "Time" above
+  const std::string finish_channel_;  // finish_channel_for: finished jobs, for JobRunner::wait
+  const bool database_clock_;         // see "Time" above
   const pq::ConnParams conninfo_;
   PgPool pool_;
   // The claims' own connections (as many as claim at once: usually one, as a worker has one
@@ -150,7 +157,8 @@ class PostgresStore final : public Store {
   // Whether the last claim saw a grouped job Pending: the next claim is then the fair one
   // (round-robin across groups), otherwise the plain one. Starts fair.
   std::atomic<bool> grouped_pending_{true};
-  std::unique_ptr<transport::PgListener> listener_;  // guarded by listener_mu_
+  std::unique_ptr<transport::PgListener> listener_;         // guarded by listener_mu_
+  std::unique_ptr<transport::PgListener> finish_listener_;  // guarded by listener_mu_
 
   // Wake-ups of other processes for concurrent single inserts (job_insert); lends pool_'s
   // connections, so it is stopped first.

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ergon/types.h"
 
@@ -64,6 +65,8 @@ struct ScheduleRecord {
   std::string queue;
   int priority = 0;
   std::optional<int> max_attempts;
+  std::vector<std::string> tags;     // the tags of every job it starts (none: empty)
+  std::optional<std::string> meta;   // their meta: a JSON object's text, if any
   std::optional<JobId> last_job_id;  // the job the last fired slot enqueued
 };
 

@@ -176,6 +176,8 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   job_options.queue = o.queue;
   job_options.priority = o.priority;
   job_options.max_attempts = o.max_attempts;
+  job_options.tags = o.tags;
+  job_options.meta = o.meta;
   // The same checks as a one-off job, on the job the schedule will enqueue.
   JobInsertParams checked = make_insert(*store_, job_type, job_data, job_options);
   ScheduleRecord r;
@@ -210,6 +212,8 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   r.queue = o.queue;
   r.priority = o.priority;
   r.max_attempts = o.max_attempts;
+  r.tags = std::move(o.tags);
+  if (!o.meta.empty()) r.meta = std::move(o.meta);
   store_->schedule_upsert({r});
   return r.name;
 }
@@ -229,6 +233,8 @@ JobId JobRunner::trigger_scheduled_job(std::string_view name) {
   o.queue = s->queue;
   o.priority = s->priority;
   o.max_attempts = s->max_attempts;
+  o.tags = s->tags;
+  o.meta = s->meta.value_or("");
   return start_job_raw(s->job_type, s->job_data, o);
 }
 

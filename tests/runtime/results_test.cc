@@ -324,16 +324,25 @@ TEST_P(ResultsTest, TheHandlerSeesItsTagsAndMeta) {
   worker->stop();
 }
 
+// A job's and a schedule's alike (a schedule's are those of the jobs it starts).
 TEST_P(ResultsTest, BadTagsAndMetaAreRefusedAndWriteNothing) {
   JobRunner runner(store_);
-  auto refused = [&](JobOptions o) {
+  auto attempt = [](auto&& call) {
     try {
-      runner.start_job(Sum{}, o);
+      call();
       return std::string("accepted");
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
       return std::string(e.what());
     }
+  };
+  auto refused = [&](JobOptions o) {
+    std::string job = attempt([&] { runner.start_job(Sum{}, o); });
+    std::string schedule = attempt([&] {
+      runner.add_or_update_scheduled_job(Sum{}, "@hourly", {.tags = o.tags, .meta = o.meta});
+    });
+    EXPECT_EQ(schedule, job);
+    return job;
   };
   JobOptions many;
   for (int i = 0; i < 21; ++i) many.tags.push_back("t" + std::to_string(i));
@@ -350,6 +359,7 @@ TEST_P(ResultsTest, BadTagsAndMetaAreRefusedAndWriteNothing) {
   EXPECT_EQ(refused({.meta = "{\"a\":\"" + std::string(64 * 1024, 'x') + "\"}"}),
             "meta is 65544 bytes, the limit is 65536");
   EXPECT_TRUE(runner.list_jobs().empty());
+  EXPECT_TRUE(runner.list_scheduled_jobs().empty());
 }
 
 }  // namespace

@@ -338,7 +338,7 @@ std::optional<JobRecord> JobRunner::wait(const JobId& id, Duration timeout) {
     ~Unsubscribe() { notifier.unsubscribe(id); }
   } unsubscribe{finished, subscription};
   // Polling covers what no notification reaches: another process's worker on SQLite, a job
-  // that ended between PostgreSQL's check for waiters and its commit, a cancel or a rescue.
+  // that ended before PostgreSQL's worker looked for waiters again, a cancel or a rescue.
   // Look again soon at first (most jobs are short), then less often so that a long wait costs
   // little.
   Duration poll = std::chrono::milliseconds(10);

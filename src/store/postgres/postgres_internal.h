@@ -203,6 +203,7 @@ struct OutcomeStatements {
   explicit OutcomeStatements(const SqlContext& sql);
   PgStatement finish, finish_retry;
   PgStatement finish_completed_many;       // job_finish_many's plain completions
+  PgStatement waiters;                     // someone_waits
   std::string finish_tx, finish_retry_tx;  // unprepared, on the caller's connection
   PgStatement progress, heartbeat, rescue, release_worker, cancel_pending, cancel_running,
       job_exists, prune;

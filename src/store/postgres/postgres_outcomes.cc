@@ -64,21 +64,10 @@ SELECT id, attempt, $10::integer, $11, coalesce(started_at, @AT@), @AT@, $13::va
 FROM upd WHERE $13::varchar IS NOT NULL)
 @END@)sql";
 
-// Whether a JobRunner::wait of some process listens for finished jobs ($n: the store's
-// finish_channel, which its listening connection also takes as application_name). An
-// uncorrelated sub-select: evaluated once per statement (an InitPlan), reading the server's
-// table of sessions, whose application_name every role may see. Only then is pg_notify called:
-// a notifying transaction holds a lock that serializes the commits of all notifying
-// transactions of the cluster (the notification queue keeps commit order), so completions must
-// not notify when nobody listens. A waiter that connects between this check and the commit is
-// not told: its wait polls (JobRunner::wait).
-constexpr std::string_view kWaited =
-    R"sql((SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $@N@)))sql";
-
-// A final state: the row, if moved, and a notification on the finish channel ($14) when a
-// process waits for finished jobs.
+// A final state: the row, if moved, and, when $15 says that some process waits for finished
+// jobs (PostgresStore::someone_waits), a notification on the finish channel ($14).
 constexpr std::string_view kFinishEnd =
-    "SELECT CASE WHEN @WAITED@ THEN pg_notify($14, '') END FROM upd";
+    "SELECT CASE WHEN $15::boolean THEN pg_notify($14, '') END FROM upd";
 
 // A job that is Pending again (retry, release) wakes the workers of every process, like an
 // insert: one notification in the same statement, delivered on commit.
@@ -88,17 +77,17 @@ constexpr std::string_view kFinishRetryEnd = "SELECT pg_notify($14, @PAYLOAD@) F
 // back; the common case) in one statement over arrays, so a batch of a hundred costs one round
 // trip instead of a hundred. A completion writes no attempt row (writes_attempt_row). The same
 // fence as kFinish, per row. $1: ids (uuid[]), $2: leases (integer[]), $3: the worker, $4:
-// results (jsonb[]), $5: the finish channel (as kFinishEnd; pg_notify is called per row, and
-// PostgreSQL keeps one of a transaction's equal notifications), $6 (injected clock only): each
-// outcome's time (timestamptz[]). Its fence is the plain `status = 'Running'`, not kRunning: for a
-// batch, reading the Running rows once and hashing them costs about a third of one look-up by id
-// per job.
+// results (jsonb[]), $5: the finish channel, $6: whether to notify on it (as kFinishEnd;
+// pg_notify is called per row, and PostgreSQL keeps one of a transaction's equal
+// notifications), $7 (injected clock only): each outcome's time (timestamptz[]). Its fence is the
+// plain `status = 'Running'`, not kRunning: for a batch, reading the Running rows once and hashing
+// them costs about a third of one look-up by id per job.
 constexpr std::string_view kFinishCompletedMany = R"sql(
 UPDATE @SCHEMA@.jobs AS j
 SET status = 'Completed', completed_at = @AT@, result = f.result, error_message = NULL
 FROM @OUTCOMES@
 WHERE j.id = f.id AND j.lease = f.lease AND j.worker_id = $3 AND j.status = 'Running'
-RETURNING j.id::text, CASE WHEN @WAITED@ THEN pg_notify($5, '') END)sql";
+RETURNING j.id::text, CASE WHEN $6::boolean THEN pg_notify($5, '') END)sql";
 
 // Shared by the rescuer and startup recovery ($1 default max_attempts, $2 poison limit, $3
 // stale_before or worker id, $4 limit, $5 now). An orphan goes back to Pending, unless its
@@ -141,7 +130,8 @@ constexpr std::string_view kRescueGivesUp =
     R"sql(j.attempt >= coalesce(j.max_attempts, $1::integer) OR j.rescue_count + 1 >= $2::integer)sql";
 
 // $1-$12 of the finish statements (bind_finish, store/params.h), then the attempt's outcome
-// ($13); then $14, the channel: the store's (a retry's) or its finish channel (a final state).
+// ($13); then $14, the channel: the store's (a retry's) or its finish channel (a final state,
+// with $15: whether to notify on it).
 PgParams finish_params(const JobFinishParams& p) {
   PgParams params;
   bind_finish(params, p);
@@ -169,8 +159,6 @@ OutcomeStatements::OutcomeStatements(const SqlContext& sql) {
                               {"@ROW@", "jobs"},
                               {"@RUNNING@", kRunning},
                               {"@PAYLOAD@", kRunAtPayload},
-                              {"@WAITED@", kWaited},
-                              {"@N@", "14"},
                               {"@ATTEMPT_COLUMNS@", attempt_columns}});
   };
   finish = {"ergon_job_finish", finish_sql("now()", kFinishEnd)};
@@ -186,9 +174,7 @@ OutcomeStatements::OutcomeStatements(const SqlContext& sql) {
        {"@OUTCOMES@", sql.db_clock ? "unnest($1::uuid[], $2::integer[], $4::jsonb[]) "
                                      "AS f(id, lease, result)"
                                    : "unnest($1::uuid[], $2::integer[], $4::jsonb[], "
-                                     "$6::timestamptz[]) AS f(id, lease, result, at)"},
-       {"@WAITED@", kWaited},
-       {"@N@", "5"}});
+                                     "$7::timestamptz[]) AS f(id, lease, result, at)"}});
   // Only the progress columns, and only of the attempt that reports: a progress write can
   // never change a job's status, so it can never leave a job stuck.
   progress = sql.statement("ergon_job_progress", R"sql(
@@ -219,6 +205,10 @@ WHERE id = $1::uuid AND status = 'Pending')sql",
                                  {{"@NOW@", sql.now(2)}});
   cancel_running = sql.statement("ergon_job_cancel_running", R"sql(
 UPDATE @SCHEMA@.jobs SET cancel_requested = true WHERE id = $1::uuid AND status = 'Running')sql");
+  // Whether a JobRunner::wait of some process listens on the finish channel ($1), whose
+  // connection takes the channel's name as its application_name, which every role may read.
+  waiters = sql.statement("ergon_finish_waiters", R"sql(
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $1))sql");
   job_exists = sql.statement("ergon_job_exists", "SELECT 1 FROM @SCHEMA@.jobs WHERE id = $1::uuid");
   // Bounded: a large backlog of history is deleted in many short transactions. SKIP LOCKED:
   // two pruners split the work instead of queueing on the same rows.
@@ -230,10 +220,25 @@ WHERE id IN (SELECT id FROM @SCHEMA@.jobs WHERE status = $1 AND completed_at < $
 
 // One outcome's statement on `conn` (a final state, or Pending again with its pg_notify);
 // true if it moved the job.
-bool PostgresStore::finish_on(PgConnection& conn, const JobFinishParams& p) {
+bool PostgresStore::someone_waits() {
+  using namespace std::chrono;
+  const std::int64_t now =
+      duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+  std::int64_t checked = waiters_checked_ms_.load(std::memory_order_relaxed);
+  if ((checked != 0 && now - checked < 1000) ||
+      !waiters_checked_ms_.compare_exchange_strong(checked, now)) {
+    return waiters_.load(std::memory_order_relaxed);  // fresh, or another thread looks
+  }
+  auto r = pooled_run(sql_->outcomes.waiters, PgParams().text(finish_channel_), Format::kText);
+  const bool waits = std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
+  waiters_.store(waits, std::memory_order_relaxed);
+  return waits;
+}
+
+bool PostgresStore::finish_on(PgConnection& conn, const JobFinishParams& p, bool notify_finish) {
   PgParams params = finish_params(p);
   if (is_final(p.status)) {
-    params.text(finish_channel_);
+    params.text(finish_channel_).boolean(notify_finish);
     auto r = conn.run(sql_->outcomes.finish, params, Format::kText);
     return PQntuples(r.get()) == 1;
   }
@@ -244,9 +249,10 @@ bool PostgresStore::finish_on(PgConnection& conn, const JobFinishParams& p) {
 
 bool PostgresStore::job_finish(const JobFinishParams& p) {
   bool changed;
+  const bool waits = is_final(p.status) && someone_waits();  // before the lease: pool_size 1
   {
     auto conn = pool_.acquire();
-    changed = finish_on(*conn, p);
+    changed = finish_on(*conn, p, waits);
   }
   if (changed && p.status == JobStatus::kPending) notifier().notify(p.run_at);
   return changed;
@@ -276,7 +282,8 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
     }
     times.add(format_timestamp(p.now));
   }
-  std::optional<TimePoint> earliest;  // of the jobs that are Pending again
+  std::optional<TimePoint> earliest;   // of the jobs that are Pending again
+  const bool waits = someone_waits();  // before the lease below: with pool_size 1 it is the one
   {
     auto conn = pool_.acquire();
     // No nested loop for the batch's join of the outcomes with the Running rows: the planner,
@@ -292,7 +299,7 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
           if (n_plain > 0) {
             PgParams params;
             params.text(ids.str()).text(leases.str()).text(batch.front().worker_id);
-            params.text(results.str()).text(finish_channel_);
+            params.text(results.str()).text(finish_channel_).boolean(waits);
             if (!database_clock_) params.text(times.str());
             auto r = conn->run(sql_->outcomes.finish_completed_many, params, Format::kText);
             std::unordered_set<std::string_view> done;
@@ -304,7 +311,7 @@ std::vector<bool> PostgresStore::job_finish_many(std::span<const JobFinishParams
           for (std::size_t i = 0; i < batch.size(); ++i) {
             const auto& p = batch[i];
             if (plain(p)) continue;
-            out[i] = finish_on(*conn, p);
+            out[i] = finish_on(*conn, p, waits);
             if (out[i] && p.status == JobStatus::kPending) {
               earliest = earliest ? std::min(*earliest, p.run_at) : p.run_at;
             }
@@ -324,7 +331,7 @@ bool PostgresStore::job_finish_tx(NativeConnection native, const JobFinishParams
   // notification (and a final state's, when somebody waits) is queued in the caller's
   // transaction and reaches the listeners on commit.
   if (is_final(p.status)) {
-    params.text(finish_channel_);
+    params.text(finish_channel_).boolean(someone_waits());
     auto r = exec_on_caller(conn, sql_->outcomes.finish_tx, params,
                             "completion on the caller's connection");
     return PQntuples(r.get()) == 1;

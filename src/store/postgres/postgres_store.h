@@ -125,7 +125,15 @@ class PostgresStore final : public Store {
   // One limited type's claim on `conn`, inside its transaction.
   void claim_type(pq::PgConnection& conn, const JobClaimParams& p, const std::string& type,
                   int room, std::vector<JobRecord>& out);
-  bool finish_on(pq::PgConnection& conn, const JobFinishParams& p);
+  // One outcome on `conn`; a final state notifies the finish channel when `notify_finish`.
+  bool finish_on(pq::PgConnection& conn, const JobFinishParams& p, bool notify_finish);
+  // Whether some process waits for finished jobs: a session named after the finish channel
+  // exists (watch_finishes). Looked up (a statement on a pool connection: call it holding none)
+  // at most once a second and remembered. Only then do completions notify, as a notifying
+  // transaction holds a lock that serializes the commits of every notifying transaction of the
+  // cluster, and reading the server's session table costs each statement that reads it. A
+  // waiter that appears meanwhile is not told for up to a second: its wait polls.
+  bool someone_waits();
   // job_rescue and job_release_worker: runs `st`, then wakes the workers for what went back
   // to Pending.
   int rescue_run(const pq::PgStatement& st, const pq::PgParams& params, TimePoint now);
@@ -136,7 +144,9 @@ class PostgresStore final : public Store {
   const std::string schema_;
   const std::string channel_;
   const std::string finish_channel_;  // finish_channel_for: finished jobs, for JobRunner::wait
-  const bool database_clock_;         // see "Time" above
+  std::atomic<std::int64_t> waiters_checked_ms_{0};  // someone_waits: when (steady ms; 0: never)
+  std::atomic<bool> waiters_{false};                 // someone_waits: what it found then
+  const bool database_clock_;                        // see "Time" above
   const pq::ConnParams conninfo_;
   PgPool pool_;
   // The claims' own connections (as many as claim at once: usually one, as a worker has one

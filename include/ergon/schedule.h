@@ -35,7 +35,7 @@ std::optional<MisfirePolicy> parse_misfire_policy(std::string_view text);  // ru
 std::optional<OverlapPolicy> parse_overlap_policy(std::string_view text);  // allow|skip
 
 struct ScheduleOptions {
-  std::string name;               // empty: the job type
+  std::string name{};             // empty: the job type
   std::string time_zone = "UTC";  // IANA name, e.g. "Europe/Berlin"
   bool with_seconds = false;      // the expression has 6 fields (seconds first)
   MisfirePolicy misfire = MisfirePolicy::kRunOnce;
@@ -43,7 +43,7 @@ struct ScheduleOptions {
   OverlapPolicy overlap = OverlapPolicy::kAllow;
   std::string queue = "default";
   int priority = 0;
-  std::optional<int> max_attempts;
+  std::optional<int> max_attempts{};
 };
 
 // One row of scheduled_jobs.

@@ -21,8 +21,8 @@ set(ERGON_USES_transport core pq)
 set(ERGON_USES_store core pq transport)
 set(ERGON_USES_messaging core)
 set(ERGON_USES_runtime core cron transport store messaging)
-set(ERGON_USES_client core cron store runtime)
-set(ERGON_USES_ops core store client)
+set(ERGON_USES_client core cron transport store runtime)
+set(ERGON_USES_ops core cron store client)
 set(ERGON_USES_commands core store runtime)
 set(ERGON_USES_dashboard core store client ops)
 
@@ -122,6 +122,12 @@ function(ergon_module name)
     VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}
     INSTALL_RPATH "$ORIGIN")
   target_compile_features(ergon_${name} PUBLIC cxx_std_20)
+  if(BUILD_SHARED_LIBS AND NOT M_STATIC AND NOT ERGON_SANITIZE)
+    # Every symbol a module uses must come from the modules the table lets it use (or from its
+    # LIBS): the link, not only the includes, refuses a module that calls upward. (Not under
+    # the sanitizers: their runtime is resolved in the executable.)
+    target_link_options(ergon_${name} PRIVATE LINKER:--no-undefined)
+  endif()
   target_include_directories(ergon_${name}
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>

@@ -43,11 +43,14 @@ foreach(module IN LISTS ERGON_LIBRARY_MODULES)
 endforeach()
 # cctz has no .pc file: its library by name, with its directory when the linker would not
 # search there by itself.
-get_target_property(ergon_cctz_location cctz::cctz LOCATION)
-get_filename_component(ergon_cctz_dir "${ergon_cctz_location}" DIRECTORY)
 set(ergon_pc_libs_private "-lcctz")
-if(NOT ergon_cctz_dir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
-  set(ergon_pc_libs_private "-L${ergon_cctz_dir} -lcctz")
+get_target_property(ergon_cctz_imported cctz::cctz IMPORTED)
+if(ergon_cctz_imported)
+  get_target_property(ergon_cctz_location cctz::cctz LOCATION)
+  get_filename_component(ergon_cctz_dir "${ergon_cctz_location}" DIRECTORY)
+  if(NOT ergon_cctz_dir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
+    set(ergon_pc_libs_private "-L${ergon_cctz_dir} -lcctz")
+  endif()
 endif()
 if(BUILD_SHARED_LIBS)
   set(ergon_pc_private "Requires.private: ${ergon_pc_requires_private}

@@ -44,8 +44,7 @@ void register_enqueue(CLI::App& app, Globals& g) {
                   "with --unique-key: at most one job with the key per this period (1h, 1d)");
   cmd->add_option("--group", args->group_key,
                   "group key (a tenant, an account): claimed round-robin across groups");
-  cmd->add_option("--tag", args->tags, "a tag to find the job by (repeat for more)");
-  cmd->add_option("--meta", args->meta, "the job's metadata, a JSON object");
+  add_tag_meta_options(cmd, args->tags, args->meta, "the job");
   cmd->add_flag("--wait", args->wait, "wait for the job to end and print its result");
   cmd->add_option("--timeout", args->timeout, "with --wait: give up after this long (default 1h)");
   cmd->callback([&g, args] {

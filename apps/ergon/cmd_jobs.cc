@@ -4,20 +4,9 @@
 #include "common.h"
 #include "ops/jobs.h"
 #include "ops/render.h"
-#include "store/store.h"  // truncate_utf8
 
 namespace ergon::cli {
 namespace {
-
-// One line per job; long fields are cut so the table stays readable, and what the store holds
-// is shown, never acted on by the terminal (printable).
-std::string cut(std::string s, std::size_t n) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  s = printable(s);
-  return s.size() <= n ? s : truncate_utf8(s, n - 3) + "...";
-}
 
 // The attempt history as a table, oldest first.
 void print_attempts(const std::vector<AttemptRecord>& attempts) {

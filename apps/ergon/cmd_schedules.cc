@@ -22,14 +22,18 @@ void register_schedules(CLI::App& app, Globals& g) {
       print_json(out);
       return;
     }
-    std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %s\n", "NAME", "TYPE", "EXPRESSION", "ZONE",
-                "ENABLED", "NEXT", "LAST");
+    std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %-21s %-30s %s\n", "NAME", "TYPE", "EXPRESSION",
+                "ZONE", "ENABLED", "NEXT", "LAST", "TAGS", "META");
     for (const auto& s : rows) {
-      std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %s\n", printable(s.name).c_str(),
+      std::string tags;
+      for (const auto& t : s.tags) tags += (tags.empty() ? "" : ",") + t;
+      std::printf("%-24s %-20s %-20s %-18s %-8s %-21s %-21s %-30s %s\n", printable(s.name).c_str(),
                   printable(s.job_type).c_str(), printable(s.cron_expression).c_str(),
                   printable(s.time_zone).c_str(), s.is_enabled ? "yes" : "no",
                   short_time(s.next_run_time).c_str(),
-                  s.last_run_time ? short_time(*s.last_run_time).c_str() : "-");
+                  s.last_run_time ? short_time(*s.last_run_time).c_str() : "-",
+                  tags.empty() ? "-" : cut(tags, 30).c_str(),
+                  cut(s.meta.value_or("-"), 60).c_str());
     }
   });
 
@@ -38,6 +42,8 @@ void register_schedules(CLI::App& app, Globals& g) {
                                   queue = "default";
     bool seconds = false;
     int misfire_limit = 10, priority = 0, max_attempts = 0;
+    std::vector<std::string> tags;
+    std::string meta;
   };
   auto a = std::make_shared<AddArgs>();
   auto* add = cmd->add_subcommand("add", "add or update a schedule (keyed by NAME)");
@@ -55,6 +61,7 @@ void register_schedules(CLI::App& app, Globals& g) {
   add->add_option("--priority", a->priority, "priority of the jobs");
   add->add_option("--max-attempts", a->max_attempts, "attempts per job")
       ->check(CLI::Range(1, 1000000));
+  add_tag_meta_options(add, a->tags, a->meta, "each job it starts");
   add->callback([&g, a] {
     ScheduleOptions o;
     o.name = a->name;
@@ -70,6 +77,8 @@ void register_schedules(CLI::App& app, Globals& g) {
     o.queue = a->queue;
     o.priority = a->priority;
     if (a->max_attempts > 0) o.max_attempts = a->max_attempts;
+    o.tags = a->tags;
+    o.meta = a->meta;
     auto change = ops::Schedules(open_existing(database_url(g)))
                       .add(a->type, a->data, a->expr, o, cli_actor());
     require_audited(change.audited);

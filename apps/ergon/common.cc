@@ -5,6 +5,7 @@
 
 #include "ergon/time_range.h"
 #include "ops/filter.h"
+#include "store/store.h"  // truncate_utf8
 
 namespace ergon::cli {
 
@@ -100,6 +101,20 @@ void audit(const std::shared_ptr<Store>& store, std::string_view action, std::st
 std::string short_time(TimePoint t) {
   std::string s = format_timestamp(t);  // 2026-11-28T19:20:11.123456Z
   return s.substr(0, 10) + " " + s.substr(11, 8) + "Z";
+}
+
+std::string cut(std::string s, std::size_t n) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  s = printable(s);
+  return s.size() <= n ? s : truncate_utf8(s, n - 3) + "...";
+}
+
+void add_tag_meta_options(CLI::App* cmd, std::vector<std::string>& tags, std::string& meta,
+                          const std::string& whose) {
+  cmd->add_option("--tag", tags, "a tag to find " + whose + " by (repeat for more)");
+  cmd->add_option("--meta", meta, "metadata of " + whose + ", a JSON object");
 }
 
 std::pair<std::string, int> parse_listen_address(const std::string& text,

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ergon/ergon.h"
 #include "ops/audit.h"
@@ -35,6 +36,14 @@ Duration parse_cli_duration(const std::string& text, const std::string& option =
 
 // Local wall-clock-free rendering for tables: "2026-11-28 19:20:11Z".
 std::string short_time(TimePoint t);
+// Stored text as one table cell: on one line, shown and not acted on by the terminal
+// (printable), cut to at most n bytes with "..." when longer.
+std::string cut(std::string s, std::size_t n);
+
+// --tag (repeatable) and --meta of a command that starts jobs; `whose` names those jobs in the
+// help. The library checks the values (JobOptions::tags and meta).
+void add_tag_meta_options(CLI::App* cmd, std::vector<std::string>& tags, std::string& meta,
+                          const std::string& whose);
 
 // Exit statuses (docs/cli.md#exit-status).
 inline constexpr int kExitOk = 0;

@@ -173,6 +173,21 @@ class HandlerRegistry {
   // Error(kInvalidArgument) if `job_type` is empty or already registered.
   void add_raw(std::string job_type, Invoker invoke, JobTypeOptions options = {});
 
+  // An execution middleware: wraps the handler of every attempt it applies to. It calls next()
+  // once to run what it wraps (the next middleware, at last the handler), and may do work
+  // before and after (a logging context, a span, timing, per-tenant setup). An exception from
+  // next() is the handler's failure: the middleware sees it, may rethrow it or throw another
+  // (translating it: NonRetryableError fails the job for good, Snooze snoozes it), or swallow
+  // it (the attempt then completes). A middleware that throws fails the attempt as a handler
+  // would; one that does not call next() completes it without running the handler.
+  using Middleware = std::function<void(JobContext& context, const std::function<void()>& next)>;
+  // Adds `middleware` around the handlers of every job type (job_type empty) or of one type's,
+  // outside the ones added after it: the first added is the outermost. Not thread-safe: add
+  // them before the registry goes to a worker.
+  void use(Middleware middleware, std::string job_type = {});
+  // Runs one attempt of `entry` (found for context.job_type()) inside the middleware that apply.
+  void run(const Entry& entry, std::string_view job_data, JobContext& context) const;
+
   [[nodiscard]] const Entry* find(std::string_view job_type) const;
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
   // The registered job types, sorted.
@@ -201,6 +216,7 @@ class HandlerRegistry {
   }
 
   std::map<std::string, Entry, std::less<>> entries_;
+  std::vector<std::pair<std::string, Middleware>> middleware_;  // (job type or "", middleware)
 };
 
 }  // namespace ergon

@@ -36,9 +36,26 @@ enum class CancelOutcome {
   kAlreadyFinished,  // Completed, Failed or Cancelled already: nothing changed
 };
 
+// What an enqueue middleware sees of a job about to be written: its type and payload, and its
+// options, which it may change (add tags or meta, pick a queue). To reject the job it throws;
+// the exception reaches start_job's caller and nothing is written.
+struct EnqueueRequest {
+  std::string_view job_type;
+  std::string_view job_data;
+  JobOptions& options;
+};
+using EnqueueMiddleware = std::function<void(EnqueueRequest& request)>;
+
 class JobRunner {
  public:
   explicit JobRunner(std::shared_ptr<Store> store);
+
+  // Adds an enqueue middleware: for every job this runner starts (job_type empty) or for one
+  // type's. Every start_job form (and start_jobs, per job) runs them in the order they were
+  // added, before the job is checked, so what they add is checked like what the caller gave. A
+  // schedule's jobs, started by the scheduler, do not pass through them. Not thread-safe: add
+  // them before the runner is shared.
+  void use(EnqueueMiddleware middleware, std::string job_type = {});
 
   template <JobType T>
   JobId start_job(const T& job, const JobOptions& options = {}) {
@@ -201,6 +218,7 @@ class JobRunner {
 
  private:
   std::shared_ptr<Store> store_;
+  std::vector<std::pair<std::string, EnqueueMiddleware>> middleware_;  // (job type or "", it)
 };
 
 }  // namespace ergon

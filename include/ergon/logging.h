@@ -3,10 +3,14 @@
 // Ergon logs through spdlog's default logger (an application that sets its own default logger
 // gets Ergon's lines there). Every line about a job names it: "job <id> (<type>, attempt N):
 // ...". configure_logging() sets the default logger's level and format; in the JSON format
-// each line is one JSON object with the job's id, type and attempt as fields of their own:
+// each line is one JSON object with the job's id, type and attempt (and, where the worker
+// knows it, queue) as fields of their own:
 //   {"time":"2026-11-29T02:10:00.123456Z","level":"warning","logger":"ergon","thread":1234,
-//    "msg":"job 0193... (send_email, attempt 2): ...","job_id":"0193...",
-//    "job_type":"send_email","attempt":2}
+//    "msg":"job 0193... (send_email, attempt 2): failed, retry at 2026-11-29T02:10:07Z: ...",
+//    "job_id":"0193...","job_type":"send_email","attempt":2,"queue":"mail"}
+// A worker logs, at the default level (info), a retry at warning ("failed, retry at <instant>:
+// <error>"), a failure for good at error ("failed for good: <error>"), a refused outcome, a
+// timeout's stop and the orphans it rescues at warning; a start or completion only at debug.
 #pragma once
 
 #include <optional>

@@ -69,7 +69,12 @@ struct JobEvent {
   int attempt = 0;
   std::string_view error{};  // for kRetryScheduled and kFailed
   std::string_view queue{};  // the job's queue, when the worker sets it (metrics labels)
+  // kRetryScheduled and kSnoozed: when the job is due again.
+  std::optional<TimePoint> run_at{};
 };
+// "started", "completed", "retry_scheduled", "failed", "released", "fenced", "cancelled",
+// "rescued", "snoozed".
+std::string_view to_string(JobEvent::Kind kind);
 
 // Triggering execution through a message queue, as the original system did with Azure Storage
 // Queues (docs/messaging.md). The database stays the source of truth: a worker still polls at

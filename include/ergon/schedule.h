@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ergon/types.h"
 
@@ -44,6 +45,11 @@ struct ScheduleOptions {
   std::string queue = "default";
   int priority = 0;
   std::optional<int> max_attempts{};
+  // The tags and meta of every job the schedule starts, by JobOptions' rules: at most 20 tags,
+  // each 1 to 100 bytes of UTF-8 without control characters, none repeated; meta a JSON
+  // object's text, at most 64 KiB. Empty: none.
+  std::vector<std::string> tags{};
+  std::string meta{};
 };
 
 // One row of scheduled_jobs.
@@ -64,6 +70,8 @@ struct ScheduleRecord {
   std::string queue;
   int priority = 0;
   std::optional<int> max_attempts;
+  std::vector<std::string> tags;     // ScheduleOptions::tags
+  std::optional<std::string> meta;   // ScheduleOptions::meta: a JSON object's text, if given
   std::optional<JobId> last_job_id;  // the job the last fired slot enqueued
 };
 

@@ -95,27 +95,51 @@ JobInsertParams make_insert(Store& store, std::string_view job_type, std::string
   return p;
 }
 
+// What start_job writes: `options` as the enqueue middleware leave them, checked. With
+// middleware, the changed options are kept in `changed`, which the params view (tags, meta,
+// queue): it must outlive them, unmoved.
+JobInsertParams prepare(Store& store,
+                        const std::vector<std::pair<std::string, EnqueueMiddleware>>& middleware,
+                        std::string_view job_type, std::string_view job_data,
+                        const JobOptions& options, std::optional<JobOptions>& changed) {
+  if (middleware.empty()) return make_insert(store, job_type, job_data, options);
+  changed.emplace(options);
+  EnqueueRequest request{job_type, job_data, *changed};
+  for (const auto& [type, m] : middleware) {
+    if (type.empty() || type == job_type) m(request);
+  }
+  return make_insert(store, job_type, job_data, *changed);
+}
+
 }  // namespace
 
 JobRunner::JobRunner(std::shared_ptr<Store> store) : store_(std::move(store)) {
   if (!store_) throw Error(ErrorCode::kInvalidArgument, "JobRunner needs a store");
 }
 
+void JobRunner::use(EnqueueMiddleware middleware, std::string job_type) {
+  if (!middleware) throw Error(ErrorCode::kInvalidArgument, "null enqueue middleware");
+  middleware_.emplace_back(std::move(job_type), std::move(middleware));
+}
+
 JobId JobRunner::start_job_raw(std::string_view job_type, std::string_view job_data,
                                const JobOptions& options) {
-  JobInsertParams p = make_insert(*store_, job_type, job_data, options);
+  std::optional<JobOptions> changed;
+  JobInsertParams p = prepare(*store_, middleware_, job_type, job_data, options, changed);
   return store_->job_insert(p);
 }
 
 JobId JobRunner::start_job_raw(sqlite3* conn, std::string_view job_type, std::string_view job_data,
                                const JobOptions& options) {
-  JobInsertParams p = make_insert(*store_, job_type, job_data, options);
+  std::optional<JobOptions> changed;
+  JobInsertParams p = prepare(*store_, middleware_, job_type, job_data, options, changed);
   return store_->job_insert_tx(conn, p);
 }
 
 JobId JobRunner::start_job_raw(pg_conn* conn, std::string_view job_type, std::string_view job_data,
                                const JobOptions& options) {
-  JobInsertParams p = make_insert(*store_, job_type, job_data, options);
+  std::optional<JobOptions> changed;
+  JobInsertParams p = prepare(*store_, middleware_, job_type, job_data, options, changed);
   return store_->job_insert_tx(conn, p);
 }
 
@@ -129,7 +153,14 @@ std::vector<JobId> JobRunner::start_jobs_raw(std::string_view job_type,
   // Validate every job before writing any: a bad element rejects the whole batch.
   std::vector<JobInsertParams> params;
   params.reserve(job_data.size());
-  for (const auto& d : job_data) params.push_back(make_insert(*store_, job_type, d, options));
+  // Each job's options as its middleware left them (none without middleware); sized once, so
+  // never moved.
+  std::vector<std::optional<JobOptions>> changed(middleware_.empty() ? 0 : job_data.size());
+  std::optional<JobOptions> none;
+  for (std::size_t i = 0; i < job_data.size(); ++i) {
+    params.push_back(prepare(*store_, middleware_, job_type, job_data[i], options,
+                             changed.empty() ? none : changed[i]));
+  }
   store_->job_insert_many(params);
   std::vector<JobId> ids;
   ids.reserve(params.size());
@@ -145,6 +176,8 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   job_options.queue = o.queue;
   job_options.priority = o.priority;
   job_options.max_attempts = o.max_attempts;
+  job_options.tags = o.tags;
+  job_options.meta = o.meta;
   // The same checks as a one-off job, on the job the schedule will enqueue.
   JobInsertParams checked = make_insert(*store_, job_type, job_data, job_options);
   ScheduleRecord r;
@@ -179,6 +212,8 @@ std::string JobRunner::add_or_update_scheduled_job_raw(std::string_view job_type
   r.queue = o.queue;
   r.priority = o.priority;
   r.max_attempts = o.max_attempts;
+  r.tags = std::move(o.tags);
+  if (!o.meta.empty()) r.meta = std::move(o.meta);
   store_->schedule_upsert({r});
   return r.name;
 }
@@ -198,6 +233,8 @@ JobId JobRunner::trigger_scheduled_job(std::string_view name) {
   o.queue = s->queue;
   o.priority = s->priority;
   o.max_attempts = s->max_attempts;
+  o.tags = s->tags;
+  o.meta = s->meta.value_or("");
   return start_job_raw(s->job_type, s->job_data, o);
 }
 

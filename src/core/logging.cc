@@ -135,6 +135,10 @@ class JsonFormatter final : public spdlog::formatter {
       append_json_string(dest, job->type);
       append(dest, ",\"attempt\":");
       append(dest, std::to_string(job->attempt));
+      if (!job->queue.empty()) {
+        append(dest, ",\"queue\":");
+        append_json_string(dest, job->queue);
+      }
     }
     append(dest, "}\n");
   }

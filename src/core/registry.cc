@@ -37,6 +37,27 @@ void HandlerRegistry::add_raw(std::string job_type, Invoker invoke, JobTypeOptio
   }
 }
 
+void HandlerRegistry::use(Middleware middleware, std::string job_type) {
+  if (!middleware) throw Error(ErrorCode::kInvalidArgument, "null execution middleware");
+  middleware_.emplace_back(std::move(job_type), std::move(middleware));
+}
+
+void HandlerRegistry::run(const Entry& entry, std::string_view job_data,
+                          JobContext& context) const {
+  if (middleware_.empty()) return entry.invoke(job_data, context);
+  const std::string_view type = context.job_type();
+  // Middleware i wraps the rest of the chain: the next one that applies, at last the handler.
+  std::function<void(std::size_t)> from = [&](std::size_t i) {
+    while (i < middleware_.size() && !middleware_[i].first.empty() &&
+           middleware_[i].first != type) {
+      ++i;
+    }
+    if (i == middleware_.size()) return entry.invoke(job_data, context);
+    middleware_[i].second(context, [&from, i] { from(i + 1); });
+  };
+  from(0);
+}
+
 const HandlerRegistry::Entry* HandlerRegistry::find(std::string_view job_type) const {
   auto it = entries_.find(job_type);
   return it == entries_.end() ? nullptr : &it->second;

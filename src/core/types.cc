@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ergon/error.h"
+#include "ergon/options.h"
 #include "ergon/store.h"
 #include "ergon/time_range.h"
 
@@ -137,6 +138,30 @@ std::string_view to_string(JobStatus status) {
       return "Cancelled";
   }
   return "Unknown";
+}
+
+std::string_view to_string(JobEvent::Kind kind) {
+  switch (kind) {
+    case JobEvent::Kind::kStarted:
+      return "started";
+    case JobEvent::Kind::kCompleted:
+      return "completed";
+    case JobEvent::Kind::kRetryScheduled:
+      return "retry_scheduled";
+    case JobEvent::Kind::kFailed:
+      return "failed";
+    case JobEvent::Kind::kReleased:
+      return "released";
+    case JobEvent::Kind::kFenced:
+      return "fenced";
+    case JobEvent::Kind::kCancelled:
+      return "cancelled";
+    case JobEvent::Kind::kRescued:
+      return "rescued";
+    case JobEvent::Kind::kSnoozed:
+      return "snoozed";
+  }
+  return "unknown";
 }
 
 std::optional<JobStatus> parse_job_status(std::string_view text) {

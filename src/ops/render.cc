@@ -37,6 +37,14 @@ struct Render {
     json j = json::parse(data, nullptr, false);
     return j.is_discarded() ? text(data) : j;
   }
+  [[nodiscard]] json opt_payload(const std::optional<std::string>& data) const {
+    return data ? payload(*data) : json(nullptr);
+  }
+  [[nodiscard]] json tags(const std::vector<std::string>& tags) const {
+    json out = json::array();
+    for (const auto& t : tags) out.push_back(text(t));
+    return out;
+  }
   [[nodiscard]] json summary(const JobRecord& r) const {
     return {
         {"id", r.id.to_string()},
@@ -77,11 +85,9 @@ json job_to_json(const JobRecord& r, Text mode) {
   j["rescue_count"] = r.rescue_count;
   j["unique_key"] = render.opt_text(r.unique_key);
   j["group_key"] = render.opt_text(r.group_key);
-  j["result"] = r.result ? render.payload(*r.result) : json(nullptr);
-  json tags = json::array();
-  for (const auto& t : r.tags) tags.push_back(render.text(t));
-  j["tags"] = tags;
-  j["meta"] = r.meta ? render.payload(*r.meta) : json(nullptr);
+  j["result"] = render.opt_payload(r.result);
+  j["tags"] = render.tags(r.tags);
+  j["meta"] = render.opt_payload(r.meta);
   return j;
 }
 
@@ -119,6 +125,8 @@ json schedule_to_json(const ScheduleRecord& s) {
           {"misfire_limit", s.misfire_limit},
           {"overlap_policy", to_string(s.overlap)},
           {"queue", text_json(s.queue)},
+          {"tags", render.tags(s.tags)},
+          {"meta", render.opt_payload(s.meta)},
           {"last_job_id", s.last_job_id ? json(s.last_job_id->to_string()) : json(nullptr)}};
 }
 

@@ -53,6 +53,8 @@ ScheduleChange Schedules::edit(std::string_view name, std::string_view expressio
   o.queue = s->queue;
   o.priority = s->priority;
   o.max_attempts = s->max_attempts;
+  o.tags = s->tags;
+  o.meta = s->meta.value_or("");
   // The zone is checked here: the runner's message names the schedule, this one the field.
   try {
     cron::TimeZone::load(o.time_zone);

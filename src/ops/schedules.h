@@ -49,8 +49,8 @@ class Schedules {
   ScheduleChange add(std::string_view job_type, std::string_view job_data,
                      std::string_view expression, const ScheduleOptions& options,
                      std::string_view actor);
-  // A new expression, and optionally zone and format, for an existing schedule; its job and
-  // policies stay.
+  // A new expression, and optionally zone and format, for an existing schedule; its job (with
+  // its tags and meta) and policies stay.
   ScheduleChange edit(std::string_view name, std::string_view expression,
                       std::optional<std::string> time_zone, std::optional<bool> with_seconds,
                       std::string_view actor);

@@ -22,10 +22,9 @@ void pause_before_retry(int tries) {
 
 FinishedAttempt finished_attempt(const JobRecord& job, const Outcome& o, std::string_view worker_id,
                                  TimePoint now, std::optional<Progress> progress) {
-  FinishedAttempt a{{job.id, job.lease},
-                    job.attempt,
-                    std::nullopt,
-                    JobEvent{o.event, job.id, job.job_type, job.attempt, o.event_error, job.queue}};
+  JobEvent event{o.event, job.id, job.job_type, job.attempt, o.event_error, job.queue};
+  if (o.status == JobStatus::kPending && !o.keep_run_at) event.run_at = o.run_at;
+  FinishedAttempt a{{job.id, job.lease}, job.attempt, std::nullopt, event};
   if (o.write) {
     a.fin = finish_params(o, job.id, job.lease, worker_id, now);
     if (progress) {

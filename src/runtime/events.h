@@ -1,5 +1,5 @@
-// runtime/events.h — how a worker reports what happened to its jobs: a debug line per event
-// and WorkerOptions::on_event.
+// runtime/events.h — how a worker reports what happened to its jobs: a log line per event and
+// WorkerOptions::on_event.
 //
 // Thread-safety: emit() is called from every worker thread; the callback must be thread-safe
 // (ergon/options.h says so).
@@ -17,8 +17,10 @@ class Events {
   explicit Events(std::function<void(const JobEvent&)> on_event = {})
       : on_event_(std::move(on_event)) {}
 
-  // Logs the event (at debug level, naming the job) and calls on_event, whose exceptions are
-  // logged and swallowed: a metrics hook must not fail a job.
+  // Logs the event, naming the job (what an operator must see at the default level: a retry
+  // at warn with its error and next run, a failure for good at error, a refused outcome at
+  // warn; the rest at debug), and calls on_event, whose exceptions are logged and swallowed: a
+  // metrics hook must not fail a job.
   void emit(const JobEvent& e) const;
 
  private:
@@ -30,10 +32,11 @@ class Events {
 struct OwnedEvent {
   JobEvent::Kind kind;
   std::string job_type, error, queue;
+  std::optional<TimePoint> run_at;
   OwnedEvent(const JobEvent& e)  // NOLINT(google-explicit-constructor): built from JobEvent{}
-      : kind(e.kind), job_type(e.job_type), error(e.error), queue(e.queue) {}
+      : kind(e.kind), job_type(e.job_type), error(e.error), queue(e.queue), run_at(e.run_at) {}
   [[nodiscard]] JobEvent view(const JobId& id, int attempt) const {
-    return {kind, id, job_type, attempt, error, queue};
+    return {kind, id, job_type, attempt, error, queue, run_at};
   }
 };
 

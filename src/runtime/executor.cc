@@ -120,7 +120,7 @@ HandlerResult Executor::invoke(const JobRecord& job, AttemptContext& ctx) const 
     return {Kind::kNoHandler, "no handler is registered for job type '" + job.job_type + "'"};
   }
   try {
-    entry->invoke(job.job_data, ctx);
+    handlers_.run(*entry, job.job_data, ctx);
     return {};
   } catch (const Snooze& s) {
     return {Kind::kSnoozed, {}, s.delay()};

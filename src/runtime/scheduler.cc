@@ -118,6 +118,8 @@ std::size_t Scheduler::run_once() {
         j.max_attempts = s.max_attempts;
         j.queue = s.queue;
         j.priority = s.priority;
+        j.tags = s.tags;
+        if (s.meta) j.meta = *s.meta;
         p.jobs.push_back(j);
       }
       switch (store_.schedule_fire(p)) {

@@ -150,14 +150,14 @@ void bind_worker(P& p, const WorkerRecord& w) {
               w.pid_namespace, w.process_start, worker_types_json(w), w.relay);
 }
 
-// 1-15 of schedule_upsert: id, name, job_type, job_data, cron_expression, with_seconds,
+// 1-17 of schedule_upsert: id, name, job_type, job_data, cron_expression, with_seconds,
 // time_zone, next_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue,
-// priority, max_attempts.
+// priority, max_attempts, tags, meta (NULL: none).
 template <class P>
 void bind_schedule_upsert(P& p, const ScheduleRecord& s) {
   bind_values(p, s.id, s.name, s.job_type, s.job_data, s.cron_expression, s.with_seconds,
               s.time_zone, s.next_run_time, s.is_enabled, s.misfire, s.misfire_limit, s.overlap,
-              s.queue, s.priority, s.max_attempts);
+              s.queue, s.priority, s.max_attempts, nonempty(s.tags), s.meta);
 }
 
 // 1-5 of limit_set: job_type, max_running, rate_limit, rate_period_ms (NULL without a rate

@@ -38,7 +38,7 @@ inline constexpr std::string_view kJobColumns = R"sql(
 inline constexpr std::string_view kScheduleColumns = R"sql(
   id, name, job_type, job_data, cron_expression, with_seconds, time_zone, next_run_time,
   last_run_time, is_enabled, misfire_policy, misfire_limit, overlap_policy, queue, priority,
-  max_attempts, last_job_id
+  max_attempts, last_job_id, tags, meta
 )sql";
 inline constexpr std::string_view kWorkerColumns = R"sql(
   id, name, host, pid, started_at, heartbeat_at, boot_id, pid_namespace, process_start,
@@ -150,6 +150,8 @@ ScheduleRecord read_schedule(Row&& row) {
   s.misfire = *misfire;
   s.overlap = *overlap;
   read_values(row, s.queue, s.priority, s.max_attempts, s.last_job_id);
+  if (!row.skip_null()) s.tags = row.text_list();  // NULL: no tags
+  if (!row.skip_null()) s.meta = row.json();
   return s;
 }
 

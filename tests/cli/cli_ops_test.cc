@@ -265,6 +265,61 @@ TEST_P(CliOpsTest, EveryListingCommandPrintsJson) {
   EXPECT_EQ(json({"audit"})[0]["action"], "schedule.add");
 }
 
+// `schedules add --tag --meta`: the jobs the schedule starts carry them and `schedules list`
+// shows them; bad ones are refused as `enqueue` refuses them, and nothing is stored.
+TEST_P(CliOpsTest, SchedulesGiveTheirJobsTagsAndMeta) {
+  const nlohmann::json tags = {"reports", "customer:42"}, meta = {{"owner", "ops"}};
+  auto add = ergon({"schedules", "add", "nightly", "report", "0 3 * * *", "--tag", "reports",
+                    "--tag", "customer:42", "--meta", R"({"owner": "ops"})"});
+  ASSERT_EQ(add.status, 0) << add.err;
+  auto listed = json({"schedules", "list"});
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["tags"], tags);
+  EXPECT_EQ(listed[0]["meta"], meta);
+  auto table = ergon({"schedules", "list"});
+  EXPECT_NE(table.out.find("reports,customer:42"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(R"("owner")"), std::string::npos) << table.out;
+  ASSERT_EQ(ergon({"schedules", "trigger", "nightly"}).status, 0);
+  auto tagged = json({"jobs", "list", "--tag", "customer:42"});
+  ASSERT_EQ(tagged.size(), 1u);
+  EXPECT_EQ(tagged[0]["tags"], tags);
+  EXPECT_EQ(tagged[0]["meta"], meta);
+
+  std::vector<std::string> many;
+  for (int i = 0; i < 21; ++i) many.insert(many.end(), {"--tag", "t" + std::to_string(i)});
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {many, "21 tags, the limit is 20"},
+      {{"--tag", ""}, "tag must be 1 to 100 bytes"},
+      {{"--tag", std::string(101, 'x')}, "tag must be 1 to 100 bytes"},
+      {{"--tag", "a", "--tag", "a"}, "tag 'a' is given twice"},
+      {{"--tag", "bad \xff"}, "tag is not valid UTF-8 (byte 4 is \\xff)"},
+      {{"--tag", "a\x1b[2J"}, "tag must not contain control characters"},
+      {{"--meta", "[1]"}, "meta must be a JSON object"},
+      {{"--meta", "{"}, "meta is not valid JSON"},
+      {{"--meta", "{\"a\": \"\xff\"}"}, "meta is not valid JSON"},
+  };
+  for (const auto& [options, message] : bad) {
+    std::vector<std::string> schedule = {"schedules", "add", "s", "report", "0 3 * * *"};
+    std::vector<std::string> enqueue = {"enqueue", "report"};
+    schedule.insert(schedule.end(), options.begin(), options.end());
+    enqueue.insert(enqueue.end(), options.begin(), options.end());
+    auto r = ergon(schedule);
+    EXPECT_EQ(r.status, 1) << message;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    auto e = ergon(enqueue);
+    EXPECT_EQ(e.status, r.status) << message;
+    EXPECT_EQ(e.err, r.err);
+  }
+  EXPECT_EQ(json({"schedules", "list"}).size(), 1u);
+  EXPECT_EQ(jobs(), 1u);
+
+  // Added again without them: the schedule's jobs carry none.
+  ASSERT_EQ(ergon({"schedules", "add", "nightly", "report", "0 3 * * *"}).status, 0);
+  listed = json({"schedules", "list"});
+  EXPECT_EQ(listed[0]["tags"], nlohmann::json::array());
+  EXPECT_TRUE(listed[0]["meta"].is_null());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CliOpsTest, ::testing::Values("sqlite", "postgres"),
                          [](const auto& param_info) { return param_info.param; });
 

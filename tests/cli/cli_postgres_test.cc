@@ -110,6 +110,8 @@ TEST_F(CliPostgresTest, MigrateCreatesTheOriginalColumnsWithTheirTypes) {
       {"is_enabled", {boolean, false}},
       {"name", {varchar, false}},
       {"time_zone", {varchar, false}},
+      {"tags", {"ARRAY", true}},
+      {"meta", {jsonb, true}},
   };
   ASSERT_TRUE(tables.contains("scheduled_jobs"));
   for (const auto& [name, want] : scheduled) {

@@ -188,7 +188,8 @@ TEST_F(CliTest, MigrateThenEnqueueThenInspect) {
   EXPECT_EQ(m.out,
             "applied migration 1\napplied migration 2\napplied migration 3\napplied migration 4\n"
             "applied migration 5\napplied migration 6\napplied migration 7\napplied migration 8\n"
-            "applied migration 9\napplied migration 10\napplied migration 11\n");
+            "applied migration 9\napplied migration 10\napplied migration 11\n"
+            "applied migration 12\n");
   EXPECT_EQ(ergon({"migrate", "--db", db()}).out, "schema is up to date\n");
 
   auto e = ergon({"enqueue", "resize", R"({"image":"a.png"})", "--db", db(), "--delay", "90s",

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "ergon/options.h"
 #include "support/test_support.h"
 
 namespace ergon {
@@ -66,6 +67,20 @@ TEST(JobStatusTest, RoundTripsTheStoredSpelling) {
   EXPECT_FALSE(parse_job_status("Done"));
   EXPECT_TRUE(is_final(JobStatus::kCancelled));
   EXPECT_FALSE(is_final(JobStatus::kRunning));
+}
+
+// Events print as words, each its own (on_event callbacks log and count by them).
+TEST(JobEventTest, KindsHaveDistinctNames) {
+  using Kind = JobEvent::Kind;
+  std::set<std::string_view> names;
+  for (auto k :
+       {Kind::kStarted, Kind::kCompleted, Kind::kRetryScheduled, Kind::kFailed, Kind::kReleased,
+        Kind::kFenced, Kind::kCancelled, Kind::kRescued, Kind::kSnoozed}) {
+    EXPECT_NE(to_string(k), "unknown");
+    names.insert(to_string(k));
+  }
+  EXPECT_EQ(names.size(), 9u);
+  EXPECT_EQ(to_string(Kind::kRetryScheduled), "retry_scheduled");
 }
 
 TEST(TimestampTest, FormatsUtcWithMicroseconds) {

@@ -431,7 +431,10 @@ TEST_P(DashboardApiTest, CancelsAPendingJob) {
 
 TEST_P(DashboardApiTest, RecurringJobsShowTheNextFiveAndCanBeChanged) {
   runner_->add_or_update_scheduled_job_raw("report", R"({"kind":"daily"})", "30 6 * * *",
-                                           {.name = "daily-report", .time_zone = "Europe/Berlin"});
+                                           {.name = "daily-report",
+                                            .time_zone = "Europe/Berlin",
+                                            .tags = {"reports"},
+                                            .meta = R"({"owner":"ops"})"});
   start();
   Reply r = get("/api/schedules");
   ASSERT_EQ(r.status, 200) << r.text;
@@ -439,6 +442,8 @@ TEST_P(DashboardApiTest, RecurringJobsShowTheNextFiveAndCanBeChanged) {
   json s = r.body["schedules"][0];
   EXPECT_EQ(s["name"], "daily-report");
   EXPECT_EQ(s["time_zone"], "Europe/Berlin");
+  EXPECT_EQ(s["tags"], json::array({"reports"}));
+  EXPECT_EQ(s["meta"], json({{"owner", "ops"}}));
   ASSERT_EQ(s["next_occurrences"].size(), 5u);
   // 06:30 in Berlin is 05:30 or 04:30 UTC; consecutive days.
   for (const auto& t : s["next_occurrences"]) {
@@ -458,6 +463,7 @@ TEST_P(DashboardApiTest, RecurringJobsShowTheNextFiveAndCanBeChanged) {
   auto job = runner_->get_job(*JobId::parse(trig.body["job_id"].get<std::string>()));
   ASSERT_TRUE(job);
   EXPECT_EQ(job->job_type, "report");
+  EXPECT_EQ(job->tags, std::vector<std::string>{"reports"});
 
   expect_error(post("/api/schedules/edit", R"({"name":"daily-report","expression":"61 * * * *"})"),
                400);
@@ -472,6 +478,7 @@ TEST_P(DashboardApiTest, RecurringJobsShowTheNextFiveAndCanBeChanged) {
   EXPECT_EQ(after->cron_expression, "*/15 * * * *");
   EXPECT_EQ(after->time_zone, "Europe/Berlin");
   EXPECT_EQ(after->job_data, R"({"kind":"daily"})");
+  EXPECT_EQ(after->tags, std::vector<std::string>{"reports"});  // the job's, kept
 }
 
 TEST_P(DashboardApiTest, QueuesPauseAndResume) {

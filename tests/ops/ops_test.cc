@@ -370,7 +370,9 @@ TEST_F(OpsTest, WorkersCarryTheirRunningJobsAndStatsCountTheLiveOnes) {
 
 TEST_F(OpsTest, SchedulesChangeAndAuditEachAction) {
   ops::Schedules schedules(store_);
-  auto added = schedules.add("report", "{}", "0 3 * * *", {.name = "nightly"}, kActor);
+  auto added =
+      schedules.add("report", "{}", "0 3 * * *",
+                    {.name = "nightly", .tags = {"reports"}, .meta = R"({"k":1})"}, kActor);
   ASSERT_TRUE(added.schedule);
   EXPECT_EQ(added.schedule->name, "nightly");
   AuditRecord a = last_audit();
@@ -381,6 +383,8 @@ TEST_F(OpsTest, SchedulesChangeAndAuditEachAction) {
   EXPECT_EQ(edited.schedule->cron_expression, "*/15 * * * *");
   EXPECT_EQ(edited.schedule->time_zone, "Europe/Berlin");
   EXPECT_EQ(edited.schedule->job_type, "report");
+  EXPECT_EQ(edited.schedule->tags, std::vector<std::string>{"reports"});  // the job's, kept
+  EXPECT_EQ(edited.schedule->meta, R"({"k":1})");
   EXPECT_EQ(last_audit().detail, "*/15 * * * * (Europe/Berlin)");
   try {
     schedules.edit("nightly", "0 * * * *", "Mars/Olympus", std::nullopt, kActor);
@@ -392,6 +396,7 @@ TEST_F(OpsTest, SchedulesChangeAndAuditEachAction) {
   auto triggered = schedules.trigger("nightly", kActor);
   EXPECT_EQ(last_audit().detail, "job " + triggered.job_id.to_string());
   EXPECT_EQ(ops::Jobs(store_).get(triggered.job_id)->job_type, "report");
+  EXPECT_EQ(ops::Jobs(store_).get(triggered.job_id)->tags, std::vector<std::string>{"reports"});
   EXPECT_TRUE(schedules.set_enabled("nightly", false, kActor).ok());
   EXPECT_EQ(last_audit().action, "schedule.disable");
   EXPECT_FALSE(schedules.get("nightly")->is_enabled);
@@ -483,10 +488,16 @@ TEST(OpsRender, StoredTextThatIsNotUtf8BecomesReplacementCharacters) {
       (void)ops::audit_to_json({.at = t, .actor = "a\xff", .action = "b", .target = "c"}).dump());
   EXPECT_NO_THROW((void)ops::queue_to_json({.name = "q\xff"}).dump());
   EXPECT_NO_THROW((void)ops::limit_to_json({.job_type = "t\xff"}).dump());
-  ScheduleRecord s{.name = "s\xff", .job_data = R"({"a":1})", .time_zone = "UTC"};
+  ScheduleRecord s{.name = "s\xff",
+                   .job_data = R"({"a":1})",
+                   .time_zone = "UTC",
+                   .tags = {"t\xff"},
+                   .meta = R"({"m":2})"};
   json sj = ops::schedule_to_json(s);
   EXPECT_NO_THROW((void)sj.dump());
   EXPECT_EQ(sj["job_data"]["a"], 1);
+  EXPECT_EQ(sj["tags"], json::array({"t\uFFFD"}));
+  EXPECT_EQ(sj["meta"]["m"], 2);
 }
 
 TEST(OpsRender, ListingsPreviewLongText) {

@@ -3,8 +3,11 @@
 // JobRunner::wait, the attempt history, tags and meta in the handler, progress without a
 // percent. A FakeClock drives retries; on_event counters replace sleeps.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "ergon/ergon.h"
@@ -213,6 +216,68 @@ TEST_P(ResultsTest, EveryAttemptLeavesItsRow) {
   worker->stop();
 }
 
+// What an operator sees at the default level (info), in the JSON format: the retry with its
+// error and next run at warn, the failure for good at error, each with the job's fields; and a
+// job that then completes has no error left (its attempts keep theirs).
+TEST_P(ResultsTest, RetriesAndFailuresReachTheDefaultLog) {
+  // A sink that formats as it is written (a ring buffer formats later, without the job's
+  // fields, which live only while the line is written).
+  std::ostringstream out;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "ergon", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)));
+  configure_logging({LogFormat::kJson, "info"});
+  std::atomic<int> calls{0};
+  handlers_.add<Sum>([&](const Sum& s, JobContext&) {
+    if (s.a == 0 || ++calls == 1) throw std::runtime_error("boom");
+    return 1;
+  });
+  auto worker = start_worker();
+  JobRunner runner(store_);
+  JobOptions once;
+  once.max_attempts = 1;
+  once.queue = "mail";
+  JobId doomed = runner.start_job(Sum{0, 0}, once);
+  ASSERT_TRUE(wait_for(Kind::kFailed, 1));
+  JobOptions twice;
+  twice.max_attempts = 2;
+  JobId retried = runner.start_job(Sum{1, 0}, twice);
+  ASSERT_TRUE(wait_for(Kind::kRetryScheduled, 1));
+  clock_.advance(10s);
+  ASSERT_TRUE(wait_for(Kind::kCompleted, 1));
+  worker->stop();
+  spdlog::set_default_logger(previous);
+  configure_logging({});
+
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out.str());
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  auto find = [&](const JobId& id, std::string_view level) -> const nlohmann::json* {
+    for (const auto& l : lines) {
+      if (l.value("job_id", "") == id.to_string() && l["level"] == level) return &l;
+    }
+    return nullptr;
+  };
+  const nlohmann::json* failed = find(doomed, "error");
+  ASSERT_TRUE(failed) << nlohmann::json(lines).dump(1);
+  EXPECT_NE(failed->at("msg").get<std::string>().find("failed for good: std::runtime_error: boom"),
+            std::string::npos)
+      << *failed;
+  EXPECT_EQ(failed->at("job_type"), "sum");
+  EXPECT_EQ(failed->at("attempt"), 1);
+  EXPECT_EQ(failed->at("queue"), "mail");
+  const nlohmann::json* retry = find(retried, "warning");
+  ASSERT_TRUE(retry);
+  const std::string msg = retry->at("msg");
+  EXPECT_NE(msg.find("failed, retry at 20"), std::string::npos) << msg;  // an ISO-8601 instant
+  EXPECT_NE(msg.find(": std::runtime_error: boom"), std::string::npos) << msg;
+  EXPECT_EQ(retry->at("queue"), "default");
+  EXPECT_FALSE(find(retried, "error"));
+
+  EXPECT_FALSE(runner.get_job(retried)->error_message);
+  EXPECT_EQ(runner.list_attempts(retried).at(0).error_message, "std::runtime_error: boom");
+}
+
 TEST_P(ResultsTest, AResultPastTheLimitFailsTheJobSayingWhy) {
   options_.max_result_bytes = 10;
   handlers_.add<Sum>([](const Sum&, JobContext&) { return std::string(20, 'x'); });
@@ -259,16 +324,25 @@ TEST_P(ResultsTest, TheHandlerSeesItsTagsAndMeta) {
   worker->stop();
 }
 
+// A job's and a schedule's alike (a schedule's are those of the jobs it starts).
 TEST_P(ResultsTest, BadTagsAndMetaAreRefusedAndWriteNothing) {
   JobRunner runner(store_);
-  auto refused = [&](JobOptions o) {
+  auto attempt = [](auto&& call) {
     try {
-      runner.start_job(Sum{}, o);
+      call();
       return std::string("accepted");
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
       return std::string(e.what());
     }
+  };
+  auto refused = [&](JobOptions o) {
+    std::string job = attempt([&] { runner.start_job(Sum{}, o); });
+    std::string schedule = attempt([&] {
+      runner.add_or_update_scheduled_job(Sum{}, "@hourly", {.tags = o.tags, .meta = o.meta});
+    });
+    EXPECT_EQ(schedule, job);
+    return job;
   };
   JobOptions many;
   for (int i = 0; i < 21; ++i) many.tags.push_back("t" + std::to_string(i));
@@ -285,6 +359,7 @@ TEST_P(ResultsTest, BadTagsAndMetaAreRefusedAndWriteNothing) {
   EXPECT_EQ(refused({.meta = "{\"a\":\"" + std::string(64 * 1024, 'x') + "\"}"}),
             "meta is 65544 bytes, the limit is 65536");
   EXPECT_TRUE(runner.list_jobs().empty());
+  EXPECT_TRUE(runner.list_scheduled_jobs().empty());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -146,6 +147,37 @@ TEST_P(SchedulerTest, FiresEachSlotOnceAndKeepsTheTableTrue) {
   ASSERT_TRUE(job);
   EXPECT_EQ(job->job_type, "report");
   EXPECT_EQ(job->status, JobStatus::kPending);
+}
+
+// Every job a schedule starts, at its slots or triggered, carries the schedule's tags and
+// meta, and the tag filter finds it; registered again without them, its next job has none.
+TEST_P(SchedulerTest, FiredJobsCarryTheSchedulesTagsAndMeta) {
+  const std::vector<std::string> tags = {"reports", "customer:42"};
+  runner_->add_or_update_scheduled_job(
+      Report{"hourly"}, "0 * * * *",
+      {.misfire = MisfirePolicy::kRunAll, .tags = tags, .meta = R"({"owner": "ops"})"});
+  clock_.set(utc(2026, 3, 1, 15, 1));  // the slots of 13:00, 14:00 and 15:00 have passed
+  EXPECT_EQ(run_once(), 3u);
+  const JobId triggered = runner_->trigger_scheduled_job("report");
+  JobFilter f;
+  f.tag = "customer:42";
+  auto tagged = runner_->list_jobs(f);
+  ASSERT_EQ(tagged.size(), 4u);
+  EXPECT_EQ(std::count_if(tagged.begin(), tagged.end(),
+                          [&](const JobRecord& j) { return j.id == triggered; }),
+            1);
+  for (const JobRecord& j : tagged) {
+    EXPECT_EQ(j.tags, tags);
+    ASSERT_TRUE(j.meta);
+    EXPECT_EQ(nlohmann::json::parse(*j.meta), nlohmann::json({{"owner", "ops"}}));
+  }
+
+  runner_->add_or_update_scheduled_job(Report{"hourly"}, "0 * * * *");
+  fire_next("report");
+  EXPECT_EQ(runner_->list_jobs(f).size(), 4u);
+  auto untagged = runner_->get_job(*runner_->get_scheduled_job("report")->last_job_id);
+  EXPECT_TRUE(untagged->tags.empty());
+  EXPECT_FALSE(untagged->meta);
 }
 
 TEST_P(SchedulerTest, DisabledSchedulesDoNotFire) {

@@ -153,8 +153,8 @@ TEST_P(StoreHistory, TwoRetriesAndACompletionLeaveThreeRowsInOrder) {
   expect_attempt(rows[0], p.id, 1, 1, "w1", starts[0], ends[0], AttemptOutcome::kRetried, "boom 1");
   expect_attempt(rows[1], p.id, 2, 2, "w2", starts[1], ends[1], AttemptOutcome::kRetried, "boom 2");
   expect_attempt(rows[2], p.id, 3, 3, "w3", starts[2], ends[2], AttemptOutcome::kCompleted);
-  // The job keeps the last error, as before; the rows keep each attempt's own.
-  EXPECT_EQ(store_->job_get(p.id)->error_message, "boom 2");
+  // The rows keep each attempt's error; the Completed job has none.
+  EXPECT_FALSE(store_->job_get(p.id)->error_message);
 }
 
 TEST_P(StoreHistory, FailedCancelledAndReleasedAttemptsLeaveTheirRows) {

@@ -1,7 +1,9 @@
 // Recurring jobs in the store: what Scheduler (runtime/scheduler.h) relies on. An upsert keeps
 // the pending slot while the expression is unchanged, schedule_fire checks next_run_time and
 // advances it in one transaction (so of several schedulers racing for a slot exactly one fires
-// it), and an operator's disable survives the application re-registering the schedule.
+// it), an operator's disable survives the application re-registering the schedule, and a
+// schedule keeps the tags and meta of the jobs it starts.
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "store_conformance.h"
@@ -120,6 +122,79 @@ TEST_P(StoreConformance, SchedulesKeepTheirSlotAndEachSlotFiresExactlyOnce) {
   EXPECT_TRUE(store_->schedule_remove("nightly"));
   EXPECT_FALSE(store_->schedule_remove("nightly"));
   EXPECT_FALSE(store_->schedule_set_enabled("nightly", true));
+}
+
+// What a schedule's jobs carry: its tags and meta, as stored by every read; registering it
+// again replaces them, and without them it keeps none.
+TEST_P(StoreConformance, SchedulesKeepTheTagsAndMetaOfTheirJobs) {
+  auto s = nightly(clock_.now() + 1h);
+  s.tags = {"reports", "été"};
+  s.meta = R"({"owner": "ops", "n": [1, 2]})";
+  store_->schedule_upsert({s});
+  for (const ScheduleRecord& got : {*store_->schedule_get("nightly"), store_->schedule_list().at(0),
+                                    store_->schedule_due(s.next_run_time, 10).at(0)}) {
+    EXPECT_EQ(got.tags, s.tags);
+    ASSERT_TRUE(got.meta);
+    EXPECT_EQ(nlohmann::json::parse(*got.meta), nlohmann::json::parse(*s.meta));
+  }
+  s.tags = {"weekly"};
+  s.meta.reset();
+  store_->schedule_upsert({s});
+  auto got = store_->schedule_get("nightly");
+  EXPECT_EQ(got->tags, s.tags);
+  EXPECT_FALSE(got->meta);
+  s.tags.clear();
+  store_->schedule_upsert({s});
+  EXPECT_TRUE(store_->schedule_get("nightly")->tags.empty());
+}
+
+// A database an older build left (the migrations before 12) keeps every schedule and field
+// through the upgrade; the new columns are empty, and the schedule takes tags and meta after.
+TEST_P(StoreConformance, UpgradingFromTheSchemaBeforeScheduleTagsKeepsEverySchedule) {
+  backend_->migrate_through(11, "old");
+  {
+    auto app = backend_->connect("old");
+    ASSERT_TRUE(app->exec(R"sql(
+INSERT INTO scheduled_jobs (id, name, job_type, job_data, cron_expression, next_run_time,
+                            last_run_time, is_enabled, time_zone, with_seconds, misfire_policy,
+                            misfire_limit, overlap_policy, queue, priority, max_attempts,
+                            last_job_id)
+VALUES ('01900000-0000-7000-8000-000000000001', 'nightly', 'report', '{"kind":"daily"}',
+        '0 3 * * *', '2026-03-02T02:00:00.000000Z', '2026-03-01T02:00:00.000000Z', '0',
+        'Europe/Berlin', '0', 'run_all', 3, 'skip', 'reports', 2, 4,
+        '01900000-0000-7000-8000-000000000002');
+)sql")) << app->last_error();
+  }
+  auto store = backend_->open(clock_, "old");  // migrates
+  auto at = [](const char* text) { return parse_timestamp(text).value(); };
+  auto got = store->schedule_get("nightly");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->id, *JobId::parse("01900000-0000-7000-8000-000000000001"));
+  EXPECT_EQ(got->job_type, "report");
+  EXPECT_EQ(nlohmann::json::parse(got->job_data), nlohmann::json({{"kind", "daily"}}));
+  EXPECT_EQ(got->cron_expression, "0 3 * * *");
+  EXPECT_EQ(got->next_run_time, at("2026-03-02T02:00:00Z"));
+  EXPECT_EQ(got->last_run_time, at("2026-03-01T02:00:00Z"));
+  EXPECT_FALSE(got->is_enabled);
+  EXPECT_EQ(got->time_zone, "Europe/Berlin");
+  EXPECT_EQ(got->misfire, MisfirePolicy::kRunAll);
+  EXPECT_EQ(got->misfire_limit, 3);
+  EXPECT_EQ(got->overlap, OverlapPolicy::kSkip);
+  EXPECT_EQ(got->queue, "reports");
+  EXPECT_EQ(got->priority, 2);
+  EXPECT_EQ(got->max_attempts, 4);
+  EXPECT_EQ(got->last_job_id, JobId::parse("01900000-0000-7000-8000-000000000002"));
+  EXPECT_TRUE(got->tags.empty());
+  EXPECT_FALSE(got->meta);
+
+  got->tags = {"reports"};
+  got->meta = R"({"k":1})";
+  store->schedule_upsert({*got});
+  got = store->schedule_get("nightly");
+  EXPECT_EQ(got->tags, std::vector<std::string>{"reports"});
+  EXPECT_EQ(nlohmann::json::parse(got->meta.value()), nlohmann::json({{"k", 1}}));
+  EXPECT_EQ(got->next_run_time, at("2026-03-02T02:00:00Z"));  // same expression: slot kept
+  EXPECT_TRUE(store->schema_migrate().empty());
 }
 
 }  // namespace

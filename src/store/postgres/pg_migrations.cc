@@ -258,6 +258,13 @@ CREATE TRIGGER jobs_history_delete AFTER DELETE ON @SCHEMA@.jobs
   REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
   EXECUTE FUNCTION @SCHEMA@.ergon_job_history_delete();
 )sql"},
+    {12, R"sql(
+-- The tags and meta a schedule gives every job it starts, typed as jobs keeps them (11).
+-- Nullable without a default: adding them rewrites no row.
+ALTER TABLE @SCHEMA@.scheduled_jobs
+  ADD COLUMN tags text[],
+  ADD COLUMN meta jsonb;
+)sql"},
 };
 
 }  // namespace

@@ -33,7 +33,8 @@ constexpr std::string_view kUniqueGiveUp = R"sql(CASE
 
 // The outcome. The WHERE clause is the fence: only the claim (lease) that holds the job may
 // move it on. $2 says whether the state is final (completed_at = now) or Pending again (due at
-// $4; the worker and lease are cleared); $12 is the result. In the same statement, when $13
+// $4; the worker and lease are cleared); $12 is the result. A completion clears the error an
+// earlier attempt left (its row in job_attempts keeps it). In the same statement, when $13
 // names the attempt's outcome (writes_attempt_row: not a completion), the attempt's row: the
 // attempt as claimed (before a release gave it back), the lease, the worker, when it started, and
 // $5, the error it ended with. A lease is one claim, and only the outcome that moves the job off it
@@ -48,7 +49,8 @@ SET status = $1,
     run_at = CASE WHEN $2::boolean THEN run_at ELSE coalesce(@RUN_AT@, run_at) END,
     worker_id = CASE WHEN $2::boolean THEN worker_id ELSE NULL END,
     heartbeat_at = CASE WHEN $2::boolean THEN heartbeat_at ELSE NULL END,
-    error_message = coalesce($5::varchar, error_message),
+    error_message = CASE WHEN $1::varchar = 'Completed' THEN NULL
+                         ELSE coalesce($5::varchar, error_message) END,
     attempt = attempt - $6::integer,
     progress_message = coalesce($7::varchar, progress_message),
     progress_percent = coalesce($8::integer, progress_percent),
@@ -92,7 +94,8 @@ constexpr std::string_view kFinishRetryEnd = "SELECT pg_notify($14, @PAYLOAD@) F
 // batch, reading the Running rows once and hashing them costs about a third of one look-up by id
 // per job.
 constexpr std::string_view kFinishCompletedMany = R"sql(
-UPDATE @SCHEMA@.jobs AS j SET status = 'Completed', completed_at = @AT@, result = f.result
+UPDATE @SCHEMA@.jobs AS j
+SET status = 'Completed', completed_at = @AT@, result = f.result, error_message = NULL
 FROM @OUTCOMES@
 WHERE j.id = f.id AND j.lease = f.lease AND j.worker_id = $3 AND j.status = 'Running'
 RETURNING j.id::text, CASE WHEN @WAITED@ THEN pg_notify($5, '') END)sql";

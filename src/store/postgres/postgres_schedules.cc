@@ -18,10 +18,10 @@ constexpr std::string_view kUpsert = R"sql(
 INSERT INTO @SCHEMA@.scheduled_jobs AS sj (id, name, job_type, job_data, cron_expression,
                                            with_seconds, time_zone, next_run_time, is_enabled,
                                            misfire_policy, misfire_limit, overlap_policy, queue,
-                                           priority, max_attempts)
+                                           priority, max_attempts, tags, meta)
 VALUES ($1::uuid, $2::varchar, $3::varchar, $4::jsonb, $5::varchar, $6::boolean, $7::varchar,
         $8::timestamptz, $9::boolean, $10::varchar, $11::integer, $12::varchar, $13::varchar,
-        $14::integer, $15::integer)
+        $14::integer, $15::integer, $16::text[], $17::jsonb)
 ON CONFLICT (name) DO UPDATE
 SET job_type = excluded.job_type,
     job_data = excluded.job_data,
@@ -33,7 +33,7 @@ SET job_type = excluded.job_type,
     time_zone = excluded.time_zone, misfire_policy = excluded.misfire_policy,
     misfire_limit = excluded.misfire_limit, overlap_policy = excluded.overlap_policy,
     queue = excluded.queue, priority = excluded.priority,
-    max_attempts = excluded.max_attempts)sql";
+    max_attempts = excluded.max_attempts, tags = excluded.tags, meta = excluded.meta)sql";
 
 // A slot's job, inside schedule_fire's transaction, which sends one notification at its end
 // (the insert of postgres_enqueue.cc without the unique key and the notification).

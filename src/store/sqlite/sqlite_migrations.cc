@@ -276,6 +276,11 @@ BEGIN
   DELETE FROM job_tags WHERE job_id = OLD.id AND OLD.tags IS NOT NULL;
 END;
 )sql"},
+    {12, R"sql(
+-- The tags and meta a schedule gives every job it starts, kept as jobs keeps them (11).
+ALTER TABLE scheduled_jobs ADD COLUMN tags TEXT CHECK (tags IS NULL OR json_valid(tags));
+ALTER TABLE scheduled_jobs ADD COLUMN meta TEXT CHECK (meta IS NULL OR json_valid(meta));
+)sql"},
 };
 
 }  // namespace

@@ -49,7 +49,8 @@ std::string outcome_sql(std::string_view sql) {
                     {"RESCUE_REASON", kRescueReason}});
 }
 
-// The WHERE clause is the fence: only the claim (lease) that holds the job may move it on.
+// The WHERE clause is the fence: only the claim (lease) that holds the job may move it on. A
+// completion clears the error an earlier attempt left (its row in job_attempts keeps it).
 const std::string kFinishSql = outcome_sql(R"sql(
   UPDATE jobs SET
     status = ?1,
@@ -57,7 +58,7 @@ const std::string kFinishSql = outcome_sql(R"sql(
     run_at = CASE WHEN ?2 THEN run_at ELSE coalesce(?4, run_at) END,
     worker_id = CASE WHEN ?2 THEN worker_id ELSE NULL END,
     heartbeat_at = CASE WHEN ?2 THEN heartbeat_at ELSE NULL END,
-    error_message = coalesce(?5, error_message),
+    error_message = CASE WHEN ?1 = 'Completed' THEN NULL ELSE coalesce(?5, error_message) END,
     attempt = attempt - ?6,
     progress_message = CASE WHEN ?7 IS NULL THEN progress_message ELSE ?7 END,
     progress_percent = coalesce(?8, progress_percent),
@@ -103,9 +104,9 @@ void bind_attempt(Binder& b, const JobFinishParams& p) {
 }
 
 // Stores one outcome on `db`: with `attempt` (the one-row attempts_sql; only for an outcome
-// that writes one, writes_attempt_row) its attempt's row first, then the outcome, inside whatever transaction is
-// open there (two statements that must commit together: the caller's concern). true if it
-// moved the job.
+// that writes one, writes_attempt_row) its attempt's row first, then the outcome, inside whatever
+// transaction is open there (two statements that must commit together: the caller's concern). true
+// if it moved the job.
 bool finish_on(sqlite3* db, sqlite3_stmt* finish, sqlite3_stmt* attempt, const JobFinishParams& p) {
   if (attempt != nullptr) {
     Binder b(db, attempt);

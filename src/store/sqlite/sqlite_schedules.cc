@@ -13,8 +13,9 @@ void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
   static constexpr std::string_view sql = R"sql(
     INSERT INTO scheduled_jobs (id, name, job_type, job_data, cron_expression, with_seconds,
                                 time_zone, next_run_time, is_enabled, misfire_policy,
-                                misfire_limit, overlap_policy, queue, priority, max_attempts)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                misfire_limit, overlap_policy, queue, priority, max_attempts,
+                                tags, meta)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
     ON CONFLICT (name) DO UPDATE SET
       job_type = excluded.job_type,
       job_data = excluded.job_data,
@@ -30,7 +31,9 @@ void SqliteStore::schedule_upsert(const ScheduleUpsertParams& p) {
       overlap_policy = excluded.overlap_policy,
       queue = excluded.queue,
       priority = excluded.priority,
-      max_attempts = excluded.max_attempts
+      max_attempts = excluded.max_attempts,
+      tags = excluded.tags,
+      meta = excluded.meta
   )sql";
   const ScheduleRecord& r = p.schedule;
   {

@@ -1,5 +1,5 @@
-# The layers of src/: one static library per module, and the one table that says what each
-# module may use. The same table drives two things, so they cannot disagree:
+# The layers of src/: one library per module, and the one table that says what each module
+# may use. The same table drives two things, so they cannot disagree:
 #   * the link: ergon_module() links a module's target to exactly the modules it may use;
 #   * the includes: ergon_check_layers() refuses an `#include "MODULE/..."` in a module's files
 #     that the table does not allow. It runs at configure time and again before any module is
@@ -21,8 +21,8 @@ set(ERGON_USES_transport core pq)
 set(ERGON_USES_store core pq transport)
 set(ERGON_USES_messaging core)
 set(ERGON_USES_runtime core cron transport store messaging)
-set(ERGON_USES_client core cron store runtime)
-set(ERGON_USES_ops core store client)
+set(ERGON_USES_client core cron transport store runtime)
+set(ERGON_USES_ops core cron store client)
 set(ERGON_USES_commands core store runtime)
 set(ERGON_USES_dashboard core store client ops)
 
@@ -91,21 +91,47 @@ add_custom_command(
   COMMENT "Checking includes against the layers" VERBATIM)
 add_custom_target(ergon_layers DEPENDS ${PROJECT_BINARY_DIR}/ergon_layers.stamp)
 
-# ergon_module(NAME SOURCES...): the static library ergon_NAME of src/NAME, linked PRIVATE to
+# ergon_module(NAME [STATIC] SOURCES...): the library ergon_NAME of src/NAME, linked PRIVATE to
 # the modules ERGON_USES_NAME lists (each must have been added before it: bottom up) and to
 # LIBS. Every module compiles with the same flags, so that the precompiled header built for
 # ergon_core serves them all.
+#
+# A module is a static library, or with BUILD_SHARED_LIBS=ON a shared one (libergon_NAME.so;
+# STATIC keeps a module static either way: the CLI's own). One shared library per module
+# keeps the layers, and what each module links, the same in both builds. Symbols keep the
+# default visibility on purpose: the modules call each other's internal classes (src/*.h)
+# across the library boundaries, so hiding them would need export macros on most of src/ as
+# well as on include/ergon/, and Ergon promises no ABI beyond a minor version anyway
+# (ergonConfigVersion.cmake: SameMinorVersion; SOVERSION is MAJOR.MINOR). Every module is
+# position-independent, static ones included: a static Ergon can go into a consumer's shared
+# library, and the static and shared builds compile the same objects (ccache serves both).
 function(ergon_module name)
-  cmake_parse_arguments(M "" "" "SOURCES;LIBS;PUBLIC_LIBS" ${ARGN})
+  cmake_parse_arguments(M "STATIC" "" "SOURCES;LIBS;PUBLIC_LIBS" ${ARGN})
   list(FIND ERGON_LAYERS ${name} known)
   if(known EQUAL -1)
     message(FATAL_ERROR "ergon_module(${name}): not in ERGON_LAYERS (cmake/ErgonLayers.cmake)")
   endif()
-  add_library(ergon_${name} STATIC ${M_SOURCES})
+  if(M_STATIC)
+    add_library(ergon_${name} STATIC ${M_SOURCES})
+  else()
+    add_library(ergon_${name} ${M_SOURCES})
+  endif()
+  # DEFINE_SYMBOL "": no ergon_NAME_EXPORTS definition in a shared build (nothing reads it), so
+  # both builds compile with the same command lines.
+  set_target_properties(ergon_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON DEFINE_SYMBOL ""
+    VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}
+    INSTALL_RPATH "$ORIGIN")
+  target_compile_features(ergon_${name} PUBLIC cxx_std_20)
+  if(BUILD_SHARED_LIBS AND NOT M_STATIC AND NOT ERGON_SANITIZE)
+    # Every symbol a module uses must come from the modules the table lets it use (or from its
+    # LIBS): the link, not only the includes, refuses a module that calls upward. (Not under
+    # the sanitizers: their runtime is resolved in the executable.)
+    target_link_options(ergon_${name} PRIVATE LINKER:--no-undefined)
+  endif()
   target_include_directories(ergon_${name}
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
-    PRIVATE ${PROJECT_SOURCE_DIR}/src ${CCTZ_INCLUDE_DIR})
+    PRIVATE ${PROJECT_SOURCE_DIR}/src $<TARGET_PROPERTY:cctz::cctz,INTERFACE_INCLUDE_DIRECTORIES>)
   set(uses "")
   foreach(dep IN LISTS ERGON_USES_${name})
     list(APPEND uses ergon_${dep})

@@ -3,8 +3,11 @@
 #   1. everything under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors;
 #   2. the concurrency tests again under ThreadSanitizer;
 #   3. the cron parser under libFuzzer for a bounded time (ERGON_FUZZ_SECONDS, default 30);
-#   4. install to a temporary prefix and build the examples against it with find_package(ergon)
-#      (send_email; dashboard_embed with COMPONENTS dashboard, which serves a page).
+#   4. the install check: install Ergon twice (static, and shared with BUILD_SHARED_LIBS=ON) and
+#      build the examples against each as an application would: find_package(ergon) without
+#      setting the C++ standard, -Wall -Wextra -Werror (send_email; dashboard_embed with
+#      COMPONENTS dashboard, which serves a page), and send_email with pkg-config; none of them
+#      links libcurl (Azure is opt-in).
 # The last line is "summary: N passed, 0 failed"; any failure exits non-zero before it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +55,9 @@ configure() {  # configure DIR [cmake args...]
 }
 
 echo "== ASan+UBSan build and tests"
+# The test builds have the Azure Storage Queue client (off by default for applications).
 configure build/asan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=address,undefined \
-  -DCMAKE_CXX_FLAGS="-O1"
+  -DCMAKE_CXX_FLAGS="-O1" -DERGON_WITH_AZURE=ON
 cmake --build build/asan -j "$jobs"
 pg_dir=$(mktemp -d /tmp/ergon-pg.XXXXXX)
 ERGON_TEST_POSTGRES_URL=$(scripts/pg-test-cluster.sh start "$pg_dir")
@@ -68,7 +72,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 600
 
 echo "== TSan build and concurrency tests"
-configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=thread -DCMAKE_CXX_FLAGS="-O1"
+configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DERGON_SANITIZE=thread -DCMAKE_CXX_FLAGS="-O1" \
+  -DERGON_WITH_AZURE=ON
 tsan_targets=$(ctest --test-dir build/asan -N -L concurrency | sed -n 's/^ *Test *#[0-9]*: //p')
 # shellcheck disable=SC2086
 cmake --build build/tsan -j "$jobs" --target $tsan_targets
@@ -96,21 +101,60 @@ grep -E "^Done [0-9]+ runs" build/fuzz/log.txt
 echo "cron fuzzing: no findings"
 passed=$((passed + 1))
 
-echo "== find_package(ergon) from an installed copy"
-prefix=$(mktemp -d)  # removed by cleanup
+echo "== the installed package: find_package(ergon) and pkg-config, static and shared"
+# Installed twice from one build directory, with the defaults an application gets (no Azure):
+# static, then BUILD_SHARED_LIBS=ON. Every module compiles with the same command line in both,
+# so the shared pass takes its objects from ccache and only links. The prefix lives under
+# build/ at a fixed path, so that ccache serves the examples' objects from one run to the next.
+prefix=$PWD/build/install-check-prefix  # removed by cleanup
+rm -rf "$prefix"
 configure build/install-check -DCMAKE_BUILD_TYPE=Release -DERGON_BUILD_TESTS=OFF \
-  -DERGON_BUILD_APPS=OFF
+  -DERGON_BUILD_APPS=OFF -DERGON_WITH_AZURE=OFF -DBUILD_SHARED_LIBS=OFF
 cmake --build build/install-check -j "$jobs"
-cmake --install build/install-check --prefix "$prefix/usr" >/dev/null
-cmake -S examples/send_email -B "$prefix/example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
-cmake --build "$prefix/example" >/dev/null
-(cd "$prefix" && ./example/send_email "sqlite:$prefix/example.db")
-# COMPONENTS dashboard: ergon::dashboard links from the installed copy and serves its page.
-cmake -S examples/dashboard_embed -B "$prefix/dashboard-example" -G Ninja \
-  -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
-cmake --build "$prefix/dashboard-example" >/dev/null
-(cd "$prefix" && ./dashboard-example/dashboard_embed "sqlite:$prefix/dashboard-example.db")
+cmake --install build/install-check --prefix "$prefix/static" >/dev/null
+configure build/install-check -DBUILD_SHARED_LIBS=ON
+cmake --build build/install-check -j "$jobs"
+cmake --install build/install-check --prefix "$prefix/shared" >/dev/null
+# The examples as an application builds them: their CMakeLists set no C++ standard (the
+# targets carry cxx_std_20), and the option structs' designated initializers must not warn.
+app_flags="-Wall -Wextra -Werror"
+no_curl() {  # no_curl BINARY: Azure is off, so nothing may pull libcurl in (grep reads all of
+  # ldd's output: with -q, ldd could die of SIGPIPE and pipefail hide a match)
+  if ldd "$1" | grep libcurl >/dev/null; then echo "install check: $1 links libcurl" >&2; exit 1; fi
+}
+for kind in static shared; do
+  for example in send_email dashboard_embed; do
+    dir=$prefix/$kind-$example
+    cmake -S "examples/$example" -B "$dir" -G Ninja "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$prefix/$kind" -DCMAKE_CXX_FLAGS="$app_flags" >/dev/null
+    cmake --build "$dir" >/dev/null
+    "$dir/$example" "sqlite:$dir/example.db"
+    no_curl "$dir/$example"
+  done
+done
+ldd "$prefix/shared-send_email/send_email" | grep libergon_core.so >/dev/null ||
+  { echo "install check: the shared send_email does not load libergon_core.so" >&2; exit 1; }
+# pkg-config: one object, linked against each installation (a static Ergon's .pc lists its
+# dependencies in Requires/Libs, a shared one's in the .private fields).
+cxx=(c++)
+if command -v ccache >/dev/null 2>&1; then cxx=(ccache c++); fi
+pc() { PKG_CONFIG_PATH="$(dirname "$(find "$prefix/$1" -name ergon.pc)")" pkg-config "${@:2}" ergon; }
+# shellcheck disable=SC2046,SC2086
+"${cxx[@]}" -std=c++20 $app_flags $(pc static --cflags) -c examples/send_email/main.cc \
+  -o "$prefix/send_email_pc.o"
+# Every option struct takes a designated initializer warning-free (a member without a default
+# member initializer fails this).
+# shellcheck disable=SC2046,SC2086
+c++ -std=c++20 $app_flags $(pc static --cflags) -fsyntax-only \
+  tests/packaging/designated_initializers.cc
+for kind in static shared; do
+  # shellcheck disable=SC2046
+  c++ "$prefix/send_email_pc.o" -o "$prefix/$kind-send_email_pc" $(pc "$kind" --libs) \
+    -Wl,-rpath,"$(pc "$kind" --variable=libdir)"
+  "$prefix/$kind-send_email_pc" "sqlite:$prefix/$kind-send_email_pc.db"
+  no_curl "$prefix/$kind-send_email_pc"
+done
 passed=$((passed + 1))
-echo "installed-package examples: ok"
+echo "installed-package examples (static, shared, pkg-config): ok"
 echo
 echo "summary: $passed passed, 0 failed"

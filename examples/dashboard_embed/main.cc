@@ -45,10 +45,7 @@ int main(int argc, char** argv) {
   ergon::JobRunner runner(store);
   const ergon::JobId id = runner.start_job_raw("example.hello", R"({"name":"dashboard"})");
 
-  ergon::DashboardOptions options;
-  options.port = 0;  // any free port
-  options.read_only = true;
-  ergon::Dashboard dashboard(store, options);
+  ergon::Dashboard dashboard(store, {.port = 0 /* any free port */, .read_only = true});
   dashboard.start();
   std::printf("serving %s\n", dashboard.url().c_str());
 
@@ -57,7 +54,8 @@ int main(int argc, char** argv) {
   dashboard.stop();
 
   const bool page_ok = page.starts_with("HTTP/1.1 200") && page.find("<html") != std::string::npos;
-  const bool job_ok = job.starts_with("HTTP/1.1 200") && job.find(id.to_string()) != std::string::npos;
+  const bool job_ok =
+      job.starts_with("HTTP/1.1 200") && job.find(id.to_string()) != std::string::npos;
   std::printf("page: %s, job %s: %s\n", page_ok ? "ok" : "FAILED", id.to_string().c_str(),
               job_ok ? "ok" : "FAILED");
   return page_ok && job_ok ? 0 : 1;

@@ -15,21 +15,25 @@ int main(int argc, char** argv) {
   }));
 
   std::promise<void> done;
-  ergon::WorkerOptions options;
-  options.on_event = [&done](const ergon::JobEvent& e) {
+  auto on_event = [&done](const ergon::JobEvent& e) {
     if (e.kind == ergon::JobEvent::Kind::kCompleted || e.kind == ergon::JobEvent::Kind::kFailed) {
       done.set_value();
     }
   };
-  ergon::JobsWorker worker(store, std::move(handlers), options);
+  // Options are aggregates with a default for every member: designated initializers name only
+  // what differs, warning-free under -Wall -Wextra.
+  ergon::JobsWorker worker(store, std::move(handlers),
+                           {.max_concurrent_jobs = 2, .on_event = on_event});
   worker.start();
 
   ergon::JobRunner runner(store);
-  ergon::JobId id = runner.start_job(SendEmailJob{
-      .recipient_email = "user@example.com",
-      .subject = "Welcome!",
-      .body = "Thank you for registering!",
-  });
+  ergon::JobId id = runner.start_job(
+      SendEmailJob{
+          .recipient_email = "user@example.com",
+          .subject = "Welcome!",
+          .body = "Thank you for registering!",
+      },
+      {.max_attempts = 3, .tags = {"customer:42"}});
 
   done.get_future().wait();
   worker.stop();

@@ -49,8 +49,8 @@
 namespace ergon {
 
 struct Config {
-  std::optional<std::string> database;  // a store URL
-  WorkerOptions worker;                 // "JobsWorker", with "Messaging" in worker.messaging
+  std::optional<std::string> database{};  // a store URL
+  WorkerOptions worker{};                 // "JobsWorker", with "Messaging" in worker.messaging
 };
 
 // Environment variables (name, value) that override configuration keys.

@@ -72,7 +72,7 @@ struct ParseOptions {
   // System.Random. Without a seed an expression containing `H` is rejected. With a seed the
   // macros @every_minute, @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually are
   // jittered too (their fixed zero fields become `H`).
-  std::optional<std::int32_t> jitter_seed;
+  std::optional<std::int32_t> jitter_seed{};
 };
 
 class CronError : public std::invalid_argument {

@@ -46,7 +46,7 @@ struct DashboardOptions {
   // localhost); when set it is required on every request, loopback or not. At least
   // kDashboardMinTokenLength printable ASCII characters without spaces, quotes, commas,
   // semicolons or backslashes. read_dashboard_token_file() reads one from a file.
-  std::string token;
+  std::string token{};
   bool read_only = false;  // refuse every action (retry, cancel, delete, ...) with 403
   // Clients reach it through a proxy that terminates TLS: the session cookie is marked Secure
   // (it is also when a request says X-Forwarded-Proto: https).
@@ -64,7 +64,7 @@ struct DashboardOptions {
   // next request on a kept-alive connection); then it is answered 408 and closed.
   std::chrono::milliseconds header_timeout = std::chrono::seconds(10);
   // Counters and histograms of workers in this process, for /metrics; null: gauges only.
-  std::shared_ptr<JobMetrics> metrics;
+  std::shared_ptr<JobMetrics> metrics{};
 };
 
 class Dashboard {

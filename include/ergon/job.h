@@ -125,10 +125,10 @@ class JobDataError : public NonRetryableError {
 
 // Per-type settings. Unset values fall back to the worker's defaults.
 struct JobTypeOptions {
-  std::optional<int> max_attempts;
+  std::optional<int> max_attempts{};
   // Longest time one attempt may run: then the stop token fires, and after the worker's
   // timeout_grace the attempt fails. A job's own timeout wins.
-  std::optional<Duration> timeout;
+  std::optional<Duration> timeout{};
 };
 
 // Maps job type names to handlers. No runtime type names and no reflection: each entry is

@@ -18,36 +18,36 @@ namespace ergon {
 
 struct JobOptions {
   // When due (1678..2262: time_range.h). At most one of run_at and delay may be set; neither: now.
-  std::optional<TimePoint> run_at;
-  std::optional<Duration> delay;
+  std::optional<TimePoint> run_at{};
+  std::optional<Duration> delay{};
   // Attempts before the job fails for good. Unset: the handler's setting, else the worker's
   // DefaultMaxAttempts (10). Must be >= 1.
-  std::optional<int> max_attempts;
+  std::optional<int> max_attempts{};
   std::string queue = "default";
   // Lower runs first; 0 is the default and the most urgent.
   int priority = 0;
   // Longest time one attempt may run; unset: the handler's timeout, else none.
-  std::optional<Duration> timeout;
+  std::optional<Duration> timeout{};
   // Unique jobs (docs/flow-control.md): while a job with this key waits to run (Pending), or
   // also while it runs when unique_while_running, start_job returns that job's id and inserts
   // nothing. Empty: no key. At most 200 bytes. Not for start_jobs (bulk).
-  std::string unique_key;
+  std::string unique_key{};
   bool unique_while_running = false;
   // With unique_key: at most one job per key per period. The job holds its key for this long
   // after it was enqueued, whether it completes, fails or is cancelled meanwhile (deleting it
   // frees the key), and start_job of the key meanwhile returns its id. 1 ms to 366 days.
-  std::optional<Duration> unique_period;
+  std::optional<Duration> unique_period{};
   // Fair claiming (docs/flow-control.md): jobs with a group key (a tenant, an account) are
   // claimed round-robin across groups, so one group's backlog does not hold back another
   // group's jobs; a limit with per_group applies to each group on its own. Empty: no group.
   // At most 200 bytes.
-  std::string group_key;
+  std::string group_key{};
   // Labels to find the job by (`ergon jobs list --tag`, JobFilter::tag): at most 20, each 1 to
   // 100 bytes of UTF-8 without control characters, none repeated.
-  std::vector<std::string> tags;
+  std::vector<std::string> tags{};
   // The job's metadata, a JSON object's text (e.g. nlohmann::json{...}.dump()), at most 64 KiB;
   // the handler reads it with JobContext::meta(). Empty: none.
-  std::string meta;
+  std::string meta{};
 };
 
 // What happened to a job in a worker; delivered to WorkerOptions::on_event.
@@ -63,12 +63,12 @@ struct JobEvent {
     kRescued,         // orphans given back by this worker's rescuer (id is nil; attempt = count)
     kSnoozed,         // the handler threw Snooze: due again later, the attempt given back
   };
-  Kind kind;
-  JobId id;
-  std::string_view job_type;
+  Kind kind{};
+  JobId id{};
+  std::string_view job_type{};
   int attempt = 0;
-  std::string_view error;  // for kRetryScheduled and kFailed
-  std::string_view queue;  // the job's queue, when the worker sets it (metrics labels)
+  std::string_view error{};  // for kRetryScheduled and kFailed
+  std::string_view queue{};  // the job's queue, when the worker sets it (metrics labels)
   // kRetryScheduled and kSnoozed: when the job is due again.
   std::optional<TimePoint> run_at{};
 };
@@ -84,7 +84,7 @@ struct MessagingOptions {
   std::string transport = "AzureStorageQueues";
   // "DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...;QueueEndpoint=..." or
   // "UseDevelopmentStorage=true".
-  std::string connection_string;
+  std::string connection_string{};
   std::string queue_name = "ergon-jobs";  // the poison queue is "<queue_name>-poison"
   bool relay = true;    // publish the outbox (jobs that became due) from this worker
   bool consume = true;  // receive messages and run the jobs they name
@@ -107,7 +107,7 @@ struct WorkerOptions {
   int prefetch_jobs = 0;
   // The queues this worker takes jobs from; empty: every queue. Paused queues never
   // (JobRunner::pause_queue).
-  std::vector<std::string> queues;
+  std::vector<std::string> queues{};
   // At most this many jobs of a queue held by this worker at once, by queue name
   // (docs/flow-control.md): {{"mail", 2}} keeps a slow mail provider from taking every slot.
   // Held: claimed and its handler not yet returned, so waiting in the local queue
@@ -120,7 +120,7 @@ struct WorkerOptions {
   // Every limited queue must be listed in `queues`, which must then list every queue served:
   // a claim can name the queues to take from but not those to leave out, so a worker serving
   // every queue could not keep its unlimited claim away from a limited queue's jobs.
-  std::map<std::string, int> queue_limits;
+  std::map<std::string, int> queue_limits{};
   // A worker claims only jobs of the types it has handlers for: jobs of other types wait,
   // Pending, for a worker that handles them (`ergon stats` lists the types that no live worker
   // handles), so workers of different applications can share one database and its queues.
@@ -167,14 +167,14 @@ struct WorkerOptions {
   Duration misfire_grace = std::chrono::minutes(1);
   // Identifies this process in jobs.worker_id. Empty: "<hostname>:<pid>". A random suffix is
   // always added so that two processes never share an id.
-  std::string worker_name;
+  std::string worker_name{};
   // Messaging transport (relay and/or consumer); none by default.
-  std::optional<MessagingOptions> messaging;
+  std::optional<MessagingOptions> messaging{};
   // Called from worker threads after each transition is stored; must be thread-safe and quick.
-  std::function<void(const JobEvent&)> on_event;
+  std::function<void(const JobEvent&)> on_event{};
   // Called by this worker's scheduler after it fired a recurring job's slot, with the lag (the
   // time it fired minus the slot's time); e.g. scheduler_lag_observer() of ergon/metrics.h.
-  std::function<void(std::string_view schedule, Duration lag)> on_schedule_fired;
+  std::function<void(std::string_view schedule, Duration lag)> on_schedule_fired{};
 };
 
 }  // namespace ergon

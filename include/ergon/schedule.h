@@ -36,7 +36,7 @@ std::optional<MisfirePolicy> parse_misfire_policy(std::string_view text);  // ru
 std::optional<OverlapPolicy> parse_overlap_policy(std::string_view text);  // allow|skip
 
 struct ScheduleOptions {
-  std::string name;               // empty: the job type
+  std::string name{};             // empty: the job type
   std::string time_zone = "UTC";  // IANA name, e.g. "Europe/Berlin"
   bool with_seconds = false;      // the expression has 6 fields (seconds first)
   MisfirePolicy misfire = MisfirePolicy::kRunOnce;
@@ -44,12 +44,12 @@ struct ScheduleOptions {
   OverlapPolicy overlap = OverlapPolicy::kAllow;
   std::string queue = "default";
   int priority = 0;
-  std::optional<int> max_attempts;
+  std::optional<int> max_attempts{};
   // The tags and meta of every job the schedule starts, by JobOptions' rules: at most 20 tags,
   // each 1 to 100 bytes of UTF-8 without control characters, none repeated; meta a JSON
   // object's text, at most 64 KiB. Empty: none.
-  std::vector<std::string> tags;
-  std::string meta;
+  std::vector<std::string> tags{};
+  std::string meta{};
 };
 
 // One row of scheduled_jobs.

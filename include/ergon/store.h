@@ -120,10 +120,10 @@ struct QueueRecord {
 // rate_limit of them started in any rate_period. With per_group, each group key
 // (JobOptions::group_key; jobs without one form one group) has these limits on its own.
 struct TypeLimit {
-  std::string job_type;
-  std::optional<int> max_running;  // unset: no concurrency limit; 0 holds the type back
-  std::optional<int> rate_limit;   // unset: no rate limit; 0 holds the type back
-  Duration rate_period{};          // with rate_limit: 1 ms to 31 days
+  std::string job_type{};
+  std::optional<int> max_running{};  // unset: no concurrency limit; 0 holds the type back
+  std::optional<int> rate_limit{};   // unset: no rate limit; 0 holds the type back
+  Duration rate_period{};            // with rate_limit: 1 ms to 31 days
   bool per_group = false;
   std::int64_t running = 0;  // Running now (what limit_list reports; ignored when setting)
 };
@@ -150,18 +150,18 @@ struct WorkerRecord {
 
 // What job_list returns: newest first (by id, which is time-ordered), every condition ANDed.
 struct JobFilter {
-  std::optional<JobStatus> status;
-  std::optional<std::string> job_type;
-  std::optional<std::string> queue;
-  std::optional<TimePoint> created_after;   // created_at >= this
-  std::optional<TimePoint> created_before;  // created_at < this
+  std::optional<JobStatus> status{};
+  std::optional<std::string> job_type{};
+  std::optional<std::string> queue{};
+  std::optional<TimePoint> created_after{};   // created_at >= this
+  std::optional<TimePoint> created_before{};  // created_at < this
   // Jobs whose job_data or error_message contains this text (case-sensitive substring).
-  std::optional<std::string> text;
+  std::optional<std::string> text{};
   // Jobs that carry this tag (JobOptions::tags), exactly.
-  std::optional<std::string> tag;
+  std::optional<std::string> tag{};
   // Keyset pagination: only jobs with id < before_id (the last id of the previous page), so a
   // page costs the same on page 1 and page 10 000.
-  std::optional<JobId> before_id;
+  std::optional<JobId> before_id{};
   int limit = 50;  // 1..10000
 };
 

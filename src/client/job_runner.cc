@@ -419,29 +419,4 @@ std::vector<AuditRecord> JobRunner::list_audit(int limit) const {
   return store_->audit_list(limit);
 }
 
-void check_durations(const WorkerOptions& o) {
-  const std::pair<const char*, Duration> all[] = {
-      {"polling_interval", o.polling_interval},
-      {"scheduled_jobs_check_interval", o.scheduled_jobs_check_interval},
-      {"orphaned_jobs_check_interval", o.orphaned_jobs_check_interval},
-      {"orphaned_job_threshold", o.orphaned_job_threshold},
-      {"shutdown_timeout", o.shutdown_timeout},
-      {"retry_base_delay", o.retry_base_delay},
-      {"retry_max_delay", o.retry_max_delay},
-      {"progress_interval", o.progress_interval},
-      {"heartbeat_interval", o.heartbeat_interval},
-      {"timeout_grace", o.timeout_grace},
-      {"completed_jobs_retention", o.completed_jobs_retention},
-      {"failed_jobs_retention", o.failed_jobs_retention},
-      {"cancelled_jobs_retention", o.cancelled_jobs_retention},
-      {"prune_interval", o.prune_interval},
-      {"misfire_grace", o.misfire_grace}};
-  for (const auto& [name, d] : all) check_duration(d, name);
-  if (o.messaging) {
-    check_duration(o.messaging->visibility_timeout, "messaging.visibility_timeout");
-    check_duration(o.messaging->receive_interval, "messaging.receive_interval");
-    check_duration(o.messaging->relay_interval, "messaging.relay_interval");
-  }
-}
-
 }  // namespace ergon

@@ -126,8 +126,9 @@ class SqliteFixture {
   std::shared_ptr<ergon::Store> store_;
 };
 
-// Claims state.range(0) jobs and completes them, batched or one by one; with `history`, each
-// completion also writes its attempt's row (JobFinishParams::attempt_outcome) and a result.
+// Claims state.range(0) jobs and completes them, batched or one by one; with `history`, every
+// other job is retried instead, with its error (its attempt's row in job_attempts), and the
+// others complete with a result (a completion's attempt is its job's own row).
 void claim_complete(benchmark::State& state, bool batched, bool history = false) {
   SqliteFixture f;
   const int n = static_cast<int>(state.range(0));
@@ -146,7 +147,12 @@ void claim_complete(benchmark::State& state, bool batched, bool history = false)
       p.worker_id = "micro";
       p.status = ergon::JobStatus::kCompleted;
       p.now = now;
-      if (history) {
+      if (history && outcomes.size() % 2 == 1) {
+        p.status = ergon::JobStatus::kPending;
+        p.run_at = now;
+        p.attempt_outcome = ergon::AttemptOutcome::kRetried;
+        p.error_message = "std::runtime_error: boom";
+      } else if (history) {
         p.attempt_outcome = ergon::AttemptOutcome::kCompleted;
         p.result = R"({"ok":true})";
       }

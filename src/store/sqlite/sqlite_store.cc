@@ -25,12 +25,10 @@ namespace ergon::sqlite {
 
 std::string fill(std::string_view sql, Holes holes) {
   static constexpr std::pair<std::string_view, std::string_view> kColumns[] = {
-      {"JOB_COLUMNS", kJobColumns},
-      {"SCHEDULE_COLUMNS", kScheduleColumns},
-      {"WORKER_COLUMNS", kWorkerColumns},
-      {"AUDIT_COLUMNS", kAuditColumns},
-      {"ATTEMPT_COLUMNS", kAttemptColumns},
-      {"COMPLETED_ATTEMPT", kCompletedAttempt}};
+      {"JOB_COLUMNS", kJobColumns},         {"SCHEDULE_COLUMNS", kScheduleColumns},
+      {"WORKER_COLUMNS", kWorkerColumns},   {"AUDIT_COLUMNS", kAuditColumns},
+      {"ATTEMPT_COLUMNS", kAttemptColumns}, {"COMPLETED_ATTEMPT", kCompletedAttempt},
+  };
   std::string out;
   out.reserve(sql.size());
   for (;;) {

@@ -235,6 +235,10 @@ class JobsWorker::Impl {
       if (pool_started_) return;
       pool_started_ = true;
     }
+    // spdlog's registry is built on first use; build it here, before the threads that log. Its
+    // first use on one of them raced (under TSan) with this thread's next line, as the library
+    // is not instrumented.
+    (void)spdlog::default_logger_raw();
     maintenance_.start();
     executor_.start();
     completer_.start();
